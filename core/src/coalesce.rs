@@ -1,0 +1,96 @@
+//! Coalescing (DESIGN §5): within one SQS batch only the newest event of each session is written.
+
+use crate::event::PlayerEvent;
+use std::collections::HashMap;
+
+/// Keeps the newest of each session's events, by `ts` and on a tie by kind
+/// (`stop` > `pause` > `heartbeat` > `start`). Each item carries a tag (the SQS message it came
+/// from, say); the result keeps the winners in first-seen order.
+pub fn newest_per_session<T>(
+    events: impl IntoIterator<Item = (PlayerEvent, T)>,
+) -> Vec<(PlayerEvent, T)> {
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut winners: Vec<(PlayerEvent, T)> = Vec::new();
+    for (event, tag) in events {
+        let key = (event.stream_id.clone(), event.session_id.clone());
+        match index.get(&key) {
+            Some(&at) => {
+                if event.order() > winners[at].0.order() {
+                    winners[at] = (event, tag);
+                }
+            }
+            None => {
+                index.insert(key, winners.len());
+                winners.push((event, tag));
+            }
+        }
+    }
+    winners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind::{self, *};
+
+    fn ev(session: &str, kind: EventKind, ts: i64) -> PlayerEvent {
+        PlayerEvent {
+            stream_id: "s".into(),
+            session_id: session.into(),
+            kind,
+            ts,
+            position: None,
+            user_id: None,
+            device: None,
+        }
+    }
+
+    #[test]
+    fn newest_event_per_session_wins() {
+        // (input events, the winning tag for session "a")
+        let cases: Vec<(Vec<PlayerEvent>, usize)> = vec![
+            (vec![ev("a", Heartbeat, 1), ev("a", Heartbeat, 2)], 1),
+            (vec![ev("a", Heartbeat, 2), ev("a", Heartbeat, 1)], 0),
+            (vec![ev("a", Stop, 5), ev("a", Heartbeat, 6)], 1),
+            (vec![ev("a", Heartbeat, 5), ev("a", Stop, 5)], 1),
+            (vec![ev("a", Stop, 5), ev("a", Pause, 5)], 0),
+            (vec![ev("a", Start, 5), ev("a", Heartbeat, 5)], 1),
+            (vec![ev("a", Pause, 5), ev("a", Heartbeat, 5)], 0),
+            (vec![ev("a", Heartbeat, 5), ev("a", Heartbeat, 5)], 0),
+        ];
+        for (events, winner) in cases {
+            let tagged = events.clone().into_iter().enumerate().map(|(i, e)| (e, i));
+            let out = newest_per_session(tagged);
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].1, winner, "{events:?}");
+        }
+    }
+
+    #[test]
+    fn sessions_and_streams_are_kept_apart() {
+        let mut other_stream = ev("a", Heartbeat, 1);
+        other_stream.stream_id = "t".into();
+        let out = newest_per_session(
+            [
+                ev("a", Heartbeat, 1),
+                ev("b", Heartbeat, 9),
+                other_stream,
+                ev("a", Stop, 2),
+            ]
+            .into_iter()
+            .map(|e| (e, ())),
+        );
+        let got: Vec<(&str, &str, EventKind)> = out
+            .iter()
+            .map(|(e, ())| (e.stream_id.as_str(), e.session_id.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s", "a", Stop),
+                ("s", "b", Heartbeat),
+                ("t", "a", Heartbeat)
+            ]
+        );
+    }
+}

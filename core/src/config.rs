@@ -1,0 +1,216 @@
+//! Configuration from the environment (DESIGN §4): the same names are the infrastructure's
+//! parameters.
+
+use std::time::Duration;
+
+/// Everything the handlers, the local runtime and the read path need to agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `LIVECOUNT_SESSIONS_TABLE`: the raw, TTL'd session rows.
+    pub sessions_table: String,
+    /// `LIVECOUNT_COUNTERS_TABLE`: one live counter item per stream.
+    pub counters_table: String,
+    /// `W`, `B`, `G`: how long a session counts and how expiries are grouped.
+    pub timing: Timing,
+    /// `LIVECOUNT_SESSION_SHARDS` (`S`): partition keys per stream in the sessions table.
+    pub session_shards: u32,
+    /// `LIVECOUNT_MAX_CONCURRENT_WRITES`: DynamoDB writes one invocation keeps in flight.
+    pub max_concurrent_writes: usize,
+}
+
+/// The three durations of the expiry histogram, in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// `W`: a session counts until `W` after its last watching event was received.
+    pub window_seconds: i64,
+    /// `B`: expiry times are rounded up to a multiple of `B`.
+    pub bucket_seconds: i64,
+    /// `G`: deltas at buckets older than `now - G` are dropped, and such buckets pruned.
+    pub grace_seconds: i64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            window_seconds: 15,
+            bucket_seconds: 5,
+            grace_seconds: 60,
+        }
+    }
+}
+
+impl Timing {
+    /// The window as a [`Duration`].
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_seconds.unsigned_abs())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            sessions_table: "livecount-sessions".to_owned(),
+            counters_table: "livecount-counters".to_owned(),
+            timing: Timing::default(),
+            session_shards: 8,
+            max_concurrent_writes: 16,
+        }
+    }
+}
+
+/// A configuration variable that is set but unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable}={value:?} is invalid: {rule}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub rule: &'static str,
+}
+
+impl Config {
+    /// Reads the `LIVECOUNT_*` variables of the process environment; unset ones take defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let table = |variable: &'static str, default: String| match lookup(variable) {
+            None => Ok(default),
+            Some(value) if is_table_name(&value) => Ok(value),
+            Some(value) => Err(ConfigError {
+                variable,
+                value,
+                rule: "a table name is 3-255 characters of [A-Za-z0-9_.-]",
+            }),
+        };
+        let number = |variable: &'static str, default: i64, max: i64| match lookup(variable) {
+            None => Ok(default),
+            Some(value) => match value.trim().parse::<i64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError {
+                    variable,
+                    value,
+                    rule: "expected a whole number from 1 up to its documented maximum",
+                }),
+            },
+        };
+        let timing = Timing {
+            window_seconds: number(
+                "LIVECOUNT_WINDOW_SECONDS",
+                defaults.timing.window_seconds,
+                3600,
+            )?,
+            bucket_seconds: number(
+                "LIVECOUNT_BUCKET_SECONDS",
+                defaults.timing.bucket_seconds,
+                3600,
+            )?,
+            grace_seconds: number(
+                "LIVECOUNT_GRACE_SECONDS",
+                defaults.timing.grace_seconds,
+                86_400,
+            )?,
+        };
+        let config = Self {
+            sessions_table: table("LIVECOUNT_SESSIONS_TABLE", defaults.sessions_table)?,
+            counters_table: table("LIVECOUNT_COUNTERS_TABLE", defaults.counters_table)?,
+            timing,
+            session_shards: number(
+                "LIVECOUNT_SESSION_SHARDS",
+                defaults.session_shards.into(),
+                4096,
+            )? as u32,
+            max_concurrent_writes: number(
+                "LIVECOUNT_MAX_CONCURRENT_WRITES",
+                defaults.max_concurrent_writes as i64,
+                1024,
+            )? as usize,
+        };
+        if config.sessions_table == config.counters_table {
+            return Err(ConfigError {
+                variable: "LIVECOUNT_COUNTERS_TABLE",
+                value: config.counters_table,
+                rule: "the counters table must differ from the sessions table",
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn unset_variables_take_the_documented_defaults() {
+        let config = config(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.sessions_table, "livecount-sessions");
+        assert_eq!(config.counters_table, "livecount-counters");
+        assert_eq!(
+            config.timing,
+            Timing {
+                window_seconds: 15,
+                bucket_seconds: 5,
+                grace_seconds: 60
+            }
+        );
+        assert_eq!(config.session_shards, 8);
+    }
+
+    #[test]
+    fn set_variables_override_defaults() {
+        let config = config(&[
+            ("LIVECOUNT_SESSIONS_TABLE", "s-1"),
+            ("LIVECOUNT_COUNTERS_TABLE", "c-1"),
+            ("LIVECOUNT_WINDOW_SECONDS", "30"),
+            ("LIVECOUNT_BUCKET_SECONDS", "10"),
+            ("LIVECOUNT_GRACE_SECONDS", "120"),
+            ("LIVECOUNT_SESSION_SHARDS", "256"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.sessions_table, "s-1");
+        assert_eq!(
+            config.timing,
+            Timing {
+                window_seconds: 30,
+                bucket_seconds: 10,
+                grace_seconds: 120
+            }
+        );
+        assert_eq!(config.session_shards, 256);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_the_rule() {
+        for (variable, value) in [
+            ("LIVECOUNT_WINDOW_SECONDS", "fifteen"),
+            ("LIVECOUNT_BUCKET_SECONDS", "0"),
+            ("LIVECOUNT_GRACE_SECONDS", "-5"),
+            ("LIVECOUNT_SESSION_SHARDS", "100000"),
+            ("LIVECOUNT_SESSIONS_TABLE", "no spaces"),
+            ("LIVECOUNT_COUNTERS_TABLE", "livecount-sessions"),
+        ] {
+            let error = config(&[(variable, value)]).expect_err(variable);
+            assert_eq!(error.variable, variable);
+            assert!(error.to_string().contains(value), "{error}");
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Player events (DESIGN §3): the SQS message body, its validation, and the clear reason given
+//! for every message that breaks a rule.
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+
+/// Largest message body accepted, in bytes (SQS itself caps bodies at 256 KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Most events one body may carry as a JSON array.
+pub const MAX_EVENTS_PER_BODY: usize = 500;
+/// Longest `streamId` or `sessionId`.
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest optional text field kept on the session row (`userId`, `device`).
+pub const MAX_TEXT_CHARS: usize = 256;
+/// Latest `ts` accepted: 9999-12-31T23:59:59.999Z.
+const MAX_TS_MS: i64 = 253_402_300_799_999;
+
+/// What a player says about its playback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    // The order is the tie-break of DESIGN §5: on equal `ts`, stop > pause > heartbeat > start.
+    Start,
+    Heartbeat,
+    Pause,
+    Stop,
+}
+
+impl EventKind {
+    /// `start` and `heartbeat` mean watching; `pause` and `stop` do not.
+    pub fn is_watching(self) -> bool {
+        matches!(self, Self::Start | Self::Heartbeat)
+    }
+
+    /// The rank used to order events with the same `ts` (higher wins).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Heartbeat => "heartbeat",
+            Self::Pause => "pause",
+            Self::Stop => "stop",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "start" => Self::Start,
+            "heartbeat" => Self::Heartbeat,
+            "pause" => Self::Pause,
+            "stop" => Self::Stop,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validated player event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerEvent {
+    pub stream_id: String,
+    pub session_id: String,
+    pub kind: EventKind,
+    /// The player's clock in epoch milliseconds; it only orders one session's events.
+    pub ts: i64,
+    pub position: Option<f64>,
+    pub user_id: Option<String>,
+    pub device: Option<String>,
+}
+
+impl PlayerEvent {
+    /// The order of events of one session: `ts`, then the kind's rank.
+    pub fn order(&self) -> (i64, u8) {
+        (self.ts, self.kind.rank())
+    }
+}
+
+/// Why a whole message body was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidBody {
+    #[error("body is missing or empty")]
+    Empty,
+    #[error("body is {bytes} bytes; the limit is {MAX_BODY_BYTES}")]
+    TooLarge { bytes: usize },
+    #[error("body is not valid JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("body must be a JSON object or an array of objects, not {found}")]
+    NotObjectOrArray { found: &'static str },
+    #[error("body is an empty array")]
+    EmptyArray,
+    #[error("body holds {count} events; the limit is {MAX_EVENTS_PER_BODY}")]
+    TooManyEvents { count: usize },
+}
+
+/// Why one event of a body was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidEvent {
+    #[error("expected a JSON object, got {found}")]
+    NotAnObject { found: &'static str },
+    #[error("`{field}` is missing")]
+    Missing { field: &'static str },
+    #[error("`{field}` must be {expected}, got {found}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("`{field}` is empty")]
+    EmptyId { field: &'static str },
+    #[error("`{field}` is {chars} characters; the limit is {MAX_ID_CHARS}")]
+    IdTooLong { field: &'static str, chars: usize },
+    #[error("`{field}` contains '#', which is reserved")]
+    ReservedHash { field: &'static str },
+    #[error("`{field}` contains {character:?}; allowed are A-Z a-z 0-9 . _ : -")]
+    BadIdCharacter {
+        field: &'static str,
+        character: char,
+    },
+    #[error("`type` is {found:?}; expected start, heartbeat, pause or stop")]
+    UnknownType { found: String },
+    #[error("`ts` is {found}; expected epoch milliseconds (0 to year 9999) or an RFC 3339 time")]
+    BadTs { found: String },
+}
+
+/// A body's events, in order, each valid or with its reason.
+#[derive(Debug)]
+pub struct ParsedBody {
+    pub events: Vec<Result<PlayerEvent, InvalidEvent>>,
+    /// Whether the body was a JSON array (so reasons can name the element).
+    pub is_array: bool,
+}
+
+/// Parses an SQS message body: one JSON event object, or a non-empty array of them.
+pub fn parse_body(body: &str) -> Result<ParsedBody, InvalidBody> {
+    if body.trim().is_empty() {
+        return Err(InvalidBody::Empty);
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(InvalidBody::TooLarge { bytes: body.len() });
+    }
+    let value: Value = serde_json::from_str(body).map_err(InvalidBody::NotJson)?;
+    match value {
+        Value::Object(_) => Ok(ParsedBody {
+            events: vec![parse_event(value)],
+            is_array: false,
+        }),
+        Value::Array(items) if items.is_empty() => Err(InvalidBody::EmptyArray),
+        Value::Array(items) if items.len() > MAX_EVENTS_PER_BODY => {
+            Err(InvalidBody::TooManyEvents { count: items.len() })
+        }
+        Value::Array(items) => Ok(ParsedBody {
+            events: items.into_iter().map(parse_event).collect(),
+            is_array: true,
+        }),
+        other => Err(InvalidBody::NotObjectOrArray {
+            found: json_type(&other),
+        }),
+    }
+}
+
+/// The fields we read; everything else a player sends is ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    stream_id: Option<Value>,
+    session_id: Option<Value>,
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    ts: Option<Value>,
+    position: Option<Value>,
+    user_id: Option<Value>,
+    device: Option<Value>,
+}
+
+/// Validates one event object against the rules of DESIGN §3.
+pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
+    if !value.is_object() {
+        return Err(InvalidEvent::NotAnObject {
+            found: json_type(&value),
+        });
+    }
+    // Every field is an `Option<Value>`, so an object always deserializes.
+    let raw: RawEvent = serde_json::from_value(value).map_err(|_| InvalidEvent::NotAnObject {
+        found: "an object with duplicate fields",
+    })?;
+    let stream_id = parse_id("streamId", raw.stream_id)?;
+    let session_id = parse_id("sessionId", raw.session_id)?;
+    let kind = match required("type", raw.kind)? {
+        Value::String(text) => {
+            EventKind::parse(&text).ok_or(InvalidEvent::UnknownType { found: text })?
+        }
+        other => return Err(wrong_type("type", "a string", &other)),
+    };
+    let ts = parse_ts(required("ts", raw.ts)?)?;
+    Ok(PlayerEvent {
+        stream_id,
+        session_id,
+        kind,
+        ts,
+        position: optional_position(raw.position),
+        user_id: optional_text("userId", raw.user_id),
+        device: optional_text("device", raw.device),
+    })
+}
+
+fn required(field: &'static str, value: Option<Value>) -> Result<Value, InvalidEvent> {
+    match value {
+        None | Some(Value::Null) => Err(InvalidEvent::Missing { field }),
+        Some(value) => Ok(value),
+    }
+}
+
+fn parse_id(field: &'static str, value: Option<Value>) -> Result<String, InvalidEvent> {
+    let id = match required(field, value)? {
+        Value::String(id) => id,
+        other => return Err(wrong_type(field, "a string", &other)),
+    };
+    let chars = id.chars().count();
+    if chars == 0 {
+        return Err(InvalidEvent::EmptyId { field });
+    }
+    if chars > MAX_ID_CHARS {
+        return Err(InvalidEvent::IdTooLong { field, chars });
+    }
+    if let Some(character) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(if character == '#' {
+            InvalidEvent::ReservedHash { field }
+        } else {
+            InvalidEvent::BadIdCharacter { field, character }
+        });
+    }
+    Ok(id)
+}
+
+fn parse_ts(value: Value) -> Result<i64, InvalidEvent> {
+    let ms = match &value {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(text) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.timestamp_millis()),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if (0..=MAX_TS_MS).contains(&ms) => Ok(ms),
+        _ => Err(InvalidEvent::BadTs {
+            found: describe(&value),
+        }),
+    }
+}
+
+/// Optional fields are kept when valid; an invalid one is left off the row (and logged), since
+/// it says nothing about whether the viewer is watching.
+fn optional_position(value: Option<Value>) -> Option<f64> {
+    match value? {
+        Value::Null => None,
+        Value::Number(n) => n.as_f64().filter(|p| p.is_finite() && *p >= 0.0),
+        other => {
+            tracing::warn!(
+                found = json_type(&other),
+                "ignoring `position`: expected a number"
+            );
+            None
+        }
+    }
+}
+
+fn optional_text(field: &'static str, value: Option<Value>) -> Option<String> {
+    match value? {
+        Value::Null => None,
+        Value::String(text) if !text.is_empty() && text.chars().count() <= MAX_TEXT_CHARS => {
+            Some(text)
+        }
+        other => {
+            tracing::warn!(
+                field,
+                found = json_type(&other),
+                "ignoring optional field: expected a string of 1-{MAX_TEXT_CHARS} characters"
+            );
+            None
+        }
+    }
+}
+
+fn wrong_type(field: &'static str, expected: &'static str, found: &Value) -> InvalidEvent {
+    InvalidEvent::WrongType {
+        field,
+        expected,
+        found: json_type(found),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short rendering of a bad value for an error message (never the whole of a huge value).
+fn describe(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(fields: Value) -> Result<PlayerEvent, InvalidEvent> {
+        parse_event(fields)
+    }
+
+    fn valid() -> Value {
+        json!({"streamId": "s-1", "sessionId": "a", "type": "heartbeat", "ts": 1_700_000_000_000_i64})
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut event = valid();
+        event[field] = value;
+        event
+    }
+
+    fn without(field: &str) -> Value {
+        let mut event = valid();
+        event.as_object_mut().map(|o| o.remove(field));
+        event
+    }
+
+    #[test]
+    fn each_rule_gives_its_own_reason() {
+        let long = "x".repeat(10 * 1024);
+        let cases: Vec<(&str, Value, InvalidEvent)> = vec![
+            (
+                "missing streamId",
+                without("streamId"),
+                InvalidEvent::Missing { field: "streamId" },
+            ),
+            (
+                "missing sessionId",
+                without("sessionId"),
+                InvalidEvent::Missing { field: "sessionId" },
+            ),
+            (
+                "missing type",
+                without("type"),
+                InvalidEvent::Missing { field: "type" },
+            ),
+            (
+                "missing ts",
+                without("ts"),
+                InvalidEvent::Missing { field: "ts" },
+            ),
+            (
+                "null ts",
+                with("ts", Value::Null),
+                InvalidEvent::Missing { field: "ts" },
+            ),
+            (
+                "number id",
+                with("streamId", json!(7)),
+                InvalidEvent::WrongType {
+                    field: "streamId",
+                    expected: "a string",
+                    found: "a number",
+                },
+            ),
+            (
+                "empty id",
+                with("sessionId", json!("")),
+                InvalidEvent::EmptyId { field: "sessionId" },
+            ),
+            (
+                "10 KB id",
+                with("sessionId", json!(long)),
+                InvalidEvent::IdTooLong {
+                    field: "sessionId",
+                    chars: 10 * 1024,
+                },
+            ),
+            (
+                "hash",
+                with("streamId", json!("a#b")),
+                InvalidEvent::ReservedHash { field: "streamId" },
+            ),
+            (
+                "space",
+                with("streamId", json!("a b")),
+                InvalidEvent::BadIdCharacter {
+                    field: "streamId",
+                    character: ' ',
+                },
+            ),
+            (
+                "unknown type",
+                with("type", json!("seek")),
+                InvalidEvent::UnknownType {
+                    found: "seek".into(),
+                },
+            ),
+            (
+                "type not a string",
+                with("type", json!(["start"])),
+                InvalidEvent::WrongType {
+                    field: "type",
+                    expected: "a string",
+                    found: "an array",
+                },
+            ),
+            (
+                "ts text",
+                with("ts", json!("yesterday")),
+                InvalidEvent::BadTs {
+                    found: "\"yesterday\"".into(),
+                },
+            ),
+            (
+                "ts negative",
+                with("ts", json!(-1)),
+                InvalidEvent::BadTs { found: "-1".into() },
+            ),
+            (
+                "ts fraction",
+                with("ts", json!(1.5)),
+                InvalidEvent::BadTs {
+                    found: "1.5".into(),
+                },
+            ),
+            (
+                "ts bool",
+                with("ts", json!(true)),
+                InvalidEvent::BadTs {
+                    found: "true".into(),
+                },
+            ),
+            (
+                "ts past 9999",
+                with("ts", json!(MAX_TS_MS + 1)),
+                InvalidEvent::BadTs {
+                    found: (MAX_TS_MS + 1).to_string(),
+                },
+            ),
+            (
+                "not an object",
+                json!("hello"),
+                InvalidEvent::NotAnObject { found: "a string" },
+            ),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(event(input).expect_err(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn ts_may_be_epoch_millis_or_rfc3339() {
+        assert_eq!(event(valid()).map(|e| e.ts), Ok(1_700_000_000_000));
+        let rfc = with("ts", json!("2023-11-14T22:13:20.250Z"));
+        assert_eq!(event(rfc).map(|e| e.ts), Ok(1_700_000_000_250));
+        let offset = with("ts", json!("2023-11-14T23:13:20+01:00"));
+        assert_eq!(event(offset).map(|e| e.ts), Ok(1_700_000_000_000));
+        assert_eq!(
+            event(with("ts", json!(1.7e12))).map(|e| e.ts),
+            Ok(1_700_000_000_000)
+        );
+    }
+
+    #[test]
+    fn ids_allow_exactly_the_documented_characters() {
+        let id = "Az09._:-".repeat(16);
+        assert_eq!(id.len(), MAX_ID_CHARS);
+        assert_eq!(
+            event(with("sessionId", json!(id.clone()))).map(|e| e.session_id),
+            Ok(id)
+        );
+        assert!(event(with("sessionId", json!("x".repeat(MAX_ID_CHARS + 1)))).is_err());
+        assert!(event(with("sessionId", json!("é"))).is_err());
+    }
+
+    #[test]
+    fn optional_fields_are_kept_when_valid_and_unknown_fields_ignored() {
+        let mut input = valid();
+        input["position"] = json!(12.5);
+        input["userId"] = json!("u-9");
+        input["device"] = json!(42);
+        input["bitrate"] = json!(3000);
+        let parsed = event(input).expect("valid");
+        assert_eq!(parsed.position, Some(12.5));
+        assert_eq!(parsed.user_id.as_deref(), Some("u-9"));
+        assert_eq!(parsed.device, None);
+    }
+
+    #[test]
+    fn every_type_parses_and_only_start_and_heartbeat_watch() {
+        for (text, watching) in [
+            ("start", true),
+            ("heartbeat", true),
+            ("pause", false),
+            ("stop", false),
+        ] {
+            let parsed = event(with("type", json!(text))).expect(text);
+            assert_eq!(parsed.kind.as_str(), text);
+            assert_eq!(parsed.kind.is_watching(), watching, "{text}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_an_object_or_a_non_empty_array() {
+        let one = parse_body(&valid().to_string()).expect("object");
+        assert!(!one.is_array);
+        assert_eq!(one.events.len(), 1);
+
+        let mixed = json!([valid(), with("type", json!("nope")), valid()]).to_string();
+        let parsed = parse_body(&mixed).expect("array");
+        assert!(parsed.is_array);
+        let reasons: Vec<bool> = parsed.events.iter().map(Result::is_ok).collect();
+        assert_eq!(reasons, [true, false, true]);
+
+        assert!(matches!(parse_body("{"), Err(InvalidBody::NotJson(_))));
+        assert!(matches!(parse_body(""), Err(InvalidBody::Empty)));
+        assert!(matches!(parse_body("[]"), Err(InvalidBody::EmptyArray)));
+        assert!(matches!(
+            parse_body("42"),
+            Err(InvalidBody::NotObjectOrArray { found: "a number" })
+        ));
+        let many = Value::Array(vec![valid(); MAX_EVENTS_PER_BODY + 1]).to_string();
+        assert!(matches!(
+            parse_body(&many),
+            Err(InvalidBody::TooManyEvents { .. })
+        ));
+        let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
+        assert!(matches!(
+            parse_body(&huge),
+            Err(InvalidBody::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,135 @@
+//! Expiry and bucket math (DESIGN §3 "Time"): when a session stops counting, computed from the
+//! receive time on the server's clock, never from the player's.
+
+use crate::config::Timing;
+use crate::event::EventKind;
+
+impl Timing {
+    /// `expDate` for an event received at `recv_ms` (epoch ms):
+    /// watching events count until `ceil((recv_ms + 1000 W) / (1000 B)) * B`;
+    /// `pause` and `stop` expire at once, `floor(recv_ms / 1000)`.
+    pub fn expiry(&self, kind: EventKind, recv_ms: i64) -> i64 {
+        if kind.is_watching() {
+            ceil_div(
+                recv_ms + 1000 * self.window_seconds,
+                1000 * self.bucket_seconds,
+            ) * self.bucket_seconds
+        } else {
+            recv_ms.div_euclid(1000)
+        }
+    }
+
+    /// The bucket an `expDate` belongs to: rounded up to a multiple of `B`, so that a row written
+    /// under another `B` still counts at least until its own `expDate`.
+    pub fn bucket(&self, exp_date: i64) -> i64 {
+        ceil_div(exp_date, self.bucket_seconds) * self.bucket_seconds
+    }
+
+    /// The oldest bucket that still matters at `now`: deltas below it are dropped and such
+    /// buckets pruned (`now - G`).
+    pub fn oldest_live_bucket(&self, now: i64) -> i64 {
+        now - self.grace_seconds
+    }
+}
+
+/// `ceil(a / b)` for `b > 0`, exact for negative `a` too.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    -(-a).div_euclid(b)
+}
+
+/// The sessions-table shard of a session: `hash(sessionId) mod S`.
+///
+/// The hash is 64-bit FNV-1a, written out here because its values are stored in tables: it must
+/// never change with a compiler or crate version.
+pub fn session_shard(session_id: &str, shards: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in session_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timing = Timing {
+        window_seconds: 15,
+        bucket_seconds: 5,
+        grace_seconds: 60,
+    };
+
+    #[test]
+    fn watching_expiry_rounds_up_to_the_bucket() {
+        // (recv_ms, expDate)
+        for (recv_ms, expected) in [
+            (1_000_000_000, 1_000_015), // exactly on a bucket boundary stays
+            (1_000_000_001, 1_000_020), // one ms past rounds up a whole bucket
+            (1_000_004_999, 1_000_020),
+            (1_000_005_000, 1_000_020),
+            (1_000_005_001, 1_000_025),
+            (0, 15),
+        ] {
+            assert_eq!(
+                T.expiry(EventKind::Heartbeat, recv_ms),
+                expected,
+                "recv {recv_ms}"
+            );
+            assert_eq!(
+                T.expiry(EventKind::Start, recv_ms),
+                expected,
+                "recv {recv_ms}"
+            );
+        }
+    }
+
+    #[test]
+    fn pause_and_stop_expire_at_the_receive_second() {
+        for kind in [EventKind::Pause, EventKind::Stop] {
+            assert_eq!(T.expiry(kind, 1_000_000_999), 1_000_000);
+            assert_eq!(T.expiry(kind, 1_000_001_000), 1_000_001);
+        }
+    }
+
+    #[test]
+    fn a_session_counts_for_at_least_w_and_at_most_w_plus_b() {
+        for recv_ms in (1_000_000_000..1_000_010_000).step_by(7) {
+            let exp = T.expiry(EventKind::Heartbeat, recv_ms);
+            assert!(exp * 1000 >= recv_ms + 15_000, "recv {recv_ms}");
+            assert!(exp * 1000 < recv_ms + 20_000, "recv {recv_ms}");
+            assert_eq!(exp % 5, 0);
+        }
+    }
+
+    #[test]
+    fn bucket_of_an_expiry_is_idempotent_and_rounds_up() {
+        for (exp, bucket) in [
+            (100, 100),
+            (101, 105),
+            (104, 105),
+            (105, 105),
+            (-1, 0),
+            (-5, -5),
+        ] {
+            assert_eq!(T.bucket(exp), bucket, "exp {exp}");
+            assert_eq!(T.bucket(T.bucket(exp)), bucket);
+        }
+    }
+
+    #[test]
+    fn session_shards_are_stable_and_in_range() {
+        assert_eq!(session_shard("a", 8), session_shard("a", 8));
+        // Known FNV-1a 64 value of "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(
+            session_shard("a", 1 << 16),
+            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 16)) as u32
+        );
+        let mut seen = [0u32; 8];
+        for i in 0..8000 {
+            seen[session_shard(&format!("session-{i}"), 8) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        assert_eq!(session_shard("x", 0), 0);
+    }
+}

@@ -1,0 +1,38 @@
+//! # livecount-core
+//!
+//! The domain of livecount, the exact "viewers watching right now" counter (see `DESIGN.md` and
+//! the README). Nothing here knows about Lambda; the handlers in `livecount-ingest` and
+//! `livecount-aggregate` and the local runtime in `livecount-local` are built from these parts:
+//!
+//! - [`event`]: the player event, SQS body parsing and validation with a reason per rule;
+//! - [`coalesce`]: the newest event per session within a batch;
+//! - [`expiry`]: `expDate` and bucket math, and the session shard of a session;
+//! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
+//!   (with watermark dedupe), and `viewers(now)`;
+//! - [`model`]: the session row and counter item, mapped with `serde_dynamo`;
+//! - [`store`]: the one DynamoDB adapter (conditional session writes, counter updates, the read);
+//! - [`read`]: a stream's live count from one `GetItem`;
+//! - [`config`] and [`clock`]: environment configuration and an injectable clock.
+
+pub mod clock;
+pub mod coalesce;
+pub mod config;
+pub mod event;
+pub mod expiry;
+pub mod histogram;
+pub mod model;
+pub mod read;
+pub mod store;
+
+pub use clock::Clock;
+pub use config::{Config, ConfigError, Timing};
+pub use event::{EventKind, PlayerEvent};
+pub use read::{LiveCount, live_count};
+pub use store::{Store, StoreError};
+
+/// Builds a DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB`,
+/// `AWS_REGION`, credentials), as both Lambdas and the local tools do.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let sdk_config = aws_config::load_from_env().await;
+    aws_sdk_dynamodb::Client::new(&sdk_config)
+}
