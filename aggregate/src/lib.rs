@@ -1,1 +1,417 @@
-//! placeholder
+//! # livecount-aggregate
+//!
+//! The aggregate Lambda (DESIGN §5 "Aggregate"): DynamoDB stream records of the sessions table
+//! become one counter update per live stream. [`Aggregator::process`] is the algorithm;
+//! [`handler`] is the Lambda entry point, also called by the local stream poller.
+//!
+//! - Each record moves one session between expiry buckets: `-1` at its old bucket if the old
+//!   image was watching, `+1` at its new bucket if the new image is. INSERT, MODIFY, REMOVE and
+//!   TTL deletions are handled alike; deltas older than `now - G` are dropped.
+//! - Deltas are summed per stream and bucket over the batch; each stream gets one `UpdateItem`.
+//! - Each counter keeps, per sessions-table shard, the highest sequence number it applied, and
+//!   the update is conditioned on it: a batch (or part of one) delivered again is recognised and
+//!   skipped record by record, so Lambda's retries leave the count exact.
+//! - A record that cannot be understood is logged with its keys, counted and skipped; a stream
+//!   whose update fails reports its earliest record as the batch item failure.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::stream::{self, StreamExt};
+use lambda_runtime::LambdaEvent;
+use livecount_core::histogram::{SequenceNumber, SessionMove, plan_counter_update, viewers};
+use livecount_core::model::{CounterItem, ItemKey, SessionImage};
+use livecount_core::store::CounterWrite;
+use livecount_core::{Clock, Config, Store, StoreError, error_chain};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+/// Conditional-update rounds per stream before giving up (each round learns the stored
+/// watermarks; a second round is the common retry case, a third means a concurrent writer).
+const MAX_ROUNDS: usize = 3;
+
+/// What the aggregate handler needs, plus what it remembers between invocations: the buckets
+/// each counter is known to hold, so old ones can be pruned.
+#[derive(Debug)]
+pub struct Aggregator {
+    pub store: Store,
+    pub config: Config,
+    pub clock: Clock,
+    known_buckets: Mutex<HashMap<String, BTreeSet<i64>>>,
+}
+
+/// Why a stream record was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnreadableRecord {
+    #[error("record has no valid SequenceNumber ({0:?})")]
+    SequenceNumber(Option<String>),
+    #[error("record has no Keys with PK and SK")]
+    Keys,
+    #[error("{image} does not hold a livecount session: {reason}")]
+    Image { image: &'static str, reason: String },
+    #[error("PK {0:?} is not \"{{streamId}}#{{shard}}\"")]
+    PartitionKey(String),
+}
+
+/// Why a stream's counter update failed (its records are reported for retry).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamUpdateError {
+    #[error("counter update for stream {stream_id} failed")]
+    Store {
+        stream_id: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("counter of stream {stream_id} kept moving its watermarks for {MAX_ROUNDS} rounds")]
+    Contended { stream_id: String },
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AggregateReport {
+    pub records: usize,
+    /// Records skipped because they could not be understood (logged with their keys).
+    pub unreadable: usize,
+    /// Records applied to counters.
+    pub applied: usize,
+    /// Records skipped because their counter had applied them before (redelivery).
+    pub duplicates: usize,
+    /// Deltas dropped as older than `now - G`.
+    pub late_deltas: usize,
+    /// Counter `UpdateItem`s that committed.
+    pub counter_updates: usize,
+    /// Streams whose update failed; their earliest records are the batch item failures.
+    pub failed_streams: Vec<String>,
+    pub response: DynamoDbEventResponse,
+}
+
+/// Errors that fail the whole invocation. None today: every problem is confined to a record
+/// or a stream; the type keeps the handler's signature honest.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {}
+
+impl From<AggregateError> for lambda_runtime::Diagnostic {
+    fn from(error: AggregateError) -> Self {
+        match error {}
+    }
+}
+
+/// The Lambda entry point: stream batch in, partial batch response out.
+pub async fn handler(
+    aggregator: &Aggregator,
+    event: LambdaEvent<Event>,
+) -> Result<DynamoDbEventResponse, AggregateError> {
+    Ok(aggregator.process(&event.payload.records).await.response)
+}
+
+/// One record reduced to its move, with its place in the batch.
+struct Move {
+    position: usize,
+    session: SessionMove,
+}
+
+impl Aggregator {
+    pub fn new(store: Store, config: Config) -> Self {
+        Self::with_clock(store, config, Clock::system())
+    }
+
+    pub fn with_clock(store: Store, config: Config, clock: Clock) -> Self {
+        Self {
+            store,
+            config,
+            clock,
+            known_buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Applies one batch of stream records.
+    pub async fn process(&self, records: &[EventRecord]) -> AggregateReport {
+        let now = self.clock.now_seconds();
+        let mut report = AggregateReport {
+            records: records.len(),
+            ..AggregateReport::default()
+        };
+        let mut by_stream: BTreeMap<String, Vec<Move>> = BTreeMap::new();
+        for (position, record) in records.iter().enumerate() {
+            match self.session_move(record) {
+                Ok(session) => by_stream
+                    .entry(session.stream_id.clone())
+                    .or_default()
+                    .push(Move { position, session }),
+                Err(reason) => {
+                    report.unreadable += 1;
+                    tracing::warn!(
+                        event_id = %record.event_id,
+                        keys = ?record.change.keys,
+                        reason = %reason,
+                        "skipping unreadable stream record"
+                    );
+                }
+            }
+        }
+        let outcomes = stream::iter(by_stream)
+            .map(|(stream_id, moves)| async move {
+                let outcome = self.update_stream(&stream_id, &moves, now).await;
+                (stream_id, moves, outcome)
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for (stream_id, moves, outcome) in outcomes {
+            match outcome {
+                Ok(done) => {
+                    report.applied += done.applied;
+                    report.duplicates += moves.len() - done.applied;
+                    report.late_deltas += done.late_deltas;
+                    report.counter_updates += usize::from(done.updated);
+                }
+                Err(error) => {
+                    tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
+                    if let Some(first) = moves.iter().min_by_key(|m| m.position) {
+                        failures.push((first.position, first.session.sequence.as_str().to_owned()));
+                    }
+                    report.failed_streams.push(stream_id);
+                }
+            }
+        }
+        failures.sort();
+        for (_, sequence) in failures {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            report.response.batch_item_failures.push(failure);
+        }
+        tracing::info!(
+            records = report.records,
+            applied = report.applied,
+            duplicates = report.duplicates,
+            late_deltas = report.late_deltas,
+            unreadable = report.unreadable,
+            counter_updates = report.counter_updates,
+            failed_streams = report.failed_streams.len(),
+            "aggregate batch"
+        );
+        report
+    }
+
+    /// Reads a record as the move of one session between buckets.
+    pub fn session_move(&self, record: &EventRecord) -> Result<SessionMove, UnreadableRecord> {
+        let change = &record.change;
+        let sequence = change
+            .sequence_number
+            .as_deref()
+            .and_then(SequenceNumber::parse)
+            .ok_or_else(|| UnreadableRecord::SequenceNumber(change.sequence_number.clone()))?;
+        let keys: ItemKey =
+            serde_dynamo::from_item(change.keys.clone()).map_err(|_| UnreadableRecord::Keys)?;
+        let old = image("OldImage", &change.old_image)?;
+        let new = image("NewImage", &change.new_image)?;
+        let pk = old
+            .as_ref()
+            .or(new.as_ref())
+            .map_or(keys.pk.as_str(), |i| i.pk.as_str());
+        let (stream_id, shard) = pk
+            .rsplit_once('#')
+            .and_then(|(stream, shard)| Some((stream, shard.parse::<u32>().ok()?)))
+            .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
+        let timing = &self.config.timing;
+        let bucket = |image: Option<SessionImage>| {
+            image
+                .filter(|i| i.watching)
+                .map(|i| timing.bucket(i.exp_date))
+        };
+        Ok(SessionMove {
+            stream_id: stream_id.to_owned(),
+            shard,
+            sequence,
+            left: bucket(old),
+            joined: bucket(new),
+        })
+    }
+
+    async fn update_stream(
+        &self,
+        stream_id: &str,
+        moves: &[Move],
+        now: i64,
+    ) -> Result<StreamDone, StreamUpdateError> {
+        let sessions: Vec<SessionMove> = moves.iter().map(|m| m.session.clone()).collect();
+        let store_error = |source| StreamUpdateError::Store {
+            stream_id: stream_id.to_owned(),
+            source,
+        };
+        let mut applied_marks = BTreeMap::new();
+        for _ in 0..MAX_ROUNDS {
+            let known = self.known(stream_id);
+            let Some(plan) = plan_counter_update(
+                stream_id,
+                &sessions,
+                &applied_marks,
+                &known,
+                &self.config.timing,
+                now,
+            ) else {
+                // Nothing left that changes the count: duplicates, or only late deltas.
+                let applied = sessions
+                    .iter()
+                    .filter(|m| {
+                        applied_marks
+                            .get(&m.shard)
+                            .is_none_or(|mark| m.sequence > *mark)
+                    })
+                    .count();
+                return Ok(StreamDone {
+                    applied,
+                    late_deltas: 0,
+                    updated: false,
+                });
+            };
+            match self
+                .store
+                .update_counter(&plan)
+                .await
+                .map_err(store_error)?
+            {
+                CounterWrite::Applied(counter) => {
+                    self.remember(stream_id, &counter);
+                    self.raise_peak(stream_id, &counter, now).await;
+                    return Ok(StreamDone {
+                        applied: plan.records,
+                        late_deltas: plan.late_deltas,
+                        updated: true,
+                    });
+                }
+                CounterWrite::AlreadyApplied(counter) => {
+                    tracing::info!(
+                        stream_id,
+                        "records delivered again; skipping those applied before"
+                    );
+                    self.remember(stream_id, &counter);
+                    applied_marks = counter.tallies.watermarks;
+                }
+            }
+        }
+        Err(StreamUpdateError::Contended {
+            stream_id: stream_id.to_owned(),
+        })
+    }
+
+    /// Keeps `peak` at the most viewers seen; a failure here only delays the peak, so it is
+    /// logged and the batch goes on.
+    async fn raise_peak(&self, stream_id: &str, counter: &CounterItem, now: i64) {
+        let current = viewers(&counter.tallies.buckets, now);
+        if current > counter.peak.unwrap_or(0)
+            && let Err(error) = self.store.raise_peak(stream_id, current, now).await
+        {
+            tracing::warn!(stream_id, error = %error_chain(&error), "could not raise peak");
+        }
+    }
+
+    fn known(&self, stream_id: &str) -> BTreeSet<i64> {
+        self.known_buckets
+            .lock()
+            .map(|k| k.get(stream_id).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, stream_id: &str, counter: &CounterItem) {
+        if let Ok(mut known) = self.known_buckets.lock() {
+            known.insert(
+                stream_id.to_owned(),
+                counter.tallies.buckets.keys().copied().collect(),
+            );
+        }
+    }
+}
+
+struct StreamDone {
+    applied: usize,
+    late_deltas: usize,
+    updated: bool,
+}
+
+fn image(
+    name: &'static str,
+    item: &serde_dynamo::Item,
+) -> Result<Option<SessionImage>, UnreadableRecord> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(item.clone())
+        .map(Some)
+        .map_err(|e| UnreadableRecord::Image {
+            image: name,
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aggregator() -> Aggregator {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        Aggregator::new(Store::new(client, &Config::default()), Config::default())
+    }
+
+    fn fixture() -> Event {
+        serde_json::from_str(include_str!("../../tests/fixtures/dynamodb-event.json"))
+            .expect("fixture")
+    }
+
+    #[test]
+    fn aws_shaped_records_read_as_session_moves() {
+        let aggregator = aggregator();
+        let moves: Vec<(String, u32, Option<i64>, Option<i64>)> = fixture()
+            .records
+            .iter()
+            .map(|r| aggregator.session_move(r).expect("readable"))
+            .map(|m| (m.stream_id, m.shard, m.left, m.joined))
+            .collect();
+        let stream = "launch-keynote".to_owned();
+        assert_eq!(
+            moves,
+            [
+                (stream.clone(), 5, None, Some(1_700_000_015)), // INSERT
+                (stream.clone(), 3, None, Some(1_700_000_015)), // INSERT
+                (stream.clone(), 3, Some(1_700_000_015), Some(1_700_000_020)), // MODIFY
+                (stream.clone(), 5, Some(1_700_000_015), None), // REMOVE
+                (stream, 1, Some(1_699_999_400), None),         // TTL REMOVE
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_records_name_what_is_wrong() {
+        let aggregator = aggregator();
+        let mut record = fixture().records.remove(1);
+        record.change.sequence_number = Some("12ab".into());
+        assert_eq!(
+            aggregator.session_move(&record),
+            Err(UnreadableRecord::SequenceNumber(Some("12ab".into())))
+        );
+
+        let mut record = fixture().records.remove(2);
+        record.change.new_image.remove("expDate");
+        assert!(matches!(
+            aggregator.session_move(&record),
+            Err(UnreadableRecord::Image {
+                image: "NewImage",
+                ..
+            })
+        ));
+
+        let record = fixture().records.remove(3);
+        let mut json = serde_json::to_value(&record).expect("serializes");
+        json["dynamodb"]["Keys"]["PK"] = serde_json::json!({"S": "no-shard"});
+        json["dynamodb"]["OldImage"]["PK"] = serde_json::json!({"S": "no-shard"});
+        let record: EventRecord = serde_json::from_value(json).expect("record");
+        assert_eq!(
+            aggregator.session_move(&record),
+            Err(UnreadableRecord::PartitionKey("no-shard".into()))
+        );
+    }
+}

@@ -36,3 +36,15 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let sdk_config = aws_config::load_from_env().await;
     aws_sdk_dynamodb::Client::new(&sdk_config)
 }
+
+/// An error and its sources, joined with ": ", for one log line or one reason.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

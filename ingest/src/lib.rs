@@ -1,1 +1,259 @@
-//! placeholder
+//! # livecount-ingest
+//!
+//! The ingest Lambda (DESIGN §5 "Ingest"): an SQS batch of player events becomes conditional
+//! writes to the TTL'd sessions table. [`Ingest::process`] is the whole algorithm; [`handler`] is
+//! the Lambda entry point that `main.rs` wires to `lambda_runtime`, and the local runtime calls
+//! the same function with SQS-shaped batches.
+//!
+//! - Each message is parsed and validated; an invalid one is logged with its reason and reported
+//!   as a batch item failure (so SQS moves it to the DLQ), while the valid events beside it,
+//!   in the same body or the same batch, are still applied.
+//! - Within the batch only the newest event per session is written, each with one `UpdateItem`
+//!   conditioned on the stored event being older; a failed condition is a stale event, counted
+//!   and acknowledged.
+//! - Writes run concurrently (bounded); one that still fails after the SDK's retries reports
+//!   exactly the message its event came from.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::stream::{self, StreamExt};
+use lambda_runtime::LambdaEvent;
+use livecount_core::coalesce::newest_per_session;
+use livecount_core::event::parse_body;
+use livecount_core::expiry::session_shard;
+use livecount_core::model::{ItemKey, SessionState};
+use livecount_core::store::SessionWrite;
+use livecount_core::{Clock, Config, PlayerEvent, Store, error_chain};
+use std::collections::BTreeSet;
+
+/// The SQS attribute holding the time the queue received the message (epoch ms, server clock).
+pub const SENT_TIMESTAMP: &str = "SentTimestamp";
+
+/// What the ingest handler needs: the store, the configuration and a clock (the fallback receive
+/// time when a message carries no `SentTimestamp`).
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub store: Store,
+    pub config: Config,
+    pub clock: Clock,
+}
+
+/// A message refused as invalid, with one reason per rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidMessage {
+    pub message_id: String,
+    pub reasons: Vec<String>,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Valid events in the batch.
+    pub events: usize,
+    /// Session rows written.
+    pub applied: usize,
+    /// Events superseded by a newer event of their session: within the batch, or already stored.
+    pub stale: usize,
+    pub invalid: Vec<InvalidMessage>,
+    /// Messages whose write failed after the SDK's retries (to be redelivered).
+    pub failed: Vec<String>,
+}
+
+impl IngestReport {
+    /// The SQS partial batch response: every invalid or failed message, once, in batch order.
+    pub fn batch_response(&self, messages: &[SqsMessage]) -> SqsBatchResponse {
+        let failed: BTreeSet<&str> = self
+            .invalid
+            .iter()
+            .map(|m| m.message_id.as_str())
+            .chain(self.failed.iter().map(String::as_str))
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        for id in messages.iter().filter_map(|m| m.message_id.as_deref()) {
+            if failed.contains(id) {
+                response.add_failure(id);
+            }
+        }
+        response
+    }
+}
+
+/// Errors that fail the whole invocation (SQS then redelivers the whole batch).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("SQS message at position {position} has no messageId, so it cannot be reported")]
+    MissingMessageId { position: usize },
+}
+
+impl From<IngestError> for lambda_runtime::Diagnostic {
+    fn from(error: IngestError) -> Self {
+        Self {
+            error_type: "IngestError".to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The Lambda entry point: SQS batch in, partial batch response out.
+pub async fn handler(
+    ingest: &Ingest,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, IngestError> {
+    let messages = &event.payload.records;
+    let report = ingest.process(messages).await?;
+    Ok(report.batch_response(messages))
+}
+
+impl Ingest {
+    pub fn new(store: Store, config: Config) -> Self {
+        Self {
+            store,
+            config,
+            clock: Clock::system(),
+        }
+    }
+
+    /// Parses, validates, coalesces and writes one SQS batch.
+    pub async fn process(&self, messages: &[SqsMessage]) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        // (event, index of its message, receive time in ms)
+        let mut accepted: Vec<(PlayerEvent, (usize, i64))> = Vec::new();
+        let mut ids = Vec::with_capacity(messages.len());
+        for (position, message) in messages.iter().enumerate() {
+            let id = message
+                .message_id
+                .clone()
+                .ok_or(IngestError::MissingMessageId { position })?;
+            let recv_ms = self.receive_time(message);
+            let mut reasons = Vec::new();
+            match parse_body(message.body.as_deref().unwrap_or_default()) {
+                Err(error) => reasons.push(error_chain(&error)),
+                Ok(body) => {
+                    for (index, event) in body.events.into_iter().enumerate() {
+                        match event {
+                            Ok(event) => accepted.push((event, (position, recv_ms))),
+                            Err(error) if body.is_array => {
+                                reasons.push(format!("event {index}: {error}"));
+                            }
+                            Err(error) => reasons.push(error.to_string()),
+                        }
+                    }
+                }
+            }
+            if !reasons.is_empty() {
+                tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
+                report.invalid.push(InvalidMessage {
+                    message_id: id.clone(),
+                    reasons,
+                });
+            }
+            ids.push(id);
+        }
+        report.events = accepted.len();
+        let winners = newest_per_session(accepted);
+        report.stale = report.events - winners.len();
+
+        let writes = stream::iter(winners)
+            .map(|(event, (position, recv_ms))| async move {
+                (position, self.write(&event, recv_ms).await)
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut failed = BTreeSet::new();
+        for (position, outcome) in writes {
+            match outcome {
+                Ok(SessionWrite::Applied) => report.applied += 1,
+                Ok(SessionWrite::Stale) => report.stale += 1,
+                Err(error) => {
+                    tracing::error!(message_id = %ids[position], error = %error_chain(&error), "session write failed");
+                    failed.insert(position);
+                }
+            }
+        }
+        report.failed = failed.into_iter().map(|p| ids[p].clone()).collect();
+        tracing::info!(
+            messages = messages.len(),
+            events = report.events,
+            applied = report.applied,
+            stale = report.stale,
+            invalid = report.invalid.len(),
+            failed = report.failed.len(),
+            "ingest batch"
+        );
+        Ok(report)
+    }
+
+    /// `SentTimestamp` (the queue's clock), or this function's clock when it is missing.
+    fn receive_time(&self, message: &SqsMessage) -> i64 {
+        message
+            .attributes
+            .get(SENT_TIMESTAMP)
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or_else(|| self.clock.now_ms())
+    }
+
+    async fn write(
+        &self,
+        event: &PlayerEvent,
+        recv_ms: i64,
+    ) -> Result<SessionWrite, livecount_core::StoreError> {
+        let shard = session_shard(&event.session_id, self.config.session_shards);
+        let key = ItemKey::session(&event.stream_id, shard, &event.session_id);
+        let state = SessionState {
+            stream_id: event.stream_id.clone(),
+            exp_date: self.config.timing.expiry(event.kind, recv_ms),
+            last_ts: event.ts,
+            last_rank: event.kind.rank(),
+            last_type: event.kind.as_str().to_owned(),
+            recv_at: recv_ms,
+            watching: event.kind.is_watching(),
+            position: event.position,
+            user_id: event.user_id.clone(),
+            device: event.device.clone(),
+        };
+        self.store.write_session(&key, &state).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.to_owned());
+        m
+    }
+
+    #[test]
+    fn the_batch_response_names_each_failed_message_once_in_batch_order() {
+        let messages = [message("a"), message("b"), message("c"), message("d")];
+        let report = IngestReport {
+            invalid: vec![InvalidMessage {
+                message_id: "c".into(),
+                reasons: vec!["x".into()],
+            }],
+            failed: vec!["a".into(), "c".into()],
+            ..IngestReport::default()
+        };
+        let ids: Vec<String> = report
+            .batch_response(&messages)
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+    }
+
+    #[test]
+    fn sqs_fixture_deserializes_with_sent_timestamp() {
+        let fixture = include_str!("../../tests/fixtures/sqs-event.json");
+        let event: SqsEvent = serde_json::from_str(fixture).expect("fixture");
+        assert_eq!(event.records.len(), 2);
+        let sent = event.records[0]
+            .attributes
+            .get(SENT_TIMESTAMP)
+            .map(String::as_str);
+        assert_eq!(sent, Some("1700000000000"));
+    }
+}

@@ -1,0 +1,501 @@
+//! A DynamoDB Streams poller with Lambda's event source mapping semantics, for DynamoDB Local
+//! (which has no Lambda triggers).
+//!
+//! It reads every shard of a stream (parents before their children, following new shards),
+//! turns each record into the `aws_lambda_events` shape Lambda delivers, and calls the handler
+//! with batches of up to `batch_size` records of one shard, waiting up to `batching_window` to
+//! fill one. On a partial batch response it commits the records before the earliest reported
+//! sequence number and delivers again from there; on an error it delivers the whole batch again;
+//! after `max_retries` failed deliveries it discards the batch (Lambda's on-failure destination).
+
+use aws_lambda_events::event::dynamodb::{
+    Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
+};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::error::SdkError;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use chrono::DateTime;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+/// The event source mapping settings the poller imitates.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    /// Most records per handler call (Lambda's `BatchSize`; 1-10,000, default 100).
+    pub batch_size: usize,
+    /// How long to gather records before calling the handler with a short batch
+    /// (Lambda's `MaximumBatchingWindowInSeconds`; default 0).
+    pub batching_window: Duration,
+    /// Pause between polls of an idle stream in [`StreamPoller::run`] (Lambda polls each shard
+    /// about four times a second).
+    pub poll_interval: Duration,
+    /// Failed deliveries of one batch before it is discarded (Lambda's
+    /// `MaximumRetryAttempts`).
+    pub max_retries: u32,
+    /// The region written into records (`awsRegion`).
+    pub region: String,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            batching_window: Duration::ZERO,
+            poll_interval: Duration::from_millis(250),
+            max_retries: 10,
+            region: "local".to_owned(),
+        }
+    }
+}
+
+/// A stream call that failed; [`StreamPoller::run`] logs it and polls again.
+#[derive(Debug, thiserror::Error)]
+pub enum PollerError {
+    #[error("DynamoDB Streams {operation} failed")]
+    Streams {
+        operation: &'static str,
+        #[source]
+        source: aws_sdk_dynamodbstreams::Error,
+    },
+}
+
+/// What one poll or drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Records read from the stream.
+    pub fetched: usize,
+    /// Handler calls, and records in them (a redelivered record counts again).
+    pub batches: usize,
+    pub delivered: usize,
+    /// Records committed (acknowledged by the handler).
+    pub committed: usize,
+    /// Deliveries the handler failed in whole or in part.
+    pub failed_deliveries: usize,
+    /// Records given up on after `max_retries`.
+    pub discarded: usize,
+    /// TTL deletions turned into service `REMOVE`s.
+    pub ttl_removes: usize,
+}
+
+impl PollReport {
+    fn add(&mut self, other: &PollReport) {
+        self.fetched += other.fetched;
+        self.batches += other.batches;
+        self.delivered += other.delivered;
+        self.committed += other.committed;
+        self.failed_deliveries += other.failed_deliveries;
+        self.discarded += other.discarded;
+        self.ttl_removes += other.ttl_removes;
+    }
+}
+
+#[derive(Debug, Default)]
+struct ShardState {
+    parent: Option<String>,
+    iterator: Option<String>,
+    /// No more records will come: GetRecords returned no next iterator.
+    closed: bool,
+    /// Last sequence number read, to resume when an iterator expires.
+    last_read: Option<String>,
+    /// Records read and not yet committed, oldest first.
+    pending: VecDeque<EventRecord>,
+    /// When the oldest pending record was read (the batching window's start).
+    pending_since: Option<Instant>,
+    /// Failed deliveries of the batch at the head of `pending`.
+    attempts: u32,
+}
+
+impl ShardState {
+    fn finished(&self) -> bool {
+        self.closed && self.pending.is_empty()
+    }
+}
+
+/// Reads one stream and feeds its records to a handler, as Lambda would.
+pub struct StreamPoller {
+    client: Client,
+    stream_arn: String,
+    config: PollerConfig,
+    shards: BTreeMap<String, ShardState>,
+}
+
+impl StreamPoller {
+    pub fn new(client: Client, stream_arn: impl Into<String>, config: PollerConfig) -> Self {
+        Self {
+            client,
+            stream_arn: stream_arn.into(),
+            config,
+            shards: BTreeMap::new(),
+        }
+    }
+
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
+    /// Reads the next records of every readable shard and hands them over, without calling any
+    /// handler, as the batches Lambda would deliver next; the poller forgets them. For tests
+    /// that deliver a batch themselves: twice, in part, or changed.
+    pub async fn next_batches(&mut self) -> Result<Vec<Event>, PollerError> {
+        let mut report = PollReport::default();
+        self.discover_shards().await?;
+        let ids: Vec<String> = self.readable_shards();
+        let mut batches = Vec::new();
+        for id in ids {
+            self.read_shard(&id, &mut report).await?;
+            if let Some(shard) = self.shards.get_mut(&id) {
+                while !shard.pending.is_empty() {
+                    let take = shard.pending.len().min(self.config.batch_size);
+                    let mut event = Event::default();
+                    event.records = shard.pending.drain(..take).collect();
+                    batches.push(event);
+                }
+                shard.pending_since = None;
+            }
+        }
+        Ok(batches)
+    }
+
+    /// One round: discovers shards, reads each readable shard once, and delivers the batches
+    /// that are due (full, or older than the batching window; all of them when `force`).
+    pub async fn poll_once<H, E>(
+        &mut self,
+        handler: &mut H,
+        force: bool,
+    ) -> Result<PollReport, PollerError>
+    where
+        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        E: Display,
+    {
+        let mut report = PollReport::default();
+        self.discover_shards().await?;
+        for id in self.readable_shards() {
+            self.read_shard(&id, &mut report).await?;
+            self.deliver_due(&id, handler, force, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    /// Polls until everything the stream holds now has been delivered and committed (or
+    /// discarded): the handler has seen every record written before the call.
+    pub async fn drain<H, E>(&mut self, handler: &mut H) -> Result<PollReport, PollerError>
+    where
+        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        E: Display,
+    {
+        let mut total = PollReport::default();
+        loop {
+            let round = self.poll_once(handler, true).await?;
+            total.add(&round);
+            let idle = round.fetched == 0 && round.batches == 0;
+            if idle && self.shards.values().all(|s| s.pending.is_empty()) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Polls until `shutdown` resolves, logging stream errors and going on.
+    pub async fn run<H, E>(mut self, mut handler: H, shutdown: impl Future<Output = ()>)
+    where
+        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        E: Display,
+    {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let busy = match self.poll_once(&mut handler, false).await {
+                Ok(report) => report.fetched > 0 || report.batches > 0,
+                Err(error) => {
+                    tracing::warn!(error = %livecount_core::error_chain(&error), "stream poll failed");
+                    false
+                }
+            };
+            let pause = if busy {
+                Duration::ZERO
+            } else {
+                self.config.poll_interval
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Shards whose records may be delivered: open or with pending records, and whose parent
+    /// (if we know it) is finished, so a key's records stay in order across a shard split.
+    fn readable_shards(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .filter(|(_, s)| !s.finished())
+            .filter(|(_, s)| {
+                s.parent
+                    .as_ref()
+                    .and_then(|p| self.shards.get(p))
+                    .is_none_or(ShardState::finished)
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    async fn discover_shards(&mut self) -> Result<(), PollerError> {
+        let mut start: Option<String> = None;
+        loop {
+            let output = self
+                .client
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(start)
+                .send()
+                .await
+                .map_err(|e| streams_error("DescribeStream", e))?;
+            let Some(description) = output.stream_description else {
+                return Ok(());
+            };
+            for shard in description.shards.unwrap_or_default() {
+                if let Some(id) = shard.shard_id {
+                    self.shards.entry(id).or_insert_with(|| ShardState {
+                        parent: shard.parent_shard_id,
+                        ..ShardState::default()
+                    });
+                }
+            }
+            start = description.last_evaluated_shard_id;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_shard(&mut self, id: &str, report: &mut PollReport) -> Result<(), PollerError> {
+        let Some(shard) = self.shards.get(id) else {
+            return Ok(());
+        };
+        if shard.closed || shard.pending.len() >= self.config.batch_size {
+            return Ok(());
+        }
+        let iterator = match shard.iterator.clone() {
+            Some(iterator) => iterator,
+            None => self.shard_iterator(id, shard.last_read.clone()).await?,
+        };
+        let result = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(1000)
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(SdkError::ServiceError(e)) if e.err().is_expired_iterator_exception() => {
+                if let Some(shard) = self.shards.get_mut(id) {
+                    shard.iterator = None;
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(streams_error("GetRecords", e)),
+        };
+        let region = self.config.region.clone();
+        let arn = self.stream_arn.clone();
+        let Some(shard) = self.shards.get_mut(id) else {
+            return Ok(());
+        };
+        for record in output.records.unwrap_or_default() {
+            let (record, ttl) = lambda_record(record, &region, &arn);
+            report.fetched += 1;
+            report.ttl_removes += usize::from(ttl);
+            shard.last_read = record.change.sequence_number.clone();
+            shard.pending.push_back(record);
+            shard.pending_since.get_or_insert_with(Instant::now);
+        }
+        shard.closed = output.next_shard_iterator.is_none();
+        shard.iterator = output.next_shard_iterator;
+        Ok(())
+    }
+
+    async fn shard_iterator(&self, id: &str, after: Option<String>) -> Result<String, PollerError> {
+        let request = self
+            .client
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(id);
+        let request = match after {
+            Some(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|e| streams_error("GetShardIterator", e))?;
+        Ok(output.shard_iterator.unwrap_or_default())
+    }
+
+    async fn deliver_due<H, E>(
+        &mut self,
+        id: &str,
+        handler: &mut H,
+        force: bool,
+        report: &mut PollReport,
+    ) where
+        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        E: Display,
+    {
+        let (batch_size, window, max_retries) = (
+            self.config.batch_size,
+            self.config.batching_window,
+            self.config.max_retries,
+        );
+        let Some(shard) = self.shards.get_mut(id) else {
+            return;
+        };
+        loop {
+            let due = shard.pending.len() >= batch_size
+                || force
+                || shard.closed
+                || shard.pending_since.is_some_and(|t| t.elapsed() >= window);
+            if shard.pending.is_empty() || !due {
+                return;
+            }
+            let take = shard.pending.len().min(batch_size);
+            let mut event = Event::default();
+            event.records = shard.pending.iter().take(take).cloned().collect();
+            report.batches += 1;
+            report.delivered += take;
+            let committed = match handler(event).await {
+                Ok(response) => first_failure(&response, shard.pending.iter().take(take)),
+                Err(error) => {
+                    tracing::warn!(shard = id, error = %error, "handler failed; the batch will be delivered again");
+                    Some(0)
+                }
+            };
+            match committed {
+                None => {
+                    shard.pending.drain(..take);
+                    report.committed += take;
+                    shard.attempts = 0;
+                }
+                Some(ok) => {
+                    shard.pending.drain(..ok);
+                    report.committed += ok;
+                    report.failed_deliveries += 1;
+                    shard.attempts = if ok > 0 { 1 } else { shard.attempts + 1 };
+                    if shard.attempts > max_retries {
+                        let dropped = take - ok;
+                        tracing::error!(
+                            shard = id,
+                            records = dropped,
+                            "discarding records after {max_retries} retries"
+                        );
+                        shard.pending.drain(..dropped);
+                        report.discarded += dropped;
+                        shard.attempts = 0;
+                    } else {
+                        // Deliver again on the next poll, as Lambda retries after a failure.
+                        return;
+                    }
+                }
+            }
+            shard.pending_since = (!shard.pending.is_empty()).then(Instant::now);
+        }
+    }
+}
+
+/// The number of records committed before the first reported failure, or `None` if the whole
+/// batch succeeded. An identifier that names no record of the batch fails the whole batch, as
+/// on Lambda.
+fn first_failure<'a>(
+    response: &DynamoDbEventResponse,
+    batch: impl Iterator<Item = &'a EventRecord> + Clone,
+) -> Option<usize> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|failure| {
+            failure
+                .item_identifier
+                .as_deref()
+                .and_then(|id| {
+                    batch
+                        .clone()
+                        .position(|r| r.change.sequence_number.as_deref() == Some(id))
+                })
+                .unwrap_or(0)
+        })
+        .min()
+}
+
+/// Converts a DynamoDB Streams record into the record Lambda delivers. Returns whether it was a
+/// TTL deletion, which DynamoDB Local emits with an event name the SDK does not know and no
+/// `userIdentity`; AWS emits it as `REMOVE` by the DynamoDB service.
+pub fn lambda_record(record: Record, region: &str, stream_arn: &str) -> (EventRecord, bool) {
+    let name = record
+        .event_name
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    let stream = record
+        .dynamodb
+        .unwrap_or_else(|| aws_sdk_dynamodbstreams::types::StreamRecord::builder().build());
+    let item = |image: Option<std::collections::HashMap<_, _>>| {
+        serde_dynamo::Item::from(image.unwrap_or_default())
+    };
+    let mut change = StreamRecord::default();
+    change.approximate_creation_date_time = stream
+        .approximate_creation_date_time
+        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default();
+    change.keys = item(stream.keys);
+    change.new_image = item(stream.new_image);
+    change.old_image = item(stream.old_image);
+    change.sequence_number = stream.sequence_number;
+    change.size_bytes = stream.size_bytes.unwrap_or_default();
+    change.stream_view_type = Some(StreamViewType::NewAndOldImages);
+
+    let ttl = !matches!(name.as_str(), "INSERT" | "MODIFY" | "REMOVE")
+        && record.user_identity.is_none()
+        && change.new_image.is_empty()
+        && !change.old_image.is_empty();
+    let mut out = EventRecord::default();
+    out.aws_region = record
+        .aws_region
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| region.to_owned());
+    out.change = change;
+    out.event_id = record.event_id.unwrap_or_default();
+    out.event_name = if ttl { "REMOVE".to_owned() } else { name };
+    out.event_source = Some("aws:dynamodb".to_owned());
+    out.event_version = Some(record.event_version.unwrap_or_else(|| "1.1".to_owned()));
+    out.event_source_arn = Some(stream_arn.to_owned());
+    out.user_identity = if ttl {
+        Some(service_identity())
+    } else {
+        record.user_identity.map(|identity| {
+            let mut user = UserIdentity::default();
+            user.type_ = identity.r#type.unwrap_or_default();
+            user.principal_id = identity.principal_id.unwrap_or_default();
+            user
+        })
+    };
+    (out, ttl)
+}
+
+/// The `userIdentity` AWS puts on TTL deletions.
+pub fn service_identity() -> UserIdentity {
+    let mut user = UserIdentity::default();
+    user.type_ = "Service".to_owned();
+    user.principal_id = "dynamodb.amazonaws.com".to_owned();
+    user
+}
+
+fn streams_error<E, R>(operation: &'static str, source: SdkError<E, R>) -> PollerError
+where
+    aws_sdk_dynamodbstreams::Error: From<SdkError<E, R>>,
+{
+    PollerError::Streams {
+        operation,
+        source: source.into(),
+    }
+}
