@@ -27,7 +27,7 @@ pub enum StoreError {
         operation: &'static str,
         table: String,
         #[source]
-        source: aws_sdk_dynamodb::Error,
+        source: Box<aws_sdk_dynamodb::Error>,
     },
     #[error("an item of table {table} does not map to {what}")]
     Mapping {
@@ -423,7 +423,7 @@ impl Store {
         StoreError::Dynamo {
             operation,
             table: table.to_owned(),
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 }

@@ -57,7 +57,7 @@ pub enum PollerError {
     Streams {
         operation: &'static str,
         #[source]
-        source: aws_sdk_dynamodbstreams::Error,
+        source: Box<aws_sdk_dynamodbstreams::Error>,
     },
 }
 
@@ -496,6 +496,6 @@ where
 {
     PollerError::Streams {
         operation,
-        source: source.into(),
+        source: Box::new(source.into()),
     }
 }

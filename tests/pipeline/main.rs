@@ -1,1 +1,9 @@
+//! Integration tests: the real handlers, stream poller and read against DynamoDB Local.
+//! Run with `make test`, which starts DynamoDB Local; every test makes its own tables.
 
+mod aws_shapes;
+mod bad_input;
+mod five_players;
+mod stream_retries;
+mod ttl;
+mod unordered_sqs;

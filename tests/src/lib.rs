@@ -1,1 +1,295 @@
-//! placeholder
+//! # livecount-tests
+//!
+//! The harness of livecount's integration tests (`tests/pipeline/`): every test gets its own
+//! uniquely named tables in the DynamoDB Local that `make test` starts, and drives the real
+//! ingest and aggregate handlers, the real stream poller and the one-GetItem read.
+//!
+//! Time is a [`Clock`] the test sets, so a minute of heartbeats runs in seconds; expiry still
+//! comes from each message's `SentTimestamp`, exactly as on AWS.
+
+// A test harness: a failed setup step is a failed test, said with its reason.
+#![allow(clippy::expect_used)]
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::{Context, LambdaEvent};
+use livecount_aggregate::{AggregateReport, Aggregator};
+use livecount_core::{Clock, Config, Store, Timing, live_count};
+use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP};
+use livecount_local::{PollReport, PollerConfig, StreamPoller};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// One isolated pipeline: its own tables, handlers, poller and clock.
+pub struct Pipeline {
+    pub config: Config,
+    pub store: Store,
+    pub ingest: Ingest,
+    pub aggregator: Aggregator,
+    pub poller: StreamPoller,
+    pub clock: Clock,
+    next_message: AtomicU64,
+}
+
+/// The real wall clock, in epoch milliseconds, rounded down to a whole second.
+pub fn wall_clock_second_ms() -> i64 {
+    Clock::system().now_seconds() * 1000
+}
+
+impl Pipeline {
+    /// A pipeline with the default timing and a manual clock at the current wall-clock second.
+    pub async fn new(test: &str) -> Self {
+        Self::with_timing(test, Timing::default()).await
+    }
+
+    pub async fn with_timing(test: &str, timing: Timing) -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+            panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the integration tests with `make test`, which starts DynamoDB Local")
+        });
+        static TABLES: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "{test}-{}-{}-{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::SeqCst),
+            fastrand::u32(..)
+        );
+        let config = Config {
+            sessions_table: format!("sessions-{unique}"),
+            counters_table: format!("counters-{unique}"),
+            timing,
+            ..Config::default()
+        };
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+        store.create_tables().await.expect("create tables");
+        let stream_arn = store.sessions_stream_arn().await.expect("stream ARN");
+        let clock = Clock::manual(wall_clock_second_ms());
+        let ingest = Ingest {
+            store: store.clone(),
+            config: config.clone(),
+            clock: clock.clone(),
+        };
+        let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
+        let poller = StreamPoller::new(
+            livecount_local::streams_client(&sdk),
+            stream_arn,
+            PollerConfig::default(),
+        );
+        Self {
+            config,
+            store,
+            ingest,
+            aggregator,
+            poller,
+            clock,
+            next_message: AtomicU64::new(0),
+        }
+    }
+
+    /// An SQS message as Lambda delivers it, sent (`SentTimestamp`) at `sent_ms`.
+    pub fn message(&self, body: impl Into<String>, sent_ms: i64) -> SqsMessage {
+        let n = self.next_message.fetch_add(1, Ordering::SeqCst);
+        let body = body.into();
+        let event = json!({
+            "messageId": format!("msg-{n:06}"),
+            "receiptHandle": format!("handle-{n}"),
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                SENT_TIMESTAMP: sent_ms.to_string(),
+                "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                "ApproximateFirstReceiveTimestamp": sent_ms.to_string()
+            },
+            "messageAttributes": {},
+            "md5OfBody": "0",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livecount-events",
+            "awsRegion": "us-east-1"
+        });
+        serde_json::from_value(event).expect("SQS message shape")
+    }
+
+    /// A message sent now (on the pipeline's clock).
+    pub fn message_now(&self, body: impl Into<String>) -> SqsMessage {
+        self.message(body, self.clock.now_ms())
+    }
+
+    /// Runs the ingest handler's algorithm on one batch.
+    pub async fn ingest(&self, messages: &[SqsMessage]) -> IngestReport {
+        self.ingest
+            .process(messages)
+            .await
+            .expect("every message has an id")
+    }
+
+    /// Runs the ingest Lambda handler itself on one batch.
+    pub async fn ingest_handler(&self, messages: Vec<SqsMessage>) -> SqsBatchResponse {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        livecount_ingest::handler(&self.ingest, LambdaEvent::new(event, Context::default()))
+            .await
+            .expect("ingest handler")
+    }
+
+    /// Delivers everything the stream holds now to the aggregate handler.
+    pub async fn aggregate(&mut self) -> PollReport {
+        let aggregator = &self.aggregator;
+        let mut handler = async |event: Event| aggregate_handler(aggregator, event).await;
+        self.poller.drain(&mut handler).await.expect("stream poll")
+    }
+
+    /// Runs the aggregator on one batch of records the test holds.
+    pub async fn aggregate_batch(&self, event: &Event) -> AggregateReport {
+        self.aggregator.process(&event.records).await
+    }
+
+    /// The one-GetItem read at the pipeline's clock.
+    pub async fn viewers(&self, stream_id: &str) -> u64 {
+        self.viewers_at(stream_id, self.clock.now_seconds()).await
+    }
+
+    pub async fn viewers_at(&self, stream_id: &str, now: i64) -> u64 {
+        live_count(&self.store, stream_id, now)
+            .await
+            .expect("read")
+            .viewers
+    }
+
+    /// Items in the sessions table (a Scan: for assertions only).
+    pub async fn session_rows(&self) -> usize {
+        let mut rows = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .scan()
+                .table_name(&self.config.sessions_table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            rows += page.items.map_or(0, |i| i.len());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return rows;
+            }
+        }
+    }
+
+    /// Deletes the test's tables.
+    pub async fn cleanup(&self) {
+        let _ = self.store.delete_tables().await;
+    }
+}
+
+/// The aggregate Lambda handler, called as Lambda calls it.
+pub async fn aggregate_handler(
+    aggregator: &Aggregator,
+    event: Event,
+) -> Result<DynamoDbEventResponse, livecount_aggregate::AggregateError> {
+    livecount_aggregate::handler(aggregator, LambdaEvent::new(event, Context::default())).await
+}
+
+/// A player event body.
+pub fn event_body(stream_id: &str, session_id: &str, kind: &str, ts: i64) -> String {
+    json!({"streamId": stream_id, "sessionId": session_id, "type": kind, "ts": ts}).to_string()
+}
+
+/// Polls `condition` until it holds or `deadline` passes; returns whether it held.
+pub async fn wait_for<F, Fut>(deadline: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The five-player case: five sessions of one stream, each with its own phase in the 5 s
+/// heartbeat cycle and its own (wrong) device clock.
+pub struct FivePlayers {
+    pub stream_id: String,
+    pub players: Vec<Player>,
+}
+
+pub struct Player {
+    pub session_id: String,
+    /// Second of the 5 s cycle at which this player heartbeats.
+    pub phase: i64,
+    /// How wrong the device clock is (ms): only the order of one session's events is trusted.
+    pub skew_ms: i64,
+    pub state: PlayerState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerState {
+    Watching,
+    /// Sends `stop` at its next turn, then nothing.
+    Stopping,
+    Stopped,
+    /// Stops sending anything (closed tab, lost network).
+    Silent,
+}
+
+impl FivePlayers {
+    pub fn new(stream_id: &str) -> Self {
+        let skews = [
+            0,
+            -3 * 365 * 86_400_000,
+            7 * 60_000,
+            -90_000,
+            365 * 86_400_000,
+        ];
+        Self {
+            stream_id: stream_id.to_owned(),
+            players: (0..5)
+                .map(|i| Player {
+                    session_id: format!("9b2f61c4-0000-4000-8000-00000000000{i}"),
+                    phase: i,
+                    skew_ms: skews[i as usize],
+                    state: PlayerState::Watching,
+                })
+                .collect(),
+        }
+    }
+
+    /// The bodies the players send at second `tick` of the test (`now_ms` on the server clock).
+    pub fn bodies(&mut self, tick: i64, now_ms: i64) -> Vec<String> {
+        let mut bodies = Vec::new();
+        for player in &mut self.players {
+            if tick < player.phase || (tick - player.phase) % 5 != 0 {
+                continue;
+            }
+            let kind = match player.state {
+                PlayerState::Watching if tick == player.phase => "start",
+                PlayerState::Watching => "heartbeat",
+                PlayerState::Stopping => {
+                    player.state = PlayerState::Stopped;
+                    "stop"
+                }
+                PlayerState::Stopped | PlayerState::Silent => continue,
+            };
+            bodies.push(event_body(
+                &self.stream_id,
+                &player.session_id,
+                kind,
+                now_ms + player.skew_ms,
+            ));
+        }
+        bodies
+    }
+}

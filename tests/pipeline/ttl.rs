@@ -1,0 +1,164 @@
+use aws_lambda_events::event::dynamodb::Event;
+use livecount_core::expiry::session_shard;
+use livecount_core::{EventKind, Timing};
+use livecount_local::poller::service_identity;
+use livecount_tests::{Pipeline, event_body, wait_for};
+use std::time::Duration;
+
+/// Rows of sessions that left are deleted by DynamoDB Local's own TTL sweep, late, as on AWS.
+/// The deletions arrive as service `REMOVE`s and never change the count of watching sessions;
+/// expired rows the sweep has not reached yet never count.
+#[tokio::test]
+async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
+    // A long window keeps the watching sessions' rows far from TTL for the whole test.
+    let timing = Timing {
+        window_seconds: 600,
+        ..Timing::default()
+    };
+    let p = &mut Pipeline::with_timing("ttl-sweep", timing).await;
+    let t0 = p.clock.now_ms();
+
+    // Four viewers watched 20 minutes ago and left silently.
+    let left_ms = t0 - 1_200_000;
+    p.clock.set_ms(left_ms);
+    let gone: Vec<_> = (0..4)
+        .map(|i| {
+            p.message(
+                event_body("st", &format!("gone-{i}"), "heartbeat", left_ms),
+                left_ms,
+            )
+        })
+        .collect();
+    p.ingest(&gone).await;
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 4, "they counted while they watched");
+
+    // Now three viewers are watching.
+    p.clock.set_ms(t0);
+    let watching: Vec<_> = (0..3)
+        .map(|i| p.message_now(event_body("st", &format!("here-{i}"), "heartbeat", t0)))
+        .collect();
+    p.ingest(&watching).await;
+    p.aggregate().await;
+    assert_eq!(
+        p.session_rows().await,
+        7,
+        "the expired rows are still in the table"
+    );
+    assert_eq!(
+        p.viewers("st").await,
+        3,
+        "expired rows not yet deleted never count"
+    );
+
+    // DynamoDB Local's sweep deletes the four expired rows (20 items every 10 s, late).
+    let swept = wait_for(Duration::from_secs(180), || async {
+        p.session_rows().await == 3
+    })
+    .await;
+    assert!(
+        swept,
+        "DynamoDB Local's TTL sweep did not delete the expired rows within 180 s"
+    );
+    p.clock.set_ms(livecount_tests::wall_clock_second_ms());
+    let batches = p.poller.next_batches().await.expect("poll");
+    let removes: Vec<_> = batches.iter().flat_map(|b| &b.records).collect();
+    assert_eq!(removes.len(), 4);
+    for record in &removes {
+        assert_eq!(record.event_name, "REMOVE");
+        assert_eq!(
+            record.user_identity.as_ref(),
+            Some(&service_identity()),
+            "TTL deletions are service REMOVEs"
+        );
+    }
+    for batch in &batches {
+        let report = p.aggregate_batch(batch).await;
+        assert_eq!(report.unreadable, 0);
+        assert!(report.response.batch_item_failures.is_empty());
+    }
+    assert_eq!(
+        p.viewers("st").await,
+        3,
+        "TTL deletions did not change the count"
+    );
+    p.cleanup().await;
+}
+
+/// The TTL `REMOVE` AWS emits for a row whose window has passed changes no current or future
+/// count, even when it lands inside the grace period (so its delta is applied, in the past).
+#[tokio::test]
+async fn a_ttl_shaped_remove_of_an_expired_session_changes_nothing() {
+    let p = &mut Pipeline::new("ttl-shaped").await;
+    let t0 = p.clock.now_ms();
+    let beats: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|s| p.message_now(event_body("st", s, "heartbeat", t0)))
+        .collect();
+    p.ingest(&beats).await;
+    p.aggregate().await;
+
+    // "a" keeps watching; "b" goes silent.
+    p.clock.set_ms(t0 + 10_000);
+    let beat = p.message_now(event_body("st", "a", "heartbeat", t0 + 10_000));
+    p.ingest(&[beat]).await;
+    p.aggregate().await;
+    p.clock.set_ms(t0 + 20_000);
+    let before: Vec<u64> = counts_from_now(p).await;
+    assert_eq!(before[0], 1, "only \"a\" is watching");
+
+    let b_expiry = p.config.timing.expiry(EventKind::Heartbeat, t0);
+    let pk = format!("st#{}", session_shard("b", p.config.session_shards));
+    let ttl_remove = serde_json::json!({
+        "eventID": "7c2a4b1e", "eventName": "REMOVE", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+        "dynamodb": {
+            "ApproximateCreationDateTime": (t0 + 20_000) / 1000,
+            "Keys": {"PK": {"S": pk}, "SK": {"S": "b"}},
+            "OldImage": {
+                "PK": {"S": pk}, "SK": {"S": "b"}, "streamId": {"S": "st"},
+                "expDate": {"N": b_expiry.to_string()}, "watching": {"BOOL": true}
+            },
+            "SequenceNumber": "900000000000000000000000000000",
+            "SizeBytes": 120,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/sessions/stream/2024-01-01T00:00:00.000"
+    });
+    let mut batch = Event::default();
+    batch.records = vec![serde_json::from_value(ttl_remove).expect("record")];
+    let report = p.aggregate_batch(&batch).await;
+    assert_eq!(
+        (report.applied, report.late_deltas),
+        (1, 0),
+        "applied inside the grace period"
+    );
+    let counter = p
+        .store
+        .get_counter("st")
+        .await
+        .expect("read")
+        .expect("counter");
+    assert_eq!(
+        counter.tallies.buckets.get(&b_expiry),
+        Some(&0),
+        "b's bucket is back to zero"
+    );
+    assert_eq!(
+        counts_from_now(p).await,
+        before,
+        "no current or future count changed"
+    );
+    p.cleanup().await;
+}
+
+/// The count now and at each of the next 30 seconds.
+async fn counts_from_now(p: &Pipeline) -> Vec<u64> {
+    let now = p.clock.now_seconds();
+    let mut counts = Vec::new();
+    for t in now..now + 30 {
+        counts.push(p.viewers_at("st", t).await);
+    }
+    counts
+}

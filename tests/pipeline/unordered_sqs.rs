@@ -1,0 +1,59 @@
+use livecount_tests::{FivePlayers, Pipeline, PlayerState};
+
+/// SQS is at-least-once and unordered: every message arrives twice, shuffled, split across
+/// batches of random sizes, and copies of the previous second's messages arrive late. The
+/// counts must equal those of in-order, exactly-once delivery at every sample.
+#[tokio::test]
+async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery() {
+    let mut in_order = Pipeline::new("sqs-in-order").await;
+    let mut chaotic = Pipeline::new("sqs-chaotic").await;
+    let mut rng = fastrand::Rng::with_seed(0x5eed_0001);
+    let mut audience = FivePlayers::new("match-day");
+    let t0 = in_order.clock.now_ms();
+    let mut late_copies = Vec::new();
+    let mut samples = Vec::new();
+
+    for tick in 0..90 {
+        let now_ms = t0 + tick * 1000;
+        in_order.clock.set_ms(now_ms);
+        chaotic.clock.set_ms(now_ms);
+        match tick {
+            40 => audience.players[0].state = PlayerState::Stopping,
+            55 => audience.players[3].state = PlayerState::Silent,
+            _ => {}
+        }
+        let messages: Vec<_> = audience
+            .bodies(tick, now_ms)
+            .into_iter()
+            .map(|body| in_order.message(body, now_ms))
+            .collect();
+
+        in_order.ingest(&messages).await;
+        in_order.aggregate().await;
+
+        let mut deliveries: Vec<_> = messages.iter().chain(messages.iter()).cloned().collect();
+        deliveries.append(&mut late_copies);
+        rng.shuffle(&mut deliveries);
+        while !deliveries.is_empty() {
+            let size = rng.usize(1..=3).min(deliveries.len());
+            let batch: Vec<_> = deliveries.drain(..size).collect();
+            let report = chaotic.ingest(&batch).await;
+            assert!(
+                report.invalid.is_empty() && report.failed.is_empty(),
+                "{report:?}"
+            );
+        }
+        late_copies = messages.clone();
+        chaotic.aggregate().await;
+
+        let expected = in_order.viewers("match-day").await;
+        let got = chaotic.viewers("match-day").await;
+        assert_eq!(got, expected, "tick {tick}");
+        samples.push(got);
+    }
+    // The scenario really moved: all five, then four after the stop, then three.
+    assert!(samples.contains(&5) && samples.contains(&4));
+    assert_eq!(samples.last(), Some(&3));
+    in_order.cleanup().await;
+    chaotic.cleanup().await;
+}
