@@ -162,3 +162,72 @@ impl<'de> Deserialize<'de> for Tallies {
         deserializer.deserialize_map(TalliesVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_counter_item_maps_buckets_watermarks_and_peak() {
+        let n = |v: &str| AttributeValue::N(v.to_owned());
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let item: HashMap<String, AttributeValue> = HashMap::from([
+            ("PK".to_owned(), s("st")),
+            ("SK".to_owned(), s("live")),
+            ("b1700000015".to_owned(), n("3")),
+            ("b1700000020".to_owned(), n("-1")),
+            ("q7".to_owned(), s(&format!("{:0>48}", "123"))),
+            ("peak".to_owned(), n("9")),
+            ("peakAt".to_owned(), n("1700000001")),
+            ("updatedAt".to_owned(), n("1700000002")),
+            ("bogus".to_owned(), s("ignored")),
+        ]);
+        let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
+        assert_eq!(counter.stream_id, "st");
+        assert_eq!(counter.peak, Some(9));
+        assert_eq!(counter.peak_at, Some(1_700_000_001));
+        assert_eq!(counter.updated_at, Some(1_700_000_002));
+        assert_eq!(
+            counter.tallies.buckets,
+            BTreeMap::from([(1_700_000_015, 3), (1_700_000_020, -1)])
+        );
+        assert_eq!(
+            counter.tallies.watermarks,
+            BTreeMap::from([(7, SequenceNumber::parse("123").expect("digits"))])
+        );
+    }
+
+    #[test]
+    fn a_session_row_round_trips_and_names_its_shard() {
+        let row = SessionRow {
+            key: ItemKey::session("st", 3, "abc"),
+            state: SessionState {
+                stream_id: "st".into(),
+                exp_date: 1_700_000_015,
+                last_ts: 5,
+                last_rank: 1,
+                last_type: "heartbeat".into(),
+                recv_at: 1_700_000_000_000,
+                watching: true,
+                position: Some(1.5),
+                user_id: None,
+                device: None,
+            },
+            started_at: 1_700_000_000_000,
+        };
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(&row).expect("serializes");
+        assert_eq!(item.get("PK"), Some(&AttributeValue::S("st#3".into())));
+        assert_eq!(
+            item.get("expDate"),
+            Some(&AttributeValue::N("1700000015".into()))
+        );
+        assert!(!item.contains_key("userId"));
+        let back: SessionRow = serde_dynamo::from_item(item.clone()).expect("maps");
+        assert_eq!(back, row);
+        let image: SessionImage = serde_dynamo::from_item(item).expect("maps");
+        assert_eq!(image.stream_and_shard(), Some(("st", 3)));
+    }
+}

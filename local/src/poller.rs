@@ -499,3 +499,90 @@ where
         source: Box::new(source.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::dynamodb::EventRecord;
+    use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
+    use aws_sdk_dynamodbstreams::types::{
+        AttributeValue, OperationType, StreamRecord as SdkRecord,
+    };
+
+    fn records(seqs: &[&str]) -> Vec<EventRecord> {
+        seqs.iter()
+            .map(|s| {
+                let mut r = EventRecord::default();
+                r.change.sequence_number = Some((*s).to_owned());
+                r
+            })
+            .collect()
+    }
+
+    fn response(ids: &[Option<&str>]) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for id in ids {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = id.map(str::to_owned);
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    #[test]
+    fn a_partial_failure_commits_the_records_before_the_earliest_reported_one() {
+        let batch = records(&["10", "11", "12", "13"]);
+        // (reported identifiers, records committed; None = all)
+        let cases: Vec<(Vec<Option<&str>>, Option<usize>)> = vec![
+            (vec![], None),
+            (vec![Some("12")], Some(2)),
+            (vec![Some("13"), Some("11")], Some(1)),
+            (vec![Some("10")], Some(0)),
+            (vec![Some("99")], Some(0)),
+            (vec![None], Some(0)),
+        ];
+        for (ids, committed) in cases {
+            assert_eq!(
+                first_failure(&response(&ids), batch.iter()),
+                committed,
+                "{ids:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamodb_local_ttl_deletions_become_service_removes() {
+        let image =
+            std::collections::HashMap::from([("PK".to_owned(), AttributeValue::S("st#1".into()))]);
+        let stream = SdkRecord::builder()
+            .set_keys(Some(image.clone()))
+            .set_old_image(Some(image.clone()))
+            .sequence_number("000000000000000000042")
+            .build();
+        let ttl = Record::builder()
+            .event_name(OperationType::from("UNKNOWN_TO_SDK_VERSION"))
+            .dynamodb(stream.clone())
+            .build();
+        let (record, was_ttl) = lambda_record(ttl, "local", "arn:stream");
+        assert!(was_ttl);
+        assert_eq!(record.event_name, "REMOVE");
+        assert_eq!(record.user_identity, Some(service_identity()));
+        assert_eq!(
+            record.change.sequence_number.as_deref(),
+            Some("000000000000000000042")
+        );
+        assert!(record.change.new_image.is_empty() && !record.change.old_image.is_empty());
+
+        let delete = Record::builder()
+            .event_name(OperationType::Remove)
+            .dynamodb(stream)
+            .build();
+        let (record, was_ttl) = lambda_record(delete, "local", "arn:stream");
+        assert!(!was_ttl);
+        assert_eq!(record.event_name, "REMOVE");
+        assert_eq!(
+            record.user_identity, None,
+            "a user's delete has no service identity"
+        );
+    }
+}
