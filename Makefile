@@ -1,11 +1,16 @@
 # livecount: the two commands a newcomer needs are `make run` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
+export LIVECOUNT_DYNAMODB_LOCAL_DIR := $(CURDIR)/.local/dynamodb-local
 
-.PHONY: test unit integration lint fmt clean-local
+.PHONY: run test unit lint fmt chromium clean-local
+
+## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
+run:
+	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
 ## test: lint, unit tests and integration tests against a fresh DynamoDB Local (installed on demand)
-test: lint
+test: lint chromium
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
 
 ## unit: the tests that need no DynamoDB
@@ -19,6 +24,10 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## chromium: Debian's Chromium, for the dashboard's end-to-end test
+chromium:
+	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
 ## clean-local: forget the installed DynamoDB Local
 clean-local:

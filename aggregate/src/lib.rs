@@ -18,11 +18,13 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
-use livecount_core::histogram::{SequenceNumber, SessionMove, plan_counter_update, viewers};
+use livecount_core::histogram::{
+    KnownAttributes, SequenceNumber, SessionMove, minute_of, plan_counter_update, viewers,
+};
 use livecount_core::model::{CounterItem, ItemKey, SessionImage};
 use livecount_core::store::CounterWrite;
 use livecount_core::{Clock, Config, Store, StoreError, error_chain};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// Conditional-update rounds per stream before giving up (each round learns the stored
@@ -36,7 +38,7 @@ pub struct Aggregator {
     pub store: Store,
     pub config: Config,
     pub clock: Clock,
-    known_buckets: Mutex<HashMap<String, BTreeSet<i64>>>,
+    known: Mutex<HashMap<String, KnownAttributes>>,
 }
 
 /// Why a stream record was skipped.
@@ -119,7 +121,7 @@ impl Aggregator {
             store,
             config,
             clock,
-            known_buckets: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
@@ -273,7 +275,7 @@ impl Aggregator {
             {
                 CounterWrite::Applied(counter) => {
                     self.remember(stream_id, &counter);
-                    self.raise_peak(stream_id, &counter, now).await;
+                    self.record_viewers(stream_id, &counter, now).await;
                     return Ok(StreamDone {
                         applied: plan.records,
                         late_deltas: plan.late_deltas,
@@ -295,30 +297,33 @@ impl Aggregator {
         })
     }
 
-    /// Keeps `peak` at the most viewers seen; a failure here only delays the peak, so it is
-    /// logged and the batch goes on.
-    async fn raise_peak(&self, stream_id: &str, counter: &CounterItem, now: i64) {
+    /// Keeps the minute's history entry and `peak` at the most viewers seen, with one more
+    /// write only when the count reached a new high for the minute (or the first of a minute).
+    /// A failure here only delays the history, so it is logged and the batch goes on.
+    async fn record_viewers(&self, stream_id: &str, counter: &CounterItem, now: i64) {
         let current = viewers(&counter.tallies.buckets, now);
-        if current > counter.peak.unwrap_or(0)
-            && let Err(error) = self.store.raise_peak(stream_id, current, now).await
+        let minute_high = counter.tallies.history.get(&minute_of(now));
+        let new_peak = current > counter.peak.unwrap_or(0);
+        if (minute_high.is_none_or(|&high| current > high) || new_peak)
+            && let Err(error) = self
+                .store
+                .record_viewers(stream_id, current, now, new_peak)
+                .await
         {
-            tracing::warn!(stream_id, error = %error_chain(&error), "could not raise peak");
+            tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
         }
     }
 
-    fn known(&self, stream_id: &str) -> BTreeSet<i64> {
-        self.known_buckets
+    fn known(&self, stream_id: &str) -> KnownAttributes {
+        self.known
             .lock()
             .map(|k| k.get(stream_id).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
 
     fn remember(&self, stream_id: &str, counter: &CounterItem) {
-        if let Ok(mut known) = self.known_buckets.lock() {
-            known.insert(
-                stream_id.to_owned(),
-                counter.tallies.buckets.keys().copied().collect(),
-            );
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(stream_id.to_owned(), counter.tallies.known());
         }
     }
 }

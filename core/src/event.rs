@@ -212,6 +212,11 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
     })
 }
 
+/// Checks a stream id against the rules of `streamId` (for readers that take one from a URL).
+pub fn check_stream_id(id: &str) -> Result<(), InvalidEvent> {
+    parse_id("streamId", Some(Value::String(id.to_owned()))).map(|_| ())
+}
+
 fn required(field: &'static str, value: Option<Value>) -> Result<Value, InvalidEvent> {
     match value {
         None | Some(Value::Null) => Err(InvalidEvent::Missing { field }),

@@ -114,6 +114,9 @@ pub struct CounterPlan {
     pub deltas: BTreeMap<i64, i64>,
     /// `REMOVE b{bucket}`: buckets older than `now - G` that the counter is known to hold.
     pub prune: BTreeSet<i64>,
+    /// `REMOVE h{minute}`: history minutes older than [`HISTORY_SECONDS`] the counter is known
+    /// to hold.
+    pub prune_minutes: BTreeSet<i64>,
     /// Per sessions-table shard, the records applied: the update is conditioned on the stored
     /// watermark being below `first` and sets it to `last` (exact dedupe of redelivered records).
     pub watermarks: BTreeMap<u32, WatermarkAdvance>,
@@ -125,6 +128,22 @@ pub struct CounterPlan {
     pub late_deltas: usize,
 }
 
+/// How much per-minute history a counter keeps (an hour: about 1 KB).
+pub const HISTORY_SECONDS: i64 = 3600;
+
+/// The start (epoch seconds) of the minute holding `now`.
+pub fn minute_of(now: i64) -> i64 {
+    now - now.rem_euclid(60)
+}
+
+/// The dynamic attributes a counter is known to hold (from its last `ALL_NEW`), so the next
+/// update can remove the old ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownAttributes {
+    pub buckets: BTreeSet<i64>,
+    pub minutes: BTreeSet<i64>,
+}
+
 /// Plans one stream's counter update from its records in one batch (in batch order).
 ///
 /// Records at or below the stored watermark of their shard were applied before and are skipped.
@@ -134,7 +153,7 @@ pub fn plan_counter_update(
     stream_id: &str,
     moves: &[SessionMove],
     applied: &BTreeMap<u32, SequenceNumber>,
-    known_buckets: &BTreeSet<i64>,
+    known: &KnownAttributes,
     timing: &Timing,
     now: i64,
 ) -> Option<CounterPlan> {
@@ -178,7 +197,12 @@ pub fn plan_counter_update(
     Some(CounterPlan {
         stream_id: stream_id.to_owned(),
         deltas,
-        prune: known_buckets.range(..oldest_live).copied().collect(),
+        prune: known.buckets.range(..oldest_live).copied().collect(),
+        prune_minutes: known
+            .minutes
+            .range(..now - HISTORY_SECONDS)
+            .copied()
+            .collect(),
         watermarks,
         now,
         records: fresh.len(),
@@ -218,7 +242,14 @@ mod tests {
     }
 
     fn plan(moves: &[SessionMove]) -> Option<CounterPlan> {
-        plan_counter_update("s", moves, &BTreeMap::new(), &BTreeSet::new(), &T, NOW)
+        plan_counter_update(
+            "s",
+            moves,
+            &BTreeMap::new(),
+            &KnownAttributes::default(),
+            &T,
+            NOW,
+        )
     }
 
     #[test]
@@ -296,20 +327,23 @@ mod tests {
             mv(0, 2, None, Some(NOW + 15)),
             mv(0, 3, None, Some(NOW + 20)),
         ];
-        let p =
-            plan_counter_update("s", &moves, &applied, &BTreeSet::new(), &T, NOW).expect("plan");
+        let p = plan_counter_update("s", &moves, &applied, &KnownAttributes::default(), &T, NOW)
+            .expect("plan");
         assert_eq!(p.deltas, BTreeMap::from([(NOW + 20, 1)]));
         assert_eq!(p.watermarks[&0].first, seq(3));
         let all_seen = BTreeMap::from([(0, seq(3))]);
         assert_eq!(
-            plan_counter_update("s", &moves, &all_seen, &BTreeSet::new(), &T, NOW),
+            plan_counter_update("s", &moves, &all_seen, &KnownAttributes::default(), &T, NOW),
             None
         );
     }
 
     #[test]
     fn known_buckets_older_than_grace_are_pruned() {
-        let known = BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]);
+        let known = KnownAttributes {
+            buckets: BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]),
+            minutes: BTreeSet::from([minute_of(NOW) - 3660, minute_of(NOW) - 3540, minute_of(NOW)]),
+        };
         let p = plan_counter_update(
             "s",
             &[mv(0, 1, None, Some(NOW + 15))],
@@ -320,6 +354,7 @@ mod tests {
         )
         .expect("plan");
         assert_eq!(p.prune, BTreeSet::from([NOW - 200, NOW - 61]));
+        assert_eq!(p.prune_minutes, BTreeSet::from([minute_of(NOW) - 3660]));
         assert!(p.prune.iter().all(|b| !p.deltas.contains_key(b)));
     }
 

@@ -108,18 +108,36 @@ pub struct CounterItem {
     pub tallies: Tallies,
 }
 
-/// The dynamic attributes of a counter: `b{epoch}` buckets and `q{shard}` watermarks.
+/// The dynamic attributes of a counter: `b{epoch}` buckets, `q{shard}` watermarks and
+/// `h{minute}` history.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
     pub buckets: BTreeMap<i64, i64>,
     /// Sessions-table shard → highest stream sequence number applied.
     pub watermarks: BTreeMap<u32, SequenceNumber>,
+    /// Minute (epoch seconds of its start) → most viewers the aggregator saw in it.
+    pub history: BTreeMap<i64, u64>,
+}
+
+impl Tallies {
+    /// The dynamic attributes held, for pruning by the next update.
+    pub fn known(&self) -> crate::histogram::KnownAttributes {
+        crate::histogram::KnownAttributes {
+            buckets: self.buckets.keys().copied().collect(),
+            minutes: self.history.keys().copied().collect(),
+        }
+    }
 }
 
 /// Attribute name of a bucket.
 pub fn bucket_attribute(bucket: i64) -> String {
     format!("b{bucket}")
+}
+
+/// Attribute name of a minute's viewer peak.
+pub fn minute_attribute(minute: i64) -> String {
+    format!("h{minute}")
 }
 
 /// Attribute name of a shard's watermark.
@@ -146,6 +164,8 @@ impl<'de> Deserialize<'de> for Tallies {
                 while let Some(name) = map.next_key::<String>()? {
                     if let Some(bucket) = numbered(&name, 'b').and_then(|n| n.parse().ok()) {
                         tallies.buckets.insert(bucket, map.next_value()?);
+                    } else if let Some(minute) = numbered(&name, 'h').and_then(|n| n.parse().ok()) {
+                        tallies.history.insert(minute, map.next_value()?);
                     } else if let Some(shard) = numbered(&name, 'q').and_then(|n| n.parse().ok()) {
                         let text: String = map.next_value()?;
                         let mark = SequenceNumber::parse(&text).ok_or_else(|| {
@@ -182,6 +202,7 @@ mod tests {
             ("peak".to_owned(), n("9")),
             ("peakAt".to_owned(), n("1700000001")),
             ("updatedAt".to_owned(), n("1700000002")),
+            ("h1699999980".to_owned(), n("4")),
             ("bogus".to_owned(), s("ignored")),
         ]);
         let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");

@@ -1,6 +1,6 @@
 //! The read path (DESIGN §5 "Read"): a stream's live count from one `GetItem`.
 
-use crate::histogram::viewers;
+use crate::histogram::{HISTORY_SECONDS, viewers};
 use crate::model::CounterItem;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
@@ -19,6 +19,17 @@ pub struct LiveCount {
     pub as_of: i64,
     /// The aggregator's clock at the counter's last update (epoch seconds), if ever updated.
     pub updated_at: Option<i64>,
+    /// Most viewers in each of the last minutes, oldest first.
+    pub history: Vec<MinuteViewers>,
+}
+
+/// The most viewers the aggregator saw in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteViewers {
+    /// Start of the minute (epoch seconds).
+    pub minute: i64,
+    pub viewers: u64,
 }
 
 impl LiveCount {
@@ -33,6 +44,13 @@ impl LiveCount {
             peak_at: counter.and_then(|c| c.peak_at),
             as_of: now,
             updated_at: counter.and_then(|c| c.updated_at),
+            history: counter.map_or_else(Vec::new, |c| {
+                c.tallies
+                    .history
+                    .range(now - HISTORY_SECONDS..=now)
+                    .map(|(&minute, &viewers)| MinuteViewers { minute, viewers })
+                    .collect()
+            }),
         }
     }
 }

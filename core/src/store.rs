@@ -4,7 +4,9 @@
 
 use crate::config::Config;
 use crate::histogram::CounterPlan;
-use crate::model::{CounterItem, ItemKey, SessionState, bucket_attribute, watermark_attribute};
+use crate::model::{
+    CounterItem, ItemKey, SessionState, bucket_attribute, minute_attribute, watermark_attribute,
+};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, SdkError};
 use aws_sdk_dynamodb::types::{
@@ -211,18 +213,28 @@ impl Store {
         }
     }
 
-    /// Raises a stream's `peak` to `viewers` (at `at`, epoch seconds) unless it is already as high.
-    /// Returns whether it was raised.
-    pub async fn raise_peak(
+    /// Records that `viewers` watched at `now` (epoch seconds): raises the minute's history entry
+    /// `h{minute}` to it, and `peak`/`peakAt` too when `new_peak`. One conditional `UpdateItem`;
+    /// returns whether it changed anything (a concurrent writer may have recorded more).
+    pub async fn record_viewers(
         &self,
         stream_id: &str,
         viewers: u64,
-        at: i64,
+        now: i64,
+        new_peak: bool,
     ) -> Result<bool, StoreError> {
         let table = &self.counters_table;
         let mut expr = Expression::default();
-        let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
-        let (v, t) = (expr.value(&viewers, table)?, expr.value(&at, table)?);
+        let minute = expr.name(&minute_attribute(crate::histogram::minute_of(now)));
+        let v = expr.value(&viewers, table)?;
+        let mut set = vec![format!("{minute} = {v}")];
+        if new_peak {
+            let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
+            set.push(format!(
+                "{peak} = {v}, {peak_at} = {}",
+                expr.value(&now, table)?
+            ));
+        }
         let result = self
             .client
             .update_item()
@@ -232,8 +244,8 @@ impl Store {
                 table,
                 "a counter key",
             )?))
-            .update_expression(format!("SET {peak} = {v}, {peak_at} = {t}"))
-            .condition_expression(format!("attribute_not_exists({peak}) OR {peak} < {v}"))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(format!("attribute_not_exists({minute}) OR {minute} < {v}"))
             .set_expression_attribute_names(Some(expr.names))
             .set_expression_attribute_values(Some(expr.values))
             .send()

@@ -6,11 +6,42 @@
 //! - [`poller`]: reads the sessions table's stream and calls the aggregate handler with
 //!   Lambda-shaped batches, with Lambda's batch size, batching window and partial-batch retry;
 //!   DynamoDB Local's TTL deletions become the service `REMOVE`s AWS emits.
-//! - [`streams_client`]: a DynamoDB Streams client pointed where the DynamoDB client points.
+//! - [`queue`]: an in-process SQS with Lambda's SQS batching, partial-batch redelivery and a
+//!   dead-letter list, feeding the ingest handler;
+//! - [`simulator`]: players heartbeating into the queue, with churn, duplicates and reordering;
+//! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local;
+//! - [`dev`]: all of it together with the HTTP API and dashboard (`livecount dev`);
+//! - [`streams_client`] and [`local_sdk_config`]: clients pointed at a local endpoint.
 
+pub mod dev;
+pub mod dynamodb_local;
 pub mod poller;
+pub mod queue;
+pub mod simulator;
 
 pub use poller::{PollReport, PollerConfig, PollerError, StreamPoller};
+
+/// The AWS SDK configuration for a local endpoint: the standard environment, with dummy
+/// credentials and a region when the environment has none (DynamoDB Local accepts any).
+pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none()
+    {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "livecount-local",
+        ));
+    }
+    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+    {
+        loader = loader.region(aws_sdk_dynamodb::config::Region::new("us-east-1"));
+    }
+    loader.load().await
+}
 
 /// A DynamoDB Streams client from the standard AWS environment. DynamoDB Local serves Streams on
 /// its one endpoint, so without `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` the client uses

@@ -1,0 +1,333 @@
+//! # livecount-cli
+//!
+//! The `livecount` command. Each subcommand is a function here; `main.rs` parses arguments,
+//! runs one, and turns an error into one line on stderr and a non-zero exit.
+//!
+//! - `livecount dev`: the whole pipeline locally, with the dashboard ([`livecount_local::dev`]);
+//! - `livecount send [FILE|-]`: validates events (JSON lines or arrays) and posts them to a
+//!   running `livecount dev`;
+//! - `livecount count STREAM [--json]`: the one-GetItem read;
+//! - `livecount setup`: creates both tables at the configured endpoint.
+
+use clap::{Args, Parser, Subcommand};
+use livecount_core::{Config, ConfigError, Store, StoreError, error_chain};
+use livecount_local::dev::{Database, DevError, DevOptions};
+use livecount_local::poller::PollerConfig;
+use livecount_local::queue::QueueConfig;
+use livecount_local::simulator::SimulatorConfig;
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "livecount",
+    version,
+    about = "Exact live viewer counts: run the pipeline locally, send events, read counts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline on this machine, with simulated players and a live dashboard.
+    Dev(DevArgs),
+    /// Send events (JSON lines or JSON arrays, from FILE or stdin) to a running `livecount dev`.
+    Send(SendArgs),
+    /// Print a stream's live count, read with one GetItem.
+    Count(CountArgs),
+    /// Create the sessions and counters tables at the configured endpoint.
+    Setup(EndpointArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port of the HTTP API and dashboard (0 for any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Port for the DynamoDB Local started here (ignored when AWS_ENDPOINT_URL_DYNAMODB is set).
+    #[arg(long, default_value_t = 8000)]
+    pub dynamodb_port: u16,
+    /// Where DynamoDB Local is (or gets) installed.
+    #[arg(long, env = "LIVECOUNT_DYNAMODB_LOCAL_DIR")]
+    pub dynamodb_local_dir: Option<PathBuf>,
+    /// Use this DynamoDB endpoint instead of starting DynamoDB Local.
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    pub endpoint: Option<String>,
+    /// Simulated live streams.
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Simulated players per stream at the start (0 for none: events then come from `send`).
+    #[arg(long, default_value_t = 5)]
+    pub players: usize,
+    /// Heartbeat interval of each player, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub heartbeat_ms: u64,
+    /// Each heartbeat is sent up to this many milliseconds early or late.
+    #[arg(long, default_value_t = 250)]
+    pub jitter_ms: u64,
+    /// Players joining each stream per minute.
+    #[arg(long, default_value_t = 0.0)]
+    pub joins_per_minute: f64,
+    /// Players leaving each stream per minute.
+    #[arg(long, default_value_t = 0.0)]
+    pub leaves_per_minute: f64,
+    /// Share of leaves that are silent (no `stop` event), 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    pub silent_share: f64,
+    /// Share of messages sent twice, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicate_rate: f64,
+    /// Share of messages held back until after the session's next one, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    pub reorder_rate: f64,
+    /// Messages per ingest batch (the SQS event source's BatchSize).
+    #[arg(long, default_value_t = 10)]
+    pub queue_batch_size: usize,
+    /// Milliseconds the queue waits to fill an ingest batch.
+    #[arg(long, default_value_t = 0)]
+    pub queue_batching_window_ms: u64,
+    /// Records per aggregate batch (the stream event source's BatchSize).
+    #[arg(long, default_value_t = 100)]
+    pub stream_batch_size: usize,
+    /// Milliseconds the stream poller waits to fill an aggregate batch.
+    #[arg(long, default_value_t = 0)]
+    pub stream_batching_window_ms: u64,
+    /// Print no status line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// A file of events, or `-` (the default) for stdin.
+    #[arg(default_value = "-")]
+    pub file: String,
+    /// The HTTP API of a running `livecount dev`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CountArgs {
+    pub stream: String,
+    /// Print the count as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// DynamoDB endpoint (by default the AWS environment: AWS_ENDPOINT_URL_DYNAMODB, region, credentials).
+    #[arg(long, env = "AWS_ENDPOINT_URL_DYNAMODB")]
+    pub endpoint: Option<String>,
+}
+
+/// Every way a command fails; `main` prints it as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Input(String),
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not post events to {url}: {reason}")]
+    Post { url: String, reason: String },
+    #[error("invalid stream id: {0}")]
+    StreamId(#[from] livecount_core::event::InvalidEvent),
+}
+
+impl CliError {
+    /// The error with its causes, on one line.
+    pub fn line(&self) -> String {
+        error_chain(self)
+    }
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::from_env()?;
+    match cli.command {
+        Command::Dev(args) => dev(args, config).await,
+        Command::Send(args) => send(&args),
+        Command::Count(args) => count(&args, &config).await,
+        Command::Setup(args) => {
+            let store = store(&args, &config).await;
+            store.create_tables().await?;
+            println!(
+                "tables {} and {} are ready",
+                config.sessions_table, config.counters_table
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
+    for (name, share) in [
+        ("--silent-share", args.silent_share),
+        ("--duplicate-rate", args.duplicate_rate),
+        ("--reorder-rate", args.reorder_rate),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(CliError::Input(format!(
+                "{name} must be between 0 and 1, not {share}"
+            )));
+        }
+    }
+    let database = match args.endpoint {
+        Some(url) => Database::Endpoint(url),
+        None => Database::Embedded {
+            install_dir: args.dynamodb_local_dir.unwrap_or_else(default_install_dir),
+            port: args.dynamodb_port,
+        },
+    };
+    let simulator = (args.players > 0 || args.joins_per_minute > 0.0).then(|| SimulatorConfig {
+        streams: args.streams.max(1),
+        players: args.players,
+        heartbeat: Duration::from_millis(args.heartbeat_ms.max(100)),
+        jitter: Duration::from_millis(args.jitter_ms),
+        joins_per_minute: args.joins_per_minute,
+        leaves_per_minute: args.leaves_per_minute,
+        silent_share: args.silent_share,
+        duplicate_rate: args.duplicate_rate,
+        reorder_rate: args.reorder_rate,
+        ..SimulatorConfig::default()
+    });
+    let options = DevOptions {
+        config,
+        http: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
+        database,
+        simulator,
+        queue: QueueConfig {
+            batch_size: args.queue_batch_size.clamp(1, 10_000),
+            batching_window: Duration::from_millis(args.queue_batching_window_ms),
+            ..QueueConfig::default()
+        },
+        poller: PollerConfig {
+            batch_size: args.stream_batch_size.clamp(1, 10_000),
+            batching_window: Duration::from_millis(args.stream_batching_window_ms),
+            ..PollerConfig::default()
+        },
+        status_every: (!args.quiet).then_some(Duration::from_secs(1)),
+    };
+    livecount_local::dev::run(options, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `~/.cache/livecount/dynamodb-local`.
+fn default_install_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("livecount/dynamodb-local")
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn send(args: &SendArgs) -> Result<(), CliError> {
+    let mut text = String::new();
+    let source = if args.file == "-" {
+        "stdin".to_owned()
+    } else {
+        args.file.clone()
+    };
+    let read = if args.file == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(&args.file).map(|t| text = t)
+    };
+    read.map_err(|source_error| CliError::Read {
+        path: source.clone(),
+        source: source_error,
+    })?;
+    let messages = livecount_api::split_messages(&text)
+        .map_err(|reason| CliError::Input(format!("{source}: {reason}")))?;
+    let url = format!("{}/api/events", args.api.trim_end_matches('/'));
+    let body = messages.join("\n");
+    let mut response = ureq::post(&url)
+        .header("content-type", "application/x-ndjson")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.as_bytes())
+        .map_err(|e| CliError::Post {
+            url: url.clone(),
+            reason: format!("{e} (is `livecount dev` running?)"),
+        })?;
+    let answer = response.body_mut().read_to_string().unwrap_or_default();
+    if !response.status().is_success() {
+        return Err(CliError::Post {
+            url,
+            reason: format!("{}: {answer}", response.status()),
+        });
+    }
+    println!("sent {} message(s)", messages.len());
+    Ok(())
+}
+
+async fn count(args: &CountArgs, config: &Config) -> Result<(), CliError> {
+    livecount_core::event::check_stream_id(&args.stream)?;
+    let store = store(&args.endpoint, config).await;
+    let now = livecount_core::Clock::system().now_seconds();
+    let count = livecount_core::live_count(&store, &args.stream, now).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&count).unwrap_or_default());
+    } else {
+        let time = |t: Option<i64>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map_or("never".to_owned(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                })
+        };
+        println!("{}: {} watching", count.stream_id, count.viewers);
+        println!("peak: {} at {}", count.peak, time(count.peak_at));
+        println!("as of: {}", time(Some(count.as_of)));
+    }
+    Ok(())
+}
+
+async fn store(args: &EndpointArgs, config: &Config) -> Store {
+    let sdk = match &args.endpoint {
+        Some(endpoint) => livecount_local::local_sdk_config(endpoint).await,
+        None => aws_config::load_from_env().await,
+    };
+    Store::new(aws_sdk_dynamodb::Client::new(&sdk), config)
+}

@@ -1,0 +1,100 @@
+use crate::harness::{Dev, http_get, run_within, unique, wait_for};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+fn chromium() -> String {
+    for candidate in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return candidate.to_owned();
+        }
+    }
+    panic!("Chromium is not installed: `make test` installs Debian's chromium package");
+}
+
+/// Runs headless Chromium on `url` with the flags this machine needs.
+fn headless(url: &str, action: &[&str]) -> String {
+    let profile = std::env::temp_dir().join(unique("chromium-profile"));
+    let mut command = Command::new(chromium());
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .args([
+            "--disable-quic",
+            "--hide-scrollbars",
+            "--window-size=1280,720",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(action)
+        .arg(url);
+    let output = run_within(&mut command, Duration::from_secs(90));
+    let _ = std::fs::remove_dir_all(profile);
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The number in `<span id="viewers" data-stream="STREAM">N</span>` of the rendered page.
+fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
+    let start = dom.find("id=\"viewers\"")?;
+    let tag_end = start + dom[start..].find('>')?;
+    let tag = &dom[start..tag_end];
+    if !tag.contains(&format!("data-stream=\"{stream}\"")) {
+        return None;
+    }
+    let text_end = tag_end + 1 + dom[tag_end + 1..].find('<')?;
+    dom[tag_end + 1..text_end].trim().parse().ok()
+}
+
+/// The default five players show as exactly 5 on the dashboard, the number `livecount count`
+/// reads; a screenshot is kept in `target/e2e/dashboard.png`.
+#[test]
+fn the_dashboard_shows_the_count_that_livecount_count_reads() {
+    let dev = Dev::start(&unique("dashboard"), &[]);
+    let api = format!("{}/api/streams/demo", dev.url);
+    let five = wait_for(Duration::from_secs(30), || {
+        http_get(&api).is_some_and(|body| body.contains("\"viewers\":5"))
+    });
+    assert!(five, "the API did not reach 5 viewers within 30 s");
+
+    let dom = headless(&format!("{}/", dev.url), &["--dump-dom"]);
+    let shown = shown_viewers(&dom, "demo")
+        .unwrap_or_else(|| panic!("no viewer count for demo in the page:\n{dom}"));
+    assert_eq!(
+        shown,
+        dev.count("demo"),
+        "the dashboard and `livecount count` disagree"
+    );
+    assert_eq!(shown, 5);
+
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
+    std::fs::create_dir_all(&artifacts).expect("artifact folder");
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    headless(
+        &format!("{}/", dev.url),
+        &[&format!("--screenshot={}", screenshot.display())],
+    );
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "the screenshot is missing or blank ({size} bytes)"
+    );
+}

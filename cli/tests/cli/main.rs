@@ -1,0 +1,8 @@
+//! End-to-end tests of the `livecount` binary: `dev` with its dashboard in headless Chromium,
+//! `send` and `count`, and the errors a person can run into. They use the DynamoDB Local that
+//! `make test` starts (`AWS_ENDPOINT_URL_DYNAMODB`), except where a test starts its own.
+
+mod dashboard;
+mod errors;
+mod harness;
+mod send_and_count;
