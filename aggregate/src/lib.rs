@@ -192,6 +192,17 @@ impl Aggregator {
             failed_streams = report.failed_streams.len(),
             "aggregate batch"
         );
+        livecount_core::metrics::emit(
+            "aggregate",
+            &[
+                ("RecordsApplied", report.applied as u64),
+                ("DuplicateRecords", report.duplicates as u64),
+                ("DeltasLate", report.late_deltas as u64),
+                ("UnreadableRecords", report.unreadable as u64),
+                ("CounterUpdates", report.counter_updates as u64),
+                ("StreamsFailed", report.failed_streams.len() as u64),
+            ],
+        );
         report
     }
 

@@ -12,6 +12,7 @@
 //! - [`model`]: the session row and counter item, mapped with `serde_dynamo`;
 //! - [`store`]: the one DynamoDB adapter (conditional session writes, counter updates, the read);
 //! - [`read`]: a stream's live count from one `GetItem`;
+//! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;
 //! - [`config`] and [`clock`]: environment configuration and an injectable clock.
 
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod event;
 pub mod expiry;
 pub mod histogram;
+pub mod metrics;
 pub mod model;
 pub mod read;
 pub mod store;

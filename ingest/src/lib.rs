@@ -180,6 +180,15 @@ impl Ingest {
             failed = report.failed.len(),
             "ingest batch"
         );
+        livecount_core::metrics::emit(
+            "ingest",
+            &[
+                ("EventsApplied", report.applied as u64),
+                ("EventsStale", report.stale as u64),
+                ("MessagesInvalid", report.invalid.len() as u64),
+                ("MessagesFailed", report.failed.len() as u64),
+            ],
+        );
         Ok(report)
     }
 

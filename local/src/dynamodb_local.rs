@@ -53,6 +53,15 @@ pub enum LaunchError {
     },
 }
 
+/// Where DynamoDB Local keeps its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory (`-inMemory`): fast, gone when the process ends. The default.
+    InMemory,
+    /// In a folder (`-dbPath`): survives a restart (about 8x slower).
+    Folder(PathBuf),
+}
+
 /// A running DynamoDB Local; killed when stopped or dropped.
 pub struct DynamoDbLocal {
     child: Child,
@@ -63,6 +72,15 @@ impl DynamoDbLocal {
     /// Installs the jar under `install_dir` if it is missing, starts it on `port` (0 for any
     /// free port) and waits until it answers.
     pub async fn start(install_dir: &Path, port: u16) -> Result<Self, LaunchError> {
+        Self::start_with(install_dir, port, &Storage::InMemory).await
+    }
+
+    /// [`DynamoDbLocal::start`] with a choice of [`Storage`].
+    pub async fn start_with(
+        install_dir: &Path,
+        port: u16,
+        storage: &Storage,
+    ) -> Result<Self, LaunchError> {
         let port = if port == 0 {
             free_port().ok_or(LaunchError::PortInUse { port })?
         } else {
@@ -89,6 +107,10 @@ impl DynamoDbLocal {
             log: log.clone(),
             source,
         })?;
+        let storage_args: Vec<String> = match storage {
+            Storage::InMemory => vec!["-inMemory".to_owned()],
+            Storage::Folder(dir) => vec!["-dbPath".to_owned(), dir.display().to_string()],
+        };
         let child = Command::new(&java)
             .arg(format!(
                 "-Djava.library.path={}",
@@ -96,13 +118,8 @@ impl DynamoDbLocal {
             ))
             .arg("-jar")
             .arg(jar_dir.join("DynamoDBLocal.jar"))
-            .args([
-                "-port",
-                &port.to_string(),
-                "-inMemory",
-                "-sharedDb",
-                "-disableTelemetry",
-            ])
+            .args(["-port", &port.to_string(), "-sharedDb", "-disableTelemetry"])
+            .args(&storage_args)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
@@ -126,6 +143,11 @@ impl DynamoDbLocal {
     /// Kills the process and waits for it to exit.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+    }
+
+    /// Kills the process at once, as a crash would (for failure tests).
+    pub async fn kill(self) {
+        self.stop().await;
     }
 
     async fn wait_until_ready(&mut self, log: &Path) -> Result<(), LaunchError> {

@@ -43,15 +43,18 @@ pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// A DynamoDB Streams client from the standard AWS environment. DynamoDB Local serves Streams on
-/// its one endpoint, so without `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` the client uses
+/// A DynamoDB Streams client for the same endpoint as DynamoDB: the SDK configuration's
+/// endpoint if it has one (as [`local_sdk_config`] gives), else, since DynamoDB Local serves
+/// Streams on its one endpoint, `AWS_ENDPOINT_URL_DYNAMODB_STREAMS` or
 /// `AWS_ENDPOINT_URL_DYNAMODB`.
 pub fn streams_client(sdk_config: &aws_config::SdkConfig) -> aws_sdk_dynamodbstreams::Client {
     let mut config = aws_sdk_dynamodbstreams::config::Builder::from(sdk_config);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"));
-    if let Ok(url) = endpoint {
-        config = config.endpoint_url(url);
+    if sdk_config.endpoint_url().is_none() {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"));
+        if let Ok(url) = endpoint {
+            config = config.endpoint_url(url);
+        }
     }
     aws_sdk_dynamodbstreams::Client::from_conf(config.build())
 }

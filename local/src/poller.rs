@@ -294,7 +294,14 @@ impl StreamPoller {
                 }
                 return Ok(());
             }
-            Err(e) => return Err(streams_error("GetRecords", e)),
+            Err(e) => {
+                // The iterator may be dead too (DynamoDB Local restarted, say): resume after the
+                // last record read on the next poll.
+                if let Some(shard) = self.shards.get_mut(id) {
+                    shard.iterator = None;
+                }
+                return Err(streams_error("GetRecords", e));
+            }
         };
         let region = self.config.region.clone();
         let arn = self.stream_arn.clone();

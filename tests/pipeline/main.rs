@@ -3,6 +3,7 @@
 
 mod aws_shapes;
 mod bad_input;
+mod chaos;
 mod five_players;
 mod stream_retries;
 mod ttl;

@@ -10,6 +10,9 @@
 // A test harness: a failed setup step is a failed test, said with its reason.
 #![allow(clippy::expect_used)]
 
+pub mod faults;
+pub mod oracle;
+
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -33,6 +36,32 @@ pub struct Pipeline {
     next_message: AtomicU64,
 }
 
+/// How a test pipeline is built.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub timing: Timing,
+    /// An interceptor on the handlers' DynamoDB client.
+    pub faults: Option<faults::Faults>,
+    /// The SDK's attempts per call (its default is 3).
+    pub sdk_max_attempts: Option<u32>,
+    /// Failed deliveries of one stream batch before the poller gives up on it.
+    pub poller_max_retries: u32,
+    /// A DynamoDB endpoint other than `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub endpoint: Option<String>,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            timing: Timing::default(),
+            faults: None,
+            sdk_max_attempts: None,
+            poller_max_retries: PollerConfig::default().max_retries,
+            endpoint: None,
+        }
+    }
+}
+
 /// The real wall clock, in epoch milliseconds, rounded down to a whole second.
 pub fn wall_clock_second_ms() -> i64 {
     Clock::system().now_seconds() * 1000
@@ -41,12 +70,25 @@ pub fn wall_clock_second_ms() -> i64 {
 impl Pipeline {
     /// A pipeline with the default timing and a manual clock at the current wall-clock second.
     pub async fn new(test: &str) -> Self {
-        Self::with_timing(test, Timing::default()).await
+        Self::with_options(test, PipelineOptions::default()).await
     }
 
     pub async fn with_timing(test: &str, timing: Timing) -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
-            panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the integration tests with `make test`, which starts DynamoDB Local")
+        Self::with_options(
+            test,
+            PipelineOptions {
+                timing,
+                ..PipelineOptions::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn with_options(test: &str, options: PipelineOptions) -> Self {
+        let endpoint = options.endpoint.clone().unwrap_or_else(|| {
+            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+                panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the integration tests with `make test`, which starts DynamoDB Local")
+            })
         });
         static TABLES: AtomicU64 = AtomicU64::new(0);
         let unique = format!(
@@ -58,14 +100,25 @@ impl Pipeline {
         let config = Config {
             sessions_table: format!("sessions-{unique}"),
             counters_table: format!("counters-{unique}"),
-            timing,
+            timing: options.timing,
             ..Config::default()
         };
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .load()
-            .await;
-        let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+        let sdk = livecount_local::local_sdk_config(&endpoint).await;
+        let mut client_config = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(faults) = &options.faults {
+            client_config = client_config.interceptor(faults.clone());
+        }
+        if let Some(attempts) = options.sdk_max_attempts {
+            client_config = client_config.retry_config(
+                aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                    .with_max_attempts(attempts)
+                    .with_initial_backoff(Duration::from_millis(5)),
+            );
+        }
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(client_config.build()),
+            &config,
+        );
         store.create_tables().await.expect("create tables");
         let stream_arn = store.sessions_stream_arn().await.expect("stream ARN");
         let clock = Clock::manual(wall_clock_second_ms());
@@ -75,10 +128,14 @@ impl Pipeline {
             clock: clock.clone(),
         };
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
+        let poller_config = PollerConfig {
+            max_retries: options.poller_max_retries,
+            ..PollerConfig::default()
+        };
         let poller = StreamPoller::new(
             livecount_local::streams_client(&sdk),
             stream_arn,
-            PollerConfig::default(),
+            poller_config,
         );
         Self {
             config,
