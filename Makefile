@@ -2,14 +2,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export LIVECOUNT_DYNAMODB_LOCAL_DIR := $(CURDIR)/.local/dynamodb-local
+LAMBDA_VENV := $(CURDIR)/.local/lambda-venv
+LAMBDA_TARGET := x86_64-unknown-linux-gnu.2.17
 
-.PHONY: run test unit lint fmt chromium clean-local
+.PHONY: run test unit lint fmt chromium package lambda-test infra-test fuzz clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
-## test: lint, unit tests and integration tests against a fresh DynamoDB Local (installed on demand)
+## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local
 test: lint chromium
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
 
@@ -29,6 +31,35 @@ fmt:
 chromium:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
-## clean-local: forget the installed DynamoDB Local
+$(LAMBDA_VENV)/bin/cargo-lambda:
+	python3 -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/pip install --quiet cargo-lambda
+
+## package: release bootstrap.zip of the ingest, aggregate and read Lambdas in target/lambda/
+package: $(LAMBDA_VENV)/bin/cargo-lambda
+	PATH="$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --target $(LAMBDA_TARGET) \
+	  --output-format zip --bin ingest --bin aggregate --bin read
+	@for f in ingest aggregate read; do \
+	  unzip -o -q target/lambda/$$f/bootstrap.zip -d target/lambda/$$f 2>/dev/null \
+	    || python3 -m zipfile -e target/lambda/$$f/bootstrap.zip target/lambda/$$f; \
+	  chmod +x target/lambda/$$f/bootstrap; \
+	  printf '%-10s %s bytes\n' $$f "$$(stat -c %s target/lambda/$$f/bootstrap.zip)"; \
+	done
+
+## lambda-test: the release bootstraps under cargo lambda's runtime emulator, against DynamoDB Local
+lambda-test: package
+	PATH="$(LAMBDA_VENV)/bin:$$PATH" CARGO_LAMBDA=$(LAMBDA_VENV)/bin/cargo-lambda \
+	  scripts/with-dynamodb-local.sh $(CARGO) test -p livecount-tests --test lambda_contract -- --ignored
+
+## infra-test: CDK tests and offline synth, terraform checks, checkov
+infra-test:
+	scripts/infra-test.sh
+
+## fuzz: one million inputs through each cargo-fuzz target (FUZZ_RUNS to change)
+FUZZ_RUNS ?= 1000000
+fuzz:
+	scripts/fuzz.sh $(FUZZ_RUNS)
+
+## clean-local: forget the installed DynamoDB Local and tools
 clean-local:
 	rm -rf .local

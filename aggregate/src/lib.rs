@@ -23,7 +23,7 @@ use livecount_core::histogram::{
 };
 use livecount_core::model::{CounterItem, ItemKey, SessionImage};
 use livecount_core::store::CounterWrite;
-use livecount_core::{Clock, Config, Store, StoreError, error_chain};
+use livecount_core::{Clock, Config, Store, StoreError, Timing, error_chain};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -134,7 +134,7 @@ impl Aggregator {
         };
         let mut by_stream: BTreeMap<String, Vec<Move>> = BTreeMap::new();
         for (position, record) in records.iter().enumerate() {
-            match self.session_move(record) {
+            match session_move(record, &self.config.timing) {
                 Ok(session) => by_stream
                     .entry(session.stream_id.clone())
                     .or_default()
@@ -204,41 +204,6 @@ impl Aggregator {
             ],
         );
         report
-    }
-
-    /// Reads a record as the move of one session between buckets.
-    pub fn session_move(&self, record: &EventRecord) -> Result<SessionMove, UnreadableRecord> {
-        let change = &record.change;
-        let sequence = change
-            .sequence_number
-            .as_deref()
-            .and_then(SequenceNumber::parse)
-            .ok_or_else(|| UnreadableRecord::SequenceNumber(change.sequence_number.clone()))?;
-        let keys: ItemKey =
-            serde_dynamo::from_item(change.keys.clone()).map_err(|_| UnreadableRecord::Keys)?;
-        let old = image("OldImage", &change.old_image)?;
-        let new = image("NewImage", &change.new_image)?;
-        let pk = old
-            .as_ref()
-            .or(new.as_ref())
-            .map_or(keys.pk.as_str(), |i| i.pk.as_str());
-        let (stream_id, shard) = pk
-            .rsplit_once('#')
-            .and_then(|(stream, shard)| Some((stream, shard.parse::<u32>().ok()?)))
-            .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
-        let timing = &self.config.timing;
-        let bucket = |image: Option<SessionImage>| {
-            image
-                .filter(|i| i.watching)
-                .map(|i| timing.bucket(i.exp_date))
-        };
-        Ok(SessionMove {
-            stream_id: stream_id.to_owned(),
-            shard,
-            sequence,
-            left: bucket(old),
-            joined: bucket(new),
-        })
     }
 
     async fn update_stream(
@@ -345,6 +310,45 @@ struct StreamDone {
     updated: bool,
 }
 
+/// Reads a stream record as the move of one session between expiry buckets: out of
+/// `bucket(OldImage.expDate)` if the old image was watching, into `bucket(NewImage.expDate)` if
+/// the new image is. INSERT, MODIFY, REMOVE and TTL deletions are read alike.
+pub fn session_move(
+    record: &EventRecord,
+    timing: &Timing,
+) -> Result<SessionMove, UnreadableRecord> {
+    let change = &record.change;
+    let sequence = change
+        .sequence_number
+        .as_deref()
+        .and_then(SequenceNumber::parse)
+        .ok_or_else(|| UnreadableRecord::SequenceNumber(change.sequence_number.clone()))?;
+    let keys: ItemKey =
+        serde_dynamo::from_item(change.keys.clone()).map_err(|_| UnreadableRecord::Keys)?;
+    let old = image("OldImage", &change.old_image)?;
+    let new = image("NewImage", &change.new_image)?;
+    let pk = old
+        .as_ref()
+        .or(new.as_ref())
+        .map_or(keys.pk.as_str(), |i| i.pk.as_str());
+    let (stream_id, shard) = pk
+        .rsplit_once('#')
+        .and_then(|(stream, shard)| Some((stream, shard.parse::<u32>().ok()?)))
+        .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
+    let bucket = |image: Option<SessionImage>| {
+        image
+            .filter(|i| i.watching)
+            .map(|i| timing.bucket(i.exp_date))
+    };
+    Ok(SessionMove {
+        stream_id: stream_id.to_owned(),
+        shard,
+        sequence,
+        left: bucket(old),
+        joined: bucket(new),
+    })
+}
+
 fn image(
     name: &'static str,
     item: &serde_dynamo::Item,
@@ -364,15 +368,6 @@ fn image(
 mod tests {
     use super::*;
 
-    fn aggregator() -> Aggregator {
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::Config::builder()
-                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-                .build(),
-        );
-        Aggregator::new(Store::new(client, &Config::default()), Config::default())
-    }
-
     fn fixture() -> Event {
         serde_json::from_str(include_str!("../../tests/fixtures/dynamodb-event.json"))
             .expect("fixture")
@@ -380,11 +375,11 @@ mod tests {
 
     #[test]
     fn aws_shaped_records_read_as_session_moves() {
-        let aggregator = aggregator();
+        let timing = Timing::default();
         let moves: Vec<(String, u32, Option<i64>, Option<i64>)> = fixture()
             .records
             .iter()
-            .map(|r| aggregator.session_move(r).expect("readable"))
+            .map(|r| session_move(r, &timing).expect("readable"))
             .map(|m| (m.stream_id, m.shard, m.left, m.joined))
             .collect();
         let stream = "launch-keynote".to_owned();
@@ -402,18 +397,18 @@ mod tests {
 
     #[test]
     fn unreadable_records_name_what_is_wrong() {
-        let aggregator = aggregator();
+        let timing = Timing::default();
         let mut record = fixture().records.remove(1);
         record.change.sequence_number = Some("12ab".into());
         assert_eq!(
-            aggregator.session_move(&record),
+            session_move(&record, &timing),
             Err(UnreadableRecord::SequenceNumber(Some("12ab".into())))
         );
 
         let mut record = fixture().records.remove(2);
         record.change.new_image.remove("expDate");
         assert!(matches!(
-            aggregator.session_move(&record),
+            session_move(&record, &timing),
             Err(UnreadableRecord::Image {
                 image: "NewImage",
                 ..
@@ -426,7 +421,7 @@ mod tests {
         json["dynamodb"]["OldImage"]["PK"] = serde_json::json!({"S": "no-shard"});
         let record: EventRecord = serde_json::from_value(json).expect("record");
         assert_eq!(
-            aggregator.session_move(&record),
+            session_move(&record, &timing),
             Err(UnreadableRecord::PartitionKey("no-shard".into()))
         );
     }

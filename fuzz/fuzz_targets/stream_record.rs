@@ -1,0 +1,40 @@
+//! Any stream batch (as Lambda's JSON): reading records never panics, and the planned counter
+//! update obeys the histogram's invariants.
+#![no_main]
+
+use aws_lambda_events::event::dynamodb::Event;
+use libfuzzer_sys::fuzz_target;
+use livecount_aggregate::session_move;
+use livecount_core::Timing;
+use livecount_core::histogram::{KnownAttributes, plan_counter_update};
+use std::collections::{BTreeMap, BTreeSet};
+
+const NOW: i64 = 1_700_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(event) = serde_json::from_slice::<Event>(data) else {
+        return;
+    };
+    let timing = Timing::default();
+    let mut by_stream: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    for record in &event.records {
+        if let Ok(m) = session_move(record, &timing) {
+            for bucket in [m.left, m.joined].into_iter().flatten() {
+                assert_eq!(bucket % timing.bucket_seconds, 0);
+            }
+            by_stream.entry(m.stream_id.clone()).or_default().push(m);
+        }
+    }
+    let known = KnownAttributes { buckets: BTreeSet::from([NOW - 3600, NOW]), minutes: BTreeSet::new() };
+    for (stream, moves) in by_stream {
+        let Some(plan) = plan_counter_update(&stream, &moves, &BTreeMap::new(), &known, &timing, NOW) else {
+            continue;
+        };
+        let total: i64 = plan.deltas.values().map(|d| d.abs()).sum();
+        assert!(total <= 2 * moves.len() as i64);
+        assert!(plan.deltas.values().all(|d| *d != 0));
+        assert!(plan.deltas.keys().all(|b| *b >= NOW - timing.grace_seconds));
+        assert!(plan.prune.iter().all(|b| !plan.deltas.contains_key(b)));
+        assert!(plan.watermarks.values().all(|w| w.first <= w.last));
+    }
+});

@@ -1,0 +1,234 @@
+//! The real Lambda contract: the release `bootstrap` binaries that `make package` builds with
+//! cargo-lambda run under `cargo lambda watch`'s runtime emulator against DynamoDB Local, and
+//! are invoked with SQS, DynamoDB Streams and Function URL events shaped exactly as AWS sends
+//! them. Run by `make lambda-test` (after `make package`), which `.ci/run` calls.
+
+// Test plumbing: a failed step is a failed test, said with its reason.
+#![allow(clippy::expect_used)]
+
+use livecount_tests::{Pipeline, event_body};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A child process killed when the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `cargo lambda watch --only-lambda-apis`: the runtime API emulator, no function build.
+fn emulator(port: u16) -> Running {
+    let cargo_lambda = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".to_owned());
+    let child = Command::new(&cargo_lambda)
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ])
+        .current_dir(workspace())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {cargo_lambda}: {e} (make lambda-test installs cargo-lambda)")
+        });
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running
+}
+
+/// Runs `target/lambda/{name}/bootstrap` against the emulator, with the pipeline's tables.
+fn function(name: &str, port: u16, p: &Pipeline, endpoint: &str) -> Running {
+    let bootstrap = workspace().join(format!("target/lambda/{name}/bootstrap"));
+    assert!(
+        bootstrap.is_file(),
+        "{} is missing: run `make package` first",
+        bootstrap.display()
+    );
+    let mut child = Command::new(&bootstrap)
+        .env_clear()
+        // What `cargo lambda watch --only-lambda-apis` asks the function's environment for.
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        .env("LIVECOUNT_SESSIONS_TABLE", &p.config.sessions_table)
+        .env("LIVECOUNT_COUNTERS_TABLE", &p.config.counters_table)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run bootstrap");
+    // Keep its log lines (EMF metrics among them) readable in the test output.
+    let stdout = child.stdout.take().expect("stdout");
+    let label = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("[{label}] {line}");
+        }
+    });
+    Running(child)
+}
+
+/// `POST /2015-03-31/functions/_/invocations` (the Lambda Invoke API) to the emulator that
+/// serves function `name`, with retries while the function starts.
+fn invoke(port: u16, name: &str, event: &Value) -> Value {
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                "@-",
+                &url,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(event.to_string().as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("curl");
+        if let Ok(value) = serde_json::from_slice::<Value>(&output.stdout) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from {name}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn sqs_record(id: &str, body: &str, sent_ms: i64) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent_ms.to_string(),
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": sent_ms.to_string()
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livecount-events",
+        "awsRegion": "us-east-1"
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the cargo-lambda bootstraps: run with `make lambda-test`"]
+async fn release_bootstraps_honour_the_lambda_contract() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("run under scripts/with-dynamodb-local.sh");
+    let p = Pipeline::new("lambda-contract").await;
+    // One emulator per function: each serves the function named `_` on its own port.
+    let ports = [free_port(), free_port(), free_port()];
+    let _emulators: Vec<Running> = ports.iter().map(|&port| emulator(port)).collect();
+    let [ingest_port, aggregate_port, read_port] = ports;
+    let _ingest = function("ingest", ingest_port, &p, &endpoint);
+    let _aggregate = function("aggregate", aggregate_port, &p, &endpoint);
+    let _read = function("read", read_port, &p, &endpoint);
+    let now = livecount_tests::wall_clock_second_ms();
+
+    // SQS → ingest: three sessions and one invalid message; the response names only that one.
+    let sqs = json!({"Records": [
+        sqs_record("a1", &event_body("keynote", "s-1", "start", now), now),
+        sqs_record("a2", &json!([{"streamId": "keynote", "sessionId": "s-2", "type": "start", "ts": now},
+                                 {"streamId": "keynote", "sessionId": "s-3", "type": "heartbeat", "ts": now}]).to_string(), now),
+        sqs_record("bad", "{\"streamId\": \"keynote#1\"}", now),
+    ]});
+    let response = invoke(ingest_port, "ingest", &sqs);
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "bad"}]})
+    );
+    assert_eq!(p.session_rows().await, 3);
+
+    // DynamoDB Streams → aggregate: the records the sessions table produced, as Lambda sends them.
+    let mut p = p;
+    let batches = p.poller.next_batches().await.expect("stream");
+    for batch in batches {
+        let response = invoke(
+            aggregate_port,
+            "aggregate",
+            &serde_json::to_value(&batch).expect("event JSON"),
+        );
+        assert_eq!(response, json!({"batchItemFailures": []}));
+    }
+    assert_eq!(p.viewers_at("keynote", now / 1000).await, 3);
+
+    // Function URL → read: the one-GetItem read over HTTP.
+    let request = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": "/api/streams/keynote", "rawQueryString": "",
+        "headers": {"accept": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
+            "domainPrefix": "abc", "http": {"method": "GET", "path": "/api/streams/keynote", "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.7", "userAgent": "curl/8"}, "requestId": "r-1", "routeKey": "$default",
+            "stage": "$default", "time": "25/Nov/2026:20:00:00 +0000", "timeEpoch": now
+        },
+        "isBase64Encoded": false
+    });
+    let response = invoke(read_port, "read", &request);
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let body: Value =
+        serde_json::from_str(response["body"].as_str().expect("body")).expect("JSON body");
+    assert_eq!(body["streamId"], "keynote");
+    assert_eq!(body["viewers"], 3, "{body}");
+    p.cleanup().await;
+}
