@@ -1,0 +1,861 @@
+// Tests of the Livecount construct and app: every resource setting the system relies on, not just
+// that it synthesizes. Run with `npm test` (tsc, then node --test on dist/test).
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { App, CfnElement, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { propsFromContext } from '../lib/context';
+import {
+  AGGREGATE_METRICS,
+  FUNCTION_NAMES,
+  INGEST_METRICS,
+  Livecount,
+  LivecountProps,
+  defaultCodePath,
+  findRepoRoot,
+} from '../lib/livecount';
+
+const CDK_DIR = path.resolve(__dirname, '..', '..');
+const CDK_JSON = JSON.parse(fs.readFileSync(path.join(CDK_DIR, 'cdk.json'), 'utf8'));
+/** The context `cdk synth` gives the app: cdk.json's feature flags, and asset metadata on. */
+const CONTEXT = { ...CDK_JSON.context, 'aws:cdk:enable-asset-metadata': true };
+
+/** Temporary folders, removed when the tests end. */
+const TEMP: string[] = [];
+process.on('exit', () => TEMP.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  TEMP.push(dir);
+  return dir;
+}
+
+/** A folder with ingest/, aggregate/, read/, each holding a dummy `bootstrap`. */
+function dummyCode(): string {
+  const dir = tempDir('livecount-code-');
+  for (const name of FUNCTION_NAMES) {
+    fs.mkdirSync(path.join(dir, name));
+    fs.writeFileSync(path.join(dir, name, 'bootstrap'), '#!/bin/sh\necho dummy\n', { mode: 0o755 });
+  }
+  return dir;
+}
+const CODE = dummyCode();
+const codeProps = {
+  ingestCode: path.join(CODE, 'ingest'),
+  aggregateCode: path.join(CODE, 'aggregate'),
+  readCode: path.join(CODE, 'read'),
+};
+
+interface Synth {
+  stack: Stack;
+  construct: Livecount;
+  template: Template;
+  json: any;
+  id: (c: { node: { defaultChild?: unknown } }) => string;
+}
+
+/** A stack holding one Livecount, not synthesized yet (more constructs may be added). */
+function build(props: LivecountProps = {}): { stack: Stack; construct: Livecount } {
+  const app = new App({ context: CONTEXT });
+  const stack = new Stack(app, 'Test');
+  const construct = new Livecount(stack, 'Livecount', { ...codeProps, ...props });
+  return { stack, construct };
+}
+
+/** Synthesizes one stack with the app's feature flags (cdk.json context), as `cdk synth` would. */
+function synth(props: LivecountProps = {}): Synth {
+  const { stack, construct } = build(props);
+  const template = Template.fromStack(stack);
+  return {
+    stack,
+    construct,
+    template,
+    json: template.toJSON(),
+    id: (c) => stack.getLogicalId(c.node.defaultChild as CfnElement),
+  };
+}
+
+const DEFAULT = synth();
+const getAtt = (logicalId: string, attr: string) => ({ 'Fn::GetAtt': [logicalId, attr] });
+const ref = (logicalId: string) => ({ Ref: logicalId });
+const resource = (s: Synth, logicalId: string) => {
+  const r = s.json.Resources[logicalId];
+  assert.ok(r, `no resource ${logicalId}`);
+  return r;
+};
+const resourcesOfType = (s: Synth, type: string): [string, any][] =>
+  Object.entries(s.json.Resources as Record<string, any>).filter(([, r]) => r.Type === type);
+
+const ENV_DEFAULTS = {
+  LIVECOUNT_SESSIONS_TABLE: 'livecount-sessions',
+  LIVECOUNT_COUNTERS_TABLE: 'livecount-counters',
+  LIVECOUNT_WINDOW_SECONDS: '15',
+  LIVECOUNT_BUCKET_SECONDS: '5',
+  LIVECOUNT_GRACE_SECONDS: '60',
+  LIVECOUNT_SESSION_SHARDS: '8',
+  LIVECOUNT_MAX_CONCURRENT_WRITES: '16',
+  RUST_LOG: 'info',
+};
+
+describe('tables', () => {
+  const { construct: c } = DEFAULT;
+
+  it('sessions: PK/SK strings, on demand, TTL on expDate, NEW_AND_OLD_IMAGES stream, PITR, SSE', () => {
+    const t = resource(DEFAULT, DEFAULT.id(c.sessions));
+    assert.equal(t.Type, 'AWS::DynamoDB::Table');
+    assert.deepEqual(t.Properties, {
+      TableName: 'livecount-sessions',
+      AttributeDefinitions: [
+        { AttributeName: 'PK', AttributeType: 'S' },
+        { AttributeName: 'SK', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'PK', KeyType: 'HASH' },
+        { AttributeName: 'SK', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expDate', Enabled: true },
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+    assert.equal(t.DeletionPolicy, 'Retain');
+  });
+
+  it('counters: PK/SK strings, on demand, no TTL, no stream, PITR, SSE', () => {
+    const t = resource(DEFAULT, DEFAULT.id(c.counters));
+    assert.deepEqual(t.Properties, {
+      TableName: 'livecount-counters',
+      AttributeDefinitions: [
+        { AttributeName: 'PK', AttributeType: 'S' },
+        { AttributeName: 'SK', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'PK', KeyType: 'HASH' },
+        { AttributeName: 'SK', KeyType: 'RANGE' },
+      ],
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+
+  it('exactly two tables', () => {
+    DEFAULT.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+  });
+
+  it('pointInTimeRecovery: false turns PITR off on both tables and records the checkov skip', () => {
+    const s = synth({ pointInTimeRecovery: false });
+    for (const table of [s.construct.sessions, s.construct.counters]) {
+      const t = resource(s, s.id(table));
+      assert.deepEqual(t.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: false });
+      assert.ok(t.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_28'));
+    }
+  });
+
+  it('table names and removal policy follow the props', () => {
+    const s = synth({ sessionsTable: 'live-s', countersTable: 'live-c', removalPolicy: RemovalPolicy.DESTROY });
+    assert.equal(resource(s, s.id(s.construct.sessions)).Properties.TableName, 'live-s');
+    assert.equal(resource(s, s.id(s.construct.counters)).Properties.TableName, 'live-c');
+    assert.equal(resource(s, s.id(s.construct.sessions)).DeletionPolicy, 'Delete');
+  });
+});
+
+describe('queues', () => {
+  const { construct: c } = DEFAULT;
+
+  it('events queue: SQS-managed SSE, redrive to the DLQ after 5 receives, visibility >= 6x the ingest timeout', () => {
+    const q = resource(DEFAULT, DEFAULT.id(c.queue)).Properties;
+    assert.equal(q.SqsManagedSseEnabled, true);
+    assert.equal(q.MaximumMessageSize, 262_144);
+    assert.deepEqual(q.RedrivePolicy, {
+      deadLetterTargetArn: getAtt(DEFAULT.id(c.deadLetterQueue), 'Arn'),
+      maxReceiveCount: 5,
+    });
+    const ingestTimeout = resource(DEFAULT, DEFAULT.id(c.ingestFunction)).Properties.Timeout;
+    assert.equal(ingestTimeout, 30);
+    assert.ok(q.VisibilityTimeout >= 6 * ingestTimeout, `visibility ${q.VisibilityTimeout}`);
+    assert.equal(q.VisibilityTimeout, 6 * 30 + 1);
+  });
+
+  it('DLQ and the aggregate on-failure queue: SSE, 14 days retention', () => {
+    for (const queue of [c.deadLetterQueue, c.aggregateFailures]) {
+      const q = resource(DEFAULT, DEFAULT.id(queue)).Properties;
+      assert.equal(q.SqsManagedSseEnabled, true);
+      assert.equal(q.MessageRetentionPeriod, 14 * 24 * 3600);
+    }
+    DEFAULT.template.resourceCountIs('AWS::SQS::Queue', 3);
+  });
+
+  it('maxReceiveCount and ingestTimeout props reach the redrive policy and the visibility timeout', () => {
+    const s = synth({ maxReceiveCount: 3, ingestTimeout: Duration.seconds(60), ingestMaxBatchingWindow: Duration.seconds(5) });
+    const q = resource(s, s.id(s.construct.queue)).Properties;
+    assert.equal(q.RedrivePolicy.maxReceiveCount, 3);
+    assert.equal(q.VisibilityTimeout, 6 * 60 + 5);
+    assert.equal(resource(s, s.id(s.construct.ingestFunction)).Properties.Timeout, 60);
+  });
+
+  it('every queue denies non-TLS access (the only statements in queue policies)', () => {
+    const policies = resourcesOfType(DEFAULT, 'AWS::SQS::QueuePolicy');
+    assert.equal(policies.length, 3);
+    for (const [, p] of policies) {
+      assert.deepEqual(p.Properties.PolicyDocument.Statement.length, 1);
+      const st = p.Properties.PolicyDocument.Statement[0];
+      assert.equal(st.Effect, 'Deny');
+      assert.deepEqual(st.Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+    }
+  });
+});
+
+describe('functions', () => {
+  const { construct: c } = DEFAULT;
+
+  it('three functions: provided.al2023, x86_64, handler bootstrap, own role and log group', () => {
+    DEFAULT.template.resourceCountIs('AWS::Lambda::Function', 3);
+    for (const name of FUNCTION_NAMES) {
+      const fn = { ingest: c.ingestFunction, aggregate: c.aggregateFunction, read: c.readFunction }[name];
+      const p = resource(DEFAULT, DEFAULT.id(fn)).Properties;
+      assert.equal(p.Runtime, 'provided.al2023');
+      assert.deepEqual(p.Architectures, ['x86_64']);
+      assert.equal(p.Handler, 'bootstrap');
+      assert.deepEqual(p.Role, getAtt(DEFAULT.id(c.roles[name]), 'Arn'));
+      assert.deepEqual(p.LoggingConfig, { LogGroup: ref(DEFAULT.id(c.logGroups[name])) });
+      assert.equal(p.MemorySize, 256);
+      assert.equal(p.ReservedConcurrentExecutions, undefined);
+    }
+    assert.equal(resource(DEFAULT, DEFAULT.id(c.aggregateFunction)).Properties.Timeout, 60);
+    assert.equal(resource(DEFAULT, DEFAULT.id(c.readFunction)).Properties.Timeout, 10);
+  });
+
+  it('every function gets exactly the documented environment, with the documented defaults', () => {
+    for (const fn of [c.ingestFunction, c.aggregateFunction, c.readFunction]) {
+      assert.deepEqual(resource(DEFAULT, DEFAULT.id(fn)).Properties.Environment, { Variables: ENV_DEFAULTS });
+    }
+  });
+
+  it('props rename through to the environment variables of the same name', () => {
+    const s = synth({
+      sessionsTable: 'my-sessions',
+      countersTable: 'my-counters',
+      windowSeconds: 30,
+      bucketSeconds: 10,
+      graceSeconds: 120,
+      sessionShards: 256,
+      maxConcurrentWrites: 32,
+      logLevel: 'debug',
+    });
+    const expected = {
+      LIVECOUNT_SESSIONS_TABLE: 'my-sessions',
+      LIVECOUNT_COUNTERS_TABLE: 'my-counters',
+      LIVECOUNT_WINDOW_SECONDS: '30',
+      LIVECOUNT_BUCKET_SECONDS: '10',
+      LIVECOUNT_GRACE_SECONDS: '120',
+      LIVECOUNT_SESSION_SHARDS: '256',
+      LIVECOUNT_MAX_CONCURRENT_WRITES: '32',
+      RUST_LOG: 'debug',
+    };
+    for (const [, fn] of resourcesOfType(s, 'AWS::Lambda::Function')) {
+      assert.deepEqual(fn.Properties.Environment.Variables, expected);
+    }
+    assert.deepEqual(s.construct.environment, expected);
+  });
+
+  it('memory, timeouts and reserved concurrency follow the props', () => {
+    const s = synth({
+      memorySize: 512,
+      aggregateTimeout: Duration.seconds(120),
+      readTimeout: Duration.seconds(3),
+      reservedConcurrency: { read: 20 },
+    });
+    assert.equal(resource(s, s.id(s.construct.ingestFunction)).Properties.MemorySize, 512);
+    assert.equal(resource(s, s.id(s.construct.aggregateFunction)).Properties.Timeout, 120);
+    const read = resource(s, s.id(s.construct.readFunction));
+    assert.equal(read.Properties.Timeout, 3);
+    assert.equal(read.Properties.ReservedConcurrentExecutions, 20);
+    assert.ok(!read.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_115'), 'no concurrency skip when set');
+  });
+
+  it('code comes from a zip file or a folder, by default from target/lambda/<name>/bootstrap.zip', () => {
+    const zip = path.join(tempDir('livecount-zip-'), 'bootstrap.zip');
+    fs.writeFileSync(zip, 'PK\u0005\u0006' + '\u0000'.repeat(18)); // an empty zip archive
+    const s = synth({ ingestCode: zip });
+    const fromZip = resource(s, s.id(s.construct.ingestFunction));
+    assert.match(fromZip.Properties.Code.S3Key, /\.zip$/);
+    assert.match(fromZip.Metadata['aws:asset:path'], /\.zip$/, 'a zip is used as it is');
+    const fromDir = resource(s, s.id(s.construct.aggregateFunction));
+    assert.doesNotMatch(fromDir.Metadata['aws:asset:path'], /\.zip$/, 'a folder is zipped at deploy');
+    const root = findRepoRoot();
+    assert.ok(fs.existsSync(path.join(root, 'Cargo.toml')), root);
+    for (const name of FUNCTION_NAMES) {
+      assert.equal(defaultCodePath(name), path.join(root, 'target', 'lambda', name, 'bootstrap.zip'));
+    }
+  });
+
+  it('a missing code path fails synth with a message naming make package', () => {
+    assert.throws(
+      () => synth({ ingestCode: path.join(CODE, 'nope.zip') }),
+      /ingest function's code is missing .*make package/,
+    );
+  });
+});
+
+describe('event source mappings', () => {
+  const { construct: c } = DEFAULT;
+
+  it('ingest: from the events queue, batch 100, window 1 s, ReportBatchItemFailures', () => {
+    const m = resource(DEFAULT, DEFAULT.id(c.ingestMapping)).Properties;
+    assert.deepEqual(m, {
+      EventSourceArn: getAtt(DEFAULT.id(c.queue), 'Arn'),
+      FunctionName: ref(DEFAULT.id(c.ingestFunction)),
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('ingest: batch size, window and maximum concurrency are props', () => {
+    const s = synth({ ingestBatchSize: 500, ingestMaxBatchingWindow: Duration.seconds(3), ingestMaxConcurrency: 50 });
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(s.id(s.construct.queue), 'Arn'),
+      BatchSize: 500,
+      MaximumBatchingWindowInSeconds: 3,
+      ScalingConfig: { MaximumConcurrency: 50 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('aggregate: sessions stream, TRIM_HORIZON, 100 / 1 s, bisect, partial failures, 10 retries, 1 h, on-failure queue, parallelization 1', () => {
+    const m = resource(DEFAULT, DEFAULT.id(c.aggregateMapping)).Properties;
+    assert.deepEqual(m, {
+      EventSourceArn: getAtt(DEFAULT.id(c.sessions), 'StreamArn'),
+      FunctionName: ref(DEFAULT.id(c.aggregateFunction)),
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: getAtt(DEFAULT.id(c.aggregateFailures), 'Arn') } },
+      ParallelizationFactor: 1,
+    });
+  });
+
+  it('aggregate: every setting is a prop', () => {
+    const s = synth({
+      aggregateBatchSize: 1000,
+      aggregateMaxBatchingWindow: Duration.seconds(5),
+      aggregateRetryAttempts: 3,
+      aggregateMaxRecordAge: Duration.minutes(10),
+      aggregateParallelizationFactor: 4,
+    });
+    s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(s.id(s.construct.sessions), 'StreamArn'),
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 5,
+      MaximumRetryAttempts: 3,
+      MaximumRecordAgeInSeconds: 600,
+      ParallelizationFactor: 4,
+      BisectBatchOnFunctionError: true,
+    });
+  });
+
+  it('exactly two mappings', () => {
+    DEFAULT.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  });
+});
+
+describe('read API (Function URL)', () => {
+  it('defaults to AWS_IAM auth, no CORS, no public invoke permission', () => {
+    const { construct: c } = DEFAULT;
+    const url = resource(DEFAULT, DEFAULT.id(c.readUrl)).Properties;
+    assert.deepEqual(url, {
+      AuthType: 'AWS_IAM',
+      TargetFunctionArn: getAtt(DEFAULT.id(c.readFunction), 'Arn'),
+    });
+    DEFAULT.template.resourceCountIs('AWS::Lambda::Url', 1);
+    DEFAULT.template.resourceCountIs('AWS::Lambda::Permission', 0);
+  });
+
+  it('publicRead: auth NONE, CORS GET from the allowed origins, a public invoke permission, a justified checkov skip', () => {
+    const s = synth({ publicRead: true, allowedOrigins: ['https://dash.example.com', 'https://ops.example.com'] });
+    const url = resource(s, s.id(s.construct.readUrl));
+    assert.equal(url.Properties.AuthType, 'NONE');
+    assert.deepEqual(url.Properties.Cors, {
+      AllowMethods: ['GET'],
+      AllowOrigins: ['https://dash.example.com', 'https://ops.example.com'],
+      MaxAge: 3600,
+    });
+    assert.ok(url.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_258' && x.comment.length > 20));
+    // Since October 2025 a public URL needs both statements; the second only via the URL.
+    const fn = getAtt(s.id(s.construct.readFunction), 'Arn');
+    const permissions = resourcesOfType(s, 'AWS::Lambda::Permission').map(([, p]) => p.Properties);
+    assert.deepEqual(
+      permissions.sort((a, b) => a.Action.localeCompare(b.Action)),
+      [
+        { Action: 'lambda:InvokeFunction', FunctionName: fn, InvokedViaFunctionUrl: true, Principal: '*' },
+        { Action: 'lambda:InvokeFunctionUrl', FunctionName: fn, FunctionUrlAuthType: 'NONE', Principal: '*' },
+      ],
+    );
+    assertNoWildcards(s.json);
+  });
+
+  it('publicRead without allowedOrigins is refused', () => {
+    assert.throws(() => synth({ publicRead: true }), /publicRead needs allowedOrigins/);
+  });
+});
+
+/** Every policy document in the template: role inline policies, trust policies, queue policies. */
+function policyDocuments(json: any): { where: string; doc: any }[] {
+  const out: { where: string; doc: any }[] = [];
+  for (const [id, r] of Object.entries(json.Resources as Record<string, any>)) {
+    const p = r.Properties ?? {};
+    if (p.PolicyDocument) out.push({ where: id, doc: p.PolicyDocument });
+    if (p.AssumeRolePolicyDocument) out.push({ where: `${id} trust`, doc: p.AssumeRolePolicyDocument });
+    for (const inline of p.Policies ?? []) out.push({ where: `${id} ${inline.PolicyName}`, doc: inline.PolicyDocument });
+  }
+  return out;
+}
+
+const asList = (x: unknown): unknown[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+
+/**
+ * No `*` action and no `*` resource in any policy. The one allowed exception is the queues'
+ * TLS-only statement: a Deny of `sqs:*` (denying every action is the point of it).
+ */
+function assertNoWildcards(json: any): void {
+  const docs = policyDocuments(json);
+  assert.ok(docs.length > 0);
+  for (const { where, doc } of docs) {
+    for (const st of doc.Statement) {
+      const isTlsDeny =
+        st.Effect === 'Deny' &&
+        st.Action === 'sqs:*' &&
+        JSON.stringify(st.Condition) === JSON.stringify({ Bool: { 'aws:SecureTransport': 'false' } });
+      for (const action of asList(st.Action)) {
+        assert.equal(typeof action, 'string', `${where}: action ${JSON.stringify(action)}`);
+        if (!isTlsDeny) assert.ok(!(action as string).includes('*'), `${where}: wildcard action ${action}`);
+      }
+      for (const r of asList(st.Resource)) {
+        assert.notEqual(r, '*', `${where}: resource "*"`);
+        if (typeof r === 'string') assert.ok(!r.includes('*'), `${where}: wildcard resource ${r}`);
+      }
+      assert.equal(st.NotAction, undefined, `${where}: NotAction`);
+      assert.equal(st.NotResource, undefined, `${where}: NotResource`);
+    }
+  }
+  // Anything else that could carry permissions: no managed policies, no separate IAM policies.
+  for (const [id, r] of Object.entries(json.Resources as Record<string, any>)) {
+    assert.ok(r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::ManagedPolicy', `${id}: ${r.Type}`);
+    assert.equal(r.Properties?.ManagedPolicyArns, undefined, `${id}: managed policies`);
+  }
+}
+
+describe('IAM', () => {
+  const { construct: c } = DEFAULT;
+  const inline = (name: 'ingest' | 'aggregate' | 'read') => {
+    const role = resource(DEFAULT, DEFAULT.id(c.roles[name])).Properties;
+    assert.deepEqual(role.AssumeRolePolicyDocument, {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }],
+    });
+    assert.equal(role.ManagedPolicyArns, undefined);
+    assert.equal(role.Policies.length, 1);
+    assert.equal(role.Policies[0].PolicyDocument.Version, '2012-10-17');
+    return role.Policies[0].PolicyDocument.Statement;
+  };
+  const logs = (name: 'ingest' | 'aggregate' | 'read') => ({
+    Sid: 'OwnLogGroup',
+    Effect: 'Allow',
+    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    Resource: getAtt(DEFAULT.id(c.logGroups[name]), 'Arn'),
+  });
+
+  it('ingest: its own log group, UpdateItem on the sessions table, consume the events queue', () => {
+    assert.deepEqual(inline('ingest'), [
+      logs('ingest'),
+      { Sid: 'WriteSessions', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: getAtt(DEFAULT.id(c.sessions), 'Arn') },
+      {
+        Sid: 'ConsumeEvents',
+        Effect: 'Allow',
+        Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
+        Resource: getAtt(DEFAULT.id(c.queue), 'Arn'),
+      },
+    ]);
+  });
+
+  it('aggregate: its own log group, UpdateItem on the counters table, read the sessions stream, send to the on-failure queue', () => {
+    assert.deepEqual(inline('aggregate'), [
+      logs('aggregate'),
+      { Sid: 'WriteCounters', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: getAtt(DEFAULT.id(c.counters), 'Arn') },
+      {
+        Sid: 'ReadSessionsStream',
+        Effect: 'Allow',
+        Action: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:ListStreams'],
+        Resource: getAtt(DEFAULT.id(c.sessions), 'StreamArn'),
+      },
+      {
+        Sid: 'ReportFailedBatches',
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Resource: getAtt(DEFAULT.id(c.aggregateFailures), 'Arn'),
+      },
+    ]);
+  });
+
+  it('read: its own log group, GetItem and Scan on the counters table', () => {
+    assert.deepEqual(inline('read'), [
+      logs('read'),
+      {
+        Sid: 'ReadCounters',
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:Scan'],
+        Resource: getAtt(DEFAULT.id(c.counters), 'Arn'),
+      },
+    ]);
+  });
+
+  it('one role per function and nothing else grants permissions', () => {
+    DEFAULT.template.resourceCountIs('AWS::IAM::Role', 3);
+    DEFAULT.template.resourceCountIs('AWS::IAM::Policy', 0);
+  });
+
+  it('no "*" action and no "*" resource anywhere in the template (the TLS-only queue Deny aside)', () => {
+    assertNoWildcards(DEFAULT.json);
+  });
+
+  it('the grant helpers give a producer SendMessage only and a dashboard GetItem only', () => {
+    const b = build();
+    const producer = new iam.Role(b.stack, 'Producer', { assumedBy: new iam.AccountRootPrincipal() });
+    const dashboard = new iam.Role(b.stack, 'Dashboard', { assumedBy: new iam.AccountRootPrincipal() });
+    b.construct.grantSendEvents(producer);
+    b.construct.grantReadCounts(dashboard);
+    b.construct.grantInvokeReadUrl(dashboard);
+    const t = Template.fromStack(b.stack);
+    const s = { ...b, id: (c: { node: { defaultChild?: unknown } }) => b.stack.getLogicalId(c.node.defaultChild as CfnElement) };
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: s.stack.getLogicalId(producer.node.defaultChild as CfnElement) }],
+      PolicyDocument: {
+        Statement: [{ Action: 'sqs:SendMessage', Effect: 'Allow', Resource: getAtt(s.id(s.construct.queue), 'Arn') }],
+      },
+    });
+    const readFn = getAtt(s.id(s.construct.readFunction), 'Arn');
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: s.stack.getLogicalId(dashboard.node.defaultChild as CfnElement) }],
+      PolicyDocument: {
+        Statement: [
+          { Action: 'dynamodb:GetItem', Effect: 'Allow', Resource: getAtt(s.id(s.construct.counters), 'Arn') },
+          {
+            Action: 'lambda:InvokeFunctionUrl',
+            Condition: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+            Effect: 'Allow',
+            Resource: readFn,
+          },
+          {
+            Action: 'lambda:InvokeFunction',
+            Condition: { Bool: { 'lambda:InvokedViaFunctionUrl': true } },
+            Effect: 'Allow',
+            Resource: readFn,
+          },
+        ],
+      },
+    });
+  });
+});
+
+describe('logs', () => {
+  it('one log group per function, 14 days by default', () => {
+    DEFAULT.template.resourceCountIs('AWS::Logs::LogGroup', 3);
+    for (const name of FUNCTION_NAMES) {
+      assert.equal(resource(DEFAULT, DEFAULT.id(DEFAULT.construct.logGroups[name])).Properties.RetentionInDays, 14);
+    }
+  });
+
+  it('logRetention is a prop', () => {
+    const s = synth({ logRetention: logs.RetentionDays.ONE_MONTH });
+    for (const [, g] of resourcesOfType(s, 'AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 30);
+  });
+});
+
+describe('alarms', () => {
+  const { construct: c } = DEFAULT;
+  const alarm = (s: Synth, key: string) => {
+    const a = s.construct.alarms[key];
+    assert.ok(a, `no alarm ${key}`);
+    return resource(s, s.id(a)).Properties;
+  };
+
+  it('there are exactly the documented alarms', () => {
+    assert.deepEqual(Object.keys(c.alarms).sort(), [
+      'AggregateErrors',
+      'AggregateFailureQueueDepth',
+      'AggregateIteratorAge',
+      'AggregateThrottles',
+      'DeadLetterQueueDepth',
+      'IngestErrors',
+      'IngestThrottles',
+      'MessagesInvalid',
+      'ReadErrors',
+      'ReadThrottles',
+      'UnreadableRecords',
+    ]);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 11);
+    for (const [, a] of resourcesOfType(DEFAULT, 'AWS::CloudWatch::Alarm')) {
+      assert.equal(a.Properties.TreatMissingData, 'notBreaching');
+      assert.ok(a.Properties.AlarmDescription.startsWith('livecount: '));
+      assert.equal(a.Properties.AlarmActions, undefined);
+    }
+  });
+
+  it('DLQ depth: ApproximateNumberOfMessagesVisible > 0', () => {
+    for (const [key, queue] of [
+      ['DeadLetterQueueDepth', c.deadLetterQueue],
+      ['AggregateFailureQueueDepth', c.aggregateFailures],
+    ] as const) {
+      const a = alarm(DEFAULT, key);
+      assert.equal(a.Namespace, 'AWS/SQS');
+      assert.equal(a.MetricName, 'ApproximateNumberOfMessagesVisible');
+      assert.deepEqual(a.Dimensions, [{ Name: 'QueueName', Value: getAtt(DEFAULT.id(queue), 'QueueName') }]);
+      assert.equal(a.Statistic, 'Maximum');
+      assert.equal(a.Threshold, 0);
+      assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+    }
+  });
+
+  it('aggregate iterator age: IteratorAge max > 60 s (60000 ms) for 3 minutes', () => {
+    const a = alarm(DEFAULT, 'AggregateIteratorAge');
+    assert.equal(a.Namespace, 'AWS/Lambda');
+    assert.equal(a.MetricName, 'IteratorAge');
+    assert.deepEqual(a.Dimensions, [{ Name: 'FunctionName', Value: ref(DEFAULT.id(c.aggregateFunction)) }]);
+    assert.equal(a.Statistic, 'Maximum');
+    assert.equal(a.Threshold, 60_000);
+    assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+    assert.equal(a.Period, 60);
+    assert.equal(a.EvaluationPeriods, 3);
+  });
+
+  it('Errors and Throttles of each function: Sum over 5 minutes > 0', () => {
+    for (const [name, fn] of [
+      ['Ingest', c.ingestFunction],
+      ['Aggregate', c.aggregateFunction],
+      ['Read', c.readFunction],
+    ] as const) {
+      for (const metric of ['Errors', 'Throttles']) {
+        const a = alarm(DEFAULT, `${name}${metric}`);
+        assert.equal(a.Namespace, 'AWS/Lambda');
+        assert.equal(a.MetricName, metric);
+        assert.deepEqual(a.Dimensions, [{ Name: 'FunctionName', Value: ref(DEFAULT.id(fn)) }]);
+        assert.equal(a.Statistic, 'Sum');
+        assert.equal(a.Period, 300);
+        assert.equal(a.Threshold, 0);
+        assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+      }
+    }
+  });
+
+  it('invalid messages: livecount/MessagesInvalid{Function=ingest} Sum over 5 minutes > 0', () => {
+    assert.deepEqual(
+      { ...alarm(DEFAULT, 'MessagesInvalid'), AlarmDescription: undefined },
+      {
+        AlarmDescription: undefined,
+        Namespace: 'livecount',
+        MetricName: 'MessagesInvalid',
+        Dimensions: [{ Name: 'Function', Value: 'ingest' }],
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+      },
+    );
+  });
+
+  it('unreadable stream records: livecount/UnreadableRecords{Function=aggregate} > 0', () => {
+    const a = alarm(DEFAULT, 'UnreadableRecords');
+    assert.equal(a.Namespace, 'livecount');
+    assert.deepEqual(a.Dimensions, [{ Name: 'Function', Value: 'aggregate' }]);
+    assert.equal(a.Threshold, 0);
+  });
+
+  it('thresholds and actions are props', () => {
+    const s = synth({ iteratorAgeAlarmSeconds: 120, invalidMessagesThreshold: 25 });
+    assert.equal(alarm(s, 'AggregateIteratorAge').Threshold, 120_000);
+    assert.equal(alarm(s, 'MessagesInvalid').Threshold, 25);
+
+    const app = new App({ context: CONTEXT });
+    const stack = new Stack(app, 'WithActions');
+    const topic = new sns.Topic(stack, 'Topic');
+    new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
+    const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
+    assert.equal(Object.keys(alarms).length, 11);
+    for (const a of Object.values(alarms)) {
+      assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
+    }
+  });
+});
+
+describe('dashboard', () => {
+  it('graphs events applied/stale/invalid, the aggregate metrics, iterator age, errors, throttles and DLQ depth', () => {
+    // The names the handlers emit (core/src/metrics.rs callers in ingest/ and aggregate/).
+    for (const m of ['EventsApplied', 'EventsStale', 'MessagesInvalid']) assert.ok((INGEST_METRICS as readonly string[]).includes(m), m);
+    for (const m of ['DeltasLate', 'DuplicateRecords', 'CounterUpdates', 'UnreadableRecords']) {
+      assert.ok((AGGREGATE_METRICS as readonly string[]).includes(m), m);
+    }
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    const [[, d]] = resourcesOfType(DEFAULT, 'AWS::CloudWatch::Dashboard');
+    // The body is an Fn::Join of JSON text and references; its literal parts carry the metric specs.
+    const body = JSON.stringify(d.Properties.DashboardBody);
+    for (const m of INGEST_METRICS) {
+      assert.match(body, new RegExp(`\\[\\\\"livecount\\\\",\\\\"${m}\\\\",\\\\"Function\\\\",\\\\"ingest\\\\"`), m);
+    }
+    for (const m of AGGREGATE_METRICS) {
+      assert.match(body, new RegExp(`\\[\\\\"livecount\\\\",\\\\"${m}\\\\",\\\\"Function\\\\",\\\\"aggregate\\\\"`), m);
+    }
+    for (const m of ['IteratorAge', 'Errors', 'Throttles', 'Duration', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage']) {
+      assert.ok(body.includes(`\\"${m}\\"`), m);
+    }
+    for (const title of ['Ingest: events per minute', 'Aggregate iterator age', 'Errors and throttles', 'Dead letters']) {
+      assert.ok(body.includes(title), title);
+    }
+  });
+
+  it('dashboardName is a prop', () => {
+    const s = synth({ dashboardName: 'livecount-prod' });
+    s.template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'livecount-prod' });
+  });
+});
+
+describe('checkov skips', () => {
+  it('every skip in the template carries a justification', () => {
+    let count = 0;
+    for (const s of [DEFAULT, synth({ publicRead: true, allowedOrigins: ['*'], pointInTimeRecovery: false })]) {
+      for (const [id, r] of Object.entries(s.json.Resources as Record<string, any>)) {
+        for (const skip of r.Metadata?.checkov?.skip ?? []) {
+          assert.match(skip.id, /^CKV2?_AWS_\d+$/, id);
+          assert.ok(typeof skip.comment === 'string' && skip.comment.length >= 40, `${id} ${skip.id}: no reason`);
+          count++;
+        }
+      }
+    }
+    assert.ok(count > 10);
+  });
+
+  it('functions skip VPC, DLQ, env CMK, code signing, X-Ray and (when unset) reserved concurrency', () => {
+    const fn = resource(DEFAULT, DEFAULT.id(DEFAULT.construct.ingestFunction));
+    assert.deepEqual(
+      fn.Metadata.checkov.skip.map((x: any) => x.id).sort(),
+      ['CKV_AWS_115', 'CKV_AWS_116', 'CKV_AWS_117', 'CKV_AWS_173', 'CKV_AWS_272', 'CKV_AWS_50'].sort(),
+    );
+  });
+});
+
+describe('validation (the ranges the Rust side enforces)', () => {
+  const cases: [string, LivecountProps, RegExp][] = [
+    ['window 0', { windowSeconds: 0 }, /windowSeconds must be a whole number from 1 to 3600/],
+    ['window 3601', { windowSeconds: 3601 }, /windowSeconds/],
+    ['bucket 1.5', { bucketSeconds: 1.5 }, /bucketSeconds/],
+    ['grace 86401', { graceSeconds: 86_401 }, /graceSeconds must be a whole number from 1 to 86400/],
+    ['shards 4097', { sessionShards: 4097 }, /sessionShards must be a whole number from 1 to 4096/],
+    ['writes 0', { maxConcurrentWrites: 0 }, /maxConcurrentWrites/],
+    ['same tables', { sessionsTable: 'same', countersTable: 'same' }, /must differ/],
+    ['bad table name', { sessionsTable: 'has space' }, /sessionsTable must be 3-255 characters/],
+    ['short table name', { countersTable: 'ab' }, /countersTable/],
+    ['maxReceiveCount 0', { maxReceiveCount: 0 }, /maxReceiveCount/],
+    ['big SQS batch without window', { ingestBatchSize: 100, ingestMaxBatchingWindow: Duration.seconds(0) }, /ingestMaxBatchingWindow of at least 1 second/],
+    ['parallelization 11', { aggregateParallelizationFactor: 11 }, /aggregateParallelizationFactor/],
+    ['record age 30 s', { aggregateMaxRecordAge: Duration.seconds(30) }, /aggregateMaxRecordAge/],
+    ['retries -2', { aggregateRetryAttempts: -2 }, /aggregateRetryAttempts/],
+  ];
+  for (const [name, props, error] of cases) {
+    it(`refuses ${name}`, () => assert.throws(() => synth(props), error));
+  }
+
+  it('accepts the edges of every range', () => {
+    synth({ windowSeconds: 3600, bucketSeconds: 1, graceSeconds: 86_400, sessionShards: 4096, maxConcurrentWrites: 1024 });
+    synth({ ingestBatchSize: 10, ingestMaxBatchingWindow: Duration.seconds(0), aggregateRetryAttempts: -1 });
+  });
+});
+
+describe('app', () => {
+  it('context keys become props (and so environment variables)', () => {
+    const app = new App({ context: CONTEXT });
+    const stack = new Stack(app, 'Ctx');
+    const ctx: Record<string, string> = {
+      codeDir: CODE,
+      windowSeconds: '20',
+      sessionShards: '64',
+      countersTable: 'ctx-counters',
+      publicRead: 'true',
+      allowedOrigins: 'https://a.example, https://b.example',
+      maxReceiveCount: '7',
+      aggregateMaxRecordAgeSeconds: '900',
+      logRetentionDays: '7',
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops',
+      readReservedConcurrency: '5',
+    };
+    const props = propsFromContext(stack, (k) => ctx[k]);
+    assert.equal(props.ingestCode, path.join(CODE, 'ingest'));
+    assert.deepEqual(props.allowedOrigins, ['https://a.example', 'https://b.example']);
+    const c = new Livecount(stack, 'Livecount', props);
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          LIVECOUNT_WINDOW_SECONDS: '20',
+          LIVECOUNT_SESSION_SHARDS: '64',
+          LIVECOUNT_COUNTERS_TABLE: 'ctx-counters',
+        }),
+      },
+      ReservedConcurrentExecutions: 5,
+    });
+    t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
+    t.hasResourceProperties('AWS::SQS::Queue', { RedrivePolicy: Match.objectLike({ maxReceiveCount: 7 }) });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumRecordAgeInSeconds: 900 });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmActions: ['arn:aws:sns:eu-west-1:123456789012:ops'] });
+    assert.equal(c.environment.LIVECOUNT_WINDOW_SECONDS, '20');
+  });
+
+  it('bad context values are refused with the key named', () => {
+    const stack = new Stack(new App(), 'Bad');
+    assert.throws(() => propsFromContext(stack, (k) => (k === 'publicRead' ? 'yes' : undefined)), /publicRead/);
+    assert.throws(() => propsFromContext(stack, (k) => (k === 'windowSeconds' ? 'ten' : undefined)), /windowSeconds/);
+    assert.throws(() => propsFromContext(stack, (k) => (k === 'logRetentionDays' ? '15' : undefined)), /logRetentionDays/);
+  });
+
+  it('bin/livecount.js synthesizes one environment-agnostic stack, without the CLI', () => {
+    const out = tempDir('livecount-out-');
+    execFileSync(process.execPath, [path.join(CDK_DIR, 'dist', 'bin', 'livecount.js')], {
+      env: {
+        ...process.env,
+        CDK_OUTDIR: out,
+        CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_JSON.context, codeDir: CODE, stackName: 'LivecountTest' }),
+      },
+      stdio: 'pipe',
+    });
+    const template = JSON.parse(fs.readFileSync(path.join(out, 'LivecountTest.template.json'), 'utf8'));
+    const types = Object.values(template.Resources as Record<string, any>).map((r) => r.Type);
+    assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 3);
+    assertNoWildcards(template);
+    assert.deepEqual(Object.keys(template.Outputs).sort(), [
+      'AggregateFailureQueueUrl',
+      'CountersTableName',
+      'DashboardName',
+      'DeadLetterQueueUrl',
+      'EventsQueueArn',
+      'EventsQueueUrl',
+      'ReadUrl',
+      'SessionsTableName',
+    ]);
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    assert.equal(manifest.artifacts.LivecountTest.environment, 'aws://unknown-account/unknown-region');
+  });
+});

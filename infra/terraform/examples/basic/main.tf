@@ -1,0 +1,37 @@
+# The smallest complete deployment: `make package` first (it builds the three zips), then
+#   terraform init && terraform apply
+# from this folder. Every module variable is optional; the ones below are the usual knobs.
+
+terraform {
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 6.29, < 7.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+module "livecount" {
+  source = "../.."
+
+  # LIVECOUNT_* settings (these are the defaults).
+  sessions_table = "livecount-sessions"
+  counters_table = "livecount-counters"
+  window_seconds = 15
+  bucket_seconds = 5
+  grace_seconds  = 60
+  session_shards = 8
+
+  # The read API: AWS_IAM by default; set public_read = true and the dashboard's origin to open it.
+  public_read     = var.public_read
+  allowed_origins = var.allowed_origins
+
+  alarm_actions = var.alarm_actions
+  tags          = { project = "livecount" }
+}

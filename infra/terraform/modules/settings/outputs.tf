@@ -1,0 +1,71 @@
+output "environment" {
+  description = "The environment of all three functions: the LIVECOUNT_* variables and RUST_LOG."
+  value       = local.environment
+}
+
+output "queue_visibility_timeout_seconds" {
+  description = "The events queue's visibility timeout: 6x the ingest timeout plus the batching window."
+  value       = local.queue_visibility_timeout_seconds
+}
+
+output "policy_statements" {
+  description = "Each function role's policy statements, by function."
+  value       = local.policy_statements
+}
+
+output "policies" {
+  description = "Each function role's policy document as JSON, by function."
+  value = { for f, statements in local.policy_statements : f => jsonencode({
+    Version   = "2012-10-17"
+    Statement = statements
+  }) }
+}
+
+output "alarms" {
+  description = "The CloudWatch alarms, by key: metric, statistic, period, threshold and description."
+  value       = local.alarms
+}
+
+output "dashboard_body" {
+  description = "The CloudWatch dashboard as JSON."
+  value       = jsonencode(local.dashboard)
+}
+
+output "function_url" {
+  description = "The read API's Function URL settings: auth type and CORS (null when no origins are allowed)."
+  value = {
+    authorization_type = var.public_read ? "NONE" : "AWS_IAM"
+    cors = length(var.allowed_origins) == 0 ? null : {
+      allow_origins = var.allowed_origins
+      allow_methods = ["GET"]
+      max_age       = 3600
+    }
+  }
+}
+
+# Passed through so the root module reads every setting from one validated place.
+output "settings" {
+  description = "The validated settings."
+  value = {
+    name_prefix                           = var.name_prefix
+    sessions_table                        = var.sessions_table
+    counters_table                        = var.counters_table
+    point_in_time_recovery                = var.point_in_time_recovery
+    deletion_protection                   = var.deletion_protection
+    memory_size                           = var.memory_size
+    timeout_seconds                       = local.timeouts
+    reserved_concurrency                  = var.reserved_concurrency
+    log_retention_days                    = var.log_retention_days
+    ingest_max_concurrency                = var.ingest_max_concurrency
+    max_receive_count                     = var.max_receive_count
+    ingest_batch_size                     = var.ingest_batch_size
+    ingest_max_batching_window_seconds    = var.ingest_max_batching_window_seconds
+    ingest_timeout_seconds                = var.ingest_timeout_seconds
+    aggregate_batch_size                  = var.aggregate_batch_size
+    aggregate_max_batching_window_seconds = var.aggregate_max_batching_window_seconds
+    aggregate_retry_attempts              = var.aggregate_retry_attempts
+    aggregate_max_record_age_seconds      = var.aggregate_max_record_age_seconds
+    aggregate_parallelization_factor      = var.aggregate_parallelization_factor
+    public_read                           = var.public_read
+  }
+}

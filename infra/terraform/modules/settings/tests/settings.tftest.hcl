@@ -1,0 +1,504 @@
+# Offline tests of livecount's settings: no provider, no download (`terraform test` here).
+
+variables {
+  resources = {
+    region                       = "eu-west-1"
+    sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
+    sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
+    counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+    events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+    events_queue_name            = "livecount-events"
+    dead_letter_queue_name       = "livecount-events-dlq"
+    aggregate_failure_queue_arn  = "arn:aws:sqs:eu-west-1:123456789012:livecount-aggregate-failures"
+    aggregate_failure_queue_name = "livecount-aggregate-failures"
+    log_group_arns = {
+      ingest    = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-ingest"
+      aggregate = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-aggregate"
+      read      = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-read"
+    }
+    function_names = {
+      ingest    = "livecount-ingest"
+      aggregate = "livecount-aggregate"
+      read      = "livecount-read"
+    }
+  }
+}
+
+run "defaults_are_the_documented_ones" {
+  command = plan
+
+  assert {
+    condition = output.environment == {
+      LIVECOUNT_SESSIONS_TABLE        = "livecount-sessions"
+      LIVECOUNT_COUNTERS_TABLE        = "livecount-counters"
+      LIVECOUNT_WINDOW_SECONDS        = "15"
+      LIVECOUNT_BUCKET_SECONDS        = "5"
+      LIVECOUNT_GRACE_SECONDS         = "60"
+      LIVECOUNT_SESSION_SHARDS        = "8"
+      LIVECOUNT_MAX_CONCURRENT_WRITES = "16"
+      RUST_LOG                        = "info"
+    }
+    error_message = "environment: ${jsonencode(output.environment)}"
+  }
+
+  assert {
+    condition     = output.queue_visibility_timeout_seconds == 181 && output.queue_visibility_timeout_seconds >= 6 * output.settings.ingest_timeout_seconds
+    error_message = "visibility timeout ${output.queue_visibility_timeout_seconds} is not 6 x 30 s + 1 s"
+  }
+
+  assert {
+    condition = jsonencode(output.settings) == jsonencode({
+      name_prefix                           = "livecount"
+      sessions_table                        = "livecount-sessions"
+      counters_table                        = "livecount-counters"
+      point_in_time_recovery                = true
+      deletion_protection                   = false
+      memory_size                           = 256
+      timeout_seconds                       = { ingest = 30, aggregate = 60, read = 10 }
+      reserved_concurrency                  = {}
+      log_retention_days                    = 14
+      ingest_max_concurrency                = null
+      max_receive_count                     = 5
+      ingest_batch_size                     = 100
+      ingest_max_batching_window_seconds    = 1
+      ingest_timeout_seconds                = 30
+      aggregate_batch_size                  = 100
+      aggregate_max_batching_window_seconds = 1
+      aggregate_retry_attempts              = 10
+      aggregate_max_record_age_seconds      = 3600
+      aggregate_parallelization_factor      = 1
+      public_read                           = false
+    })
+    error_message = "settings: ${jsonencode(output.settings)}"
+  }
+
+  assert {
+    condition     = output.function_url.authorization_type == "AWS_IAM" && output.function_url.cors == null
+    error_message = "the read API must default to AWS_IAM auth without CORS"
+  }
+}
+
+run "props_rename_through_to_the_environment_variables" {
+  command = plan
+
+  variables {
+    sessions_table        = "my-sessions"
+    counters_table        = "my-counters"
+    window_seconds        = 30
+    bucket_seconds        = 10
+    grace_seconds         = 120
+    session_shards        = 256
+    max_concurrent_writes = 32
+    log_level             = "debug"
+  }
+
+  assert {
+    condition = output.environment == {
+      LIVECOUNT_SESSIONS_TABLE        = "my-sessions"
+      LIVECOUNT_COUNTERS_TABLE        = "my-counters"
+      LIVECOUNT_WINDOW_SECONDS        = "30"
+      LIVECOUNT_BUCKET_SECONDS        = "10"
+      LIVECOUNT_GRACE_SECONDS         = "120"
+      LIVECOUNT_SESSION_SHARDS        = "256"
+      LIVECOUNT_MAX_CONCURRENT_WRITES = "32"
+      RUST_LOG                        = "debug"
+    }
+    error_message = "environment: ${jsonencode(output.environment)}"
+  }
+}
+
+# The root module passes null for every variable its caller left unset: the defaults here apply.
+run "null_means_the_default" {
+  command = plan
+
+  variables {
+    window_seconds         = null
+    session_shards         = null
+    sessions_table         = null
+    point_in_time_recovery = null
+    memory_size            = null
+    allowed_origins        = null
+    reserved_concurrency   = null
+  }
+
+  assert {
+    condition = (
+      output.environment.LIVECOUNT_WINDOW_SECONDS == "15" &&
+      output.environment.LIVECOUNT_SESSION_SHARDS == "8" &&
+      output.environment.LIVECOUNT_SESSIONS_TABLE == "livecount-sessions" &&
+      output.settings.point_in_time_recovery == true &&
+      output.settings.memory_size == 256 &&
+      output.function_url.cors == null
+    )
+    error_message = "null must fall back to the defaults"
+  }
+}
+
+run "each_role_gets_only_the_actions_its_function_calls" {
+  command = plan
+
+  assert {
+    condition = output.policy_statements.ingest == [
+      {
+        Sid      = "OwnLogGroup"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-ingest:*"
+      },
+      {
+        Sid      = "WriteSessions"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
+      },
+      {
+        Sid      = "ConsumeEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+        Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+      },
+    ]
+    error_message = "ingest: ${jsonencode(output.policy_statements.ingest)}"
+  }
+
+  assert {
+    condition = output.policy_statements.aggregate == [
+      {
+        Sid      = "OwnLogGroup"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-aggregate:*"
+      },
+      {
+        Sid      = "WriteCounters"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      },
+      {
+        Sid      = "ReadSessionsStream"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
+      },
+      {
+        Sid      = "ReportFailedBatches"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-aggregate-failures"
+      },
+    ]
+    error_message = "aggregate: ${jsonencode(output.policy_statements.aggregate)}"
+  }
+
+  assert {
+    condition = output.policy_statements.read == [
+      {
+        Sid      = "OwnLogGroup"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-read:*"
+      },
+      {
+        Sid      = "ReadCounters"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      },
+    ]
+    error_message = "read: ${jsonencode(output.policy_statements.read)}"
+  }
+
+  assert {
+    condition = alltrue(flatten([for f, statements in output.policy_statements : [
+      for s in statements : concat(
+        [for a in s.Action : !strcontains(a, "*")],
+        [s.Resource != "*", s.Effect == "Allow"],
+      )
+    ]]))
+    error_message = "a policy has a \"*\" action or resource"
+  }
+
+  assert {
+    condition     = jsondecode(output.policies.read) == { Version = "2012-10-17", Statement = output.policy_statements.read }
+    error_message = "the JSON policy does not match its statements"
+  }
+}
+
+run "the_documented_alarms" {
+  command = plan
+
+  assert {
+    condition = toset(keys(output.alarms)) == toset([
+      "ingest_errors", "ingest_throttles", "aggregate_errors", "aggregate_throttles", "read_errors", "read_throttles",
+      "dead_letter_queue_depth", "aggregate_failure_queue_depth", "aggregate_iterator_age",
+      "messages_invalid", "unreadable_records",
+    ])
+    error_message = "alarms: ${jsonencode(keys(output.alarms))}"
+  }
+
+  assert {
+    condition = alltrue([for k, a in output.alarms :
+      a.comparison_operator == "GreaterThanThreshold" && a.treat_missing_data == "notBreaching" && startswith(a.description, "livecount: ")
+    ])
+    error_message = "every alarm is a > threshold alarm, not breaching on missing data, with a description"
+  }
+
+  assert {
+    condition = (
+      output.alarms.dead_letter_queue_depth.namespace == "AWS/SQS" &&
+      output.alarms.dead_letter_queue_depth.metric_name == "ApproximateNumberOfMessagesVisible" &&
+      output.alarms.dead_letter_queue_depth.dimensions == { QueueName = "livecount-events-dlq" } &&
+      output.alarms.dead_letter_queue_depth.statistic == "Maximum" &&
+      output.alarms.dead_letter_queue_depth.threshold == 0 &&
+      output.alarms.aggregate_failure_queue_depth.dimensions == { QueueName = "livecount-aggregate-failures" }
+    )
+    error_message = "DLQ depth alarms: ${jsonencode([output.alarms.dead_letter_queue_depth, output.alarms.aggregate_failure_queue_depth])}"
+  }
+
+  assert {
+    condition = (
+      output.alarms.aggregate_iterator_age.namespace == "AWS/Lambda" &&
+      output.alarms.aggregate_iterator_age.metric_name == "IteratorAge" &&
+      output.alarms.aggregate_iterator_age.dimensions == { FunctionName = "livecount-aggregate" } &&
+      output.alarms.aggregate_iterator_age.statistic == "Maximum" &&
+      output.alarms.aggregate_iterator_age.threshold == 60000 &&
+      output.alarms.aggregate_iterator_age.period == 60 &&
+      output.alarms.aggregate_iterator_age.evaluation_periods == 3
+    )
+    error_message = "iterator age alarm: ${jsonencode(output.alarms.aggregate_iterator_age)}"
+  }
+
+  assert {
+    condition = alltrue([for f in ["ingest", "aggregate", "read"] : alltrue([for m in ["errors", "throttles"] :
+      output.alarms["${f}_${m}"].namespace == "AWS/Lambda" &&
+      output.alarms["${f}_${m}"].metric_name == title(m) &&
+      output.alarms["${f}_${m}"].dimensions == { FunctionName = "livecount-${f}" } &&
+      output.alarms["${f}_${m}"].statistic == "Sum" &&
+      output.alarms["${f}_${m}"].period == 300 &&
+      output.alarms["${f}_${m}"].threshold == 0
+    ])])
+    error_message = "errors/throttles alarms"
+  }
+
+  assert {
+    condition = (
+      output.alarms.messages_invalid.namespace == "livecount" &&
+      output.alarms.messages_invalid.metric_name == "MessagesInvalid" &&
+      output.alarms.messages_invalid.dimensions == { Function = "ingest" } &&
+      output.alarms.messages_invalid.statistic == "Sum" &&
+      output.alarms.messages_invalid.period == 300 &&
+      output.alarms.messages_invalid.threshold == 0 &&
+      output.alarms.unreadable_records.dimensions == { Function = "aggregate" } &&
+      output.alarms.unreadable_records.metric_name == "UnreadableRecords"
+    )
+    error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records])}"
+  }
+}
+
+run "alarm_thresholds_are_variables" {
+  command = plan
+
+  variables {
+    iterator_age_alarm_seconds = 120
+    invalid_messages_threshold = 25
+  }
+
+  assert {
+    condition     = output.alarms.aggregate_iterator_age.threshold == 120000 && output.alarms.messages_invalid.threshold == 25
+    error_message = "thresholds: ${output.alarms.aggregate_iterator_age.threshold}, ${output.alarms.messages_invalid.threshold}"
+  }
+}
+
+run "the_dashboard_graphs_the_pipeline" {
+  command = plan
+
+  assert {
+    condition = alltrue([for m in ["EventsApplied", "EventsStale", "MessagesInvalid"] :
+      contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
+        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
+      ]]), jsonencode(["livecount", m, "Function", "ingest"]))
+    ])
+    error_message = "the ingest EMF metrics are not graphed"
+  }
+
+  assert {
+    condition = alltrue([for m in ["DeltasLate", "DuplicateRecords", "CounterUpdates", "UnreadableRecords"] :
+      contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
+        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
+      ]]), jsonencode(["livecount", m, "Function", "aggregate"]))
+    ])
+    error_message = "the aggregate EMF metrics are not graphed"
+  }
+
+  assert {
+    condition = alltrue([for m in [
+      ["AWS/Lambda", "IteratorAge", "FunctionName", "livecount-aggregate"],
+      ["AWS/Lambda", "Errors", "FunctionName", "livecount-read"],
+      ["AWS/Lambda", "Throttles", "FunctionName", "livecount-ingest"],
+      ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "livecount-events-dlq"],
+      ] : contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
+        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
+    ]]), jsonencode(m))])
+    error_message = "iterator age, errors, throttles or DLQ depth are not graphed"
+  }
+
+  assert {
+    condition     = alltrue([for w in jsondecode(output.dashboard_body).widgets : w.type == "text" || try(w.properties.region, "") == "eu-west-1"])
+    error_message = "every metric widget needs the region"
+  }
+}
+
+run "public_read_opens_the_url_with_cors_get_from_the_allowed_origins" {
+  command = plan
+
+  variables {
+    public_read     = true
+    allowed_origins = ["https://dash.example.com"]
+  }
+
+  assert {
+    condition = (
+      output.function_url.authorization_type == "NONE" &&
+      tolist(output.function_url.cors.allow_origins) == tolist(["https://dash.example.com"]) &&
+      tolist(output.function_url.cors.allow_methods) == tolist(["GET"]) &&
+      output.function_url.cors.max_age == 3600
+    )
+    error_message = "function url: ${jsonencode(output.function_url)}"
+  }
+}
+
+# ---- Validation: the ranges the Rust functions enforce -------------------------------------------
+
+run "public_read_without_origins_is_refused" {
+  command = plan
+  variables { public_read = true }
+  expect_failures = [var.public_read]
+}
+
+run "window_0_is_refused" {
+  command = plan
+  variables { window_seconds = 0 }
+  expect_failures = [var.window_seconds]
+}
+
+run "window_3601_is_refused" {
+  command = plan
+  variables { window_seconds = 3601 }
+  expect_failures = [var.window_seconds]
+}
+
+run "fractional_bucket_is_refused" {
+  command = plan
+  variables { bucket_seconds = 1.5 }
+  expect_failures = [var.bucket_seconds]
+}
+
+run "grace_86401_is_refused" {
+  command = plan
+  variables { grace_seconds = 86401 }
+  expect_failures = [var.grace_seconds]
+}
+
+run "shards_4097_is_refused" {
+  command = plan
+  variables { session_shards = 4097 }
+  expect_failures = [var.session_shards]
+}
+
+run "writes_0_is_refused" {
+  command = plan
+  variables { max_concurrent_writes = 0 }
+  expect_failures = [var.max_concurrent_writes]
+}
+
+run "bad_table_name_is_refused" {
+  command = plan
+  variables { sessions_table = "has space" }
+  expect_failures = [var.sessions_table]
+}
+
+run "same_tables_are_refused" {
+  command = plan
+  variables {
+    sessions_table = "same"
+    counters_table = "same"
+  }
+  expect_failures = [var.counters_table]
+}
+
+run "max_receive_count_0_is_refused" {
+  command = plan
+  variables { max_receive_count = 0 }
+  expect_failures = [var.max_receive_count]
+}
+
+run "big_sqs_batch_without_window_is_refused" {
+  command = plan
+  variables {
+    ingest_batch_size                  = 100
+    ingest_max_batching_window_seconds = 0
+  }
+  expect_failures = [var.ingest_batch_size]
+}
+
+run "parallelization_11_is_refused" {
+  command = plan
+  variables { aggregate_parallelization_factor = 11 }
+  expect_failures = [var.aggregate_parallelization_factor]
+}
+
+run "record_age_30_is_refused" {
+  command = plan
+  variables { aggregate_max_record_age_seconds = 30 }
+  expect_failures = [var.aggregate_max_record_age_seconds]
+}
+
+run "bad_name_prefix_is_refused" {
+  command = plan
+  variables { name_prefix = "live count" }
+  expect_failures = [var.name_prefix]
+}
+
+run "memory_64_is_refused" {
+  command = plan
+  variables { memory_size = 64 }
+  expect_failures = [var.memory_size]
+}
+
+run "log_retention_15_is_refused" {
+  command = plan
+  variables { log_retention_days = 15 }
+  expect_failures = [var.log_retention_days]
+}
+
+run "reserved_concurrency_for_an_unknown_function_is_refused" {
+  command = plan
+  variables { reserved_concurrency = { ingestion = 5 } }
+  expect_failures = [var.reserved_concurrency]
+}
+
+run "ingest_max_concurrency_1_is_refused" {
+  command = plan
+  variables { ingest_max_concurrency = 1 }
+  expect_failures = [var.ingest_max_concurrency]
+}
+
+run "the_edges_of_every_range_are_accepted" {
+  command = plan
+  variables {
+    window_seconds                     = 3600
+    bucket_seconds                     = 1
+    grace_seconds                      = 86400
+    session_shards                     = 4096
+    max_concurrent_writes              = 1024
+    ingest_batch_size                  = 10
+    ingest_max_batching_window_seconds = 0
+    aggregate_retry_attempts           = -1
+    aggregate_max_record_age_seconds   = -1
+  }
+  assert {
+    condition     = output.environment.LIVECOUNT_SESSION_SHARDS == "4096"
+    error_message = "edge values must be accepted"
+  }
+}

@@ -1,0 +1,363 @@
+# The single place where livecount's settings are validated. The ranges are the ones the Rust
+# functions enforce at start (core/src/config.rs), so a bad value fails at plan, not at run time.
+
+# ---- Configuration: each variable is the environment variable of the same name -------------
+
+variable "sessions_table" {
+  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name."
+  type        = string
+  default     = "livecount-sessions"
+  nullable    = false
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.sessions_table))
+    error_message = "sessions_table (LIVECOUNT_SESSIONS_TABLE) must be 3-255 characters of [A-Za-z0-9_.-]."
+  }
+}
+
+variable "counters_table" {
+  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name."
+  type        = string
+  default     = "livecount-counters"
+  nullable    = false
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.counters_table))
+    error_message = "counters_table (LIVECOUNT_COUNTERS_TABLE) must be 3-255 characters of [A-Za-z0-9_.-]."
+  }
+  validation {
+    condition     = var.counters_table != var.sessions_table
+    error_message = "counters_table must differ from sessions_table."
+  }
+}
+
+variable "window_seconds" {
+  description = "LIVECOUNT_WINDOW_SECONDS (W): a session counts until W seconds after its last watching event was received."
+  type        = number
+  default     = 15
+  nullable    = false
+  validation {
+    condition     = var.window_seconds == floor(var.window_seconds) && var.window_seconds >= 1 && var.window_seconds <= 3600
+    error_message = "window_seconds (LIVECOUNT_WINDOW_SECONDS) must be a whole number from 1 to 3600."
+  }
+}
+
+variable "bucket_seconds" {
+  description = "LIVECOUNT_BUCKET_SECONDS (B): expiry times are rounded up to a multiple of B."
+  type        = number
+  default     = 5
+  nullable    = false
+  validation {
+    condition     = var.bucket_seconds == floor(var.bucket_seconds) && var.bucket_seconds >= 1 && var.bucket_seconds <= 3600
+    error_message = "bucket_seconds (LIVECOUNT_BUCKET_SECONDS) must be a whole number from 1 to 3600."
+  }
+}
+
+variable "grace_seconds" {
+  description = "LIVECOUNT_GRACE_SECONDS (G): deltas at buckets older than now - G are dropped."
+  type        = number
+  default     = 60
+  nullable    = false
+  validation {
+    condition     = var.grace_seconds == floor(var.grace_seconds) && var.grace_seconds >= 1 && var.grace_seconds <= 86400
+    error_message = "grace_seconds (LIVECOUNT_GRACE_SECONDS) must be a whole number from 1 to 86400."
+  }
+}
+
+variable "session_shards" {
+  description = "LIVECOUNT_SESSION_SHARDS (S): partition keys per stream in the sessions table; fixed per deployment."
+  type        = number
+  default     = 8
+  nullable    = false
+  validation {
+    condition     = var.session_shards == floor(var.session_shards) && var.session_shards >= 1 && var.session_shards <= 4096
+    error_message = "session_shards (LIVECOUNT_SESSION_SHARDS) must be a whole number from 1 to 4096."
+  }
+}
+
+variable "max_concurrent_writes" {
+  description = "LIVECOUNT_MAX_CONCURRENT_WRITES: DynamoDB writes one invocation keeps in flight."
+  type        = number
+  default     = 16
+  nullable    = false
+  validation {
+    condition     = var.max_concurrent_writes == floor(var.max_concurrent_writes) && var.max_concurrent_writes >= 1 && var.max_concurrent_writes <= 1024
+    error_message = "max_concurrent_writes (LIVECOUNT_MAX_CONCURRENT_WRITES) must be a whole number from 1 to 1024."
+  }
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the three functions."
+  type        = string
+  default     = "info"
+  nullable    = false
+  validation {
+    condition     = length(var.log_level) > 0
+    error_message = "log_level (RUST_LOG) must not be empty."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of the functions', roles', queues' and log groups' names (livecount-ingest, ...)."
+  type        = string
+  default     = "livecount"
+  nullable    = false
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name_prefix))
+    error_message = "name_prefix must be 1-40 characters of [A-Za-z0-9_-] (function and role names are limited to 64)."
+  }
+}
+
+# ---- Tables ---------------------------------------------------------------------------------------
+
+variable "point_in_time_recovery" {
+  description = "Point-in-time recovery on both tables."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection on both tables."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+# ---- Events queue and ingest -----------------------------------------------------------------
+
+variable "max_receive_count" {
+  description = "Receives of an event before SQS moves it to the dead-letter queue."
+  type        = number
+  default     = 5
+  nullable    = false
+  validation {
+    condition     = var.max_receive_count == floor(var.max_receive_count) && var.max_receive_count >= 1 && var.max_receive_count <= 1000
+    error_message = "max_receive_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "ingest_batch_size" {
+  description = "SQS messages per ingest invocation (above 10 needs a batching window of at least 1 s)."
+  type        = number
+  default     = 100
+  nullable    = false
+  validation {
+    condition     = var.ingest_batch_size == floor(var.ingest_batch_size) && var.ingest_batch_size >= 1 && var.ingest_batch_size <= 10000
+    error_message = "ingest_batch_size must be a whole number from 1 to 10000."
+  }
+  validation {
+    condition     = var.ingest_batch_size <= 10 || var.ingest_max_batching_window_seconds >= 1
+    error_message = "an ingest_batch_size above 10 needs ingest_max_batching_window_seconds of at least 1."
+  }
+}
+
+variable "ingest_max_batching_window_seconds" {
+  description = "How long Lambda gathers SQS messages before invoking ingest."
+  type        = number
+  default     = 1
+  nullable    = false
+  validation {
+    condition     = var.ingest_max_batching_window_seconds == floor(var.ingest_max_batching_window_seconds) && var.ingest_max_batching_window_seconds >= 0 && var.ingest_max_batching_window_seconds <= 300
+    error_message = "ingest_max_batching_window_seconds must be a whole number from 0 to 300."
+  }
+}
+
+variable "ingest_timeout_seconds" {
+  description = "The ingest function's timeout; the events queue's visibility timeout is 6x this plus the batching window."
+  type        = number
+  default     = 30
+  nullable    = false
+  validation {
+    condition     = var.ingest_timeout_seconds == floor(var.ingest_timeout_seconds) && var.ingest_timeout_seconds >= 1 && var.ingest_timeout_seconds <= 900
+    error_message = "ingest_timeout_seconds must be a whole number from 1 to 900."
+  }
+}
+
+variable "ingest_max_concurrency" {
+  description = "Cap on concurrent ingest invocations from SQS (2-1000); null: no cap."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.ingest_max_concurrency == null ? true : (var.ingest_max_concurrency == floor(var.ingest_max_concurrency) && var.ingest_max_concurrency >= 2 && var.ingest_max_concurrency <= 1000)
+    error_message = "ingest_max_concurrency must be null or a whole number from 2 to 1000."
+  }
+}
+
+# ---- Aggregate (sessions stream) ----------------------------------------------------------------
+
+variable "aggregate_batch_size" {
+  description = "Stream records per aggregate invocation."
+  type        = number
+  default     = 100
+  nullable    = false
+  validation {
+    condition     = var.aggregate_batch_size == floor(var.aggregate_batch_size) && var.aggregate_batch_size >= 1 && var.aggregate_batch_size <= 10000
+    error_message = "aggregate_batch_size must be a whole number from 1 to 10000."
+  }
+}
+
+variable "aggregate_max_batching_window_seconds" {
+  description = "How long Lambda gathers stream records before invoking aggregate."
+  type        = number
+  default     = 1
+  nullable    = false
+  validation {
+    condition     = var.aggregate_max_batching_window_seconds == floor(var.aggregate_max_batching_window_seconds) && var.aggregate_max_batching_window_seconds >= 0 && var.aggregate_max_batching_window_seconds <= 300
+    error_message = "aggregate_max_batching_window_seconds must be a whole number from 0 to 300."
+  }
+}
+
+variable "aggregate_retry_attempts" {
+  description = "Retries of a failing stream batch (-1: until the record expires)."
+  type        = number
+  default     = 10
+  nullable    = false
+  validation {
+    condition     = var.aggregate_retry_attempts == floor(var.aggregate_retry_attempts) && var.aggregate_retry_attempts >= -1 && var.aggregate_retry_attempts <= 10000
+    error_message = "aggregate_retry_attempts must be a whole number from -1 to 10000."
+  }
+}
+
+variable "aggregate_max_record_age_seconds" {
+  description = "Stream records older than this go to the on-failure queue (-1: never)."
+  type        = number
+  default     = 3600
+  nullable    = false
+  validation {
+    condition = var.aggregate_max_record_age_seconds == -1 || (
+      var.aggregate_max_record_age_seconds == floor(var.aggregate_max_record_age_seconds) &&
+      var.aggregate_max_record_age_seconds >= 60 && var.aggregate_max_record_age_seconds <= 604800
+    )
+    error_message = "aggregate_max_record_age_seconds must be -1 or a whole number from 60 to 604800."
+  }
+}
+
+variable "aggregate_parallelization_factor" {
+  description = "Concurrent batches per stream shard."
+  type        = number
+  default     = 1
+  nullable    = false
+  validation {
+    condition     = var.aggregate_parallelization_factor == floor(var.aggregate_parallelization_factor) && var.aggregate_parallelization_factor >= 1 && var.aggregate_parallelization_factor <= 10
+    error_message = "aggregate_parallelization_factor must be a whole number from 1 to 10."
+  }
+}
+
+variable "aggregate_timeout_seconds" {
+  description = "The aggregate function's timeout."
+  type        = number
+  default     = 60
+  nullable    = false
+  validation {
+    condition     = var.aggregate_timeout_seconds == floor(var.aggregate_timeout_seconds) && var.aggregate_timeout_seconds >= 1 && var.aggregate_timeout_seconds <= 900
+    error_message = "aggregate_timeout_seconds must be a whole number from 1 to 900."
+  }
+}
+
+# ---- Read API -------------------------------------------------------------------------------------
+
+variable "public_read" {
+  description = "Opt-in public read API: the Function URL takes auth type NONE. Needs allowed_origins."
+  type        = bool
+  default     = false
+  nullable    = false
+  validation {
+    condition     = !var.public_read || length(var.allowed_origins) > 0
+    error_message = "public_read needs allowed_origins (the dashboard origins CORS lets GET the counts; [\"*\"] allows any)."
+  }
+}
+
+variable "allowed_origins" {
+  description = "Origins allowed by CORS to GET the read API."
+  type        = list(string)
+  default     = []
+  nullable    = false
+}
+
+variable "read_timeout_seconds" {
+  description = "The read function's timeout."
+  type        = number
+  default     = 10
+  nullable    = false
+  validation {
+    condition     = var.read_timeout_seconds == floor(var.read_timeout_seconds) && var.read_timeout_seconds >= 1 && var.read_timeout_seconds <= 900
+    error_message = "read_timeout_seconds must be a whole number from 1 to 900."
+  }
+}
+
+# ---- All functions --------------------------------------------------------------------------------
+
+variable "memory_size" {
+  description = "Memory of each function, in MB."
+  type        = number
+  default     = 256
+  nullable    = false
+  validation {
+    condition     = var.memory_size == floor(var.memory_size) && var.memory_size >= 128 && var.memory_size <= 10240
+    error_message = "memory_size must be a whole number from 128 to 10240."
+  }
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency by function (ingest, aggregate, read); a function left out uses the account's unreserved pool."
+  type        = map(number)
+  default     = {}
+  nullable    = false
+  validation {
+    condition     = alltrue([for k, v in var.reserved_concurrency : contains(["ingest", "aggregate", "read"], k) && v == floor(v) && v >= 0])
+    error_message = "reserved_concurrency keys must be ingest, aggregate or read, with whole, non-negative values."
+  }
+}
+
+# ---- Observability ----------------------------------------------------------------------------------
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups."
+  type        = number
+  default     = 14
+  nullable    = false
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' retention values (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+variable "iterator_age_alarm_seconds" {
+  description = "The aggregate IteratorAge alarm fires above this many seconds."
+  type        = number
+  default     = 60
+  nullable    = false
+  validation {
+    condition     = var.iterator_age_alarm_seconds >= 1
+    error_message = "iterator_age_alarm_seconds must be at least 1."
+  }
+}
+
+variable "invalid_messages_threshold" {
+  description = "The invalid-message alarm fires when MessagesInvalid (Sum, 5 min) exceeds this."
+  type        = number
+  default     = 0
+  nullable    = false
+  validation {
+    condition     = var.invalid_messages_threshold >= 0
+    error_message = "invalid_messages_threshold must not be negative."
+  }
+}
+
+# ---- The deployed resources the policies, alarms and dashboard refer to -----------------------------
+
+variable "resources" {
+  description = "ARNs and names of the resources the root module created (unknown until apply is fine)."
+  type = object({
+    region                       = string
+    sessions_table_arn           = string
+    sessions_stream_arn          = string
+    counters_table_arn           = string
+    events_queue_arn             = string
+    events_queue_name            = string
+    dead_letter_queue_name       = string
+    aggregate_failure_queue_arn  = string
+    aggregate_failure_queue_name = string
+    log_group_arns               = map(string)
+    function_names               = map(string)
+  })
+}

@@ -1,0 +1,225 @@
+# Every setting defaults to null here: modules/settings holds the defaults and validates each value
+# (the ranges the Rust functions enforce), and its tests run offline. The names are the
+# environment variables' names in snake_case: window_seconds is LIVECOUNT_WINDOW_SECONDS.
+
+# ---- Code: the zips `make package` builds (cargo-lambda) ---------------------------------------
+
+variable "ingest_zip" {
+  description = "The ingest function's zip (holding `bootstrap`). Default: <repo>/target/lambda/ingest/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+variable "aggregate_zip" {
+  description = "The aggregate function's zip. Default: <repo>/target/lambda/aggregate/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+variable "read_zip" {
+  description = "The read function's zip. Default: <repo>/target/lambda/read/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
+# ---- Settings (validated in modules/settings) ------------------------------------------------------
+
+variable "name_prefix" {
+  description = "Prefix of the functions', roles', queues' and log groups' names. Default \"livecount\"."
+  type        = string
+  default     = null
+}
+
+variable "sessions_table" {
+  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name. Default \"livecount-sessions\"."
+  type        = string
+  default     = null
+}
+
+variable "counters_table" {
+  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name. Default \"livecount-counters\"."
+  type        = string
+  default     = null
+}
+
+variable "window_seconds" {
+  description = "LIVECOUNT_WINDOW_SECONDS (W, 1-3600): a session counts until W seconds after its last watching event. Default 15."
+  type        = number
+  default     = null
+}
+
+variable "bucket_seconds" {
+  description = "LIVECOUNT_BUCKET_SECONDS (B, 1-3600): expiries are rounded up to a multiple of B. Default 5."
+  type        = number
+  default     = null
+}
+
+variable "grace_seconds" {
+  description = "LIVECOUNT_GRACE_SECONDS (G, 1-86400): deltas at buckets older than now - G are dropped. Default 60."
+  type        = number
+  default     = null
+}
+
+variable "session_shards" {
+  description = "LIVECOUNT_SESSION_SHARDS (S, 1-4096): partition keys per stream; fixed per deployment. Default 8."
+  type        = number
+  default     = null
+}
+
+variable "max_concurrent_writes" {
+  description = "LIVECOUNT_MAX_CONCURRENT_WRITES (1-1024): DynamoDB writes one invocation keeps in flight. Default 16."
+  type        = number
+  default     = null
+}
+
+variable "log_level" {
+  description = "RUST_LOG of the three functions. Default \"info\"."
+  type        = string
+  default     = null
+}
+
+variable "point_in_time_recovery" {
+  description = "Point-in-time recovery on both tables. Default true."
+  type        = bool
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Deletion protection on both tables. Default false."
+  type        = bool
+  default     = null
+}
+
+variable "max_receive_count" {
+  description = "Receives of an event before SQS moves it to the dead-letter queue (1-1000). Default 5."
+  type        = number
+  default     = null
+}
+
+variable "ingest_batch_size" {
+  description = "SQS messages per ingest invocation (1-10000; above 10 needs a batching window). Default 100."
+  type        = number
+  default     = null
+}
+
+variable "ingest_max_batching_window_seconds" {
+  description = "How long Lambda gathers SQS messages (0-300). Default 1."
+  type        = number
+  default     = null
+}
+
+variable "ingest_max_concurrency" {
+  description = "Cap on concurrent ingest invocations from SQS (2-1000). Default: no cap."
+  type        = number
+  default     = null
+}
+
+variable "ingest_timeout_seconds" {
+  description = "The ingest function's timeout (1-900); the queue's visibility timeout is 6x this plus the batching window. Default 30."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_batch_size" {
+  description = "Stream records per aggregate invocation (1-10000). Default 100."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_max_batching_window_seconds" {
+  description = "How long Lambda gathers stream records (0-300). Default 1."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_retry_attempts" {
+  description = "Retries of a failing stream batch (-1 to 10000). Default 10."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_max_record_age_seconds" {
+  description = "Stream records older than this go to the on-failure queue (-1, or 60-604800). Default 3600."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_parallelization_factor" {
+  description = "Concurrent batches per stream shard (1-10). Default 1."
+  type        = number
+  default     = null
+}
+
+variable "aggregate_timeout_seconds" {
+  description = "The aggregate function's timeout (1-900). Default 60."
+  type        = number
+  default     = null
+}
+
+variable "read_timeout_seconds" {
+  description = "The read function's timeout (1-900). Default 10."
+  type        = number
+  default     = null
+}
+
+variable "public_read" {
+  description = "Opt-in public read API: the Function URL takes auth type NONE (needs allowed_origins). Default false: AWS_IAM."
+  type        = bool
+  default     = null
+}
+
+variable "allowed_origins" {
+  description = "Origins allowed by CORS to GET the read API. Default none."
+  type        = list(string)
+  default     = null
+}
+
+variable "memory_size" {
+  description = "Memory of each function in MB (128-10240). Default 256."
+  type        = number
+  default     = null
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrency by function (keys ingest, aggregate, read). Default none."
+  type        = map(number)
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups (a CloudWatch Logs value). Default 14."
+  type        = number
+  default     = null
+}
+
+variable "iterator_age_alarm_seconds" {
+  description = "The aggregate IteratorAge alarm fires above this many seconds. Default 60."
+  type        = number
+  default     = null
+}
+
+variable "invalid_messages_threshold" {
+  description = "The invalid-message alarm fires when MessagesInvalid (Sum, 5 min) exceeds this. Default 0."
+  type        = number
+  default     = null
+}
+
+# ---- Not settings of the system ---------------------------------------------------------------------
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires (e.g. an SNS topic)."
+  type        = list(string)
+  default     = []
+}
+
+variable "dashboard_name" {
+  description = "The CloudWatch dashboard's name. Default: the name prefix."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags on every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
