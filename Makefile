@@ -5,7 +5,7 @@ export LIVECOUNT_DYNAMODB_LOCAL_DIR := $(CURDIR)/.local/dynamodb-local
 LAMBDA_VENV := $(CURDIR)/.local/lambda-venv
 LAMBDA_TARGET := x86_64-unknown-linux-gnu.2.17
 
-.PHONY: run test unit lint fmt chromium package lambda-test infra-test fuzz clean-local
+.PHONY: run test unit lint fmt chromium package lambda-test infra-test fuzz bench clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
@@ -59,6 +59,11 @@ infra-test:
 FUZZ_RUNS ?= 1000000
 fuzz:
 	scripts/fuzz.sh $(FUZZ_RUNS)
+
+## bench: every benchmark against DynamoDB Local; writes BENCHMARKS.md and docs/benchmarks.png
+bench: chromium
+	$(CARGO) bench -p livecount-bench --bench handlers -- --warm-up-time 1 --measurement-time 3
+	scripts/with-dynamodb-local.sh $(CARGO) run --release --quiet -p livecount-bench
 
 ## clean-local: forget the installed DynamoDB Local and tools
 clean-local:

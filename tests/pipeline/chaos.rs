@@ -82,17 +82,12 @@ async fn ingest_until_acknowledged(
             expected_failed_messages(&pending, &hit, p.config.session_shards),
             "the batch response names exactly the messages whose write failed"
         );
-        for message in pending
-            .iter()
-            .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-        {
-            let sent = message
-                .attributes
-                .get("SentTimestamp")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_default();
-            oracle.deliver_body(message.body.as_deref().unwrap_or_default(), sent);
-        }
+        deliver(
+            oracle,
+            pending
+                .iter()
+                .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default())),
+        );
         pending.retain(|m| failed.contains(m.message_id.as_deref().unwrap_or_default()));
     }
     rounds
@@ -151,18 +146,38 @@ async fn assert_counts_match(p: &Pipeline, oracle: &Oracle, tick: i64) {
     }
 }
 
+/// A pipeline whose handlers' DynamoDB client goes through [`Faults`], with SDK retries off so
+/// every injected fault reaches a batch response, and its clock ahead of TTL.
+async fn faulty_pipeline(name: &str, seed: u64) -> (Faults, Pipeline) {
+    let faults = Faults::new(seed);
+    let options = PipelineOptions {
+        faults: Some(faults.clone()),
+        sdk_max_attempts: Some(1),
+        poller_max_retries: 1000,
+        ..PipelineOptions::default()
+    };
+    let p = Pipeline::with_options(name, options).await;
+    p.run_ahead_of_ttl();
+    (faults, p)
+}
+
+/// Feeds the oracle with messages as they are acknowledged, at their `SentTimestamp`.
+fn deliver<'a>(oracle: &mut Oracle, messages: impl IntoIterator<Item = &'a SqsMessage>) {
+    for message in messages {
+        let sent = message
+            .attributes
+            .get("SentTimestamp")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default();
+        oracle.deliver_body(message.body.as_deref().unwrap_or_default(), sent);
+    }
+}
+
 /// (a) Throttling and 5xx on a share of both handlers' writes: the partial batch responses name
 /// exactly the affected messages and records, and after redelivery the counts equal the oracle.
 #[tokio::test]
 async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_heal_on_redelivery() {
-    let faults = Faults::new(0xfa17);
-    let options = PipelineOptions {
-        faults: Some(faults.clone()),
-        sdk_max_attempts: Some(1), // no SDK retries: every fault reaches the batch response
-        poller_max_retries: 1000,
-        ..PipelineOptions::default()
-    };
-    let mut p = Pipeline::with_options("chaos-throttle", options).await;
+    let (faults, mut p) = faulty_pipeline("chaos-throttle", 0xfa17).await;
     let mut oracle = Oracle::new(p.config.timing);
     let crowd = Crowd::new(41, 12, 5, 60);
     let t0 = p.clock.now_ms();
@@ -214,14 +229,7 @@ async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_hea
 /// all, better than the design's bound of one per duplicated record).
 #[tokio::test]
 async fn an_invocation_failing_after_some_updates_is_retried_without_double_counting() {
-    let faults = Faults::new(0xb0b);
-    let options = PipelineOptions {
-        faults: Some(faults.clone()),
-        sdk_max_attempts: Some(1),
-        poller_max_retries: 1000,
-        ..PipelineOptions::default()
-    };
-    let mut p = Pipeline::with_options("chaos-lost", options).await;
+    let (faults, mut p) = faulty_pipeline("chaos-lost", 0xb0b).await;
     let mut oracle = Oracle::new(p.config.timing);
     let crowd = Crowd::new(42, 10, 6, 60);
     let t0 = p.clock.now_ms();
@@ -273,6 +281,7 @@ async fn an_invocation_failing_after_some_updates_is_retried_without_double_coun
 #[tokio::test]
 async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_any_order() {
     let mut p = Pipeline::new("chaos-volume").await;
+    p.run_ahead_of_ttl();
     let mut oracle = Oracle::new(p.config.timing);
     let mut rng = fastrand::Rng::with_seed(0xd00d);
     let crowd = Crowd::new(43, 50, 8, 150);
@@ -308,14 +317,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
                 report.failed.is_empty() && report.invalid.is_empty(),
                 "{report:?}"
             );
-            for message in &batch {
-                let sent = message
-                    .attributes
-                    .get("SentTimestamp")
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or_default();
-                oracle.deliver_body(message.body.as_deref().unwrap_or_default(), sent);
-            }
+            deliver(&mut oracle, &batch);
         }
         p.aggregate().await;
         if tick % 5 == 0 {
@@ -332,14 +334,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
     p.clock.set_ms(t0 + tick * 1000);
     let last: Vec<_> = std::mem::take(&mut late);
     p.ingest(&last).await;
-    for message in &last {
-        let sent = message
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|t| t.parse().ok())
-            .unwrap_or_default();
-        oracle.deliver_body(message.body.as_deref().unwrap_or_default(), sent);
-    }
+    deliver(&mut oracle, &last);
     p.aggregate().await;
     assert_counts_match(&p, &oracle, tick).await;
     p.cleanup().await;
@@ -410,17 +405,12 @@ async fn the_pipeline_recovers_by_itself_when_dynamodb_restarts() {
             .map(|f| f.item_identifier)
             .collect();
         ingest_failures += failed.len();
-        for message in pending
-            .iter()
-            .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-        {
-            let sent = message
-                .attributes
-                .get("SentTimestamp")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_default();
-            oracle.deliver_body(message.body.as_deref().unwrap_or_default(), sent);
-        }
+        deliver(
+            &mut oracle,
+            pending
+                .iter()
+                .filter(|m| !failed.contains(m.message_id.as_deref().unwrap_or_default())),
+        );
         pending.retain(|m| failed.contains(m.message_id.as_deref().unwrap_or_default()));
 
         let aggregator = &p.aggregator;

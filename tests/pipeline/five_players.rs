@@ -4,6 +4,7 @@ use livecount_tests::{FivePlayers, Pipeline, PlayerState};
 #[tokio::test]
 async fn five_players_stay_five_then_stops_and_a_silent_leave_count_down() {
     let mut p = Pipeline::new("five-players").await;
+    p.run_ahead_of_ttl();
     let mut audience = FivePlayers::new("launch-keynote");
     let t0 = p.clock.now_ms();
     let mut exact_samples = 0;

@@ -7,6 +7,8 @@ use livecount_tests::{FivePlayers, Pipeline, PlayerState};
 async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery() {
     let mut in_order = Pipeline::new("sqs-in-order").await;
     let mut chaotic = Pipeline::new("sqs-chaotic").await;
+    in_order.run_ahead_of_ttl();
+    chaotic.clock.set_ms(in_order.clock.now_ms());
     let mut rng = fastrand::Rng::with_seed(0x5eed_0001);
     let mut audience = FivePlayers::new("match-day");
     let t0 = in_order.clock.now_ms();

@@ -148,6 +148,13 @@ impl Pipeline {
         }
     }
 
+    /// Moves the manual clock a day ahead of the wall clock. DynamoDB Local's TTL sweep uses the
+    /// real clock, so a simulation that could fall behind real time would see rows it still
+    /// considers live deleted under it; a day ahead, nothing it writes expires during the test.
+    pub fn run_ahead_of_ttl(&self) {
+        self.clock.advance_ms(86_400_000);
+    }
+
     /// An SQS message as Lambda delivers it, sent (`SentTimestamp`) at `sent_ms`.
     pub fn message(&self, body: impl Into<String>, sent_ms: i64) -> SqsMessage {
         let n = self.next_message.fetch_add(1, Ordering::SeqCst);

@@ -16,6 +16,19 @@ fn chrono_like_now_ms() -> u128 {
         .unwrap_or_default()
 }
 
+/// `livecount send FILE` to the running `dev`; fails the test if it does not succeed.
+fn send(dev: &Dev, file: &std::path::Path) {
+    let sent = run_within(
+        livecount(&dev.tables).args(["send", &file.to_string_lossy(), "--api", &dev.url]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        sent.status.success(),
+        "send failed: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+}
+
 /// `livecount send` with a file of events for three sessions gives 3 from `livecount count`;
 /// two of them sending `stop` gives 1.
 #[test]
@@ -26,15 +39,7 @@ fn sent_events_for_three_sessions_count_three_and_two_stops_leave_one() {
 
     let starts = dir.join("starts.jsonl");
     std::fs::write(&starts, events("start", &["a", "b", "c"])).expect("write events");
-    let sent = run_within(
-        livecount(&dev.tables).args(["send", &starts.to_string_lossy(), "--api", &dev.url]),
-        Duration::from_secs(30),
-    );
-    assert!(
-        sent.status.success(),
-        "send failed: {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
+    send(&dev, &starts);
     assert!(
         wait_for(Duration::from_secs(20), || dev.count("from-file") == 3),
         "3 sessions never counted 3"
@@ -49,15 +54,7 @@ fn sent_events_for_three_sessions_count_three_and_two_stops_leave_one() {
         ),
     )
     .expect("write events");
-    let sent = run_within(
-        livecount(&dev.tables).args(["send", &stops.to_string_lossy(), "--api", &dev.url]),
-        Duration::from_secs(30),
-    );
-    assert!(
-        sent.status.success(),
-        "send failed: {}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
+    send(&dev, &stops);
     assert!(
         wait_for(Duration::from_secs(20), || dev.count("from-file") == 1),
         "two stops did not leave 1"

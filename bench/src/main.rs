@@ -1,0 +1,166 @@
+//! `livecount-bench`: runs every benchmark against the DynamoDB Local at
+//! `AWS_ENDPOINT_URL_DYNAMODB` and writes `BENCHMARKS.md` and `docs/benchmarks.png`
+//! (`make bench` runs it, after the criterion benches, under a fresh DynamoDB Local).
+
+mod accuracy;
+mod designs;
+mod read_cost;
+mod report;
+mod system;
+
+use accuracy::Workload;
+use livecount_tests::FivePlayers;
+use livecount_tests::oracle::Crowd;
+use report::{Handlers, Report};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("livecount-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), designs::Error> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .map_err(|_| "AWS_ENDPOINT_URL_DYNAMODB is not set: run `make bench`")?;
+    let sdk = livecount_local::local_sdk_config(&endpoint).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+
+    // `--quick`: a smoke run with small sizes (the numbers are not the published ones).
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (seconds, sizes, probes, events): (i64, &[u64], usize, u64) = if quick {
+        (40, &[100, 1_000], 10, 2_000)
+    } else {
+        (180, &[100, 1_000, 10_000, 50_000], 100, 20_000)
+    };
+
+    eprintln!("bench: accuracy, five players");
+    let five = accuracy::run(
+        Workload::FivePlayers(FivePlayers::new("five")),
+        if quick { 90 } else { 120 },
+        1,
+    )
+    .await?;
+    eprintln!("bench: accuracy, 1,000 players over 20 streams");
+    let crowd = Workload::Crowd {
+        crowd: Crowd::new(6, 20, 50, seconds),
+        duplicate_rate: 0.1,
+        reorder_rate: 0.05,
+    };
+    let thousand = accuracy::run(crowd, seconds, 2).await?;
+    let mut reads = Vec::new();
+    for &sessions in sizes {
+        eprintln!("bench: read cost, {sessions} sessions");
+        reads.push(read_cost::run(&client, sessions).await?);
+    }
+    eprintln!("bench: freshness");
+    let freshness = system::freshness(&sdk, probes).await?;
+    eprintln!("bench: end-to-end throughput");
+    let throughput = system::throughput(&sdk, events).await?;
+
+    let report = Report {
+        machine: machine(),
+        accuracy: vec![five, thousand],
+        reads,
+        freshness,
+        throughput,
+        handlers: Handlers {
+            ingest_ns_per_event: criterion_mean(&root, "ingest/parse_validate_coalesce_per_event")
+                .map(|ns| ns / 1000.0),
+            aggregate_ns_per_record: criterion_mean(&root, "aggregate/read_and_plan_per_record")
+                .map(|ns| ns / 1000.0),
+        },
+    };
+    std::fs::write(root.join("BENCHMARKS.md"), report.markdown())?;
+    let html = root.join("target/benchmarks-chart.html");
+    std::fs::write(&html, report.chart_html())?;
+    screenshot(&html, &root.join("docs/benchmarks.png"))?;
+    eprintln!("bench: wrote BENCHMARKS.md and docs/benchmarks.png");
+    Ok(())
+}
+
+/// Criterion's mean time of one iteration (1,000 elements), in ns.
+fn criterion_mean(root: &Path, bench: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(
+        root.join("target/criterion")
+            .join(bench)
+            .join("new/estimates.json"),
+    )
+    .ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or("?".to_owned(), |kb| format!("{} GiB", kb / 1024 / 1024));
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let jar = std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
+        .ok()
+        .and_then(|dir| livecount_local::dynamodb_local::jar_dir(Path::new(&dir)))
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "DynamoDB Local".to_owned());
+    format!(
+        "{cpu}, {cores} cores, {memory} memory; {rustc}, release build; {jar} in memory, on the same machine; {}",
+        chrono::Utc::now().format("%Y-%m-%d")
+    )
+}
+
+fn screenshot(html: &Path, png: &Path) -> Result<(), designs::Error> {
+    let profile =
+        std::env::temp_dir().join(format!("livecount-bench-chromium-{}", std::process::id()));
+    let status = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+        ])
+        .args([
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1140,520",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    let _ = std::fs::remove_dir_all(profile);
+    if status.success() {
+        Ok(())
+    } else {
+        Err("chromium could not draw the chart".into())
+    }
+}
