@@ -10,7 +10,7 @@ use std::time::Duration;
 /// expired rows the sweep has not reached yet never count.
 #[tokio::test]
 async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
-    // A long window keeps the watching sessions' rows far from TTL for the whole test.
+    // A ten-minute window: the three watching sessions stay far from TTL for the whole test.
     let timing = Timing {
         window_seconds: 600,
         ..Timing::default()
@@ -18,9 +18,9 @@ async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
     let p = &mut Pipeline::with_timing("ttl-sweep", timing).await;
     let t0 = p.clock.now_ms();
 
-    // Four viewers watched 20 minutes ago and left silently.
-    let left_ms = t0 - 1_200_000;
-    p.clock.set_ms(left_ms);
+    // Four viewers whose last heartbeat, almost a window ago, keeps them counting a few more
+    // seconds; then they are gone. Three more are watching now.
+    let left_ms = t0 - 590_000;
     let gone: Vec<_> = (0..4)
         .map(|i| {
             p.message(
@@ -29,29 +29,28 @@ async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
             )
         })
         .collect();
-    p.ingest(&gone).await;
-    p.aggregate().await;
-    assert_eq!(p.viewers("st").await, 4, "they counted while they watched");
-
-    // Now three viewers are watching.
-    p.clock.set_ms(t0);
-    let watching: Vec<_> = (0..3)
+    let here: Vec<_> = (0..3)
         .map(|i| p.message_now(event_body("st", &format!("here-{i}"), "heartbeat", t0)))
         .collect();
-    p.ingest(&watching).await;
+    p.ingest(&gone).await;
+    p.ingest(&here).await;
     p.aggregate().await;
-    assert_eq!(
-        p.session_rows().await,
-        7,
-        "the expired rows are still in the table"
+    let gone_expiry = timing.expiry(EventKind::Heartbeat, left_ms);
+    assert!(
+        gone_expiry * 1000 > livecount_tests::wall_clock_second_ms(),
+        "not yet expired when applied"
     );
+    assert_eq!(p.viewers("st").await, 7, "all seven count while they watch");
+    assert_eq!(p.session_rows().await, 7);
+    // A second after their expiry the four rows are still in the table (the real clock has not
+    // even reached their expDate), and they no longer count.
     assert_eq!(
-        p.viewers("st").await,
+        p.viewers_at("st", gone_expiry + 1).await,
         3,
         "expired rows not yet deleted never count"
     );
 
-    // DynamoDB Local's sweep deletes the four expired rows (20 items every 10 s, late).
+    // DynamoDB Local's sweep deletes the four rows once the real clock passes their expDate.
     let swept = wait_for(Duration::from_secs(180), || async {
         p.session_rows().await == 3
     })
