@@ -35,39 +35,13 @@ fn an_unknown_flag_is_refused_with_the_flag_named() {
     assert!(first.contains("unexpected argument '--bogus'"), "{first}");
 }
 
-#[test]
-fn a_malformed_events_file_names_the_line_and_the_rule() {
-    let file = std::env::temp_dir()
-        .join(unique("bad-events"))
-        .with_extension("jsonl");
-    std::fs::write(
-        &file,
-        "{\"streamId\":\"s\",\"sessionId\":\"a\",\"type\":\"start\",\"ts\":1}\n{\"streamId\":\"s\",\"sessionId\":\"b\",\"type\":\"start\"}\n",
-    )
-    .expect("write");
-    let output = run_within(
-        livecount("unused").args([
-            "send",
-            &file.to_string_lossy(),
-            "--api",
-            "http://127.0.0.1:9",
-        ]),
-        Duration::from_secs(10),
-    );
-    assert_one_clear_line(&output, "line 2: `ts` is missing");
-    let _ = std::fs::remove_file(file);
-}
-
-#[test]
-fn sending_with_no_dev_running_says_so() {
+/// `livecount send FILE` with `events` to a port where no `livecount dev` listens.
+#[allow(clippy::expect_used)] // test plumbing: a failed write is a failed test
+fn send_to_nowhere(events: &str) -> Output {
     let file = std::env::temp_dir()
         .join(unique("events"))
         .with_extension("jsonl");
-    std::fs::write(
-        &file,
-        "{\"streamId\":\"s\",\"sessionId\":\"a\",\"type\":\"start\",\"ts\":1}\n",
-    )
-    .expect("write");
+    std::fs::write(&file, events).expect("write");
     let output = run_within(
         livecount("unused").args([
             "send",
@@ -77,8 +51,23 @@ fn sending_with_no_dev_running_says_so() {
         ]),
         Duration::from_secs(30),
     );
-    assert_one_clear_line(&output, "is `livecount dev` running?");
     let _ = std::fs::remove_file(file);
+    output
+}
+
+const START: &str = "{\"streamId\":\"s\",\"sessionId\":\"a\",\"type\":\"start\",\"ts\":1}\n";
+
+#[test]
+fn a_malformed_events_file_names_the_line_and_the_rule() {
+    let output = send_to_nowhere(&format!(
+        "{START}{{\"streamId\":\"s\",\"sessionId\":\"b\",\"type\":\"start\"}}\n"
+    ));
+    assert_one_clear_line(&output, "line 2: `ts` is missing");
+}
+
+#[test]
+fn sending_with_no_dev_running_says_so() {
+    assert_one_clear_line(&send_to_nowhere(START), "is `livecount dev` running?");
 }
 
 #[test]
