@@ -1,7 +1,7 @@
 //! Accuracy: the same events, delivered the same way, into livecount and the designs it
 //! replaces; every design's count against the oracle, every second.
 
-use crate::designs::{Error, NaiveCounter, ThirtySecondBuckets, create_table, query_viewers};
+use crate::designs::{Error, NaiveCounter, ThirtySecondBuckets, query_viewers};
 use aws_lambda_events::event::sqs::SqsMessage;
 use livecount_tests::oracle::{Crowd, Oracle};
 use livecount_tests::{FivePlayers, Pipeline, PlayerState};
@@ -117,8 +117,8 @@ pub async fn run(mut workload: Workload, seconds: i64, seed: u64) -> Result<Run,
         client: client.clone(),
         table: format!("{}-d", p.config.counters_table),
     };
-    create_table(&client, &buckets.table).await?;
-    create_table(&client, &naive.table).await?;
+    p.store.create_key_table(&buckets.table, false).await?;
+    p.store.create_key_table(&naive.table, false).await?;
     let mut rng = fastrand::Rng::with_seed(seed);
     let (duplicate_rate, reorder_rate) = workload.rates();
     let mut oracle = Oracle::new(p.config.timing);

@@ -2,10 +2,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnConsumedCapacity, ScalarAttributeType, Select,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, Select};
 use livecount_core::PlayerEvent;
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,31 +14,6 @@ fn s(text: impl Into<String>) -> AttributeValue {
 
 fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-/// A `PK`/`SK` on-demand table.
-pub async fn create_table(client: &Client, table: &str) -> Result<(), Error> {
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, key_type) in [("PK", KeyType::Hash), ("SK", KeyType::Range)] {
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()?,
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(key_type)
-                    .build()?,
-            );
-    }
-    request.send().await?;
-    Ok(())
 }
 
 /// (b) "30-second buckets with a conditional write on the session's last play time": a watching

@@ -1,7 +1,7 @@
 //! Read cost: one `GetItem` of the counter against `Query` + filter over a stream's session rows,
 //! for growing audiences with as many expired rows that TTL has not deleted yet.
 
-use crate::designs::{Error, create_table, query_viewers};
+use crate::designs::{Error, query_viewers};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use livecount_core::model::{ItemKey, SessionRow, SessionState};
 use livecount_core::{Config, Store};
@@ -59,8 +59,12 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     // deleted yet, and DynamoDB Local's TTL sweeper (which scans the table every 10 s) would
     // otherwise slow every request on a table of 100,000 rows.
     let store = Store::new(client.clone(), &config);
-    create_table(client, &config.sessions_table).await?;
-    create_table(client, &config.counters_table).await?;
+    store
+        .create_key_table(&config.sessions_table, false)
+        .await?;
+    store
+        .create_key_table(&config.counters_table, false)
+        .await?;
     let now = chrono::Utc::now().timestamp();
     let stream = "big-event";
 

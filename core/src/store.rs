@@ -310,44 +310,49 @@ impl Store {
         }
     }
 
+    /// Creates a table with string `PK`/`SK` keys and on-demand billing, with a
+    /// `NEW_AND_OLD_IMAGES` stream when `with_stream`. An existing table is left as it is.
+    pub async fn create_key_table(&self, table: &str, with_stream: bool) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (name, key_type) in [("PK", KeyType::Hash), ("SK", KeyType::Range)] {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(key_type)
+                        .build()?,
+                );
+        }
+        if with_stream {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()?,
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => Ok(()),
+            Err(source) => Err(self.dynamo("CreateTable", table, source)),
+        }
+    }
+
     /// Creates both tables as the infrastructure defines them: string `PK`/`SK` keys, on-demand
     /// billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        for (table, stream) in [(&self.sessions_table, true), (&self.counters_table, false)] {
-            let mut request = self
-                .client
-                .create_table()
-                .table_name(table)
-                .billing_mode(BillingMode::PayPerRequest);
-            for (name, key_type) in [("PK", KeyType::Hash), ("SK", KeyType::Range)] {
-                request = request
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name(name)
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()?,
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(name)
-                            .key_type(key_type)
-                            .build()?,
-                    );
-            }
-            if stream {
-                request = request.stream_specification(
-                    StreamSpecification::builder()
-                        .stream_enabled(true)
-                        .stream_view_type(StreamViewType::NewAndOldImages)
-                        .build()?,
-                );
-            }
-            match request.send().await {
-                Ok(_) => {}
-                Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => {}
-                Err(source) => return Err(self.dynamo("CreateTable", table, source)),
-            }
-        }
+        self.create_key_table(&self.sessions_table, true).await?;
+        self.create_key_table(&self.counters_table, false).await?;
         let ttl = self
             .client
             .describe_time_to_live()
