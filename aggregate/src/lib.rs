@@ -1,6 +1,6 @@
 //! # livecount-aggregate
 //!
-//! The aggregate Lambda (DESIGN §5 "Aggregate"): DynamoDB stream records of the sessions table
+//! The aggregate Lambda (see `docs/design.md`): DynamoDB stream records of the sessions table
 //! become one counter update per live stream. [`Aggregator::process`] is the algorithm;
 //! [`handler`] is the Lambda entry point, also called by the local stream poller.
 //!
@@ -8,37 +8,46 @@
 //!   image was watching, `+1` at its new bucket if the new image is. INSERT, MODIFY, REMOVE and
 //!   TTL deletions are handled alike; deltas older than `now - G` are dropped.
 //! - Deltas are summed per stream and bucket over the batch; each stream gets one `UpdateItem`.
-//! - Each counter keeps, per sessions-table shard, the highest sequence number it applied, and
-//!   the update is conditioned on it: a batch (or part of one) delivered again is recognised and
-//!   skipped record by record, so Lambda's retries leave the count exact.
+//! - Each update carries the fingerprint of its exact set of records and is conditioned on the
+//!   counter not holding it: the same records delivered again as a set (a retried invocation, a
+//!   lost response) are recognised and not applied twice. No order across items is assumed, so
+//!   no record is ever skipped because another was applied.
 //! - A record that cannot be understood is logged with its keys, counted and skipped; a stream
-//!   whose update fails reports its earliest record as the batch item failure.
+//!   whose update fails transiently (throttling, 5xx) reports its earliest record as the batch
+//!   item failure; one DynamoDB rejects as invalid is logged, counted (`RecordsNotApplied`) and
+//!   not retried, and the rest of the batch goes on.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::histogram::{
-    KnownAttributes, SequenceNumber, SessionMove, minute_of, plan_counter_update, viewers,
+    SequenceNumber, SessionMove, minute_of, plan_counter_update, viewers,
 };
-use livecount_core::model::{CounterItem, ItemKey, SessionImage};
+use livecount_core::model::{CounterItem, HistoryItem, ItemKey, SessionImage};
+use livecount_core::requests::HistoryUpdate;
 use livecount_core::store::CounterWrite;
 use livecount_core::{Clock, Config, Store, StoreError, Timing, error_chain};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-/// Conditional-update rounds per stream before giving up (each round learns the stored
-/// watermarks; a second round is the common retry case, a third means a concurrent writer).
-const MAX_ROUNDS: usize = 3;
-
-/// What the aggregate handler needs, plus what it remembers between invocations: the buckets
-/// each counter is known to hold, so old ones can be pruned.
+/// What the aggregate handler needs, plus what it remembers between invocations about each
+/// stream's items, so old buckets and minutes can be pruned and history written only when it
+/// changes.
 #[derive(Debug)]
 pub struct Aggregator {
     pub store: Store,
     pub config: Config,
     pub clock: Clock,
-    known: Mutex<HashMap<String, KnownAttributes>>,
+    known: Mutex<HashMap<String, StreamMemory>>,
+}
+
+/// What an aggregator last saw of a stream's counter items.
+#[derive(Debug, Clone, Default)]
+struct StreamMemory {
+    buckets: BTreeSet<i64>,
+    /// The history item's minutes and peak, once seen.
+    history: Option<(BTreeMap<i64, u64>, u64)>,
 }
 
 /// Why a stream record was skipped.
@@ -54,17 +63,13 @@ pub enum UnreadableRecord {
     PartitionKey(String),
 }
 
-/// Why a stream's counter update failed (its records are reported for retry).
+/// Why a stream's counter update failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamUpdateError {
-    #[error("counter update for stream {stream_id} failed")]
-    Store {
-        stream_id: String,
-        #[source]
-        source: StoreError,
-    },
-    #[error("counter of stream {stream_id} kept moving its watermarks for {MAX_ROUNDS} rounds")]
-    Contended { stream_id: String },
+#[error("counter update for stream {stream_id} failed")]
+pub struct StreamUpdateError {
+    pub stream_id: String,
+    #[source]
+    pub source: StoreError,
 }
 
 /// What one batch did.
@@ -75,13 +80,18 @@ pub struct AggregateReport {
     pub unreadable: usize,
     /// Records applied to counters.
     pub applied: usize,
-    /// Records skipped because their counter had applied them before (redelivery).
+    /// Records not applied because their counter holds the fingerprint of the very same set
+    /// (an exact redelivery).
     pub duplicates: usize,
+    /// Records of streams whose update DynamoDB rejected as invalid: logged and counted, not
+    /// retried (a retry would fail the same way and hold up the shard).
+    pub not_applied: usize,
     /// Deltas dropped as older than `now - G`.
     pub late_deltas: usize,
     /// Counter `UpdateItem`s that committed.
     pub counter_updates: usize,
-    /// Streams whose update failed; their earliest records are the batch item failures.
+    /// Streams whose update failed transiently; their earliest records are the batch item
+    /// failures.
     pub failed_streams: Vec<String>,
     pub response: DynamoDbEventResponse,
 }
@@ -165,7 +175,16 @@ impl Aggregator {
                     report.applied += done.applied;
                     report.duplicates += moves.len() - done.applied;
                     report.late_deltas += done.late_deltas;
-                    report.counter_updates += usize::from(done.updated);
+                    report.counter_updates += done.updates;
+                }
+                Err(error) if !error.source.is_retryable() => {
+                    tracing::error!(
+                        stream_id = %stream_id,
+                        records = moves.len(),
+                        error = %error_chain(&error),
+                        "counter update rejected; its records are not applied and not retried"
+                    );
+                    report.not_applied += moves.len();
                 }
                 Err(error) => {
                     tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
@@ -186,6 +205,7 @@ impl Aggregator {
             records = report.records,
             applied = report.applied,
             duplicates = report.duplicates,
+            not_applied = report.not_applied,
             late_deltas = report.late_deltas,
             unreadable = report.unreadable,
             counter_updates = report.counter_updates,
@@ -197,6 +217,7 @@ impl Aggregator {
             &[
                 ("RecordsApplied", report.applied as u64),
                 ("DuplicateRecords", report.duplicates as u64),
+                ("RecordsNotApplied", report.not_applied as u64),
                 ("DeltasLate", report.late_deltas as u64),
                 ("UnreadableRecords", report.unreadable as u64),
                 ("CounterUpdates", report.counter_updates as u64),
@@ -213,64 +234,50 @@ impl Aggregator {
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
         let sessions: Vec<SessionMove> = moves.iter().map(|m| m.session.clone()).collect();
-        let store_error = |source| StreamUpdateError::Store {
-            stream_id: stream_id.to_owned(),
-            source,
+        let known = self.memory(stream_id).buckets;
+        let Some(plan) =
+            plan_counter_update(stream_id, &sessions, &known, &self.config.timing, now)
+        else {
+            // Nothing that changes the count: only late deltas, or moves that cancel out.
+            return Ok(StreamDone {
+                applied: sessions.len(),
+                late_deltas: 0,
+                updates: 0,
+            });
         };
-        let mut applied_marks = BTreeMap::new();
-        for _ in 0..MAX_ROUNDS {
-            let known = self.known(stream_id);
-            let Some(plan) = plan_counter_update(
-                stream_id,
-                &sessions,
-                &applied_marks,
-                &known,
-                &self.config.timing,
-                now,
-            ) else {
-                // Nothing left that changes the count: duplicates, or only late deltas.
-                let applied = sessions
-                    .iter()
-                    .filter(|m| {
-                        applied_marks
-                            .get(&m.shard)
-                            .is_none_or(|mark| m.sequence > *mark)
-                    })
-                    .count();
-                return Ok(StreamDone {
-                    applied,
-                    late_deltas: 0,
-                    updated: false,
-                });
-            };
-            match self
+        let mut done = StreamDone {
+            applied: 0,
+            late_deltas: plan.late_deltas,
+            updates: 0,
+        };
+        let mut latest = None;
+        for request in plan.requests() {
+            let write = self
                 .store
-                .update_counter(&plan)
+                .update_counter(&request)
                 .await
-                .map_err(store_error)?
-            {
+                .map_err(|source| StreamUpdateError {
+                    stream_id: stream_id.to_owned(),
+                    source,
+                })?;
+            let counter = match write {
                 CounterWrite::Applied(counter) => {
-                    self.remember(stream_id, &counter);
-                    self.record_viewers(stream_id, &counter, now).await;
-                    return Ok(StreamDone {
-                        applied: plan.records,
-                        late_deltas: plan.late_deltas,
-                        updated: true,
-                    });
+                    done.updates += 1;
+                    done.applied = plan.records;
+                    latest = Some(counter.clone());
+                    counter
                 }
                 CounterWrite::AlreadyApplied(counter) => {
-                    tracing::info!(
-                        stream_id,
-                        "records delivered again; skipping those applied before"
-                    );
-                    self.remember(stream_id, &counter);
-                    applied_marks = counter.tallies.watermarks;
+                    tracing::info!(stream_id, "these records were applied before; not again");
+                    counter
                 }
-            }
+            };
+            self.remember_counter(stream_id, &counter);
         }
-        Err(StreamUpdateError::Contended {
-            stream_id: stream_id.to_owned(),
-        })
+        if let Some(counter) = latest {
+            self.record_viewers(stream_id, &counter, now).await;
+        }
+        Ok(done)
     }
 
     /// Keeps the minute's history entry and `peak` at the most viewers seen, with one more
@@ -278,28 +285,42 @@ impl Aggregator {
     /// A failure here only delays the history, so it is logged and the batch goes on.
     async fn record_viewers(&self, stream_id: &str, counter: &CounterItem, now: i64) {
         let current = viewers(&counter.tallies.buckets, now);
-        let minute_high = counter.tallies.history.get(&minute_of(now));
-        let new_peak = current > counter.peak.unwrap_or(0);
-        if (minute_high.is_none_or(|&high| current > high) || new_peak)
-            && let Err(error) = self
-                .store
-                .record_viewers(stream_id, current, now, new_peak)
-                .await
+        let (minutes, peak) = self.memory(stream_id).history.unwrap_or_default();
+        let new_peak = current > peak;
+        if minutes
+            .get(&minute_of(now))
+            .is_some_and(|&high| current <= high)
+            && !new_peak
         {
-            tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
+            return;
+        }
+        let update = HistoryUpdate::new(stream_id, current, now, new_peak, minutes.into_keys());
+        match self.store.record_viewers(&update).await {
+            Ok((_, history)) => self.remember_history(stream_id, &history),
+            Err(error) => {
+                tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
+            }
         }
     }
 
-    fn known(&self, stream_id: &str) -> KnownAttributes {
+    fn memory(&self, stream_id: &str) -> StreamMemory {
         self.known
             .lock()
             .map(|k| k.get(stream_id).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
 
-    fn remember(&self, stream_id: &str, counter: &CounterItem) {
+    fn remember_counter(&self, stream_id: &str, counter: &CounterItem) {
         if let Ok(mut known) = self.known.lock() {
-            known.insert(stream_id.to_owned(), counter.tallies.known());
+            known.entry(stream_id.to_owned()).or_default().buckets =
+                counter.tallies.buckets.keys().copied().collect();
+        }
+    }
+
+    fn remember_history(&self, stream_id: &str, history: &HistoryItem) {
+        if let Ok(mut known) = self.known.lock() {
+            known.entry(stream_id.to_owned()).or_default().history =
+                Some((history.tallies.history.clone(), history.peak.unwrap_or(0)));
         }
     }
 }
@@ -307,7 +328,7 @@ impl Aggregator {
 struct StreamDone {
     applied: usize,
     late_deltas: usize,
-    updated: bool,
+    updates: usize,
 }
 
 /// Reads a stream record as the move of one session between expiry buckets: out of
@@ -331,7 +352,7 @@ pub fn session_move(
         .as_ref()
         .or(new.as_ref())
         .map_or(keys.pk.as_str(), |i| i.pk.as_str());
-    let (stream_id, shard) = pk
+    let (stream_id, _shard) = pk
         .rsplit_once('#')
         .and_then(|(stream, shard)| Some((stream, shard.parse::<u32>().ok()?)))
         .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
@@ -340,9 +361,14 @@ pub fn session_move(
             .filter(|i| i.watching)
             .map(|i| timing.bucket(i.exp_date))
     };
+    let record_id = if record.event_id.is_empty() {
+        sequence.as_str().to_owned()
+    } else {
+        record.event_id.clone()
+    };
     Ok(SessionMove {
         stream_id: stream_id.to_owned(),
-        shard,
+        record_id,
         sequence,
         left: bucket(old),
         joined: bucket(new),
@@ -376,23 +402,30 @@ mod tests {
     #[test]
     fn aws_shaped_records_read_as_session_moves() {
         let timing = Timing::default();
-        let moves: Vec<(String, u32, Option<i64>, Option<i64>)> = fixture()
-            .records
+        let records = fixture().records;
+        let moves: Vec<(String, Option<i64>, Option<i64>)> = records
             .iter()
             .map(|r| session_move(r, &timing).expect("readable"))
-            .map(|m| (m.stream_id, m.shard, m.left, m.joined))
+            .map(|m| (m.stream_id, m.left, m.joined))
             .collect();
         let stream = "launch-keynote".to_owned();
         assert_eq!(
             moves,
             [
-                (stream.clone(), 5, None, Some(1_700_000_015)), // INSERT
-                (stream.clone(), 3, None, Some(1_700_000_015)), // INSERT
-                (stream.clone(), 3, Some(1_700_000_015), Some(1_700_000_020)), // MODIFY
-                (stream.clone(), 5, Some(1_700_000_015), None), // REMOVE
-                (stream, 1, Some(1_699_999_400), None),         // TTL REMOVE
+                (stream.clone(), None, Some(1_700_000_015)), // INSERT
+                (stream.clone(), None, Some(1_700_000_015)), // INSERT
+                (stream.clone(), Some(1_700_000_015), Some(1_700_000_020)), // MODIFY
+                (stream.clone(), Some(1_700_000_015), None), // REMOVE
+                (stream, Some(1_699_999_400), None),         // TTL REMOVE
             ]
         );
+        for record in &records {
+            let id = session_move(record, &timing).expect("readable").record_id;
+            assert_eq!(
+                id, record.event_id,
+                "records are identified by their eventID"
+            );
+        }
     }
 
     #[test]

@@ -93,12 +93,8 @@ struct StreamList {
 
 async fn list_streams(State(state): State<ApiState>) -> Response {
     let now = state.clock.now_seconds();
-    match state.store.list_counters().await {
-        Ok(counters) => {
-            let mut streams: Vec<LiveCount> = counters
-                .iter()
-                .map(|c| LiveCount::from_counter(&c.stream_id, Some(c), now))
-                .collect();
+    match livecount_core::all_live_counts(&state.store, now).await {
+        Ok(mut streams) => {
             streams.sort_by(|a, b| {
                 b.viewers
                     .cmp(&a.viewers)

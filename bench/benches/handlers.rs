@@ -7,8 +7,8 @@ use livecount_aggregate::session_move;
 use livecount_core::Timing;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::event::parse_body;
-use livecount_core::histogram::{KnownAttributes, plan_counter_update};
-use std::collections::BTreeMap;
+use livecount_core::histogram::plan_counter_update;
+use std::collections::BTreeSet;
 use std::hint::black_box;
 
 fn ingest_bodies(n: usize) -> Vec<String> {
@@ -71,8 +71,7 @@ fn handlers(c: &mut Criterion) {
             let plan = plan_counter_update(
                 "launch-keynote",
                 &moves,
-                &BTreeMap::new(),
-                &KnownAttributes::default(),
+                &BTreeSet::new(),
                 &timing,
                 1_700_000_010,
             );

@@ -119,20 +119,18 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
         }
     }
 
-    // A full live counter: the buckets of a window, eight watermarks, an hour of history.
-    let mut counter = serde_json::json!({"PK": stream, "SK": "live", "peak": sessions, "peakAt": now, "updatedAt": now});
+    // A full live counter: the buckets of a window and every fingerprint slot taken (peak and
+    // history live in their own item).
+    let mut counter = serde_json::json!({"PK": stream, "SK": "live", "updatedAt": now});
     for (i, bucket) in (0..4).map(|i| (i, now - now % 5 + 5 * (i + 1))) {
         counter[format!("b{bucket}")] =
             serde_json::json!(sessions / 4 + u64::from(i == 0) * (sessions % 4));
     }
-    for shard in 0..8 {
-        counter[format!("q{shard}")] = serde_json::json!(format!(
-            "{:048}",
-            4_421_584_500_000_000_017_450_439_091_u128 + shard
+    for slot in 0..livecount_core::histogram::FINGERPRINT_SLOTS {
+        counter[format!("f{slot}")] = serde_json::json!(format!(
+            "{:032x}",
+            4_421_584_500_000_000_017_450_439_091_u128 + u128::from(slot)
         ));
-    }
-    for minute in 0..60 {
-        counter[format!("h{}", now - now % 60 - 60 * minute)] = serde_json::json!(sessions);
     }
     let counter: HashMap<String, AttributeValue> = serde_dynamo::to_item(counter)?;
     let counter_bytes = item_bytes(&counter);

@@ -40,6 +40,11 @@ impl Default for Timing {
 }
 
 impl Timing {
+    /// How many buckets can hold live sessions or late deltas at once: `(W + B + G) / B`.
+    pub fn live_buckets(&self) -> i64 {
+        (self.window_seconds + self.bucket_seconds + self.grace_seconds) / self.bucket_seconds
+    }
+
     /// The window as a [`Duration`].
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.window_seconds.unsigned_abs())
@@ -128,6 +133,13 @@ impl Config {
                 1024,
             )? as usize,
         };
+        if config.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
+            return Err(ConfigError {
+                variable: "LIVECOUNT_GRACE_SECONDS",
+                value: config.timing.grace_seconds.to_string(),
+                rule: "(W + B + G) / B may be at most 20, so the live counter item stays within 1 KB",
+            });
+        }
         if config.sessions_table == config.counters_table {
             return Err(ConfigError {
                 variable: "LIVECOUNT_COUNTERS_TABLE",
@@ -207,6 +219,7 @@ mod tests {
             ("LIVECOUNT_SESSION_SHARDS", "100000"),
             ("LIVECOUNT_SESSIONS_TABLE", "no spaces"),
             ("LIVECOUNT_COUNTERS_TABLE", "livecount-sessions"),
+            ("LIVECOUNT_GRACE_SECONDS", "600"),
         ] {
             let error = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(error.variable, variable);

@@ -1,20 +1,24 @@
 //! # livecount-core
 //!
-//! The domain of livecount, the exact "viewers watching right now" counter (see `DESIGN.md` and
-//! the README). Nothing here knows about Lambda; the handlers in `livecount-ingest` and
+//! The domain of livecount, the exact "viewers watching right now" counter (see `docs/design.md`
+//! and the README). Nothing here knows about Lambda; the handlers in `livecount-ingest` and
 //! `livecount-aggregate` and the local runtime in `livecount-local` are built from these parts:
 //!
 //! - [`event`]: the player event, SQS body parsing and validation with a reason per rule;
 //! - [`coalesce`]: the newest event per session within a batch;
 //! - [`expiry`]: `expDate` and bucket math, and the session shard of a session;
 //! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
-//!   (with watermark dedupe), and `viewers(now)`;
-//! - [`model`]: the session row and counter item, mapped with `serde_dynamo`;
-//! - [`store`]: the one DynamoDB adapter (conditional session writes, counter updates, the read);
+//!   (with batch-fingerprint dedupe) split into bounded requests, and `viewers(now)`;
+//! - [`model`]: the session row, the live counter and history items, mapped with `serde_dynamo`;
+//! - [`capacity`]: DynamoDB's item size and capacity unit rules;
+//! - [`requests`]: every write as a value, built by a pure function and checked against
+//!   DynamoDB's expression limits;
+//! - [`store`]: the one DynamoDB adapter that sends them, and the reads;
 //! - [`read`]: a stream's live count from one `GetItem`;
 //! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;
 //! - [`config`] and [`clock`]: environment configuration and an injectable clock.
 
+pub mod capacity;
 pub mod clock;
 pub mod coalesce;
 pub mod config;
@@ -24,12 +28,13 @@ pub mod histogram;
 pub mod metrics;
 pub mod model;
 pub mod read;
+pub mod requests;
 pub mod store;
 
 pub use clock::Clock;
 pub use config::{Config, ConfigError, Timing};
 pub use event::{EventKind, PlayerEvent};
-pub use read::{LiveCount, live_count};
+pub use read::{LiveCount, all_live_counts, live_count, viewers_now};
 pub use store::{Store, StoreError};
 
 /// Builds a DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB`,

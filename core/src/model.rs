@@ -1,6 +1,6 @@
-//! The items of the two tables (DESIGN §4), mapped with `serde_dynamo`.
+//! The items of the two tables (see `docs/design.md`), mapped with `serde_dynamo`.
 
-use crate::histogram::SequenceNumber;
+use crate::histogram::Fingerprint;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -9,8 +9,11 @@ use std::fmt;
 /// The sort key of a stream's live counter item.
 pub const LIVE_COUNTER_SK: &str = "live";
 
+/// The sort key of a stream's peak and per-minute history item.
+pub const HISTORY_SK: &str = "history";
+
 /// Primary key of both tables.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ItemKey {
     #[serde(rename = "PK")]
     pub pk: String,
@@ -32,6 +35,14 @@ impl ItemKey {
         Self {
             pk: stream_id.to_owned(),
             sk: LIVE_COUNTER_SK.to_owned(),
+        }
+    }
+
+    /// A stream's peak and history: `PK = streamId`, `SK = "history"`.
+    pub fn history(stream_id: &str) -> Self {
+        Self {
+            pk: stream_id.to_owned(),
+            sk: HISTORY_SK.to_owned(),
         }
     }
 }
@@ -90,7 +101,8 @@ impl SessionImage {
     }
 }
 
-/// A stream's live counter item.
+/// A stream's live counter item: what a dashboard reads, bounded to 1 KB (its buckets within
+/// `now - G … now + W + B` and [`crate::histogram::FINGERPRINT_SLOTS`] fingerprints).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CounterItem {
@@ -99,6 +111,17 @@ pub struct CounterItem {
     /// Aggregator clock of the last update (epoch seconds).
     #[serde(default)]
     pub updated_at: Option<i64>,
+    #[serde(flatten)]
+    pub tallies: Tallies,
+}
+
+/// A stream's peak and per-minute history, in its own item beside the live counter (pruned to
+/// the last [`crate::histogram::HISTORY_SECONDS`]).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    #[serde(rename = "PK")]
+    pub stream_id: String,
     /// Most concurrent viewers seen by the aggregator, and when (epoch seconds).
     #[serde(default)]
     pub peak: Option<u64>,
@@ -108,26 +131,16 @@ pub struct CounterItem {
     pub tallies: Tallies,
 }
 
-/// The dynamic attributes of a counter: `b{epoch}` buckets, `q{shard}` watermarks and
-/// `h{minute}` history.
+/// The dynamic attributes of the counter items: `b{epoch}` buckets and `f{slot}` fingerprints
+/// (live item), `h{minute}` history (history item).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
     pub buckets: BTreeMap<i64, i64>,
-    /// Sessions-table shard → highest stream sequence number applied.
-    pub watermarks: BTreeMap<u32, SequenceNumber>,
+    /// Slot → fingerprint of the records a recent update applied.
+    pub fingerprints: BTreeMap<u32, Fingerprint>,
     /// Minute (epoch seconds of its start) → most viewers the aggregator saw in it.
     pub history: BTreeMap<i64, u64>,
-}
-
-impl Tallies {
-    /// The dynamic attributes held, for pruning by the next update.
-    pub fn known(&self) -> crate::histogram::KnownAttributes {
-        crate::histogram::KnownAttributes {
-            buckets: self.buckets.keys().copied().collect(),
-            minutes: self.history.keys().copied().collect(),
-        }
-    }
 }
 
 /// Attribute name of a bucket.
@@ -140,9 +153,9 @@ pub fn minute_attribute(minute: i64) -> String {
     format!("h{minute}")
 }
 
-/// Attribute name of a shard's watermark.
-pub fn watermark_attribute(shard: u32) -> String {
-    format!("q{shard}")
+/// Attribute name of a fingerprint slot.
+pub fn fingerprint_attribute(slot: u32) -> String {
+    format!("f{slot}")
 }
 
 fn numbered(name: &str, prefix: char) -> Option<&str> {
@@ -166,12 +179,12 @@ impl<'de> Deserialize<'de> for Tallies {
                         tallies.buckets.insert(bucket, map.next_value()?);
                     } else if let Some(minute) = numbered(&name, 'h').and_then(|n| n.parse().ok()) {
                         tallies.history.insert(minute, map.next_value()?);
-                    } else if let Some(shard) = numbered(&name, 'q').and_then(|n| n.parse().ok()) {
+                    } else if let Some(slot) = numbered(&name, 'f').and_then(|n| n.parse().ok()) {
                         let text: String = map.next_value()?;
-                        let mark = SequenceNumber::parse(&text).ok_or_else(|| {
-                            serde::de::Error::custom(format!("{name} is not a sequence number"))
+                        let fingerprint = Fingerprint::parse_hex(&text).ok_or_else(|| {
+                            serde::de::Error::custom(format!("{name} is not a fingerprint"))
                         })?;
-                        tallies.watermarks.insert(shard, mark);
+                        tallies.fingerprints.insert(slot, fingerprint);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -190,7 +203,7 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
-    fn a_counter_item_maps_buckets_watermarks_and_peak() {
+    fn counter_items_map_buckets_fingerprints_history_and_peak() {
         let n = |v: &str| AttributeValue::N(v.to_owned());
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let item: HashMap<String, AttributeValue> = HashMap::from([
@@ -198,25 +211,75 @@ mod tests {
             ("SK".to_owned(), s("live")),
             ("b1700000015".to_owned(), n("3")),
             ("b1700000020".to_owned(), n("-1")),
-            ("q7".to_owned(), s(&format!("{:0>48}", "123"))),
-            ("peak".to_owned(), n("9")),
-            ("peakAt".to_owned(), n("1700000001")),
+            ("f7".to_owned(), s(&format!("{:032x}", 123))),
             ("updatedAt".to_owned(), n("1700000002")),
-            ("h1699999980".to_owned(), n("4")),
             ("bogus".to_owned(), s("ignored")),
         ]);
         let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
         assert_eq!(counter.stream_id, "st");
-        assert_eq!(counter.peak, Some(9));
-        assert_eq!(counter.peak_at, Some(1_700_000_001));
         assert_eq!(counter.updated_at, Some(1_700_000_002));
         assert_eq!(
             counter.tallies.buckets,
             BTreeMap::from([(1_700_000_015, 3), (1_700_000_020, -1)])
         );
         assert_eq!(
-            counter.tallies.watermarks,
-            BTreeMap::from([(7, SequenceNumber::parse("123").expect("digits"))])
+            counter.tallies.fingerprints,
+            BTreeMap::from([(7, Fingerprint(123))])
+        );
+
+        let item: HashMap<String, AttributeValue> = HashMap::from([
+            ("PK".to_owned(), s("st")),
+            ("SK".to_owned(), s("history")),
+            ("peak".to_owned(), n("9")),
+            ("peakAt".to_owned(), n("1700000001")),
+            ("h1699999980".to_owned(), n("4")),
+        ]);
+        let history: HistoryItem = serde_dynamo::from_item(item).expect("maps");
+        assert_eq!(history.peak, Some(9));
+        assert_eq!(history.peak_at, Some(1_700_000_001));
+        assert_eq!(
+            history.tallies.history,
+            BTreeMap::from([(1_699_999_980, 4)])
+        );
+
+        let bad = HashMap::from([("PK".to_owned(), s("st")), ("f1".to_owned(), s("nope"))]);
+        assert!(serde_dynamo::from_item::<_, CounterItem>(bad).is_err());
+    }
+
+    /// The largest live counter item a valid configuration can make: a 128-character stream id,
+    /// every bucket of the widest allowed span plus the blind-pruned ones holding a
+    /// seven-digit count, every fingerprint slot taken. It stays within 1 KB: one write unit
+    /// per update, half a read unit per read.
+    #[test]
+    fn the_largest_live_counter_item_stays_within_one_kilobyte() {
+        use crate::capacity::{item_size, read_units, write_units};
+        use crate::histogram::{BLIND_PRUNE_BUCKETS, FINGERPRINT_SLOTS, MAX_LIVE_BUCKETS};
+        let now = 1_700_000_000_i64;
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            ("PK".to_owned(), AttributeValue::S("s".repeat(128))),
+            ("SK".to_owned(), AttributeValue::S(LIVE_COUNTER_SK.into())),
+            ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
+        ]);
+        for i in 0..MAX_LIVE_BUCKETS + BLIND_PRUNE_BUCKETS + 1 {
+            item.insert(
+                bucket_attribute(now + i),
+                AttributeValue::N("-1000000".into()),
+            );
+        }
+        for slot in 0..FINGERPRINT_SLOTS {
+            item.insert(
+                fingerprint_attribute(slot),
+                AttributeValue::S(Fingerprint(u128::MAX).to_hex()),
+            );
+        }
+        let size = item_size(&item);
+        assert!(size <= 1024, "{size} bytes");
+        assert_eq!(write_units(size, size), 1.0);
+        assert_eq!(read_units(size, false), 0.5);
+        let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
+        assert_eq!(
+            counter.tallies.fingerprints.len(),
+            FINGERPRINT_SLOTS as usize
         );
     }
 

@@ -1,7 +1,8 @@
-//! The read path (DESIGN §5 "Read"): a stream's live count from one `GetItem`.
+//! The read path (see `docs/design.md`): a stream's live count from one `GetItem` of its live
+//! counter item; its peak and per-minute history from one `GetItem` of its history item.
 
 use crate::histogram::{HISTORY_SECONDS, viewers};
-use crate::model::CounterItem;
+use crate::model::{CounterItem, HistoryItem};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 
@@ -33,19 +34,24 @@ pub struct MinuteViewers {
 }
 
 impl LiveCount {
-    /// The count a counter item gives at `now` (epoch seconds). A stream with no counter yet
-    /// has no viewers.
-    pub fn from_counter(stream_id: &str, counter: Option<&CounterItem>, now: i64) -> Self {
+    /// The count the counter items give at `now` (epoch seconds). A stream with no counter yet
+    /// has no viewers; one with no history item yet has no history.
+    pub fn from_items(
+        stream_id: &str,
+        counter: Option<&CounterItem>,
+        history: Option<&HistoryItem>,
+        now: i64,
+    ) -> Self {
         let viewers = counter.map_or(0, |c| viewers(&c.tallies.buckets, now));
         Self {
             stream_id: stream_id.to_owned(),
             viewers,
-            peak: counter.and_then(|c| c.peak).unwrap_or(0).max(viewers),
-            peak_at: counter.and_then(|c| c.peak_at),
+            peak: history.and_then(|h| h.peak).unwrap_or(0).max(viewers),
+            peak_at: history.and_then(|h| h.peak_at),
             as_of: now,
             updated_at: counter.and_then(|c| c.updated_at),
-            history: counter.map_or_else(Vec::new, |c| {
-                c.tallies
+            history: history.map_or_else(Vec::new, |h| {
+                h.tallies
                     .history
                     .range(now - HISTORY_SECONDS..=now)
                     .map(|(&minute, &viewers)| MinuteViewers { minute, viewers })
@@ -55,8 +61,31 @@ impl LiveCount {
     }
 }
 
-/// Reads a stream's live count at `now` (epoch seconds) with one `GetItem`.
-pub async fn live_count(store: &Store, stream_id: &str, now: i64) -> Result<LiveCount, StoreError> {
+/// How many viewers a stream has at `now` (epoch seconds): one eventually consistent `GetItem`
+/// of its live counter, whatever the audience.
+pub async fn viewers_now(store: &Store, stream_id: &str, now: i64) -> Result<u64, StoreError> {
     let counter = store.get_counter(stream_id).await?;
-    Ok(LiveCount::from_counter(stream_id, counter.as_ref(), now))
+    Ok(counter.map_or(0, |c| viewers(&c.tallies.buckets, now)))
+}
+
+/// A stream's live count at `now` (epoch seconds), with its peak and history: the live counter
+/// and the history item, read with one `GetItem` each, at once.
+pub async fn live_count(store: &Store, stream_id: &str, now: i64) -> Result<LiveCount, StoreError> {
+    let (counter, history) =
+        futures::try_join!(store.get_counter(stream_id), store.get_history(stream_id))?;
+    Ok(LiveCount::from_items(
+        stream_id,
+        counter.as_ref(),
+        history.as_ref(),
+        now,
+    ))
+}
+
+/// Every stream's live count at `now` (a `Scan`: for listings and tools, not for dashboards).
+pub async fn all_live_counts(store: &Store, now: i64) -> Result<Vec<LiveCount>, StoreError> {
+    let counters = store.list_counters().await?;
+    Ok(counters
+        .iter()
+        .map(|(c, h)| LiveCount::from_items(&c.stream_id, Some(c), h.as_ref(), now))
+        .collect())
 }

@@ -3,25 +3,28 @@
 //! placeholder.
 
 use crate::config::Config;
-use crate::histogram::CounterPlan;
-use crate::model::{
-    CounterItem, ItemKey, SessionState, bucket_attribute, minute_attribute, watermark_attribute,
+use crate::histogram::CounterRequest;
+use crate::model::{CounterItem, HISTORY_SK, HistoryItem, ItemKey, LIVE_COUNTER_SK, SessionState};
+use crate::requests::{
+    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, session_write_request,
+    to_item,
 };
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{BuildError, SdkError};
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
-use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// The TTL attribute of the sessions table.
 pub const TTL_ATTRIBUTE: &str = "expDate";
 
-/// Why a DynamoDB call failed. Every variant is worth retrying except [`StoreError::Mapping`],
-/// which means an item does not have the shape livecount writes.
+/// Why a DynamoDB call failed. [`StoreError::is_retryable`] tells a transient failure
+/// (throttling, 5xx, the network: worth retrying) from one that will fail the same way again
+/// (a request DynamoDB rejects as invalid, an item that does not map).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB {operation} on table {table} failed")]
@@ -44,6 +47,21 @@ pub enum StoreError {
     NoStream { table: String },
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later. Invalid requests (`ValidationException`,
+    /// `SerializationException`), unmappable items, unbuildable requests and a missing stream
+    /// will not: retrying them only delays the rest of the batch.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Dynamo { source, .. } => !matches!(
+                source.code(),
+                Some("ValidationException" | "SerializationException")
+            ),
+            Self::Mapping { .. } | Self::Request(_) | Self::NoStream { .. } => false,
+        }
+    }
+}
+
 /// What happened to a session write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionWrite {
@@ -58,8 +76,8 @@ pub enum SessionWrite {
 pub enum CounterWrite {
     /// Applied; the counter as it is now (`ALL_NEW`).
     Applied(CounterItem),
-    /// A watermark showed that some of the plan's records were applied before; the counter as it
-    /// was (`ALL_OLD`), so the caller can re-plan without them.
+    /// The counter holds the request's fingerprint: these very records were applied before.
+    /// The counter as it is (`ALL_OLD`).
     AlreadyApplied(CounterItem),
 }
 
@@ -99,213 +117,144 @@ impl Store {
         key: &ItemKey,
         state: &SessionState,
     ) -> Result<SessionWrite, StoreError> {
-        let table = &self.sessions_table;
-        let mut expr = Expression::default();
-        let assignments = expr.assign_all(state, table, "session state")?;
-        let started = expr.name("startedAt");
-        let recv = expr.value(&state.recv_at, table)?;
-        let (pk, last_ts, last_rank) =
-            (expr.name("PK"), expr.name("lastTs"), expr.name("lastRank"));
-        let (ts, rank) = (
-            expr.value(&state.last_ts, table)?,
-            expr.value(&state.last_rank, table)?,
-        );
-        let result = self
-            .client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(to_item(key, table, "a session key")?))
-            .update_expression(format!(
-                "SET {assignments}, {started} = if_not_exists({started}, {recv})"
-            ))
-            .condition_expression(format!(
-                "attribute_not_exists({pk}) OR {last_ts} < {ts} OR ({last_ts} = {ts} AND {last_rank} < {rank})"
-            ))
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .send()
-            .await;
-        match result {
+        let request = session_write_request(&self.sessions_table, key, state)?;
+        match self.send(request, ReturnValue::None).await? {
             Ok(_) => Ok(SessionWrite::Applied),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(SessionWrite::Stale)
-            }
-            Err(source) => Err(self.dynamo("UpdateItem", table, source)),
+            Err(_) => Ok(SessionWrite::Stale),
         }
     }
 
-    /// Applies one stream's [`CounterPlan`] with a single `UpdateItem`: `ADD` the deltas, `REMOVE`
-    /// the pruned buckets, `SET` the watermarks and `updatedAt`, conditioned on each watermark
-    /// being below the plan's first record of that shard.
-    pub async fn update_counter(&self, plan: &CounterPlan) -> Result<CounterWrite, StoreError> {
+    /// Sends one [`CounterRequest`] (see [`counter_request`]): applied unless the counter
+    /// already holds its fingerprint, which means this very set of records was applied before.
+    pub async fn update_counter(
+        &self,
+        request: &CounterRequest,
+    ) -> Result<CounterWrite, StoreError> {
         let table = &self.counters_table;
-        let mut expr = Expression::default();
-        let mut set = vec![format!(
-            "{} = {}",
-            expr.name("updatedAt"),
-            expr.value(&plan.now, table)?
-        )];
-        let mut conditions = Vec::new();
-        for (shard, advance) in &plan.watermarks {
-            let mark = expr.name(&watermark_attribute(*shard));
-            let first = expr.value(&advance.first.padded(), table)?;
-            conditions.push(format!(
-                "(attribute_not_exists({mark}) OR {mark} < {first})"
-            ));
-            set.push(format!(
-                "{mark} = {}",
-                expr.value(&advance.last.padded(), table)?
-            ));
-        }
-        let mut clauses = vec![format!("SET {}", set.join(", "))];
-        let adds = plan
-            .deltas
-            .iter()
-            .map(|(bucket, delta)| {
-                Ok(format!(
-                    "{} {}",
-                    expr.name(&bucket_attribute(*bucket)),
-                    expr.value(delta, table)?
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if !adds.is_empty() {
-            clauses.push(format!("ADD {}", adds.join(", ")));
-        }
-        let removes: Vec<String> = plan
-            .prune
-            .iter()
-            .map(|b| expr.name(&bucket_attribute(*b)))
-            .collect();
-        if !removes.is_empty() {
-            clauses.push(format!("REMOVE {}", removes.join(", ")));
-        }
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(to_item(
-                &ItemKey::live_counter(&plan.stream_id),
-                table,
-                "a counter key",
-            )?))
-            .update_expression(clauses.join(" "))
-            .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if !conditions.is_empty() {
-            request = request.condition_expression(conditions.join(" AND "));
-        }
-        let result = request
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(CounterWrite::Applied(self.counter_from(output.attributes)?)),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let old = match e.into_err() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                };
-                Ok(CounterWrite::AlreadyApplied(self.counter_from(old)?))
-            }
-            Err(source) => Err(self.dynamo("UpdateItem", table, source)),
+        match self
+            .send(counter_request(table, request)?, ReturnValue::AllNew)
+            .await?
+        {
+            Ok(new) => Ok(CounterWrite::Applied(self.item_from(new, "a counter")?)),
+            Err(old) => Ok(CounterWrite::AlreadyApplied(
+                self.item_from(old, "a counter")?,
+            )),
         }
     }
 
-    /// Records that `viewers` watched at `now` (epoch seconds): raises the minute's history entry
-    /// `h{minute}` to it, and `peak`/`peakAt` too when `new_peak`. One conditional `UpdateItem`;
-    /// returns whether it changed anything (a concurrent writer may have recorded more).
+    /// Records that `viewers` watched at `now` in the stream's history item (see
+    /// [`history_request`]). Returns the item as it is now, or as it was when a concurrent writer
+    /// had already recorded as many viewers for the minute.
     pub async fn record_viewers(
         &self,
-        stream_id: &str,
-        viewers: u64,
-        now: i64,
-        new_peak: bool,
-    ) -> Result<bool, StoreError> {
+        update: &HistoryUpdate,
+    ) -> Result<(bool, HistoryItem), StoreError> {
         let table = &self.counters_table;
-        let mut expr = Expression::default();
-        let minute = expr.name(&minute_attribute(crate::histogram::minute_of(now)));
-        let v = expr.value(&viewers, table)?;
-        let mut set = vec![format!("{minute} = {v}")];
-        if new_peak {
-            let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
-            set.push(format!(
-                "{peak} = {v}, {peak_at} = {}",
-                expr.value(&now, table)?
-            ));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(to_item(
-                &ItemKey::live_counter(stream_id),
-                table,
-                "a counter key",
-            )?))
-            .update_expression(format!("SET {}", set.join(", ")))
-            .condition_expression(format!("attribute_not_exists({minute}) OR {minute} < {v}"))
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(source) => Err(self.dynamo("UpdateItem", table, source)),
+        match self
+            .send(history_request(table, update)?, ReturnValue::AllNew)
+            .await?
+        {
+            Ok(new) => Ok((true, self.item_from(new, "a history item")?)),
+            Err(old) => Ok((false, self.item_from(old, "a history item")?)),
         }
     }
 
     /// The one read of the read path: `GetItem(counters, {PK: streamId, SK: "live"})`.
     pub async fn get_counter(&self, stream_id: &str) -> Result<Option<CounterItem>, StoreError> {
+        self.get(&ItemKey::live_counter(stream_id), "a counter")
+            .await
+    }
+
+    /// A stream's peak and history: `GetItem(counters, {PK: streamId, SK: "history"})`.
+    pub async fn get_history(&self, stream_id: &str) -> Result<Option<HistoryItem>, StoreError> {
+        self.get(&ItemKey::history(stream_id), "a history item")
+            .await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        key: &ItemKey,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
         let table = &self.counters_table;
         let output = self
             .client
             .get_item()
             .table_name(table)
-            .set_key(Some(to_item(
-                &ItemKey::live_counter(stream_id),
-                table,
-                "a counter key",
-            )?))
+            .set_key(Some(to_item(key, table, "a counter key")?))
             .send()
             .await
             .map_err(|source| self.dynamo("GetItem", table, source))?;
         output
             .item
-            .map(|item| self.counter_from(Some(item)))
+            .map(|item| self.item_from(Some(item), what))
             .transpose()
     }
 
-    /// Every live counter (a `Scan`: for listings and tools, not for dashboards).
-    pub async fn list_counters(&self) -> Result<Vec<CounterItem>, StoreError> {
+    /// Sends an [`UpdateRequest`]: `Ok(Ok(attributes))` when it applied (as `returns` asks),
+    /// `Ok(Err(old item))` when its condition failed.
+    pub async fn send(
+        &self,
+        request: UpdateRequest,
+        returns: ReturnValue,
+    ) -> Result<Result<Option<Item>, Option<Item>>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&request.table)
+            .set_key(Some(request.key))
+            .update_expression(request.update)
+            .set_condition_expression(request.condition)
+            .set_expression_attribute_names(Some(request.names))
+            .set_expression_attribute_values(Some(request.values))
+            .return_values(returns)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Ok(output.attributes)),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(Err(match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                }))
+            }
+            Err(source) => Err(self.dynamo("UpdateItem", &request.table, source)),
+        }
+    }
+
+    /// Every stream's live counter with its history item, if any (a `Scan`: for listings and
+    /// tools, not for dashboards).
+    pub async fn list_counters(
+        &self,
+    ) -> Result<Vec<(CounterItem, Option<HistoryItem>)>, StoreError> {
         let table = &self.counters_table;
-        let mut counters = Vec::new();
+        let mut counters: BTreeMap<String, CounterItem> = BTreeMap::new();
+        let mut histories: BTreeMap<String, HistoryItem> = BTreeMap::new();
         let mut start = None;
         loop {
-            let mut expr = Expression::default();
-            let sk = expr.name("SK");
-            let live = expr.value(&crate::model::LIVE_COUNTER_SK, table)?;
             let page = self
                 .client
                 .scan()
                 .table_name(table)
-                .filter_expression(format!("{sk} = {live}"))
-                .set_expression_attribute_names(Some(expr.names))
-                .set_expression_attribute_values(Some(expr.values))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|source| self.dynamo("Scan", table, source))?;
             for item in page.items.unwrap_or_default() {
-                counters.push(self.counter_from(Some(item))?);
+                let key: ItemKey = self.item_from(Some(item.clone()), "a counter key")?;
+                if key.sk == HISTORY_SK {
+                    histories.insert(key.pk, self.item_from(Some(item), "a history item")?);
+                } else if key.sk == LIVE_COUNTER_SK {
+                    counters.insert(key.pk, self.item_from(Some(item), "a counter")?);
+                }
             }
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(counters);
+                return Ok(counters
+                    .into_iter()
+                    .map(|(stream, counter)| (counter, histories.remove(&stream)))
+                    .collect());
             }
         }
     }
@@ -414,15 +363,16 @@ impl Store {
             })
     }
 
-    fn counter_from(
+    fn item_from<T: serde::de::DeserializeOwned + Default>(
         &self,
-        item: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<CounterItem, StoreError> {
+        item: Option<Item>,
+        what: &'static str,
+    ) -> Result<T, StoreError> {
         let Some(item) = item else {
-            return Ok(CounterItem::default());
+            return Ok(T::default());
         };
         serde_dynamo::from_item(item).map_err(|source| StoreError::Mapping {
-            what: "a counter",
+            what,
             table: self.counters_table.clone(),
             source,
         })
@@ -442,72 +392,5 @@ impl Store {
             table: table.to_owned(),
             source: Box::new(source.into()),
         }
-    }
-}
-
-fn to_item<T: Serialize>(
-    value: &T,
-    table: &str,
-    what: &'static str,
-) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    serde_dynamo::to_item(value).map_err(|source| StoreError::Mapping {
-        what,
-        table: table.to_owned(),
-        source,
-    })
-}
-
-/// Placeholders for an expression: `#n0`, `#n1`… for names and `:v0`, `:v1`… for values, so
-/// no attribute name or value is ever spliced into expression text.
-#[derive(Default)]
-struct Expression {
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
-}
-
-impl Expression {
-    fn name(&mut self, attribute: &str) -> String {
-        if let Some((placeholder, _)) = self.names.iter().find(|(_, a)| *a == attribute) {
-            return placeholder.clone();
-        }
-        let placeholder = format!("#n{}", self.names.len());
-        self.names.insert(placeholder.clone(), attribute.to_owned());
-        placeholder
-    }
-
-    fn value<T: Serialize + ?Sized>(
-        &mut self,
-        value: &T,
-        table: &str,
-    ) -> Result<String, StoreError> {
-        let placeholder = format!(":v{}", self.values.len());
-        let value =
-            serde_dynamo::to_attribute_value(value).map_err(|source| StoreError::Mapping {
-                what: "an expression value",
-                table: table.to_owned(),
-                source,
-            })?;
-        self.values.insert(placeholder.clone(), value);
-        Ok(placeholder)
-    }
-
-    /// `#a = :a, #b = :b, …` for every attribute `value` serializes to.
-    fn assign_all<T: Serialize>(
-        &mut self,
-        value: &T,
-        table: &str,
-        what: &'static str,
-    ) -> Result<String, StoreError> {
-        let item = to_item(value, table, what)?;
-        let mut attributes: Vec<(String, AttributeValue)> = item.into_iter().collect();
-        attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut assignments = Vec::with_capacity(attributes.len());
-        for (attribute, value) in attributes {
-            let name = self.name(&attribute);
-            let placeholder = format!(":v{}", self.values.len());
-            self.values.insert(placeholder.clone(), value);
-            assignments.push(format!("{name} = {placeholder}"));
-        }
-        Ok(assignments.join(", "))
     }
 }

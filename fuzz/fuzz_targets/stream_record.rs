@@ -6,7 +6,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use libfuzzer_sys::fuzz_target;
 use livecount_aggregate::session_move;
 use livecount_core::Timing;
-use livecount_core::histogram::{KnownAttributes, plan_counter_update};
+use livecount_core::histogram::plan_counter_update;
 use std::collections::{BTreeMap, BTreeSet};
 
 const NOW: i64 = 1_700_000_000;
@@ -25,9 +25,9 @@ fuzz_target!(|data: &[u8]| {
             by_stream.entry(m.stream_id.clone()).or_default().push(m);
         }
     }
-    let known = KnownAttributes { buckets: BTreeSet::from([NOW - 3600, NOW]), minutes: BTreeSet::new() };
+    let known = BTreeSet::from([NOW - 3600, NOW]);
     for (stream, moves) in by_stream {
-        let Some(plan) = plan_counter_update(&stream, &moves, &BTreeMap::new(), &known, &timing, NOW) else {
+        let Some(plan) = plan_counter_update(&stream, &moves, &known, &timing, NOW) else {
             continue;
         };
         let total: i64 = plan.deltas.values().map(|d| d.abs()).sum();
@@ -35,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(plan.deltas.values().all(|d| *d != 0));
         assert!(plan.deltas.keys().all(|b| *b >= NOW - timing.grace_seconds));
         assert!(plan.prune.iter().all(|b| !plan.deltas.contains_key(b)));
-        assert!(plan.watermarks.values().all(|w| w.first <= w.last));
+        for request in plan.requests() {
+            let built = livecount_core::requests::counter_request("counters", &request)
+                .expect("a counter request builds");
+            assert!(built.within_limits());
+        }
     }
 });

@@ -11,7 +11,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::Aggregator;
 use livecount_api::{ApiState, EventSink};
-use livecount_core::{Clock, Config, LiveCount, Store, StoreError};
+use livecount_core::{Clock, Config, Store, StoreError};
 use livecount_ingest::Ingest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -262,8 +262,8 @@ async fn status_lines(
         }
         let stats = queue.stats();
         let now = Clock::system().now_seconds();
-        let counters = match store.list_counters().await {
-            Ok(counters) => counters,
+        let counts = match livecount_core::all_live_counts(store, now).await {
+            Ok(counts) => counts,
             Err(e) => {
                 eprintln!(
                     "status: cannot read counters: {}",
@@ -273,8 +273,7 @@ async fn status_lines(
             }
         };
         let mut parts = Vec::new();
-        for counter in &counters {
-            let count = LiveCount::from_counter(&counter.stream_id, Some(counter), now);
+        for count in &counts {
             let events = stats
                 .events_by_stream
                 .get(&count.stream_id)

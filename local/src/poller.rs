@@ -3,10 +3,18 @@
 //!
 //! It reads every shard of a stream (parents before their children, following new shards),
 //! turns each record into the `aws_lambda_events` shape Lambda delivers, and calls the handler
-//! with batches of up to `batch_size` records of one shard, waiting up to `batching_window` to
+//! with batches of up to `batch_size` records of one lane, waiting up to `batching_window` to
 //! fill one. On a partial batch response it commits the records before the earliest reported
 //! sequence number and delivers again from there; on an error it delivers the whole batch again;
 //! after `max_retries` failed deliveries it discards the batch (Lambda's on-failure destination).
+//!
+//! DynamoDB Local has one shard and Lambda's poller, here, one lane; AWS is harsher. With
+//! `virtual_shards` K and `parallelization_factor` PF, each shard's records are spread over
+//! K × PF lanes by a hash of their item key (partition key and sort key): the records of one
+//! partition key land on different lanes, as after DynamoDB splits a hot item collection over
+//! sibling shards, while each item's records stay in order in one lane, which is all Lambda
+//! promises. Every lane's batch is delivered at once, each after a random delay up to
+//! `max_delivery_delay`, so lanes finish in any order.
 
 use aws_lambda_events::event::dynamodb::{
     Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
@@ -16,6 +24,8 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::DateTime;
+use livecount_core::expiry::session_shard;
+use livecount_core::model::ItemKey;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Display;
 use std::time::{Duration, Instant};
@@ -36,6 +46,31 @@ pub struct PollerConfig {
     pub max_retries: u32,
     /// The region written into records (`awsRegion`).
     pub region: String,
+    /// Virtual shards each real shard is split into (K; 1 = as DynamoDB Local has it).
+    pub virtual_shards: u32,
+    /// Concurrent lanes per shard (Lambda's `ParallelizationFactor`, 1-10).
+    pub parallelization_factor: u32,
+    /// Longest random pause before a lane's delivery, so concurrent lanes finish in any order.
+    pub max_delivery_delay: Duration,
+    /// Seed of the delays and of the order of [`StreamPoller::next_batches`].
+    pub seed: u64,
+}
+
+impl PollerConfig {
+    /// Lanes per shard: `virtual_shards × parallelization_factor`.
+    pub fn lanes(&self) -> u32 {
+        self.virtual_shards.max(1) * self.parallelization_factor.max(1)
+    }
+
+    /// As harsh as AWS delivers: `k` virtual shards, `pf` lanes each, finishing in random order.
+    pub fn harsh(k: u32, pf: u32) -> Self {
+        Self {
+            virtual_shards: k,
+            parallelization_factor: pf,
+            max_delivery_delay: Duration::from_millis(15),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for PollerConfig {
@@ -46,6 +81,10 @@ impl Default for PollerConfig {
             poll_interval: Duration::from_millis(250),
             max_retries: 10,
             region: "local".to_owned(),
+            virtual_shards: 1,
+            parallelization_factor: 1,
+            max_delivery_delay: Duration::ZERO,
+            seed: 0x5eed,
         }
     }
 }
@@ -99,18 +138,40 @@ struct ShardState {
     closed: bool,
     /// Last sequence number read, to resume when an iterator expires.
     last_read: Option<String>,
+    /// The shard's lanes, by number.
+    lanes: BTreeMap<u32, Lane>,
+}
+
+/// One lane: the records of the items hashed to it, in order.
+#[derive(Debug, Default)]
+struct Lane {
     /// Records read and not yet committed, oldest first.
     pending: VecDeque<EventRecord>,
     /// When the oldest pending record was read (the batching window's start).
     pending_since: Option<Instant>,
     /// Failed deliveries of the batch at the head of `pending`.
     attempts: u32,
+    /// After a failed invocation, the size of the batch to deliver again: Lambda retries the
+    /// same records, not a batch grown since.
+    retry_take: Option<usize>,
 }
 
 impl ShardState {
-    fn finished(&self) -> bool {
-        self.closed && self.pending.is_empty()
+    fn pending(&self) -> usize {
+        self.lanes.values().map(|l| l.pending.len()).sum()
     }
+
+    fn finished(&self) -> bool {
+        self.closed && self.pending() == 0
+    }
+}
+
+/// A batch on its way to the handler: its shard, lane and size.
+struct Delivery {
+    shard: String,
+    lane: u32,
+    take: usize,
+    event: Event,
 }
 
 /// Reads one stream and feeds its records to a handler, as Lambda would.
@@ -119,6 +180,7 @@ pub struct StreamPoller {
     stream_arn: String,
     config: PollerConfig,
     shards: BTreeMap<String, ShardState>,
+    rng: fastrand::Rng,
 }
 
 impl StreamPoller {
@@ -126,6 +188,7 @@ impl StreamPoller {
         Self {
             client,
             stream_arn: stream_arn.into(),
+            rng: fastrand::Rng::with_seed(config.seed),
             config,
             shards: BTreeMap::new(),
         }
@@ -136,8 +199,8 @@ impl StreamPoller {
     }
 
     /// Reads the next records of every readable shard and hands them over, without calling any
-    /// handler, as the batches Lambda would deliver next; the poller forgets them. For tests
-    /// that deliver a batch themselves: twice, in part, or changed.
+    /// handler, as the batches Lambda would deliver next (lanes in random order); the poller
+    /// forgets them. For tests that deliver a batch themselves: twice, in part, or changed.
     pub async fn next_batches(&mut self) -> Result<Vec<Event>, PollerError> {
         let mut report = PollReport::default();
         self.discover_shards().await?;
@@ -145,16 +208,23 @@ impl StreamPoller {
         let mut batches = Vec::new();
         for id in ids {
             self.read_shard(&id, &mut report).await?;
-            if let Some(shard) = self.shards.get_mut(&id) {
-                while !shard.pending.is_empty() {
-                    let take = shard.pending.len().min(self.config.batch_size);
+            let batch_size = self.config.batch_size;
+            for lane in self
+                .shards
+                .get_mut(&id)
+                .into_iter()
+                .flat_map(|s| s.lanes.values_mut())
+            {
+                while !lane.pending.is_empty() {
+                    let take = lane.pending.len().min(batch_size);
                     let mut event = Event::default();
-                    event.records = shard.pending.drain(..take).collect();
+                    event.records = lane.pending.drain(..take).collect();
                     batches.push(event);
                 }
-                shard.pending_since = None;
+                lane.pending_since = None;
             }
         }
+        self.rng.shuffle(&mut batches);
         Ok(batches)
     }
 
@@ -162,27 +232,28 @@ impl StreamPoller {
     /// that are due (full, or older than the batching window; all of them when `force`).
     pub async fn poll_once<H, E>(
         &mut self,
-        handler: &mut H,
+        handler: &H,
         force: bool,
     ) -> Result<PollReport, PollerError>
     where
-        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        H: AsyncFn(Event) -> Result<DynamoDbEventResponse, E>,
         E: Display,
     {
         let mut report = PollReport::default();
         self.discover_shards().await?;
-        for id in self.readable_shards() {
-            self.read_shard(&id, &mut report).await?;
-            self.deliver_due(&id, handler, force, &mut report).await;
+        let ids = self.readable_shards();
+        for id in &ids {
+            self.read_shard(id, &mut report).await?;
         }
+        self.deliver_due(&ids, handler, force, &mut report).await;
         Ok(report)
     }
 
     /// Polls until everything the stream holds now has been delivered and committed (or
     /// discarded): the handler has seen every record written before the call.
-    pub async fn drain<H, E>(&mut self, handler: &mut H) -> Result<PollReport, PollerError>
+    pub async fn drain<H, E>(&mut self, handler: &H) -> Result<PollReport, PollerError>
     where
-        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        H: AsyncFn(Event) -> Result<DynamoDbEventResponse, E>,
         E: Display,
     {
         let mut total = PollReport::default();
@@ -190,21 +261,21 @@ impl StreamPoller {
             let round = self.poll_once(handler, true).await?;
             total.add(&round);
             let idle = round.fetched == 0 && round.batches == 0;
-            if idle && self.shards.values().all(|s| s.pending.is_empty()) {
+            if idle && self.shards.values().all(|s| s.pending() == 0) {
                 return Ok(total);
             }
         }
     }
 
     /// Polls until `shutdown` resolves, logging stream errors and going on.
-    pub async fn run<H, E>(mut self, mut handler: H, shutdown: impl Future<Output = ()>)
+    pub async fn run<H, E>(mut self, handler: H, shutdown: impl Future<Output = ()>)
     where
-        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        H: AsyncFn(Event) -> Result<DynamoDbEventResponse, E>,
         E: Display,
     {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let busy = match self.poll_once(&mut handler, false).await {
+            let busy = match self.poll_once(&handler, false).await {
                 Ok(report) => report.fetched > 0 || report.batches > 0,
                 Err(error) => {
                     tracing::warn!(error = %livecount_core::error_chain(&error), "stream poll failed");
@@ -272,7 +343,8 @@ impl StreamPoller {
         let Some(shard) = self.shards.get(id) else {
             return Ok(());
         };
-        if shard.closed || shard.pending.len() >= self.config.batch_size {
+        if shard.closed || shard.pending() >= self.config.batch_size * self.config.lanes() as usize
+        {
             return Ok(());
         }
         let iterator = match shard.iterator.clone() {
@@ -305,6 +377,7 @@ impl StreamPoller {
         };
         let region = self.config.region.clone();
         let arn = self.stream_arn.clone();
+        let lanes = self.config.lanes();
         let Some(shard) = self.shards.get_mut(id) else {
             return Ok(());
         };
@@ -313,8 +386,9 @@ impl StreamPoller {
             report.fetched += 1;
             report.ttl_removes += usize::from(ttl);
             shard.last_read = record.change.sequence_number.clone();
-            shard.pending.push_back(record);
-            shard.pending_since.get_or_insert_with(Instant::now);
+            let lane = shard.lanes.entry(lane_of(&record, lanes)).or_default();
+            lane.pending.push_back(record);
+            lane.pending_since.get_or_insert_with(Instant::now);
         }
         shard.closed = output.next_shard_iterator.is_none();
         shard.iterator = output.next_shard_iterator;
@@ -340,74 +414,159 @@ impl StreamPoller {
         Ok(output.shard_iterator.unwrap_or_default())
     }
 
+    /// Delivers every due batch of the given shards' lanes at once, each after its random delay,
+    /// and again while lanes have due batches; a lane whose delivery failed waits for the next
+    /// poll, as Lambda retries after a failure.
     async fn deliver_due<H, E>(
         &mut self,
-        id: &str,
-        handler: &mut H,
+        ids: &[String],
+        handler: &H,
         force: bool,
         report: &mut PollReport,
     ) where
-        H: AsyncFnMut(Event) -> Result<DynamoDbEventResponse, E>,
+        H: AsyncFn(Event) -> Result<DynamoDbEventResponse, E>,
         E: Display,
     {
-        let (batch_size, window, max_retries) = (
-            self.config.batch_size,
-            self.config.batching_window,
-            self.config.max_retries,
-        );
-        let Some(shard) = self.shards.get_mut(id) else {
-            return;
-        };
+        let mut waiting: std::collections::BTreeSet<(String, u32)> = Default::default();
         loop {
-            let due = shard.pending.len() >= batch_size
-                || force
-                || shard.closed
-                || shard.pending_since.is_some_and(|t| t.elapsed() >= window);
-            if shard.pending.is_empty() || !due {
+            let deliveries = self.due_batches(ids, force, &waiting);
+            if deliveries.is_empty() {
                 return;
             }
-            let take = shard.pending.len().min(batch_size);
-            let mut event = Event::default();
-            event.records = shard.pending.iter().take(take).cloned().collect();
-            report.batches += 1;
-            report.delivered += take;
-            let committed = match handler(event).await {
-                Ok(response) => first_failure(&response, shard.pending.iter().take(take)),
-                Err(error) => {
-                    tracing::warn!(shard = id, error = %error, "handler failed; the batch will be delivered again");
-                    Some(0)
-                }
-            };
-            match committed {
-                None => {
-                    shard.pending.drain(..take);
-                    report.committed += take;
-                    shard.attempts = 0;
-                }
-                Some(ok) => {
-                    shard.pending.drain(..ok);
-                    report.committed += ok;
-                    report.failed_deliveries += 1;
-                    shard.attempts = if ok > 0 { 1 } else { shard.attempts + 1 };
-                    if shard.attempts > max_retries {
-                        let dropped = take - ok;
-                        tracing::error!(
-                            shard = id,
-                            records = dropped,
-                            "discarding records after {max_retries} retries"
-                        );
-                        shard.pending.drain(..dropped);
-                        report.discarded += dropped;
-                        shard.attempts = 0;
+            let max_delay = self.config.max_delivery_delay.as_millis() as u64;
+            let delays: Vec<u64> = deliveries
+                .iter()
+                .map(|_| {
+                    if max_delay == 0 {
+                        0
                     } else {
-                        // Deliver again on the next poll, as Lambda retries after a failure.
-                        return;
+                        self.rng.u64(0..=max_delay)
                     }
+                })
+                .collect();
+            let results = futures::future::join_all(deliveries.iter().zip(delays).map(
+                |(delivery, delay)| async move {
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
+                    handler(delivery.event.clone()).await
+                },
+            ))
+            .await;
+            for (delivery, result) in deliveries.into_iter().zip(results) {
+                if !self.settle(&delivery, result, report) {
+                    waiting.insert((delivery.shard, delivery.lane));
                 }
             }
-            shard.pending_since = (!shard.pending.is_empty()).then(Instant::now);
         }
     }
+
+    /// The next batch of each lane that is due (full, older than the batching window, or all
+    /// when `force`), except lanes `waiting` for the next poll.
+    fn due_batches(
+        &mut self,
+        ids: &[String],
+        force: bool,
+        waiting: &std::collections::BTreeSet<(String, u32)>,
+    ) -> Vec<Delivery> {
+        let (batch_size, window) = (self.config.batch_size, self.config.batching_window);
+        let mut deliveries = Vec::new();
+        for id in ids {
+            let Some(shard) = self.shards.get(id) else {
+                continue;
+            };
+            for (&number, lane) in &shard.lanes {
+                let due = lane.pending.len() >= batch_size
+                    || force
+                    || shard.closed
+                    || lane.pending_since.is_some_and(|t| t.elapsed() >= window);
+                if lane.pending.is_empty() || !due || waiting.contains(&(id.clone(), number)) {
+                    continue;
+                }
+                let take = lane
+                    .retry_take
+                    .unwrap_or(batch_size)
+                    .min(lane.pending.len());
+                let mut event = Event::default();
+                event.records = lane.pending.iter().take(take).cloned().collect();
+                deliveries.push(Delivery {
+                    shard: id.clone(),
+                    lane: number,
+                    take,
+                    event,
+                });
+            }
+        }
+        deliveries
+    }
+
+    /// Commits what a delivery's result acknowledges. Returns whether the lane may go on.
+    fn settle<E: Display>(
+        &mut self,
+        delivery: &Delivery,
+        result: Result<DynamoDbEventResponse, E>,
+        report: &mut PollReport,
+    ) -> bool {
+        let max_retries = self.config.max_retries;
+        let (id, take) = (&delivery.shard, delivery.take);
+        let Some(lane) = self
+            .shards
+            .get_mut(id)
+            .and_then(|s| s.lanes.get_mut(&delivery.lane))
+        else {
+            return false;
+        };
+        report.batches += 1;
+        report.delivered += take;
+        lane.retry_take = None;
+        let committed = match result {
+            Ok(response) => first_failure(&response, lane.pending.iter().take(take)),
+            Err(error) => {
+                tracing::warn!(shard = %id, error = %error, "handler failed; the batch will be delivered again");
+                lane.retry_take = Some(take);
+                Some(0)
+            }
+        };
+        let go_on = match committed {
+            None => {
+                lane.pending.drain(..take);
+                report.committed += take;
+                lane.attempts = 0;
+                true
+            }
+            Some(ok) => {
+                lane.pending.drain(..ok);
+                report.committed += ok;
+                report.failed_deliveries += 1;
+                lane.attempts = if ok > 0 { 1 } else { lane.attempts + 1 };
+                if lane.attempts > max_retries {
+                    let dropped = take - ok;
+                    tracing::error!(
+                        shard = %id,
+                        records = dropped,
+                        "discarding records after {max_retries} retries"
+                    );
+                    lane.pending.drain(..dropped);
+                    report.discarded += dropped;
+                    lane.attempts = 0;
+                    lane.retry_take = None;
+                }
+                false
+            }
+        };
+        lane.pending_since = (!lane.pending.is_empty()).then(Instant::now);
+        go_on
+    }
+}
+
+/// The lane of a record: a hash of its item key (partition and sort key), so one item's records
+/// keep their order while one partition key's items spread over every lane.
+fn lane_of(record: &EventRecord, lanes: u32) -> u32 {
+    if lanes <= 1 {
+        return 0;
+    }
+    let key: ItemKey = serde_dynamo::from_item(record.change.keys.clone()).unwrap_or_default();
+    session_shard(&format!("{}\u{0}{}", key.pk, key.sk), lanes)
 }
 
 /// The number of records committed before the first reported failure, or `None` if the whole

@@ -1,5 +1,8 @@
-//! Exact under failure: every chaos test compares the counters with the [`Oracle`] at every
-//! sample.
+//! Under failure, and under stream delivery as harsh as AWS (virtual shards and parallel lanes
+//! that keep order per item only, finishing in any order): every chaos test compares the
+//! counters with the [`Oracle`] at every sample. Where stream records are delivered again, the
+//! count may err by the design's bound (one session per extra delivery, only in buckets still
+//! counted) and must be exact once those buckets have passed.
 
 // Test helpers outside #[test] functions: a failed step is a failed test.
 #![allow(clippy::expect_used)]
@@ -8,13 +11,18 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::SqsMessage;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::event::parse_body;
-use livecount_tests::faults::{Fault, FaultPlan, Faults};
+use livecount_tests::faults::{Fault, FaultPlan, Faults, within_call};
 use livecount_tests::oracle::{Crowd, Oracle};
-use livecount_tests::{Pipeline, PipelineOptions, aggregate_handler};
+use livecount_tests::{Deliveries, Pipeline, PipelineOptions, aggregate_handler};
+use std::cell::Cell;
 use std::collections::BTreeSet;
 
-/// The main counter update (the history write has no `ReturnValues`).
-const COUNTER_UPDATE: &str = "\"ReturnValues\":\"ALL_NEW\"";
+/// The live counter update (not the history item's).
+const COUNTER_UPDATE: &str = "\"SK\":{\"S\":\"live\"}";
+
+/// Ticks the faulty tests run without faults at the end: more than `W + B`, so every record
+/// delivered again has left the counted buckets and the counts must be exact.
+const HEALING_TICKS: i64 = 25;
 
 fn stream_of(record: &EventRecord) -> String {
     match record.change.keys.get("PK") {
@@ -95,15 +103,24 @@ async fn ingest_until_acknowledged(
 
 /// Delivers the stream to the aggregate handler until everything is committed, checking that
 /// each partial batch response names exactly the earliest record of each stream whose counter
-/// update a fault hit. Returns how many deliveries failed.
-async fn aggregate_checking_failures(p: &mut Pipeline, faults: &Faults) -> usize {
+/// update a fault hit in that very call (calls run concurrently, one per lane). Returns how many
+/// deliveries failed.
+async fn aggregate_checking_failures(
+    p: &mut Pipeline,
+    faults: &Faults,
+    deliveries: &Deliveries,
+) -> usize {
     let counters = p.config.counters_table.clone();
+    let timing = p.config.timing;
     let aggregator = &p.aggregator;
-    let mut handler = async |event: Event| {
-        faults.take_injected();
-        let response = aggregate_handler(aggregator, event.clone()).await;
+    let calls = Cell::new(0u64);
+    let handler = async |event: Event| {
+        let call = calls.get();
+        calls.set(call + 1);
+        deliveries.note(&event, &timing);
+        let response = within_call(call, aggregate_handler(aggregator, event.clone())).await;
         let hit: BTreeSet<String> = faults
-            .take_injected()
+            .take_injected_in(call)
             .into_iter()
             .filter(|i| i.table == counters)
             .map(|i| i.pk)
@@ -129,10 +146,29 @@ async fn aggregate_checking_failures(p: &mut Pipeline, faults: &Faults) -> usize
         response
     };
     p.poller
-        .drain(&mut handler)
+        .drain(&handler)
         .await
         .expect("stream poll")
         .failed_deliveries
+}
+
+/// Every stream's count is within the design's bound of the oracle: exact unless records
+/// delivered again still touch counted buckets.
+async fn assert_counts_within_bound(
+    p: &Pipeline,
+    oracle: &Oracle,
+    deliveries: &Deliveries,
+    tick: i64,
+) {
+    let now = p.clock.now_seconds();
+    for stream in oracle.streams() {
+        let (got, want) = (p.viewers(stream).await, oracle.viewers(stream, now));
+        let bound = deliveries.bound(stream, now);
+        assert!(
+            got.abs_diff(want) <= bound,
+            "stream {stream} at tick {tick}: {got} viewers, oracle {want}, bound {bound}"
+        );
+    }
 }
 
 async fn assert_counts_match(p: &Pipeline, oracle: &Oracle, tick: i64) {
@@ -174,32 +210,35 @@ fn deliver<'a>(oracle: &mut Oracle, messages: impl IntoIterator<Item = &'a SqsMe
 }
 
 /// (a) Throttling and 5xx on a share of both handlers' writes: the partial batch responses name
-/// exactly the affected messages and records, and after redelivery the counts equal the oracle.
+/// exactly the affected messages and records; records Lambda delivers again keep every count
+/// within the design's bound, and exact once their buckets have passed.
 #[tokio::test]
 async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_heal_on_redelivery() {
     let (faults, mut p) = faulty_pipeline("chaos-throttle", 0xfa17).await;
     let mut oracle = Oracle::new(p.config.timing);
-    let crowd = Crowd::new(41, 12, 5, 60);
+    let deliveries = Deliveries::default();
+    let crowd = Crowd::new(41, 12, 5, 60 + HEALING_TICKS);
     let t0 = p.clock.now_ms();
     let (mut ingest_redeliveries, mut aggregate_redeliveries) = (0, 0);
-    for tick in 0..60 {
+    for tick in 0..60 + HEALING_TICKS {
         p.clock.set_ms(t0 + tick * 1000);
         let fault = if tick % 2 == 0 {
             Fault::Throttle
         } else {
             Fault::ServerError
         };
+        let rate = if tick < 60 { 0.3 } else { 0.0 };
         faults.set(vec![
             FaultPlan {
                 fault,
-                rate: 0.3,
+                rate,
                 operation: "UpdateItem",
                 table: p.config.sessions_table.clone(),
                 body_contains: None,
             },
             FaultPlan {
                 fault,
-                rate: 0.3,
+                rate,
                 operation: "UpdateItem",
                 table: p.config.counters_table.clone(),
                 body_contains: Some(COUNTER_UPDATE),
@@ -212,31 +251,37 @@ async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_hea
             .collect();
         ingest_redeliveries +=
             ingest_until_acknowledged(&p, &faults, &mut oracle, messages).await - 1;
-        aggregate_redeliveries += aggregate_checking_failures(&mut p, &faults).await;
+        aggregate_redeliveries += aggregate_checking_failures(&mut p, &faults, &deliveries).await;
         faults.set(Vec::new());
-        assert_counts_match(&p, &oracle, tick).await;
+        assert_counts_within_bound(&p, &oracle, &deliveries, tick).await;
     }
     assert!(
-        ingest_redeliveries > 10 && aggregate_redeliveries > 10,
+        ingest_redeliveries > 10 && aggregate_redeliveries > 10 && deliveries.redelivered() > 10,
         "faults were injected ({ingest_redeliveries}, {aggregate_redeliveries})"
     );
+    // Healed: no record delivered again touches a counted bucket, and the counts are exact.
+    let now = p.clock.now_seconds();
+    for stream in oracle.streams() {
+        assert_eq!(deliveries.bound(stream, now), 0);
+    }
+    assert_counts_match(&p, &oracle, 60 + HEALING_TICKS).await;
     p.cleanup().await;
 }
 
 /// (b) The counter update applied but its answer lost, and whole invocations failing after
-/// some streams' updates were applied: Lambda delivers the batch again, the watermarks
-/// recognise what was applied, and the counts equal the oracle at every sample (no error at
-/// all, better than the design's bound of one per duplicated record).
+/// some streams' updates were applied: Lambda delivers the batch again. Fingerprints recognise
+/// the sets applied before (the common case); what they cannot recognise (another update took
+/// the slot meanwhile) keeps every count within the design's bound, exact once healed.
 #[tokio::test]
 async fn an_invocation_failing_after_some_updates_is_retried_without_double_counting() {
     let (faults, mut p) = faulty_pipeline("chaos-lost", 0xb0b).await;
     let mut oracle = Oracle::new(p.config.timing);
-    let crowd = Crowd::new(42, 10, 6, 60);
+    let deliveries = Deliveries::default();
+    let crowd = Crowd::new(42, 10, 6, 60 + HEALING_TICKS);
     let t0 = p.clock.now_ms();
-    let mut failed_invocations = 0;
+    let (calls, failed_invocations, recognised) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let mut lost_responses = 0;
-    let mut calls = 0;
-    for tick in 0..60 {
+    for tick in 0..60 + HEALING_TICKS {
         p.clock.set_ms(t0 + tick * 1000);
         let messages: Vec<_> = crowd
             .bodies(tick, p.clock.now_ms())
@@ -245,33 +290,48 @@ async fn an_invocation_failing_after_some_updates_is_retried_without_double_coun
             .collect();
         ingest_until_acknowledged(&p, &faults, &mut oracle, messages).await;
 
+        let faulty = tick < 60;
         faults.set(vec![FaultPlan {
             fault: Fault::LostResponse,
-            rate: 0.3,
+            rate: if faulty { 0.3 } else { 0.0 },
             operation: "UpdateItem",
             table: p.config.counters_table.clone(),
             body_contains: Some(COUNTER_UPDATE),
         }]);
-        let aggregator = &p.aggregator;
-        let mut crashing = async |event: Event| {
-            calls += 1;
-            let response = aggregate_handler(aggregator, event).await;
-            if calls % 3 == 0 {
+        let (aggregator, timing) = (&p.aggregator, p.config.timing);
+        let crashing = async |event: Event| {
+            calls.set(calls.get() + 1);
+            deliveries.note(&event, &timing);
+            let report = aggregator.process(&event.records).await;
+            recognised.set(recognised.get() + report.duplicates);
+            if faulty && calls.get() % 3 == 0 {
                 // The function dies after its updates went through: Lambda retries the batch.
-                failed_invocations += 1;
+                failed_invocations.set(failed_invocations.get() + 1);
                 return Err("invocation failed after applying its updates".to_owned());
             }
-            response.map_err(|e| e.to_string())
+            Ok(report.response)
         };
-        p.poller.drain(&mut crashing).await.expect("stream poll");
+        p.poller.drain(&crashing).await.expect("stream poll");
         faults.set(Vec::new());
         lost_responses += faults.take_injected().len();
-        assert_counts_match(&p, &oracle, tick).await;
+        assert_counts_within_bound(&p, &oracle, &deliveries, tick).await;
     }
     assert!(
-        failed_invocations > 5 && lost_responses > 5,
-        "{failed_invocations} failed invocations, {lost_responses} lost responses"
+        failed_invocations.get() > 5 && lost_responses > 5,
+        "{} failed invocations, {lost_responses} lost responses",
+        failed_invocations.get()
     );
+    assert!(
+        recognised.get() > 0 && deliveries.redelivered() > 0,
+        "exact redeliveries are recognised ({} of {})",
+        recognised.get(),
+        deliveries.redelivered()
+    );
+    let now = p.clock.now_seconds();
+    for stream in oracle.streams() {
+        assert_eq!(deliveries.bound(stream, now), 0);
+    }
+    assert_counts_match(&p, &oracle, 60 + HEALING_TICKS).await;
     p.cleanup().await;
 }
 
@@ -422,8 +482,8 @@ async fn the_pipeline_recovers_by_itself_when_dynamodb_restarts() {
         pending.retain(|m| failed.contains(m.message_id.as_deref().unwrap_or_default()));
 
         let aggregator = &p.aggregator;
-        let mut handler = async |event: Event| aggregate_handler(aggregator, event).await;
-        if p.poller.poll_once(&mut handler, true).await.is_err() {
+        let handler = async |event: Event| aggregate_handler(aggregator, event).await;
+        if p.poller.poll_once(&handler, true).await.is_err() {
             poll_failures += 1;
         }
         if back_at.is_some_and(|back| now > back + timing.window_seconds + timing.bucket_seconds) {

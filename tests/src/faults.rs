@@ -38,13 +38,25 @@ pub struct FaultPlan {
     pub body_contains: Option<&'static str>,
 }
 
-/// One injected fault: the table and the `Key` of the request.
+/// One injected fault: the table and the `Key` of the request, and the handler call it was
+/// made in (see [`within_call`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injected {
     pub fault: Fault,
     pub table: String,
     pub pk: String,
     pub sk: String,
+    pub call: Option<u64>,
+}
+
+tokio::task_local! {
+    static CALL: u64;
+}
+
+/// Runs `future` (one handler call) as call `id`: faults injected while it runs are tagged
+/// with `id`, even when other calls run concurrently in the same task.
+pub async fn within_call<F: Future>(id: u64, future: F) -> F::Output {
+    CALL.scope(id, future).await
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +94,16 @@ impl Faults {
     /// Takes the log of injected faults.
     pub fn take_injected(&self) -> Vec<Injected> {
         std::mem::take(&mut self.lock().injected)
+    }
+
+    /// Takes the faults injected in call `id`, leaving the others.
+    pub fn take_injected_in(&self, id: u64) -> Vec<Injected> {
+        let mut state = self.lock();
+        let (mine, others) = std::mem::take(&mut state.injected)
+            .into_iter()
+            .partition(|i| i.call == Some(id));
+        state.injected = others;
+        mine
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -151,6 +173,7 @@ impl Intercept for Faults {
             table,
             pk: text_of("PK"),
             sk: text_of("SK"),
+            call: CALL.try_with(|id| *id).ok(),
         });
         drop(state);
         if plan.fault != Fault::LostResponse {

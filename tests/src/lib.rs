@@ -6,6 +6,10 @@
 //!
 //! Time is a [`Clock`] the test sets, so a minute of heartbeats runs in seconds; expiry still
 //! comes from each message's `SentTimestamp`, exactly as on AWS.
+//!
+//! Stream delivery is as harsh as AWS by default: the poller splits DynamoDB Local's one shard
+//! into [`HARSH_SHARDS`] virtual shards of [`HARSH_PARALLELIZATION`] lanes each, which keep the
+//! order of each item's records only and finish in random order.
 
 // A test harness: a failed setup step is a failed test, said with its reason.
 #![allow(clippy::expect_used)]
@@ -18,12 +22,18 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::{AggregateReport, Aggregator};
-use livecount_core::{Clock, Config, Store, Timing, live_count};
+use livecount_core::{Clock, Config, Store, Timing, viewers_now};
 use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP};
 use livecount_local::{PollReport, PollerConfig, StreamPoller};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Virtual stream shards every test pipeline reads (K).
+pub const HARSH_SHARDS: u32 = 4;
+
+/// Concurrent lanes per virtual shard every test pipeline runs (PF).
+pub const HARSH_PARALLELIZATION: u32 = 4;
 
 /// One isolated pipeline: its own tables, handlers, poller and clock.
 pub struct Pipeline {
@@ -48,6 +58,11 @@ pub struct PipelineOptions {
     pub poller_max_retries: u32,
     /// A DynamoDB endpoint other than `AWS_ENDPOINT_URL_DYNAMODB`.
     pub endpoint: Option<String>,
+    /// Virtual stream shards (K) and lanes per shard (PF) of the poller.
+    pub stream_shards: u32,
+    pub parallelization_factor: u32,
+    /// `S`, the sessions-table shards per stream.
+    pub session_shards: u32,
 }
 
 impl Default for PipelineOptions {
@@ -58,6 +73,9 @@ impl Default for PipelineOptions {
             sdk_max_attempts: None,
             poller_max_retries: PollerConfig::default().max_retries,
             endpoint: None,
+            stream_shards: HARSH_SHARDS,
+            parallelization_factor: HARSH_PARALLELIZATION,
+            session_shards: Config::default().session_shards,
         }
     }
 }
@@ -101,6 +119,7 @@ impl Pipeline {
             sessions_table: format!("sessions-{unique}"),
             counters_table: format!("counters-{unique}"),
             timing: options.timing,
+            session_shards: options.session_shards,
             ..Config::default()
         };
         let sdk = livecount_local::local_sdk_config(&endpoint).await;
@@ -130,7 +149,8 @@ impl Pipeline {
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
         let poller_config = PollerConfig {
             max_retries: options.poller_max_retries,
-            ..PollerConfig::default()
+            seed: fastrand::u64(..),
+            ..PollerConfig::harsh(options.stream_shards, options.parallelization_factor)
         };
         let poller = StreamPoller::new(
             livecount_local::streams_client(&sdk),
@@ -203,8 +223,8 @@ impl Pipeline {
     /// Delivers everything the stream holds now to the aggregate handler.
     pub async fn aggregate(&mut self) -> PollReport {
         let aggregator = &self.aggregator;
-        let mut handler = async |event: Event| aggregate_handler(aggregator, event).await;
-        self.poller.drain(&mut handler).await.expect("stream poll")
+        let handler = async |event: Event| aggregate_handler(aggregator, event).await;
+        self.poller.drain(&handler).await.expect("stream poll")
     }
 
     /// Runs the aggregator on one batch of records the test holds.
@@ -218,10 +238,9 @@ impl Pipeline {
     }
 
     pub async fn viewers_at(&self, stream_id: &str, now: i64) -> u64 {
-        live_count(&self.store, stream_id, now)
+        viewers_now(&self.store, stream_id, now)
             .await
             .expect("read")
-            .viewers
     }
 
     /// Items in the sessions table (a Scan: for assertions only).
@@ -258,6 +277,61 @@ pub async fn aggregate_handler(
     event: Event,
 ) -> Result<DynamoDbEventResponse, livecount_aggregate::AggregateError> {
     livecount_aggregate::handler(aggregator, LambdaEvent::new(event, Context::default())).await
+}
+
+/// Every stream record handed to the aggregate handler, counted by `eventID`: a record handed
+/// over more than once may have been applied more than once (when dedupe could not recognise
+/// the set it came in), and the design bounds what that can do to a count.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    records: std::sync::Mutex<std::collections::HashMap<String, Delivered>>,
+}
+
+#[derive(Debug)]
+struct Delivered {
+    stream_id: String,
+    /// The latest bucket the record moves a session out of or into.
+    latest_bucket: i64,
+    times: u64,
+}
+
+impl Deliveries {
+    /// Notes every record of a batch about to be delivered.
+    pub fn note(&self, event: &Event, timing: &Timing) {
+        let mut records = self.records.lock().expect("deliveries");
+        for record in &event.records {
+            let Ok(moved) = livecount_aggregate::session_move(record, timing) else {
+                continue;
+            };
+            let latest_bucket = moved.left.max(moved.joined).unwrap_or(i64::MIN);
+            records
+                .entry(moved.record_id)
+                .or_insert(Delivered {
+                    stream_id: moved.stream_id,
+                    latest_bucket,
+                    times: 0,
+                })
+                .times += 1;
+        }
+    }
+
+    /// The design's bound on a count of `stream_id` at `now`: one session per extra delivery of
+    /// a record, only while a bucket it touched is still counted (at most `W + B` after the
+    /// record's receive time).
+    pub fn bound(&self, stream_id: &str, now: i64) -> u64 {
+        let records = self.records.lock().expect("deliveries");
+        records
+            .values()
+            .filter(|d| d.stream_id == stream_id && d.latest_bucket >= now)
+            .map(|d| d.times - 1)
+            .sum()
+    }
+
+    /// Records handed over more than once.
+    pub fn redelivered(&self) -> u64 {
+        let records = self.records.lock().expect("deliveries");
+        records.values().map(|d| d.times - 1).sum()
+    }
 }
 
 /// A player event body.

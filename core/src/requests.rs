@@ -1,0 +1,502 @@
+//! Every DynamoDB write livecount makes, built as a value by a pure function and then sent by
+//! [`crate::Store`]. Every attribute name and value goes through a placeholder; each builder's
+//! output is unit-tested, and every counter request is checked against DynamoDB's expression
+//! limits (300 operators, 4 KB per expression) for any batch.
+
+use crate::histogram::{CounterRequest, HISTORY_SECONDS, minute_of};
+use crate::model::{
+    ItemKey, SessionState, bucket_attribute, fingerprint_attribute, minute_attribute,
+};
+use crate::store::StoreError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// An item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's most operators and functions in one expression.
+pub const MAX_OPERATORS: usize = 300;
+
+/// DynamoDB's longest expression string, in bytes.
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// One `UpdateItem`, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateRequest {
+    pub table: String,
+    pub key: Item,
+    pub update: String,
+    pub condition: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: Item,
+}
+
+impl UpdateRequest {
+    /// An upper bound of the operators and functions DynamoDB counts in the request's largest
+    /// expression: every action of an update clause, every comparator, logical operator,
+    /// arithmetic sign and function call.
+    pub fn operators(&self) -> usize {
+        let update = count_operators(&self.update);
+        let condition = self.condition.as_deref().map_or(0, count_operators);
+        update.max(condition)
+    }
+
+    /// The longer of the update and condition expressions, in bytes.
+    pub fn expression_bytes(&self) -> usize {
+        self.update
+            .len()
+            .max(self.condition.as_ref().map_or(0, String::len))
+    }
+
+    /// Whether the request is inside DynamoDB's expression limits.
+    pub fn within_limits(&self) -> bool {
+        self.operators() <= MAX_OPERATORS && self.expression_bytes() <= MAX_EXPRESSION_BYTES
+    }
+}
+
+fn count_operators(expression: &str) -> usize {
+    let mut count = 0;
+    for token in
+        expression.split_inclusive(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+    {
+        let word =
+            token.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')');
+        count += match word {
+            "SET" | "ADD" | "REMOVE" | "DELETE" | "AND" | "OR" | "NOT" | "BETWEEN" | "IN" | "="
+            | "<>" | "<" | "<=" | ">" | ">=" | "+" | "-" => 1,
+            _ => 0,
+        };
+        if token.ends_with(',') {
+            count += 1;
+        }
+        if token.ends_with('(') && !word.is_empty() {
+            count += 1; // a function call
+        }
+    }
+    count
+}
+
+/// The session write: `SET` every attribute of `state` (and `startedAt` if not set) under
+/// `attribute_not_exists(PK) OR lastTs < :ts OR (lastTs = :ts AND lastRank < :rank)`.
+pub fn session_write_request(
+    table: &str,
+    key: &ItemKey,
+    state: &SessionState,
+) -> Result<UpdateRequest, StoreError> {
+    let mut expr = Expression::new(table);
+    let assignments = expr.assign_all(state, "session state")?;
+    let started = expr.name("startedAt");
+    let recv = expr.value(&state.recv_at)?;
+    let (pk, last_ts, last_rank) = (expr.name("PK"), expr.name("lastTs"), expr.name("lastRank"));
+    let (ts, rank) = (expr.value(&state.last_ts)?, expr.value(&state.last_rank)?);
+    Ok(expr.finish(
+        to_item(key, table, "a session key")?,
+        format!("SET {assignments}, {started} = if_not_exists({started}, {recv})"),
+        Some(format!(
+            "attribute_not_exists({pk}) OR {last_ts} < {ts} OR ({last_ts} = {ts} AND {last_rank} < {rank})"
+        )),
+    ))
+}
+
+/// One counter request: `SET updatedAt, f{slot} = fingerprint ADD b{bucket} delta … REMOVE
+/// b{bucket} …`, conditioned on slot `f{slot}` not holding the fingerprint already.
+pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRequest, StoreError> {
+    let mut expr = Expression::new(table);
+    let slot = expr.name(&fingerprint_attribute(request.fingerprint.slot()));
+    let fingerprint = expr.value(&request.fingerprint.to_hex())?;
+    let updated = expr.name("updatedAt");
+    let now = expr.value(&request.now)?;
+    let mut update = format!("SET {updated} = {now}, {slot} = {fingerprint}");
+    let adds = request
+        .deltas
+        .iter()
+        .map(|(bucket, delta)| {
+            Ok(format!(
+                "{} {}",
+                expr.name(&bucket_attribute(*bucket)),
+                expr.value(delta)?
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if !adds.is_empty() {
+        update.push_str(&format!(" ADD {}", adds.join(", ")));
+    }
+    let removes: Vec<String> = request
+        .prune
+        .iter()
+        .map(|b| expr.name(&bucket_attribute(*b)))
+        .collect();
+    if !removes.is_empty() {
+        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    Ok(expr.finish(
+        to_item(
+            &ItemKey::live_counter(&request.stream_id),
+            table,
+            "a counter key",
+        )?,
+        update,
+        Some(format!(
+            "attribute_not_exists({slot}) OR {slot} <> {fingerprint}"
+        )),
+    ))
+}
+
+/// What one history write records: the minute's viewers, the peak when it is a new one, and the
+/// minutes older than an hour that the item is known to hold (removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryUpdate {
+    pub stream_id: String,
+    pub viewers: u64,
+    /// Epoch seconds.
+    pub now: i64,
+    pub new_peak: bool,
+    pub prune_minutes: Vec<i64>,
+}
+
+impl HistoryUpdate {
+    /// The update for `viewers` at `now`, removing the minutes of `known` older than an hour and
+    /// the few just before them.
+    pub fn new(
+        stream_id: &str,
+        viewers: u64,
+        now: i64,
+        new_peak: bool,
+        known: impl IntoIterator<Item = i64>,
+    ) -> Self {
+        let oldest = minute_of(now) - HISTORY_SECONDS;
+        let mut prune: Vec<i64> = known
+            .into_iter()
+            .filter(|&m| m < oldest)
+            .chain((1..=4).map(|i| oldest - 60 * i))
+            .collect();
+        prune.sort_unstable();
+        prune.dedup();
+        Self {
+            stream_id: stream_id.to_owned(),
+            viewers,
+            now,
+            new_peak,
+            prune_minutes: prune,
+        }
+    }
+}
+
+/// The history write: `SET h{minute} = :v [, peak = :v, peakAt = :now] REMOVE h{old} …` under
+/// `attribute_not_exists(h{minute}) OR h{minute} < :v` (and the same for `peak` when it sets it).
+pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequest, StoreError> {
+    let mut expr = Expression::new(table);
+    let minute = expr.name(&minute_attribute(minute_of(update.now)));
+    let v = expr.value(&update.viewers)?;
+    let mut set = vec![format!("{minute} = {v}")];
+    let mut condition = format!("(attribute_not_exists({minute}) OR {minute} < {v})");
+    if update.new_peak {
+        let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
+        set.push(format!(
+            "{peak} = {v}, {peak_at} = {}",
+            expr.value(&update.now)?
+        ));
+        condition.push_str(&format!(
+            " AND (attribute_not_exists({peak}) OR {peak} < {v})"
+        ));
+    }
+    let mut text = format!("SET {}", set.join(", "));
+    let removes: Vec<String> = update
+        .prune_minutes
+        .iter()
+        .map(|m| expr.name(&minute_attribute(*m)))
+        .collect();
+    if !removes.is_empty() {
+        text.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    Ok(expr.finish(
+        to_item(&ItemKey::history(&update.stream_id), table, "a history key")?,
+        text,
+        Some(condition),
+    ))
+}
+
+pub(crate) fn to_item<T: Serialize>(
+    value: &T,
+    table: &str,
+    what: &'static str,
+) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|source| StoreError::Mapping {
+        what,
+        table: table.to_owned(),
+        source,
+    })
+}
+
+/// Placeholders for an expression: `#n0`, `#n1`… for names and `:v0`, `:v1`… for values, so
+/// no attribute name or value is ever spliced into expression text.
+struct Expression<'a> {
+    table: &'a str,
+    names: HashMap<String, String>,
+    by_attribute: HashMap<String, String>,
+    values: Item,
+}
+
+impl<'a> Expression<'a> {
+    fn new(table: &'a str) -> Self {
+        Self {
+            table,
+            names: HashMap::new(),
+            by_attribute: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    fn name(&mut self, attribute: &str) -> String {
+        if let Some(placeholder) = self.by_attribute.get(attribute) {
+            return placeholder.clone();
+        }
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        self.by_attribute
+            .insert(attribute.to_owned(), placeholder.clone());
+        placeholder
+    }
+
+    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<String, StoreError> {
+        let value =
+            serde_dynamo::to_attribute_value(value).map_err(|source| StoreError::Mapping {
+                what: "an expression value",
+                table: self.table.to_owned(),
+                source,
+            })?;
+        Ok(self.placeholder(value))
+    }
+
+    fn placeholder(&mut self, value: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    /// `#a = :a, #b = :b, …` for every attribute `value` serializes to.
+    fn assign_all<T: Serialize>(
+        &mut self,
+        value: &T,
+        what: &'static str,
+    ) -> Result<String, StoreError> {
+        let mut attributes: Vec<(String, AttributeValue)> =
+            to_item(value, self.table, what)?.into_iter().collect();
+        attributes.sort_by(|a, b| a.0.cmp(&b.0));
+        let assignments: Vec<String> = attributes
+            .into_iter()
+            .map(|(attribute, value)| {
+                let name = self.name(&attribute);
+                format!("{name} = {}", self.placeholder(value))
+            })
+            .collect();
+        Ok(assignments.join(", "))
+    }
+
+    fn finish(self, key: Item, update: String, condition: Option<String>) -> UpdateRequest {
+        UpdateRequest {
+            table: self.table.to_owned(),
+            key,
+            update,
+            condition,
+            names: self.names,
+            values: self.values,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timing;
+    use crate::histogram::{SequenceNumber, SessionMove, plan_counter_update};
+    use std::collections::BTreeSet;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn state() -> SessionState {
+        SessionState {
+            stream_id: "st".into(),
+            exp_date: NOW + 15,
+            last_ts: 5,
+            last_rank: 1,
+            last_type: "heartbeat".into(),
+            recv_at: NOW * 1000,
+            watching: true,
+            position: Some(1.5),
+            user_id: Some("u".repeat(256)),
+            device: Some("d".repeat(256)),
+        }
+    }
+
+    #[test]
+    fn operators_are_counted_conservatively() {
+        assert_eq!(
+            count_operators("attribute_not_exists(#n0) OR #n0 <> :v1"),
+            3
+        );
+        assert_eq!(
+            count_operators("SET #a = :a, #b = :b ADD #c :c REMOVE #d, #e"),
+            7
+        );
+        assert_eq!(count_operators("SET #s = if_not_exists(#s, :r)"), 4);
+    }
+
+    #[test]
+    fn the_session_write_is_conditioned_on_order() {
+        let request = session_write_request("sessions", &ItemKey::session("st", 3, "a"), &state())
+            .expect("builds");
+        let condition = request.condition.as_deref().expect("a condition");
+        let name = |attribute: &str| {
+            request
+                .names
+                .iter()
+                .find(|(_, a)| *a == attribute)
+                .map(|(p, _)| p.clone())
+                .expect("named")
+        };
+        assert!(condition.starts_with(&format!("attribute_not_exists({})", name("PK"))));
+        assert!(condition.contains(&format!("{} <", name("lastTs"))));
+        assert!(
+            request
+                .update
+                .contains(&format!("{} = if_not_exists(", name("startedAt")))
+        );
+        assert_eq!(
+            request.key.get("PK"),
+            Some(&AttributeValue::S("st#3".into()))
+        );
+        assert!(request.within_limits(), "{} operators", request.operators());
+    }
+
+    fn moves(rng: &mut fastrand::Rng, count: usize) -> Vec<SessionMove> {
+        (0..count)
+            .map(|i| {
+                let mut bucket = || rng.bool().then(|| NOW - 120 + 5 * rng.i64(0..2_000));
+                SessionMove {
+                    stream_id: "s".into(),
+                    record_id: format!("{i}"),
+                    sequence: SequenceNumber::parse("1").expect("digits"),
+                    left: bucket(),
+                    joined: bucket(),
+                }
+            })
+            .collect()
+    }
+
+    /// Property: whatever a batch holds (up to Lambda's 10,000 records, over many streams and
+    /// buckets, with a long list of known buckets to prune), every counter request the store
+    /// would send is inside DynamoDB's expression limits, and the requests together carry out
+    /// the plan.
+    #[test]
+    fn every_counter_request_is_inside_dynamodb_limits_for_any_batch() {
+        let mut rng = fastrand::Rng::with_seed(0x1e55);
+        let timing = Timing::default();
+        for case in 0..200 {
+            let count = if case % 20 == 0 {
+                10_000
+            } else {
+                rng.usize(1..600)
+            };
+            let known: BTreeSet<i64> = (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect();
+            let batch = moves(&mut rng, count);
+            for stream in batch.chunks(rng.usize(1..=count)) {
+                let Some(plan) = plan_counter_update("s", stream, &known, &timing, NOW) else {
+                    continue;
+                };
+                let mut actions = 0;
+                for part in plan.requests() {
+                    let request = counter_request("counters", &part).expect("builds");
+                    assert!(
+                        request.within_limits(),
+                        "{} operators, {} bytes",
+                        request.operators(),
+                        request.expression_bytes()
+                    );
+                    actions += part.deltas.len() + part.prune.len();
+                }
+                assert_eq!(actions, plan.deltas.len() + plan.prune.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_counter_request_adds_removes_and_keeps_its_fingerprint_in_its_slot() {
+        let plan = plan_counter_update(
+            "s",
+            &moves(&mut fastrand::Rng::with_seed(1), 20),
+            &BTreeSet::from([NOW - 500]),
+            &Timing::default(),
+            NOW,
+        )
+        .expect("plan");
+        let part = &plan.requests()[0];
+        let request = counter_request("counters", part).expect("builds");
+        let slot = format!("f{}", part.fingerprint.slot());
+        let placeholder = request
+            .names
+            .iter()
+            .find(|(_, a)| **a == slot)
+            .map(|(p, _)| p.clone())
+            .expect("slot named");
+        assert_eq!(
+            request.condition.as_deref(),
+            Some(format!("attribute_not_exists({placeholder}) OR {placeholder} <> :v0").as_str())
+        );
+        assert_eq!(
+            request.values.get(":v0"),
+            Some(&AttributeValue::S(part.fingerprint.to_hex()))
+        );
+        assert!(request.update.contains(" ADD ") && request.update.contains(" REMOVE "));
+        assert!(
+            request
+                .names
+                .values()
+                .any(|a| a == &format!("b{}", NOW - 500))
+        );
+        assert_eq!(
+            request.key.get("SK"),
+            Some(&AttributeValue::S("live".into()))
+        );
+    }
+
+    #[test]
+    fn a_history_write_prunes_minutes_older_than_an_hour() {
+        let minute = minute_of(NOW);
+        let update = HistoryUpdate::new(
+            "s",
+            7,
+            NOW,
+            true,
+            [minute - 7_200, minute - HISTORY_SECONDS, minute - 60],
+        );
+        let oldest = minute - HISTORY_SECONDS;
+        assert_eq!(
+            update.prune_minutes,
+            vec![
+                minute - 7_200,
+                oldest - 240,
+                oldest - 180,
+                oldest - 120,
+                oldest - 60
+            ]
+        );
+        let request = history_request("counters", &update).expect("builds");
+        for m in &update.prune_minutes {
+            assert!(request.names.values().any(|a| a == &format!("h{m}")));
+        }
+        assert!(
+            !request
+                .names
+                .values()
+                .any(|a| a == &format!("h{}", minute - 60))
+        );
+        assert!(request.names.values().any(|a| a == "peak"));
+        assert_eq!(
+            request.key.get("SK"),
+            Some(&AttributeValue::S("history".into()))
+        );
+        assert!(request.within_limits());
+    }
+}
