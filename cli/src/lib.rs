@@ -96,6 +96,14 @@ pub struct DevArgs {
     /// Milliseconds the stream poller waits to fill an aggregate batch.
     #[arg(long, default_value_t = 0)]
     pub stream_batching_window_ms: u64,
+    /// Split DynamoDB Local's one stream shard into this many virtual shards, over which one
+    /// partition key's items spread (as after DynamoDB splits a hot partition).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub stream_shards: u32,
+    /// Concurrent aggregate batches per shard (Lambda's ParallelizationFactor), which keep the
+    /// order of each item's records only and finish in any order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub parallelization_factor: u32,
     /// Print no status line.
     #[arg(long)]
     pub quiet: bool,
@@ -221,7 +229,11 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
         poller: PollerConfig {
             batch_size: args.stream_batch_size.clamp(1, 10_000),
             batching_window: Duration::from_millis(args.stream_batching_window_ms),
-            ..PollerConfig::default()
+            ..if args.stream_shards > 1 || args.parallelization_factor > 1 {
+                PollerConfig::harsh(args.stream_shards, args.parallelization_factor)
+            } else {
+                PollerConfig::default()
+            }
         },
         status_every: (!args.quiet).then_some(Duration::from_secs(1)),
     };

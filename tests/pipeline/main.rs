@@ -1,6 +1,7 @@
 //! Integration tests: the real handlers, stream poller and read against DynamoDB Local.
 //! Run with `make test`, which starts DynamoDB Local; every test makes its own tables.
 
+mod at_scale;
 mod aws_shapes;
 mod bad_input;
 mod chaos;

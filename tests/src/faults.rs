@@ -7,6 +7,8 @@
 //!   retryable, exactly as it would from AWS.
 //! - [`Fault::LostResponse`]: the request is applied, and its answer replaced with a 500: the
 //!   write happened but the caller sees a failure (the ambiguous case).
+//! - [`Fault::Invalid`]: nothing is written and the answer is a `ValidationException` (400), as
+//!   for a request over DynamoDB's expression limits.
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
@@ -23,6 +25,8 @@ pub enum Fault {
     Throttle,
     ServerError,
     LostResponse,
+    /// DynamoDB rejects the request as invalid (`ValidationException`, 400): not retryable.
+    Invalid,
 }
 
 /// Which requests may fail.
@@ -204,6 +208,11 @@ impl Intercept for Faults {
             Fault::ServerError | Fault::LostResponse => {
                 (500, "InternalServerError", "Internal server error")
             }
+            Fault::Invalid => (
+                400,
+                "ValidationException",
+                "Invalid UpdateExpression: Expression size has exceeded the maximum allowed size",
+            ),
         };
         let body = format!(
             "{{\"__type\":\"com.amazonaws.dynamodb.v20120810#{error_type}\",\"message\":\"{message}\"}}"

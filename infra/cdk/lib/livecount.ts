@@ -19,6 +19,7 @@ export const INGEST_METRICS = ['EventsApplied', 'EventsStale', 'MessagesInvalid'
 export const AGGREGATE_METRICS = [
   'RecordsApplied',
   'DuplicateRecords',
+  'RecordsNotApplied',
   'DeltasLate',
   'UnreadableRecords',
   'CounterUpdates',
@@ -298,6 +299,13 @@ export class Livecount extends Construct {
     };
     for (const [name, [min, max]] of Object.entries(CONFIG_RANGES)) {
       checkRange(name, config[name as keyof typeof config], min, max);
+    }
+    // The live counter item holds the buckets of W + B + G: at most 20 keep it within 1 KB.
+    const bucketSpan = Math.floor((config.windowSeconds + config.bucketSeconds + config.graceSeconds) / config.bucketSeconds);
+    if (bucketSpan > 20) {
+      throw new Error(
+        `livecount: (windowSeconds + bucketSeconds + graceSeconds) / bucketSeconds is ${bucketSpan}; it may be at most 20, so the live counter item stays within 1 KB`,
+      );
     }
     const maxReceiveCount = props.maxReceiveCount ?? 5;
     checkRange('maxReceiveCount', maxReceiveCount, 1, 1000);
@@ -624,6 +632,14 @@ export class Livecount extends Construct {
     alarm('UnreadableRecords', {
       alarmDescription: 'livecount: the aggregator skipped sessions stream records it could not understand',
       metric: handlerMetric('aggregate', 'UnreadableRecords', fiveMinutes),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    alarm('RecordsNotApplied', {
+      alarmDescription:
+        'livecount: DynamoDB rejected a counter update as invalid; its records were not applied (see the aggregate logs)',
+      metric: handlerMetric('aggregate', 'RecordsNotApplied', fiveMinutes),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,

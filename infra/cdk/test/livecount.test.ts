@@ -604,9 +604,10 @@ describe('alarms', () => {
       'MessagesInvalid',
       'ReadErrors',
       'ReadThrottles',
+      'RecordsNotApplied',
       'UnreadableRecords',
     ]);
-    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 11);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
     for (const [, a] of resourcesOfType(DEFAULT, 'AWS::CloudWatch::Alarm')) {
       assert.equal(a.Properties.TreatMissingData, 'notBreaching');
       assert.ok(a.Properties.AlarmDescription.startsWith('livecount: '));
@@ -685,6 +686,14 @@ describe('alarms', () => {
     assert.equal(a.Threshold, 0);
   });
 
+  it('counter updates DynamoDB rejected: livecount/RecordsNotApplied{Function=aggregate} > 0', () => {
+    const a = alarm(DEFAULT, 'RecordsNotApplied');
+    assert.equal(a.Namespace, 'livecount');
+    assert.equal(a.MetricName, 'RecordsNotApplied');
+    assert.deepEqual(a.Dimensions, [{ Name: 'Function', Value: 'aggregate' }]);
+    assert.equal(a.Threshold, 0);
+  });
+
   it('thresholds and actions are props', () => {
     const s = synth({ iteratorAgeAlarmSeconds: 120, invalidMessagesThreshold: 25 });
     assert.equal(alarm(s, 'AggregateIteratorAge').Threshold, 120_000);
@@ -695,7 +704,7 @@ describe('alarms', () => {
     const topic = new sns.Topic(stack, 'Topic');
     new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
     const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, 11);
+    assert.equal(Object.keys(alarms).length, 12);
     for (const a of Object.values(alarms)) {
       assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
     }
@@ -770,7 +779,9 @@ describe('validation (the ranges the Rust side enforces)', () => {
     ['short table name', { countersTable: 'ab' }, /countersTable/],
     ['maxReceiveCount 0', { maxReceiveCount: 0 }, /maxReceiveCount/],
     ['big SQS batch without window', { ingestBatchSize: 100, ingestMaxBatchingWindow: Duration.seconds(0) }, /ingestMaxBatchingWindow of at least 1 second/],
+    ['parallelization 0', { aggregateParallelizationFactor: 0 }, /aggregateParallelizationFactor/],
     ['parallelization 11', { aggregateParallelizationFactor: 11 }, /aggregateParallelizationFactor/],
+    ['a bucket span over 20', { graceSeconds: 600 }, /may be at most 20/],
     ['record age 30 s', { aggregateMaxRecordAge: Duration.seconds(30) }, /aggregateMaxRecordAge/],
     ['retries -2', { aggregateRetryAttempts: -2 }, /aggregateRetryAttempts/],
   ];
@@ -779,7 +790,8 @@ describe('validation (the ranges the Rust side enforces)', () => {
   }
 
   it('accepts the edges of every range', () => {
-    synth({ windowSeconds: 3600, bucketSeconds: 1, graceSeconds: 86_400, sessionShards: 4096, maxConcurrentWrites: 1024 });
+    synth({ windowSeconds: 3600, bucketSeconds: 3600, graceSeconds: 64_800, sessionShards: 4096, maxConcurrentWrites: 1024 });
+    synth({ windowSeconds: 1, bucketSeconds: 1, graceSeconds: 18, aggregateParallelizationFactor: 10 });
     synth({ ingestBatchSize: 10, ingestMaxBatchingWindow: Duration.seconds(0), aggregateRetryAttempts: -1 });
   });
 });

@@ -145,12 +145,18 @@ locals {
       metric_name = "UnreadableRecords"
       dimensions  = { Function = "aggregate" }
     })
+    records_not_applied = merge(local.alarm_defaults, {
+      description = "livecount: DynamoDB rejected a counter update as invalid; its records were not applied (see the aggregate logs)"
+      namespace   = "livecount"
+      metric_name = "RecordsNotApplied"
+      dimensions  = { Function = "aggregate" }
+    })
   })
 
   # ---- Dashboard ------------------------------------------------------------------------------
   # The handlers' EMF metrics (namespace livecount, dimension Function).
   ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesFailed"]
-  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed"]
+  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed"]
 
   graph = { view = "timeSeries", stacked = false, region = local.r.region, period = 60 }
 

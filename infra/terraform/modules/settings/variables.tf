@@ -60,6 +60,11 @@ variable "grace_seconds" {
     condition     = var.grace_seconds == floor(var.grace_seconds) && var.grace_seconds >= 1 && var.grace_seconds <= 86400
     error_message = "grace_seconds (LIVECOUNT_GRACE_SECONDS) must be a whole number from 1 to 86400."
   }
+  validation {
+    # The live counter item holds the buckets of W + B + G: at most 20 keep it within 1 KB.
+    condition     = floor((var.window_seconds + var.bucket_seconds + var.grace_seconds) / var.bucket_seconds) <= 20
+    error_message = "(window_seconds + bucket_seconds + grace_seconds) / bucket_seconds may be at most 20, so the live counter item stays within 1 KB."
+  }
 }
 
 variable "session_shards" {

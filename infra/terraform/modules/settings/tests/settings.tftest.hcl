@@ -232,7 +232,7 @@ run "the_documented_alarms" {
     condition = toset(keys(output.alarms)) == toset([
       "ingest_errors", "ingest_throttles", "aggregate_errors", "aggregate_throttles", "read_errors", "read_throttles",
       "dead_letter_queue_depth", "aggregate_failure_queue_depth", "aggregate_iterator_age",
-      "messages_invalid", "unreadable_records",
+      "messages_invalid", "records_not_applied", "unreadable_records",
     ])
     error_message = "alarms: ${jsonencode(keys(output.alarms))}"
   }
@@ -290,9 +290,12 @@ run "the_documented_alarms" {
       output.alarms.messages_invalid.period == 300 &&
       output.alarms.messages_invalid.threshold == 0 &&
       output.alarms.unreadable_records.dimensions == { Function = "aggregate" } &&
-      output.alarms.unreadable_records.metric_name == "UnreadableRecords"
+      output.alarms.unreadable_records.metric_name == "UnreadableRecords" &&
+      output.alarms.records_not_applied.dimensions == { Function = "aggregate" } &&
+      output.alarms.records_not_applied.metric_name == "RecordsNotApplied" &&
+      output.alarms.records_not_applied.threshold == 0
     )
-    error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records])}"
+    error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records, output.alarms.records_not_applied])}"
   }
 }
 
@@ -418,6 +421,36 @@ run "bad_table_name_is_refused" {
   expect_failures = [var.sessions_table]
 }
 
+run "a_bucket_span_over_20_is_refused" {
+  command = plan
+  variables {
+    window_seconds = 15
+    bucket_seconds = 5
+    grace_seconds  = 600
+  }
+  expect_failures = [var.grace_seconds]
+}
+
+run "parallelization_0_is_refused" {
+  command = plan
+  variables { aggregate_parallelization_factor = 0 }
+  expect_failures = [var.aggregate_parallelization_factor]
+}
+
+run "parallelization_10_and_the_widest_bucket_span_are_accepted" {
+  command = plan
+  variables {
+    aggregate_parallelization_factor = 10
+    window_seconds                   = 1
+    bucket_seconds                   = 1
+    grace_seconds                    = 18
+  }
+  assert {
+    condition     = output.settings.aggregate_parallelization_factor == 10
+    error_message = "parallelization 10 (proven by the pipeline tests) must be accepted"
+  }
+}
+
 run "same_tables_are_refused" {
   command = plan
   variables {
@@ -488,8 +521,8 @@ run "the_edges_of_every_range_are_accepted" {
   command = plan
   variables {
     window_seconds                     = 3600
-    bucket_seconds                     = 1
-    grace_seconds                      = 86400
+    bucket_seconds                     = 3600
+    grace_seconds                      = 64800
     session_shards                     = 4096
     max_concurrent_writes              = 1024
     ingest_batch_size                  = 10
