@@ -81,6 +81,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
                     stream_id: stream.to_owned(),
                     exp_date: if expired { now - 600 } else { now + 3600 },
                     last_ts: now * 1000,
+                    last_seq: None,
                     last_rank: 1,
                     last_type: "heartbeat".to_owned(),
                     recv_at: now * 1000,

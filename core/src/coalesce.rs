@@ -1,10 +1,11 @@
-//! Coalescing (DESIGN §5): within one SQS batch only the newest event of each session is written.
+//! Coalescing (see `docs/design.md`): within one SQS batch only the newest event of each session
+//! is written.
 
 use crate::event::PlayerEvent;
 use std::collections::HashMap;
 
-/// Keeps the newest of each session's events, by `ts` and on a tie by kind
-/// (`stop` > `pause` > `heartbeat` > `start`). Each item carries a tag (the SQS message it came
+/// Keeps the newest of each session's events by [`PlayerEvent::order`]: `seq` when the events
+/// carry it, else `ts`, and on a tie by kind (`stop` > `pause` > `heartbeat` > `start`). Each item carries a tag (the SQS message it came
 /// from, say); the result keeps the winners in first-seen order.
 pub fn newest_per_session<T>(
     events: impl IntoIterator<Item = (PlayerEvent, T)>,
@@ -39,6 +40,7 @@ mod tests {
             session_id: session.into(),
             kind,
             ts,
+            seq: None,
             position: None,
             user_id: None,
             device: None,

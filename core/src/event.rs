@@ -16,6 +16,8 @@ pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_TEXT_CHARS: usize = 256;
 /// Latest `ts` accepted: 9999-12-31T23:59:59.999Z.
 const MAX_TS_MS: i64 = 253_402_300_799_999;
+/// Largest `seq` accepted: 2^53 - 1, the largest integer every JSON parser keeps exactly.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// What a player says about its playback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,17 +72,44 @@ pub struct PlayerEvent {
     pub stream_id: String,
     pub session_id: String,
     pub kind: EventKind,
-    /// The player's clock in epoch milliseconds; it only orders one session's events.
+    /// The player's clock in epoch milliseconds; it only orders one session's events (those
+    /// without `seq`), and ingest bounds it by the receive time ([`Self::received_at`]).
     pub ts: i64,
+    /// The player's own counter, increased with every event of the session: when present it
+    /// orders the session's events instead of `ts`.
+    pub seq: Option<u64>,
     pub position: Option<f64>,
     pub user_id: Option<String>,
     pub device: Option<String>,
 }
 
+/// Where an event stands among its session's events (higher is newer): events with `seq` come
+/// after every event without it, and are ordered by `seq`; the others by `ts`; ties by kind
+/// (`stop` > `pause` > `heartbeat` > `start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventOrder {
+    pub sequenced: bool,
+    /// `seq`, or `ts` in epoch ms.
+    pub value: i64,
+    pub rank: u8,
+}
+
 impl PlayerEvent {
-    /// The order of events of one session: `ts`, then the kind's rank.
-    pub fn order(&self) -> (i64, u8) {
-        (self.ts, self.kind.rank())
+    /// The order of events of one session (see [`EventOrder`]).
+    pub fn order(&self) -> EventOrder {
+        EventOrder {
+            sequenced: self.seq.is_some(),
+            value: self.seq.map_or(self.ts, |seq| seq as i64),
+            rank: self.kind.rank(),
+        }
+    }
+
+    /// The event as received at `recv_ms` (the queue's clock): a `ts` later than that orders as
+    /// `recv_ms`, so a device clock ahead of the server (one event dated 2100, a clock an hour
+    /// fast) cannot make the session's later events look stale.
+    pub fn received_at(mut self, recv_ms: i64) -> Self {
+        self.ts = self.ts.min(recv_ms);
+        self
     }
 }
 
@@ -129,6 +158,8 @@ pub enum InvalidEvent {
     UnknownType { found: String },
     #[error("`ts` is {found}; expected epoch milliseconds (0 to year 9999) or an RFC 3339 time")]
     BadTs { found: String },
+    #[error("`seq` is {found}; expected a whole number from 0 to {MAX_SEQ}")]
+    BadSeq { found: String },
 }
 
 /// A body's events, in order, each valid or with its reason.
@@ -176,6 +207,7 @@ struct RawEvent {
     #[serde(rename = "type")]
     kind: Option<Value>,
     ts: Option<Value>,
+    seq: Option<Value>,
     position: Option<Value>,
     user_id: Option<Value>,
     device: Option<Value>,
@@ -201,11 +233,16 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
         other => return Err(wrong_type("type", "a string", &other)),
     };
     let ts = parse_ts(required("ts", raw.ts)?)?;
+    let seq = match raw.seq {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_seq(value)?),
+    };
     Ok(PlayerEvent {
         stream_id,
         session_id,
         kind,
         ts,
+        seq,
         position: optional_position(raw.position),
         user_id: optional_text("userId", raw.user_id),
         device: optional_text("device", raw.device),
@@ -262,6 +299,15 @@ fn parse_ts(value: Value) -> Result<i64, InvalidEvent> {
     match ms {
         Some(ms) if (0..=MAX_TS_MS).contains(&ms) => Ok(ms),
         _ => Err(InvalidEvent::BadTs {
+            found: describe(&value),
+        }),
+    }
+}
+
+fn parse_seq(value: Value) -> Result<u64, InvalidEvent> {
+    match value.as_u64() {
+        Some(seq) if seq <= MAX_SEQ => Ok(seq),
+        _ => Err(InvalidEvent::BadSeq {
             found: describe(&value),
         }),
     }
@@ -472,10 +518,79 @@ mod tests {
                 json!("hello"),
                 InvalidEvent::NotAnObject { found: "a string" },
             ),
+            (
+                "negative seq",
+                with("seq", json!(-1)),
+                InvalidEvent::BadSeq { found: "-1".into() },
+            ),
+            (
+                "fractional seq",
+                with("seq", json!(2.5)),
+                InvalidEvent::BadSeq {
+                    found: "2.5".into(),
+                },
+            ),
+            (
+                "seq as a string",
+                with("seq", json!("7")),
+                InvalidEvent::BadSeq {
+                    found: "\"7\"".into(),
+                },
+            ),
+            (
+                "seq past 2^53 - 1",
+                with("seq", json!(MAX_SEQ + 1)),
+                InvalidEvent::BadSeq {
+                    found: (MAX_SEQ + 1).to_string(),
+                },
+            ),
         ];
         for (name, input, expected) in cases {
             assert_eq!(event(input).expect_err(name), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn seq_orders_a_session_and_is_optional() {
+        assert_eq!(event(valid()).map(|e| e.seq), Ok(None));
+        assert_eq!(event(with("seq", Value::Null)).map(|e| e.seq), Ok(None));
+        assert_eq!(event(with("seq", json!(0))).map(|e| e.seq), Ok(Some(0)));
+        assert_eq!(
+            event(with("seq", json!(MAX_SEQ))).map(|e| e.seq),
+            Ok(Some(MAX_SEQ))
+        );
+        let at = |seq: Option<u64>, ts: i64, kind: EventKind| PlayerEvent {
+            seq,
+            ts,
+            kind,
+            ..event(valid()).expect("valid")
+        };
+        // seq orders, whatever the clock says
+        assert!(
+            at(Some(2), 0, EventKind::Heartbeat).order()
+                > at(Some(1), 9_000, EventKind::Stop).order()
+        );
+        // equal seq: by kind
+        assert!(
+            at(Some(2), 0, EventKind::Stop).order() > at(Some(2), 0, EventKind::Heartbeat).order()
+        );
+        // an event with seq is newer than any without
+        assert!(
+            at(Some(0), 0, EventKind::Start).order() > at(None, i64::MAX, EventKind::Stop).order()
+        );
+        // without seq: ts, then kind
+        assert!(at(None, 2, EventKind::Start).order() > at(None, 1, EventKind::Stop).order());
+    }
+
+    #[test]
+    fn a_ts_after_the_receive_time_orders_as_the_receive_time() {
+        let year_2100 = 4_102_444_800_000;
+        let e = event(with("ts", json!(year_2100))).expect("valid");
+        assert_eq!(
+            e.clone().received_at(1_700_000_000_000).ts,
+            1_700_000_000_000
+        );
+        assert_eq!(e.received_at(year_2100 + 1).ts, year_2100);
     }
 
     #[test]

@@ -55,8 +55,12 @@ pub struct SessionState {
     pub stream_id: String,
     /// Epoch seconds at which the session stops counting; the table's TTL attribute.
     pub exp_date: i64,
-    /// The player's `ts` of the newest applied event (epoch ms).
+    /// The player's `ts` of the newest applied event (epoch ms), at most its receive time.
     pub last_ts: i64,
+    /// The player's `seq` of the newest applied event, if it sent one: once a session's row has
+    /// it, only events with a higher `seq` (or the same, of a higher kind) replace it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
     /// The tie-break rank of that event's type (`start` 0 … `stop` 3).
     pub last_rank: u8,
     pub last_type: String,
@@ -291,6 +295,7 @@ mod tests {
                 stream_id: "st".into(),
                 exp_date: 1_700_000_015,
                 last_ts: 5,
+                last_seq: Some(3),
                 last_rank: 1,
                 last_type: "heartbeat".into(),
                 recv_at: 1_700_000_000_000,

@@ -77,8 +77,13 @@ fn count_operators(expression: &str) -> usize {
     count
 }
 
-/// The session write: `SET` every attribute of `state` (and `startedAt` if not set) under
-/// `attribute_not_exists(PK) OR lastTs < :ts OR (lastTs = :ts AND lastRank < :rank)`.
+/// The session write: `SET` every attribute of `state` (and `startedAt` if not set), only if
+/// the event is newer than the row's (the order of `PlayerEvent::order`):
+///
+/// - with `seq`: `attribute_not_exists(PK) OR attribute_not_exists(lastSeq) OR lastSeq < :seq
+///   OR (lastSeq = :seq AND lastRank < :rank)`;
+/// - without: `attribute_not_exists(PK) OR (attribute_not_exists(lastSeq) AND (lastTs < :ts OR
+///   (lastTs = :ts AND lastRank < :rank)))`.
 pub fn session_write_request(
     table: &str,
     key: &ItemKey,
@@ -88,14 +93,27 @@ pub fn session_write_request(
     let assignments = expr.assign_all(state, "session state")?;
     let started = expr.name("startedAt");
     let recv = expr.value(&state.recv_at)?;
-    let (pk, last_ts, last_rank) = (expr.name("PK"), expr.name("lastTs"), expr.name("lastRank"));
-    let (ts, rank) = (expr.value(&state.last_ts)?, expr.value(&state.last_rank)?);
+    let (pk, last_seq, last_rank) = (expr.name("PK"), expr.name("lastSeq"), expr.name("lastRank"));
+    let rank = expr.value(&state.last_rank)?;
+    let newer = match state.last_seq {
+        Some(seq) => {
+            let seq = expr.value(&seq)?;
+            format!(
+                "attribute_not_exists({last_seq}) OR {last_seq} < {seq} OR ({last_seq} = {seq} AND {last_rank} < {rank})"
+            )
+        }
+        None => {
+            let last_ts = expr.name("lastTs");
+            let ts = expr.value(&state.last_ts)?;
+            format!(
+                "(attribute_not_exists({last_seq}) AND ({last_ts} < {ts} OR ({last_ts} = {ts} AND {last_rank} < {rank})))"
+            )
+        }
+    };
     Ok(expr.finish(
         to_item(key, table, "a session key")?,
         format!("SET {assignments}, {started} = if_not_exists({started}, {recv})"),
-        Some(format!(
-            "attribute_not_exists({pk}) OR {last_ts} < {ts} OR ({last_ts} = {ts} AND {last_rank} < {rank})"
-        )),
+        Some(format!("attribute_not_exists({pk}) OR {newer}")),
     ))
 }
 
@@ -320,6 +338,7 @@ mod tests {
             stream_id: "st".into(),
             exp_date: NOW + 15,
             last_ts: 5,
+            last_seq: None,
             last_rank: 1,
             last_type: "heartbeat".into(),
             recv_at: NOW * 1000,
@@ -358,6 +377,7 @@ mod tests {
         };
         assert!(condition.starts_with(&format!("attribute_not_exists({})", name("PK"))));
         assert!(condition.contains(&format!("{} <", name("lastTs"))));
+        assert!(condition.contains(&format!("(attribute_not_exists({}) AND", name("lastSeq"))));
         assert!(
             request
                 .update

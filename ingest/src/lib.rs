@@ -130,7 +130,9 @@ impl Ingest {
                 Ok(body) => {
                     for (index, event) in body.events.into_iter().enumerate() {
                         match event {
-                            Ok(event) => accepted.push((event, (position, recv_ms))),
+                            Ok(event) => {
+                                accepted.push((event.received_at(recv_ms), (position, recv_ms)));
+                            }
                             Err(error) if body.is_array => {
                                 reasons.push(format!("event {index}: {error}"));
                             }
@@ -212,6 +214,7 @@ impl Ingest {
             stream_id: event.stream_id.clone(),
             exp_date: self.config.timing.expiry(event.kind, recv_ms),
             last_ts: event.ts,
+            last_seq: event.seq,
             last_rank: event.kind.rank(),
             last_type: event.kind.as_str().to_owned(),
             recv_at: recv_ms,

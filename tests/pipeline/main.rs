@@ -5,6 +5,7 @@ mod at_scale;
 mod aws_shapes;
 mod bad_input;
 mod chaos;
+mod device_clocks;
 mod five_players;
 mod stream_retries;
 mod ttl;

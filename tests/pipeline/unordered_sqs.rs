@@ -1,7 +1,8 @@
 use livecount_tests::{FivePlayers, Pipeline, PlayerState};
 
 /// SQS is at-least-once and unordered: every message arrives twice, shuffled, split across
-/// batches of random sizes, and copies of the previous second's messages arrive late. The
+/// batches of random sizes, and a third copy arrives 1 to 9 seconds late, so a session's older
+/// event often arrives after its newer one (heartbeats are 5 s apart), in another batch. The
 /// counts must equal those of in-order, exactly-once delivery at every sample.
 #[tokio::test]
 async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery() {
@@ -12,8 +13,10 @@ async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery
     let mut rng = fastrand::Rng::with_seed(0x5eed_0001);
     let mut audience = FivePlayers::new("match-day");
     let t0 = in_order.clock.now_ms();
-    let mut late_copies = Vec::new();
-    let mut samples = Vec::new();
+    // (tick to deliver at, tick sent, message)
+    let mut late_copies: Vec<(i64, i64, aws_lambda_events::event::sqs::SqsMessage)> = Vec::new();
+    let mut newest_sent: std::collections::HashMap<String, i64> = Default::default();
+    let (mut samples, mut reordered) = (Vec::new(), 0);
 
     for tick in 0..90 {
         let now_ms = t0 + tick * 1000;
@@ -33,8 +36,27 @@ async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery
         in_order.ingest(&messages).await;
         in_order.aggregate().await;
 
+        let session_of = |m: &aws_lambda_events::event::sqs::SqsMessage| {
+            let body: serde_json::Value =
+                serde_json::from_str(m.body.as_deref().unwrap_or_default()).unwrap_or_default();
+            body["sessionId"].as_str().unwrap_or_default().to_owned()
+        };
+        for m in &messages {
+            newest_sent.insert(session_of(m), tick);
+        }
         let mut deliveries: Vec<_> = messages.iter().chain(messages.iter()).cloned().collect();
-        deliveries.append(&mut late_copies);
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            late_copies.drain(..).partition(|(at, ..)| *at <= tick);
+        late_copies = waiting;
+        for (_, sent, copy) in due {
+            if newest_sent
+                .get(&session_of(&copy))
+                .is_some_and(|&n| n > sent)
+            {
+                reordered += 1; // older than an event of its session delivered before
+            }
+            deliveries.push(copy);
+        }
         rng.shuffle(&mut deliveries);
         while !deliveries.is_empty() {
             let size = rng.usize(1..=3).min(deliveries.len());
@@ -45,7 +67,9 @@ async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery
                 "{report:?}"
             );
         }
-        late_copies = messages.clone();
+        for m in &messages {
+            late_copies.push((tick + rng.i64(1..=9), tick, m.clone()));
+        }
         chaotic.aggregate().await;
 
         let expected = in_order.viewers("match-day").await;
@@ -53,6 +77,10 @@ async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery
         assert_eq!(got, expected, "tick {tick}");
         samples.push(got);
     }
+    assert!(
+        reordered > 20,
+        "older events arrived after newer ones ({reordered})"
+    );
     // The scenario really moved: all five, then four after the stop, then three.
     assert!(samples.contains(&5) && samples.contains(&4));
     assert_eq!(samples.last(), Some(&3));

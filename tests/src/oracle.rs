@@ -1,21 +1,32 @@
-//! The ground truth the chaos tests compare against: from the events delivered and their receive
-//! times, who is watching each stream at each instant (DESIGN §3), computed without DynamoDB.
+//! The ground truth the tests compare against: from the bodies delivered and their receive
+//! times, who is watching each stream at each second, computed from the documented rules with
+//! this module's own code (its own reading of the JSON, ordering and expiry arithmetic), never by
+//! calling the code under test.
+//!
+//! The rules (README "Events", docs/design.md): a session's events are ordered by `seq` when
+//! they carry one (after every event without it), else by `ts` bounded by the receive time, ties
+//! by type (`stop` > `pause` > `heartbeat` > `start`); the newest event decides. A `start` or
+//! `heartbeat` received at `r` ms counts through the second `W` after it, rounded up to a
+//! multiple of `B`; a `pause` or `stop` does not count.
 
-use livecount_core::{EventKind, PlayerEvent, Timing};
+use livecount_core::{EventKind, Timing};
+use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy)]
-struct Applied {
-    order: (i64, u8),
-    watching: bool,
-    exp_date: i64,
+struct Newest {
+    /// (has seq, seq or bounded ts, type rank)
+    order: (bool, i64, u8),
+    /// Last second the session counts in; `None` when not watching.
+    counts_until: Option<i64>,
 }
 
 /// Every session's newest delivered event, as the sessions table should hold it.
 #[derive(Debug, Default)]
 pub struct Oracle {
-    timing: Timing,
-    sessions: HashMap<(String, String), Applied>,
+    window_ms: i64,
+    bucket_ms: i64,
+    sessions: HashMap<(String, String), Newest>,
     streams: BTreeSet<String>,
     delivered: usize,
 }
@@ -23,39 +34,69 @@ pub struct Oracle {
 impl Oracle {
     pub fn new(timing: Timing) -> Self {
         Self {
-            timing,
+            window_ms: timing.window_seconds * 1000,
+            bucket_ms: timing.bucket_seconds * 1000,
             ..Self::default()
         }
     }
 
-    /// An event delivered with receive time `recv_ms`: it wins if it is newer than what its
-    /// session holds (by `ts`, then kind), as the conditional write decides.
-    pub fn deliver(&mut self, event: &PlayerEvent, recv_ms: i64) {
-        self.delivered += 1;
-        self.streams.insert(event.stream_id.clone());
-        let key = (event.stream_id.clone(), event.session_id.clone());
-        let newer = self
-            .sessions
-            .get(&key)
-            .is_none_or(|held| event.order() > held.order);
-        if newer {
-            self.sessions.insert(
-                key,
-                Applied {
-                    order: event.order(),
-                    watching: event.kind.is_watching(),
-                    exp_date: self.timing.expiry(event.kind, recv_ms),
-                },
-            );
+    /// Delivers every event of a message body received at `recv_ms` (bodies are the tests' own,
+    /// so every event in them is valid).
+    pub fn deliver_body(&mut self, body: &str, recv_ms: i64) {
+        let Ok(value) = serde_json::from_str::<Value>(body) else {
+            return;
+        };
+        let events = match value {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+        for event in &events {
+            self.deliver(event, recv_ms);
         }
     }
 
-    /// Delivers every valid event of a message body.
-    pub fn deliver_body(&mut self, body: &str, recv_ms: i64) {
-        if let Ok(parsed) = livecount_core::event::parse_body(body) {
-            for event in parsed.events.into_iter().flatten() {
-                self.deliver(&event, recv_ms);
-            }
+    fn deliver(&mut self, event: &Value, recv_ms: i64) {
+        let text = |field: &str| event[field].as_str().map(str::to_owned);
+        let (Some(stream), Some(session), Some(kind)) =
+            (text("streamId"), text("sessionId"), text("type"))
+        else {
+            return;
+        };
+        let Some(ts) = event["ts"].as_i64() else {
+            return;
+        };
+        let rank = match kind.as_str() {
+            "start" => 0,
+            "heartbeat" => 1,
+            "pause" => 2,
+            "stop" => 3,
+            _ => return,
+        };
+        self.delivered += 1;
+        self.streams.insert(stream.clone());
+        let order = match event["seq"].as_u64() {
+            Some(seq) => (true, seq as i64, rank),
+            None => (false, if ts > recv_ms { recv_ms } else { ts }, rank),
+        };
+        let watching = rank <= 1;
+        let counts_until = watching.then(|| {
+            let end_ms = recv_ms + self.window_ms;
+            let buckets = (end_ms + self.bucket_ms - 1) / self.bucket_ms;
+            buckets * self.bucket_ms / 1000
+        });
+        let key = (stream, session);
+        if self
+            .sessions
+            .get(&key)
+            .is_none_or(|held| order > held.order)
+        {
+            self.sessions.insert(
+                key,
+                Newest {
+                    order,
+                    counts_until,
+                },
+            );
         }
     }
 
@@ -63,7 +104,9 @@ impl Oracle {
     pub fn viewers(&self, stream_id: &str, now: i64) -> u64 {
         self.sessions
             .iter()
-            .filter(|((stream, _), a)| stream == stream_id && a.watching && a.exp_date >= now)
+            .filter(|((stream, _), n)| {
+                stream == stream_id && n.counts_until.is_some_and(|t| t >= now)
+            })
             .count() as u64
     }
 
