@@ -5,14 +5,15 @@ export LIVECOUNT_DYNAMODB_LOCAL_DIR := $(CURDIR)/.local/dynamodb-local
 LAMBDA_VENV := $(CURDIR)/.local/lambda-venv
 LAMBDA_TARGET := x86_64-unknown-linux-gnu.2.17
 
-.PHONY: run test unit lint fmt chromium package lambda-test infra-test fuzz bench clean-local
+.PHONY: run test unit lint fmt chromium web-client package lambda-test infra-test fuzz bench clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
 ## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local
-test: lint chromium
+test: lint chromium web-client
+	cd clients/web && npm test
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
 
 ## unit: the tests that need no DynamoDB
@@ -30,6 +31,10 @@ fmt:
 ## chromium: Debian's Chromium, for the dashboard's end-to-end test
 chromium:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
+
+## web-client: the web client's test dependency (playwright-core drives Debian's Chromium)
+web-client:
+	@[ -d clients/web/node_modules/playwright-core ] || (cd clients/web && npm ci --no-audit --no-fund --silent)
 
 $(LAMBDA_VENV)/bin/cargo-lambda:
 	python3 -m venv $(LAMBDA_VENV)

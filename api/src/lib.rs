@@ -7,10 +7,14 @@
 //! - `GET /api/streams`: every stream with a counter, with its viewers (a `Scan`, for tools);
 //! - `POST /api/events`: player events (a JSON object, a JSON array, or JSON lines), validated
 //!   and enqueued, where the deployment has a queue to put them in;
-//! - `GET /`: the dashboard, a single page embedded in the binary (nothing from a CDN).
+//! - `POST /events`: the players' ingest endpoint, as the deployed API Gateway route has it: the
+//!   body (`application/json` or `text/plain`, what `navigator.sendBeacon` sends) becomes one
+//!   queue message as it is, with CORS for the configured origins;
+//! - `GET /`: the dashboard; `GET /player`: a page with a `<video>` instrumented by the web
+//!   client, served at `GET /clients/web/livecount.js` (all embedded, nothing from a CDN).
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,23 +35,143 @@ pub struct ApiState {
     pub store: Store,
     pub clock: Clock,
     pub events: Option<Arc<dyn EventSink>>,
+    /// Origins allowed to `POST /events` from a browser (`*` for any).
+    pub cors_origins: Vec<String>,
 }
 
 /// The routes of the API and dashboard.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/player", get(player))
+        .route("/clients/web/livecount.js", get(web_client))
         .route("/api/streams", get(list_streams))
         .route("/api/streams/{id}", get(stream_count))
         .route("/api/events", axum::routing::post(post_events))
+        .route(
+            "/events",
+            axum::routing::post(ingest_events).options(ingest_preflight),
+        )
         .with_state(state)
 }
 
 /// The dashboard page.
 pub const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 
+/// The demo player page.
+pub const PLAYER_HTML: &str = include_str!("../assets/player.html");
+
+/// The web client module (`clients/web/livecount.js`).
+pub const WEB_CLIENT_JS: &str = include_str!("../../clients/web/livecount.js");
+
+/// The largest body `POST /events` takes: SQS's message limit.
+pub const MAX_INGEST_BYTES: usize = 256 * 1024;
+
 async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD_HTML)
+}
+
+async fn player() -> Html<&'static str> {
+    Html(PLAYER_HTML)
+}
+
+async fn web_client() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        WEB_CLIENT_JS,
+    )
+        .into_response()
+}
+
+/// `Access-Control-Allow-Origin` for a request from `origin`, if it is allowed.
+fn allowed_origin(state: &ApiState, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    if state.cors_origins.iter().any(|o| o == "*") {
+        return Some(HeaderValue::from_static("*"));
+    }
+    let text = origin.to_str().ok()?;
+    state
+        .cors_origins
+        .iter()
+        .any(|o| o == text)
+        .then(|| origin.clone())
+}
+
+fn with_cors(state: &ApiState, headers: &HeaderMap, mut response: Response) -> Response {
+    if let Some(origin) = allowed_origin(state, headers) {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+/// `OPTIONS /events`: the CORS preflight of a `fetch` with `content-type: application/json`.
+async fn ingest_preflight(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if allowed_origin(&state, &headers).is_some() {
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    with_cors(&state, &headers, response)
+}
+
+/// `POST /events`: one queue message, the body as it is, as API Gateway's SQS-SendMessage
+/// integration does (the ingest Lambda validates it, and reports an invalid one).
+async fn ingest_events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let response = match &state.events {
+        None => error(
+            StatusCode::NOT_FOUND,
+            "players post to the ingest endpoint of the deployment, not here",
+        ),
+        Some(_) if !is_event_content_type(&headers) => error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send events as application/json or text/plain",
+        ),
+        Some(_) if body.trim().is_empty() => error(StatusCode::BAD_REQUEST, "the body is empty"),
+        Some(_) if body.len() > MAX_INGEST_BYTES => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is {} bytes; the limit is {MAX_INGEST_BYTES}",
+                body.len()
+            ),
+        ),
+        Some(sink) => {
+            let message_id = sink.enqueue(body);
+            Json(serde_json::json!({ "messageId": message_id })).into_response()
+        }
+    };
+    with_cors(&state, &headers, response)
+}
+
+fn is_event_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return true;
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    matches!(essence.as_str(), "application/json" | "text/plain")
 }
 
 /// An error body: `{"error": "..."}`.

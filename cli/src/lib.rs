@@ -7,7 +7,9 @@
 //! - `livecount send [FILE|-]`: validates events (JSON lines or arrays) and posts them to a
 //!   running `livecount dev`;
 //! - `livecount count STREAM [--json]`: the one-GetItem read;
-//! - `livecount setup`: creates both tables at the configured endpoint.
+//! - `livecount setup`: creates both tables at the configured endpoint;
+//! - `livecount token --stream S --session ID --ttl 6h`: a signed-session token, signed with
+//!   `LIVECOUNT_TOKEN_SECRET`.
 
 use clap::{Args, Parser, Subcommand};
 use livecount_core::{Config, ConfigError, Store, StoreError, error_chain};
@@ -41,6 +43,21 @@ pub enum Command {
     Count(CountArgs),
     /// Create the sessions and counters tables at the configured endpoint.
     Setup(EndpointArgs),
+    /// Print a signed-session token for one stream and session (secret: LIVECOUNT_TOKEN_SECRET).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The stream the player watches.
+    #[arg(long)]
+    pub stream: String,
+    /// The player's session id.
+    #[arg(long)]
+    pub session: String,
+    /// How long the token stays valid (`90s`, `30m`, `6h`, `2d`).
+    #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +124,9 @@ pub struct DevArgs {
     /// Print no status line.
     #[arg(long)]
     pub quiet: bool,
+    /// Origins allowed to POST /events from a browser (repeatable; `*` for any).
+    #[arg(long = "cors-origin", default_value = "*")]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +193,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Dev(args) => dev(args, config).await,
         Command::Send(args) => send(&args),
         Command::Count(args) => count(&args, &config).await,
+        Command::Token(args) => token(&args, &config),
         Command::Setup(args) => {
             let store = store(&args, &config).await;
             store.create_tables().await?;
@@ -183,6 +204,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn token(args: &TokenArgs, config: &Config) -> Result<(), CliError> {
+    let Some(livecount_core::config::TokenSecretSource::Value(secret)) = &config.token_secret
+    else {
+        return Err(CliError::Input(
+            "set LIVECOUNT_TOKEN_SECRET to the secret ingest verifies tokens with".to_owned(),
+        ));
+    };
+    for (field, id) in [("stream", &args.stream), ("session", &args.session)] {
+        livecount_core::event::check_id(field, id)
+            .map_err(|e| CliError::Input(format!("--{field}: {e}")))?;
+    }
+    let expiry = livecount_core::Clock::system().now_seconds() + args.ttl.as_secs() as i64;
+    println!("{}", secret.sign(&args.stream, &args.session, expiry));
+    Ok(())
 }
 
 async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
@@ -236,6 +273,7 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
             }
         },
         status_every: (!args.quiet).then_some(Duration::from_secs(1)),
+        cors_origins: args.cors_origins,
     };
     livecount_local::dev::run(options, shutdown_signal()).await?;
     Ok(())

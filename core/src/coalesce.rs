@@ -41,6 +41,7 @@ mod tests {
             kind,
             ts,
             seq: None,
+            token: None,
             position: None,
             user_id: None,
             device: None,

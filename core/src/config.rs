@@ -16,7 +16,29 @@ pub struct Config {
     pub session_shards: u32,
     /// `LIVECOUNT_MAX_CONCURRENT_WRITES`: DynamoDB writes one invocation keeps in flight.
     pub max_concurrent_writes: usize,
+    /// Where ingest finds the secret of signed sessions, if sessions must be signed.
+    pub token_secret: Option<TokenSecretSource>,
 }
+
+/// Where the signed-session secret comes from.
+#[derive(Debug, Clone)]
+pub enum TokenSecretSource {
+    /// `LIVECOUNT_TOKEN_SECRET_ARN`: a Secrets Manager secret (ARN or name), read at start.
+    SecretsManager(String),
+    /// `LIVECOUNT_TOKEN_SECRET`: the secret itself, for `livecount dev` and tests only.
+    Value(crate::token::TokenSecret),
+}
+
+impl PartialEq for TokenSecretSource {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::SecretsManager(a), Self::SecretsManager(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for TokenSecretSource {}
 
 /// The three durations of the expiry histogram, in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +81,7 @@ impl Default for Config {
             timing: Timing::default(),
             session_shards: 8,
             max_concurrent_writes: 16,
+            token_secret: None,
         }
     }
 }
@@ -132,6 +155,7 @@ impl Config {
                 defaults.max_concurrent_writes as i64,
                 1024,
             )? as usize,
+            token_secret: token_secret(&lookup)?,
         };
         if config.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
             return Err(ConfigError {
@@ -148,6 +172,32 @@ impl Config {
             });
         }
         Ok(config)
+    }
+}
+
+fn token_secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TokenSecretSource>, ConfigError> {
+    match (
+        lookup("LIVECOUNT_TOKEN_SECRET_ARN"),
+        lookup("LIVECOUNT_TOKEN_SECRET"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(arn), None) if !arn.trim().is_empty() => Ok(Some(TokenSecretSource::SecretsManager(
+            arn.trim().to_owned(),
+        ))),
+        (None, Some(value)) => crate::token::TokenSecret::new(value)
+            .map(|s| Some(TokenSecretSource::Value(s)))
+            .ok_or(ConfigError {
+                variable: "LIVECOUNT_TOKEN_SECRET",
+                value: "(hidden)".to_owned(),
+                rule: "a token secret is at least 16 bytes",
+            }),
+        (Some(arn), _) => Err(ConfigError {
+            variable: "LIVECOUNT_TOKEN_SECRET_ARN",
+            value: arn,
+            rule: "set a secret ARN or, for local use, LIVECOUNT_TOKEN_SECRET; not both, not empty",
+        }),
     }
 }
 
@@ -220,10 +270,19 @@ mod tests {
             ("LIVECOUNT_SESSIONS_TABLE", "no spaces"),
             ("LIVECOUNT_COUNTERS_TABLE", "livecount-sessions"),
             ("LIVECOUNT_GRACE_SECONDS", "600"),
+            ("LIVECOUNT_TOKEN_SECRET", "short"),
+            ("LIVECOUNT_TOKEN_SECRET_ARN", " "),
         ] {
             let error = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(error.variable, variable);
-            assert!(error.to_string().contains(value), "{error}");
+            if variable != "LIVECOUNT_TOKEN_SECRET" {
+                assert!(error.to_string().contains(value), "{error}");
+            } else {
+                assert!(
+                    !error.to_string().contains(value),
+                    "a secret is never shown: {error}"
+                );
+            }
         }
     }
 }

@@ -16,6 +16,8 @@ pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_TEXT_CHARS: usize = 256;
 /// Latest `ts` accepted: 9999-12-31T23:59:59.999Z.
 const MAX_TS_MS: i64 = 253_402_300_799_999;
+/// Longest `token` read (a valid one is about 60 characters).
+pub const MAX_TOKEN_CHARS: usize = 512;
 /// Largest `seq` accepted: 2^53 - 1, the largest integer every JSON parser keeps exactly.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
@@ -78,6 +80,8 @@ pub struct PlayerEvent {
     /// The player's own counter, increased with every event of the session: when present it
     /// orders the session's events instead of `ts`.
     pub seq: Option<u64>,
+    /// The signed-session token (see [`crate::token`]), checked by ingest when configured.
+    pub token: Option<String>,
     pub position: Option<f64>,
     pub user_id: Option<String>,
     pub device: Option<String>,
@@ -160,6 +164,8 @@ pub enum InvalidEvent {
     BadTs { found: String },
     #[error("`seq` is {found}; expected a whole number from 0 to {MAX_SEQ}")]
     BadSeq { found: String },
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
 }
 
 /// A body's events, in order, each valid or with its reason.
@@ -208,6 +214,7 @@ struct RawEvent {
     kind: Option<Value>,
     ts: Option<Value>,
     seq: Option<Value>,
+    token: Option<Value>,
     position: Option<Value>,
     user_id: Option<Value>,
     device: Option<Value>,
@@ -243,6 +250,10 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
         kind,
         ts,
         seq,
+        token: match raw.token {
+            Some(Value::String(token)) if token.len() <= MAX_TOKEN_CHARS => Some(token),
+            _ => None,
+        },
         position: optional_position(raw.position),
         user_id: optional_text("userId", raw.user_id),
         device: optional_text("device", raw.device),
@@ -251,7 +262,12 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
 
 /// Checks a stream id against the rules of `streamId` (for readers that take one from a URL).
 pub fn check_stream_id(id: &str) -> Result<(), InvalidEvent> {
-    parse_id("streamId", Some(Value::String(id.to_owned()))).map(|_| ())
+    check_id("streamId", id)
+}
+
+/// Checks an id against the rules of `streamId` and `sessionId`, naming it `field`.
+pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidEvent> {
+    parse_id(field, Some(Value::String(id.to_owned()))).map(|_| ())
 }
 
 fn required(field: &'static str, value: Option<Value>) -> Result<Value, InvalidEvent> {

@@ -15,6 +15,7 @@
 //!   DynamoDB's expression limits;
 //! - [`store`]: the one DynamoDB adapter that sends them, and the reads;
 //! - [`read`]: a stream's live count from one `GetItem`;
+//! - [`token`]: signed sessions (HMAC-SHA256 tokens the customer's backend issues);
 //! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;
 //! - [`config`] and [`clock`]: environment configuration and an injectable clock.
 
@@ -30,6 +31,7 @@ pub mod model;
 pub mod read;
 pub mod requests;
 pub mod store;
+pub mod token;
 
 pub use clock::Clock;
 pub use config::{Config, ConfigError, Timing};

@@ -1,6 +1,6 @@
 //! # livecount-ingest
 //!
-//! The ingest Lambda (DESIGN §5 "Ingest"): an SQS batch of player events becomes conditional
+//! The ingest Lambda (see `docs/design.md`): an SQS batch of player events becomes conditional
 //! writes to the TTL'd sessions table. [`Ingest::process`] is the whole algorithm; [`handler`] is
 //! the Lambda entry point that `main.rs` wires to `lambda_runtime`, and the local runtime calls
 //! the same function with SQS-shaped batches.
@@ -13,15 +13,21 @@
 //!   and acknowledged.
 //! - Writes run concurrently (bounded); one that still fails after the SDK's retries reports
 //!   exactly the message its event came from.
+//! - When sessions must be signed, an event without a valid token for its stream and session is
+//!   refused with its reason (`TokensRejected`).
+//! - A message received longer than `W + G` ago (after an outage, or redriven from the DLQ) can
+//!   no longer count: it is acknowledged, logged and counted (`MessagesExpired`), never written.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::coalesce::newest_per_session;
+use livecount_core::config::TokenSecretSource;
 use livecount_core::event::parse_body;
 use livecount_core::expiry::session_shard;
 use livecount_core::model::{ItemKey, SessionState};
 use livecount_core::store::SessionWrite;
+use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, PlayerEvent, Store, error_chain};
 use std::collections::BTreeSet;
 
@@ -35,6 +41,36 @@ pub struct Ingest {
     pub store: Store,
     pub config: Config,
     pub clock: Clock,
+    /// The signed-session secret, when every event must carry a valid token.
+    pub tokens: Option<TokenSecret>,
+}
+
+/// Reads the signed-session secret the configuration names: from Secrets Manager (the
+/// deployed Lambda), or as given (`livecount dev`, tests).
+pub async fn resolve_token_secret(config: &Config) -> Result<Option<TokenSecret>, IngestError> {
+    let arn = match &config.token_secret {
+        None => return Ok(None),
+        Some(TokenSecretSource::Value(secret)) => return Ok(Some(secret.clone())),
+        Some(TokenSecretSource::SecretsManager(arn)) => arn,
+    };
+    let sdk = aws_config::load_from_env().await;
+    let output = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| IngestError::TokenSecret {
+            arn: arn.clone(),
+            reason: error_chain(&aws_sdk_secretsmanager::Error::from(e)),
+        })?;
+    output
+        .secret_string
+        .and_then(TokenSecret::new)
+        .map(Some)
+        .ok_or_else(|| IngestError::TokenSecret {
+            arn: arn.clone(),
+            reason: "the secret has no SecretString of at least 16 bytes".to_owned(),
+        })
 }
 
 /// A message refused as invalid, with one reason per rule it broke.
@@ -56,6 +92,10 @@ pub struct IngestReport {
     pub invalid: Vec<InvalidMessage>,
     /// Messages whose write failed after the SDK's retries (to be redelivered).
     pub failed: Vec<String>,
+    /// Messages received longer than `W + G` ago: acknowledged without a write.
+    pub expired: Vec<String>,
+    /// Events refused for a missing, malformed, wrong or expired token.
+    pub tokens_rejected: usize,
 }
 
 impl IngestReport {
@@ -82,6 +122,8 @@ impl IngestReport {
 pub enum IngestError {
     #[error("SQS message at position {position} has no messageId, so it cannot be reported")]
     MissingMessageId { position: usize },
+    #[error("cannot read the token secret {arn}: {reason}")]
+    TokenSecret { arn: String, reason: String },
 }
 
 impl From<IngestError> for lambda_runtime::Diagnostic {
@@ -104,11 +146,18 @@ pub async fn handler(
 }
 
 impl Ingest {
+    /// An ingest with the system clock; a token secret given as a value is used, one in
+    /// Secrets Manager needs [`resolve_token_secret`].
     pub fn new(store: Store, config: Config) -> Self {
+        let tokens = match &config.token_secret {
+            Some(TokenSecretSource::Value(secret)) => Some(secret.clone()),
+            _ => None,
+        };
         Self {
             store,
             config,
             clock: Clock::system(),
+            tokens,
         }
     }
 
@@ -124,11 +173,24 @@ impl Ingest {
                 .clone()
                 .ok_or(IngestError::MissingMessageId { position })?;
             let recv_ms = self.receive_time(message);
+            ids.push(id.clone());
+            if self.clock.now_ms() - recv_ms > self.can_count_ms() {
+                tracing::warn!(message_id = %id, sent_ms = recv_ms, "message too old to count; dropped");
+                report.expired.push(id);
+                continue;
+            }
             let mut reasons = Vec::new();
             match parse_body(message.body.as_deref().unwrap_or_default()) {
                 Err(error) => reasons.push(error_chain(&error)),
                 Ok(body) => {
                     for (index, event) in body.events.into_iter().enumerate() {
+                        let event = event.and_then(|e| match self.check_token(&e, recv_ms) {
+                            Ok(()) => Ok(e),
+                            Err(reason) => {
+                                report.tokens_rejected += 1;
+                                Err(reason)
+                            }
+                        });
                         match event {
                             Ok(event) => {
                                 accepted.push((event.received_at(recv_ms), (position, recv_ms)));
@@ -144,11 +206,10 @@ impl Ingest {
             if !reasons.is_empty() {
                 tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
                 report.invalid.push(InvalidMessage {
-                    message_id: id.clone(),
+                    message_id: id,
                     reasons,
                 });
             }
-            ids.push(id);
         }
         report.events = accepted.len();
         let winners = newest_per_session(accepted);
@@ -180,6 +241,8 @@ impl Ingest {
             stale = report.stale,
             invalid = report.invalid.len(),
             failed = report.failed.len(),
+            expired = report.expired.len(),
+            tokens_rejected = report.tokens_rejected,
             "ingest batch"
         );
         livecount_core::metrics::emit(
@@ -189,9 +252,35 @@ impl Ingest {
                 ("EventsStale", report.stale as u64),
                 ("MessagesInvalid", report.invalid.len() as u64),
                 ("MessagesFailed", report.failed.len() as u64),
+                ("MessagesExpired", report.expired.len() as u64),
+                ("TokensRejected", report.tokens_rejected as u64),
             ],
         );
         Ok(report)
+    }
+
+    /// How long after its receive time a message can still count: `W + G`.
+    fn can_count_ms(&self) -> i64 {
+        1000 * (self.config.timing.window_seconds + self.config.timing.grace_seconds)
+    }
+
+    /// The event's token, when sessions must be signed.
+    fn check_token(
+        &self,
+        event: &PlayerEvent,
+        recv_ms: i64,
+    ) -> Result<(), livecount_core::event::InvalidEvent> {
+        let Some(secret) = &self.tokens else {
+            return Ok(());
+        };
+        secret
+            .verify(
+                event.token.as_deref(),
+                &event.stream_id,
+                &event.session_id,
+                recv_ms.div_euclid(1000),
+            )
+            .map_err(livecount_core::event::InvalidEvent::Token)
     }
 
     /// `SentTimestamp` (the queue's clock), or this function's clock when it is missing.

@@ -1,13 +1,17 @@
 //! The `ingest` Lambda binary: wires [`livecount_ingest::handler`] to the Lambda runtime.
 
 use lambda_runtime::{Error, run, service_fn, tracing};
-use livecount_ingest::{Ingest, handler};
+use livecount_ingest::{Ingest, handler, resolve_token_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = livecount_core::Config::from_env()?;
     let store = livecount_core::Store::new(livecount_core::dynamodb_client().await, &config);
-    let ingest = Ingest::new(store, config);
+    let tokens = resolve_token_secret(&config).await?;
+    let ingest = Ingest {
+        tokens,
+        ..Ingest::new(store, config)
+    };
     run(service_fn(|event| handler(&ingest, event))).await
 }

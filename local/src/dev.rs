@@ -42,6 +42,8 @@ pub struct DevOptions {
     pub poller: PollerConfig,
     /// How often to print the status line (`None`: never).
     pub status_every: Option<Duration>,
+    /// Origins allowed to `POST /events` from a browser (`*` for any).
+    pub cors_origins: Vec<String>,
 }
 
 /// Why `livecount dev` could not start.
@@ -158,6 +160,7 @@ async fn serve(
             store: store.clone(),
             clock: clock.clone(),
             events: Some(Arc::new(queue.clone())),
+            cors_origins: options.cors_origins.clone(),
         };
         let app = livecount_api::router(state);
         if let Err(e) = axum::serve(listener, app)

@@ -14,5 +14,6 @@ pub fn state(store: Store) -> ApiState {
         store,
         clock: Clock::system(),
         events: None,
+        cors_origins: Vec::new(),
     }
 }

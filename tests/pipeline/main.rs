@@ -7,6 +7,7 @@ mod bad_input;
 mod chaos;
 mod device_clocks;
 mod five_players;
+mod ingest_rules;
 mod stream_retries;
 mod ttl;
 mod unordered_sqs;

@@ -142,9 +142,8 @@ impl Pipeline {
         let stream_arn = store.sessions_stream_arn().await.expect("stream ARN");
         let clock = Clock::manual(wall_clock_second_ms());
         let ingest = Ingest {
-            store: store.clone(),
-            config: config.clone(),
             clock: clock.clone(),
+            ..Ingest::new(store.clone(), config.clone())
         };
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
         let poller_config = PollerConfig {

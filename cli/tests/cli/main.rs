@@ -5,4 +5,5 @@
 mod dashboard;
 mod errors;
 mod harness;
+mod player;
 mod send_and_count;

@@ -1,0 +1,38 @@
+/** Options of {@link track}. */
+export interface TrackOptions {
+  /** The ingest URL: the deployed `…/events`, or `http://localhost:8080/events` with `livecount dev`. */
+  endpoint: string;
+  /** The live stream watched: 1-128 characters of `A-Z a-z 0-9 . _ : -`. */
+  streamId: string;
+  /** A signed-session token from your backend, when the deployment requires one. */
+  token?: string;
+  /** This playback's id; a fresh `crypto.randomUUID()` by default. */
+  sessionId?: string;
+  /** Milliseconds between heartbeats while playing (default 5000, at least 1000). */
+  intervalMs?: number;
+  /** First and longest wait before retrying a failed send (defaults 1000 and 30000 ms). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** Replacements for the browser's, for tests. */
+  fetch?: typeof fetch;
+  sendBeacon?: (url: string, data: Blob) => boolean;
+  setTimeout?: (callback: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: unknown) => void;
+  now?: () => number;
+  random?: () => number;
+  randomUUID?: () => string;
+  window?: EventTarget;
+  document?: EventTarget & { visibilityState?: string };
+}
+
+/** A media element being reported. */
+export interface Tracker {
+  readonly sessionId: string;
+  /** The `seq` the next event will carry. */
+  readonly seq: number;
+  /** Stops listening; reports `stop` if the viewer was watching. */
+  detach(): void;
+}
+
+/** Starts reporting `media`'s playback to livecount. */
+export function track(media: HTMLMediaElement, options: TrackOptions): Tracker;
