@@ -46,6 +46,11 @@ module "settings" {
   read_timeout_seconds                  = var.read_timeout_seconds
   public_read                           = var.public_read
   allowed_origins                       = var.allowed_origins
+  ingest_endpoint                       = var.ingest_endpoint
+  ingest_cors_origins                   = var.ingest_cors_origins
+  ingest_throttle_rate                  = var.ingest_throttle_rate
+  ingest_throttle_burst                 = var.ingest_throttle_burst
+  token_secret_arn                      = var.token_secret_arn
   memory_size                           = var.memory_size
   reserved_concurrency                  = var.reserved_concurrency
   log_retention_days                    = var.log_retention_days
@@ -242,7 +247,7 @@ resource "aws_lambda_function" "function" {
   reserved_concurrent_executions = lookup(local.s.reserved_concurrency, each.key, -1)
 
   environment {
-    variables = module.settings.environment
+    variables = each.key == "ingest" ? module.settings.ingest_environment : module.settings.environment
   }
 
   logging_config {
@@ -329,4 +334,99 @@ resource "aws_lambda_permission" "public_url_invoke" {
   function_name            = aws_lambda_function.function["read"].function_name
   principal                = "*"
   invoked_via_function_url = true
+}
+
+# ---- Ingest endpoint (players) --------------------------------------------------------------------
+# POST /events sends the request body to the events queue: no Lambda in the path.
+
+locals {
+  ingest_api = module.settings.ingest_api
+}
+
+resource "aws_apigatewayv2_api" "ingest" {
+  #checkov:skip=CKV_AWS_309:POST /events is the public ingest endpoint players (browsers, TVs) post to without AWS credentials; it can only send a message to the events queue, is throttled per stage, and sessions can be signed (token_secret_arn).
+  count         = local.ingest_api == null ? 0 : 1
+  name          = "${local.s.name_prefix}-ingest"
+  description   = "livecount: players POST their events to /events; the body goes to the events queue"
+  protocol_type = "HTTP"
+
+  cors_configuration {
+    allow_origins = local.ingest_api.cors.allow_origins
+    allow_methods = local.ingest_api.cors.allow_methods
+    allow_headers = local.ingest_api.cors.allow_headers
+    max_age       = local.ingest_api.cors.max_age
+  }
+
+  tags = var.tags
+}
+
+resource "aws_iam_role" "ingest_api" {
+  count       = local.ingest_api == null ? 0 : 1
+  name        = "${local.s.name_prefix}-ingest-api"
+  description = "livecount ingest endpoint: send events to the queue"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "apigateway.amazonaws.com" }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "ingest_api" {
+  count  = local.ingest_api == null ? 0 : 1
+  name   = "livecount"
+  role   = aws_iam_role.ingest_api[0].id
+  policy = local.ingest_api.policy
+}
+
+resource "aws_apigatewayv2_integration" "ingest" {
+  count                  = local.ingest_api == null ? 0 : 1
+  api_id                 = aws_apigatewayv2_api.ingest[0].id
+  integration_type       = local.ingest_api.integration.integration_type
+  integration_subtype    = local.ingest_api.integration.integration_subtype
+  credentials_arn        = aws_iam_role.ingest_api[0].arn
+  payload_format_version = local.ingest_api.integration.payload_format_version
+  request_parameters = {
+    QueueUrl    = aws_sqs_queue.events.url
+    MessageBody = local.ingest_api.integration.message_body
+  }
+}
+
+resource "aws_apigatewayv2_route" "ingest" {
+  #checkov:skip=CKV_AWS_309:The players' public ingest endpoint (see aws_apigatewayv2_api.ingest).
+  count     = local.ingest_api == null ? 0 : 1
+  api_id    = aws_apigatewayv2_api.ingest[0].id
+  route_key = local.ingest_api.route_key
+  target    = "integrations/${aws_apigatewayv2_integration.ingest[0].id}"
+}
+
+resource "aws_cloudwatch_log_group" "ingest_api" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts log data at rest with AWS managed keys; a customer managed KMS key adds cost and key policy management for operational logs.
+  #checkov:skip=CKV_AWS_338:Operational access logs, retained log_retention_days (default 14); shorter retention is deliberate.
+  count             = local.ingest_api == null ? 0 : 1
+  name              = "/aws/apigateway/${local.s.name_prefix}-ingest"
+  retention_in_days = local.s.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_apigatewayv2_stage" "ingest" {
+  count       = local.ingest_api == null ? 0 : 1
+  api_id      = aws_apigatewayv2_api.ingest[0].id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_rate_limit  = local.ingest_api.throttle.rate_limit
+    throttling_burst_limit = local.ingest_api.throttle.burst_limit
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.ingest_api[0].arn
+    format          = local.ingest_api.access_log_format
+  }
+
+  tags = var.tags
 }

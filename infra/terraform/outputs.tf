@@ -1,3 +1,8 @@
+output "ingest_url" {
+  description = "Players POST their events here (application/json or text/plain); null when ingest_endpoint is false."
+  value       = length(aws_apigatewayv2_api.ingest) == 0 ? null : "${aws_apigatewayv2_api.ingest[0].api_endpoint}/events"
+}
+
 output "events_queue_url" {
   description = "Players send their events here (sqs:SendMessage)."
   value       = aws_sqs_queue.events.url

@@ -174,6 +174,36 @@ variable "allowed_origins" {
   default     = null
 }
 
+variable "ingest_endpoint" {
+  description = "An HTTP API whose POST /events sends the request body to the events queue. Default true."
+  type        = bool
+  default     = true
+}
+
+variable "ingest_cors_origins" {
+  description = "Origins CORS lets post events. Default [\"*\"]."
+  type        = list(string)
+  default     = ["*"]
+}
+
+variable "ingest_throttle_rate" {
+  description = "Steady requests per second the ingest endpoint takes (1-100000). Default 10000."
+  type        = number
+  default     = 10000
+}
+
+variable "ingest_throttle_burst" {
+  description = "Burst of requests the ingest endpoint takes (1-100000). Default 5000."
+  type        = number
+  default     = 5000
+}
+
+variable "token_secret_arn" {
+  description = "A Secrets Manager secret whose SecretString signs sessions; when set, every event needs a valid token. Default none."
+  type        = string
+  default     = null
+}
+
 variable "memory_size" {
   description = "Memory of each function in MB (128-10240). Default 256."
   type        = number

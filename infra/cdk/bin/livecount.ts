@@ -23,4 +23,7 @@ const outputs: [string, string, string][] = [
   ['CountersTableName', livecount.counters.tableName, 'Dashboards GetItem {PK: streamId, SK: "live"} here'],
   ['DashboardName', livecount.dashboard.dashboardName, 'The CloudWatch dashboard'],
 ];
+if (livecount.ingestUrl) {
+  outputs.unshift(['IngestUrl', livecount.ingestUrl, 'Players POST their events here (application/json or text/plain)']);
+}
 for (const [id, value, description] of outputs) new CfnOutput(stack, id, { value, description });

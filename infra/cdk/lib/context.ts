@@ -27,6 +27,8 @@ export const CONTEXT_KEYS = {
   iteratorAgeAlarmSeconds: '', invalidMessagesThreshold: '', alarmTopicArn: 'SNS topic for every alarm',
   dashboardName: '',
   ingestReservedConcurrency: '', aggregateReservedConcurrency: '', readReservedConcurrency: '',
+  ingestEndpoint: 'false: no HTTP endpoint for players', ingestCorsOrigins: 'comma-separated CORS origins of POST /events',
+  ingestThrottleRate: 'requests/s', ingestThrottleBurst: 'requests', tokenSecretArn: 'Secrets Manager secret signing sessions',
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -70,6 +72,7 @@ export function propsFromContext(scope: Construct, get: (key: string) => unknown
   }
   const topicArn = str('alarmTopicArn');
   const origins = str('allowedOrigins');
+  const list = (v: string | undefined) => (v ? v.split(',').map((o) => o.trim()).filter((o) => o !== '') : undefined);
   const reserved: Partial<Record<FunctionName, number>> = {};
   for (const name of FUNCTION_NAMES) {
     const v = num(`${name}ReservedConcurrency` as ContextKey);
@@ -103,7 +106,12 @@ export function propsFromContext(scope: Construct, get: (key: string) => unknown
     aggregateTimeout: seconds('aggregateTimeoutSeconds'),
     readTimeout: seconds('readTimeoutSeconds'),
     publicRead: bool('publicRead'),
-    allowedOrigins: origins ? origins.split(',').map((o) => o.trim()).filter((o) => o !== '') : undefined,
+    allowedOrigins: list(origins),
+    ingestEndpoint: bool('ingestEndpoint'),
+    ingestCorsOrigins: list(str('ingestCorsOrigins')),
+    ingestThrottleRate: num('ingestThrottleRate'),
+    ingestThrottleBurst: num('ingestThrottleBurst'),
+    tokenSecretArn: str('tokenSecretArn'),
     memorySize: num('memorySize'),
     reservedConcurrency: Object.keys(reserved).length > 0 ? reserved : undefined,
     logRetention: retentionDays as logs.RetentionDays | undefined,

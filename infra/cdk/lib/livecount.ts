@@ -1,8 +1,10 @@
 // The livecount construct: players -> SQS -> ingest -> sessions table -> stream -> aggregate ->
-// counters table <- read (Function URL). See DESIGN.md for the algorithm; this file only wires AWS.
+// counters table <- read (Function URL). See docs/design.md for the algorithm; this file only wires
+// AWS. Players reach the queue through an HTTP API whose POST /events sends the body to SQS.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfnResource, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -77,6 +79,25 @@ export interface LivecountProps {
   readonly ingestMaxConcurrency?: number;
   /** @default 30 seconds; the queue's visibility timeout is 6x this plus the batching window */
   readonly ingestTimeout?: Duration;
+
+  // ---- Ingest endpoint (players) ----------------------------------------------------------------
+  /**
+   * An HTTP API with `POST /events` that sends the request body to the events queue (no Lambda
+   * in the path): what browsers, TVs and phones post to. @default true
+   */
+  readonly ingestEndpoint?: boolean;
+  /** Origins CORS lets post events (`['*']` for any). @default ['*'] */
+  readonly ingestCorsOrigins?: string[];
+  /** Steady requests per second the endpoint's stage takes (1-100000). @default 10000 */
+  readonly ingestThrottleRate?: number;
+  /** Burst of requests the stage takes (1-100000). @default 5000 */
+  readonly ingestThrottleBurst?: number;
+  /**
+   * A Secrets Manager secret (ARN) whose SecretString signs sessions: when set, every event must
+   * carry a valid `token` (`LIVECOUNT_TOKEN_SECRET_ARN`; ingest reads it at start).
+   * @default none: sessions are not signed
+   */
+  readonly tokenSecretArn?: string;
 
   // ---- Aggregate (sessions stream) ------------------------------------------------------------
   /** Stream records per aggregate invocation (1-10000). @default 100 */
@@ -201,6 +222,14 @@ const QUEUE_CHECKOV_SKIPS: readonly CheckovSkip[] = [
   },
 ];
 
+const INGEST_API_CHECKOV_SKIPS: readonly CheckovSkip[] = [
+  {
+    id: 'CKV_AWS_309',
+    comment:
+      'POST /events is the public ingest endpoint players (browsers, TVs) post to without AWS credentials; it can only send a message to the events queue, is throttled per stage, and sessions can be signed (tokenSecretArn).',
+  },
+];
+
 const PUBLIC_URL_SKIP: CheckovSkip = {
   id: 'CKV_AWS_258',
   comment:
@@ -268,6 +297,10 @@ export class Livecount extends Construct {
   /** Where the sessions stream mapping reports batches it gave up on. */
   public readonly aggregateFailures: sqs.Queue;
   public readonly ingestFunction: lambda.Function;
+  /** The players' endpoint, when `ingestEndpoint` is on. */
+  public readonly ingestApi?: apigwv2.CfnApi;
+  /** `https://…/events`, when `ingestEndpoint` is on. */
+  public readonly ingestUrl?: string;
   public readonly aggregateFunction: lambda.Function;
   public readonly readFunction: lambda.Function;
   public readonly readUrl: lambda.FunctionUrl;
@@ -332,6 +365,10 @@ export class Livecount extends Construct {
     checkRange('iteratorAgeAlarmSeconds', iteratorAgeAlarmSeconds, 1, 604_800);
     const invalidThreshold = props.invalidMessagesThreshold ?? 0;
     checkRange('invalidMessagesThreshold', invalidThreshold, 0, 1_000_000_000);
+    const throttleRate = props.ingestThrottleRate ?? 10_000;
+    checkRange('ingestThrottleRate', throttleRate, 1, 100_000);
+    const throttleBurst = props.ingestThrottleBurst ?? 5_000;
+    checkRange('ingestThrottleBurst', throttleBurst, 1, 100_000);
     if (props.publicRead && !(props.allowedOrigins && props.allowedOrigins.length > 0)) {
       throw new Error(
         'livecount: publicRead needs allowedOrigins (the dashboard origins CORS lets GET the counts; ["*"] allows any)',
@@ -348,6 +385,11 @@ export class Livecount extends Construct {
       LIVECOUNT_MAX_CONCURRENT_WRITES: String(config.maxConcurrentWrites),
       RUST_LOG: props.logLevel ?? 'info',
     };
+    // Only the secret's ARN: ingest reads the secret itself at start, so it is never in the
+    // template or the function's configuration.
+    const ingestEnvironment: Record<string, string> = props.tokenSecretArn
+      ? { ...this.environment, LIVECOUNT_TOKEN_SECRET_ARN: props.tokenSecretArn }
+      : this.environment;
 
     // ---- Tables ---------------------------------------------------------------------------
     const pitr = props.pointInTimeRecovery ?? true;
@@ -440,6 +482,15 @@ export class Livecount extends Construct {
           actions: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
           resources: [this.queue.queueArn],
         }),
+        ...(props.tokenSecretArn
+          ? [
+              new iam.PolicyStatement({
+                sid: 'ReadTokenSecret',
+                actions: ['secretsmanager:GetSecretValue'],
+                resources: [props.tokenSecretArn],
+              }),
+            ]
+          : []),
       ],
       aggregate: [
         logStatement('aggregate'),
@@ -509,7 +560,7 @@ export class Livecount extends Construct {
         timeout: timeouts[name],
         role: roles[name],
         logGroup: logGroups[name],
-        environment: this.environment,
+        environment: name === 'ingest' ? ingestEnvironment : this.environment,
         reservedConcurrentExecutions: reserved,
       });
       addCheckovSkips(functions[name], FUNCTION_CHECKOV_SKIPS);
@@ -547,6 +598,72 @@ export class Livecount extends Construct {
       // Not SqsDlq: its bind() grants sqs:GetQueueAttributes and sqs:GetQueueUrl as well.
       onFailure: { bind: () => ({ destination: failures.queueArn }) },
     });
+
+    // ---- Ingest endpoint ----------------------------------------------------------------------
+    if (props.ingestEndpoint ?? true) {
+      const api = new apigwv2.CfnApi(this, 'IngestApi', {
+        name: `${stack.stackName}-ingest`,
+        description: 'livecount: players POST their events to /events; the body goes to the events queue',
+        protocolType: 'HTTP',
+        corsConfiguration: {
+          allowOrigins: props.ingestCorsOrigins ?? ['*'],
+          allowMethods: ['POST'],
+          allowHeaders: ['content-type'],
+          maxAge: 600,
+        },
+      });
+      const role = new iam.Role(this, 'IngestApiRole', {
+        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
+        description: `livecount ingest endpoint: send events to the queue (${stack.stackName})`,
+        inlinePolicies: {
+          livecount: new iam.PolicyDocument({
+            statements: [
+              new iam.PolicyStatement({
+                sid: 'SendEvents',
+                actions: ['sqs:SendMessage'],
+                resources: [this.queue.queueArn],
+              }),
+            ],
+          }),
+        },
+      });
+      const integration = new apigwv2.CfnIntegration(this, 'IngestToQueue', {
+        apiId: api.ref,
+        integrationType: 'AWS_PROXY',
+        integrationSubtype: 'SQS-SendMessage',
+        credentialsArn: role.roleArn,
+        payloadFormatVersion: '1.0',
+        requestParameters: { QueueUrl: this.queue.queueUrl, MessageBody: '$request.body' },
+      });
+      new apigwv2.CfnRoute(this, 'IngestRoute', {
+        apiId: api.ref,
+        routeKey: 'POST /events',
+        target: `integrations/${integration.ref}`,
+      });
+      const accessLogs = new logs.LogGroup(this, 'IngestApiLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+      addCheckovSkips(accessLogs, LOG_GROUP_CHECKOV_SKIPS);
+      new apigwv2.CfnStage(this, 'IngestStage', {
+        apiId: api.ref,
+        stageName: '$default',
+        autoDeploy: true,
+        defaultRouteSettings: { throttlingRateLimit: throttleRate, throttlingBurstLimit: throttleBurst },
+        accessLogSettings: {
+          destinationArn: accessLogs.logGroupArn,
+          format: JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            requestTime: '$context.requestTime',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        },
+      });
+      addCheckovSkips(api, INGEST_API_CHECKOV_SKIPS);
+      this.ingestApi = api;
+      this.ingestUrl = `${api.attrApiEndpoint}/events`;
+    }
 
     // ---- Read API ---------------------------------------------------------------------------
     const origins = props.allowedOrigins ?? [];

@@ -372,6 +372,98 @@ describe('event source mappings', () => {
   });
 });
 
+describe('ingest endpoint (API Gateway HTTP API to SQS)', () => {
+  const { construct: c } = DEFAULT;
+  const only = (s: Synth, type: string) => {
+    const found = resourcesOfType(s, type);
+    assert.equal(found.length, 1, type);
+    return found[0];
+  };
+
+  it('POST /events sends the request body to the events queue, no Lambda in the path', () => {
+    const [apiId, api] = only(DEFAULT, 'AWS::ApiGatewayV2::Api');
+    assert.equal(api.Properties.ProtocolType, 'HTTP');
+    const [integrationId, integration] = only(DEFAULT, 'AWS::ApiGatewayV2::Integration');
+    assert.deepEqual(integration.Properties, {
+      ApiId: ref(apiId),
+      IntegrationType: 'AWS_PROXY',
+      IntegrationSubtype: 'SQS-SendMessage',
+      CredentialsArn: getAtt(DEFAULT.id(c.node.findChild('IngestApiRole') as iam.Role), 'Arn'),
+      PayloadFormatVersion: '1.0',
+      RequestParameters: { QueueUrl: ref(DEFAULT.id(c.queue)), MessageBody: '$request.body' },
+    });
+    const [, route] = only(DEFAULT, 'AWS::ApiGatewayV2::Route');
+    assert.deepEqual(route.Properties, {
+      ApiId: ref(apiId),
+      RouteKey: 'POST /events',
+      Target: { 'Fn::Join': ['', ['integrations/', ref(integrationId)]] },
+    });
+    assert.ok(c.ingestUrl);
+  });
+
+  it("the integration's role may only sqs:SendMessage on the events queue", () => {
+    const role = resource(DEFAULT, DEFAULT.id(c.node.findChild('IngestApiRole') as iam.Role)).Properties;
+    assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' } },
+    ]);
+    assert.equal(role.ManagedPolicyArns, undefined);
+    assert.deepEqual(role.Policies.map((p: any) => p.PolicyDocument.Statement), [
+      [{ Sid: 'SendEvents', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt(DEFAULT.id(c.queue), 'Arn') }],
+    ]);
+  });
+
+  it('CORS for any origin, the $default stage throttled (10000/s, burst 5000) with JSON access logs', () => {
+    const [, api] = only(DEFAULT, 'AWS::ApiGatewayV2::Api');
+    assert.deepEqual(api.Properties.CorsConfiguration, {
+      AllowOrigins: ['*'],
+      AllowMethods: ['POST'],
+      AllowHeaders: ['content-type'],
+      MaxAge: 600,
+    });
+    const [, stage] = only(DEFAULT, 'AWS::ApiGatewayV2::Stage');
+    assert.equal(stage.Properties.StageName, '$default');
+    assert.equal(stage.Properties.AutoDeploy, true);
+    assert.deepEqual(stage.Properties.DefaultRouteSettings, { ThrottlingRateLimit: 10000, ThrottlingBurstLimit: 5000 });
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
+    assert.equal(format.status, '$context.status');
+    assert.equal(format.integrationError, '$context.integrationErrorMessage');
+    const logGroup = stage.Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][0];
+    assert.equal(resource(DEFAULT, logGroup).Type, 'AWS::Logs::LogGroup');
+  });
+
+  it('origins and throttling are props; the endpoint can be turned off', () => {
+    const s = synth({ ingestCorsOrigins: ['https://player.example'], ingestThrottleRate: 200, ingestThrottleBurst: 50 });
+    const [, api] = only(s, 'AWS::ApiGatewayV2::Api');
+    assert.deepEqual(api.Properties.CorsConfiguration.AllowOrigins, ['https://player.example']);
+    const [, stage] = only(s, 'AWS::ApiGatewayV2::Stage');
+    assert.deepEqual(stage.Properties.DefaultRouteSettings, { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 50 });
+    const off = synth({ ingestEndpoint: false });
+    for (const type of ['AWS::ApiGatewayV2::Api', 'AWS::ApiGatewayV2::Integration', 'AWS::ApiGatewayV2::Stage']) {
+      off.template.resourceCountIs(type, 0);
+    }
+    assert.equal(off.construct.ingestUrl, undefined);
+    assert.throws(() => synth({ ingestThrottleRate: 0 }), /ingestThrottleRate/);
+  });
+
+  it('signed sessions: ingest gets the secret ARN (never the secret) and may read only that secret', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf';
+    const s = synth({ tokenSecretArn: arn });
+    const env = (name: 'ingest' | 'aggregate') =>
+      resource(s, s.id(name === 'ingest' ? s.construct.ingestFunction : s.construct.aggregateFunction)).Properties
+        .Environment.Variables;
+    assert.equal(env('ingest').LIVECOUNT_TOKEN_SECRET_ARN, arn);
+    assert.equal(env('ingest').LIVECOUNT_TOKEN_SECRET, undefined);
+    assert.equal(env('aggregate').LIVECOUNT_TOKEN_SECRET_ARN, undefined);
+    const statements = resource(s, s.id(s.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
+    assert.deepEqual(statements.at(-1), {
+      Sid: 'ReadTokenSecret',
+      Effect: 'Allow',
+      Action: 'secretsmanager:GetSecretValue',
+      Resource: arn,
+    });
+  });
+});
+
 describe('read API (Function URL)', () => {
   it('defaults to AWS_IAM auth, no CORS, no public invoke permission', () => {
     const { construct: c } = DEFAULT;
@@ -522,8 +614,8 @@ describe('IAM', () => {
     ]);
   });
 
-  it('one role per function and nothing else grants permissions', () => {
-    DEFAULT.template.resourceCountIs('AWS::IAM::Role', 3);
+  it('one role per function, one for the ingest endpoint, and nothing else grants permissions', () => {
+    DEFAULT.template.resourceCountIs('AWS::IAM::Role', 4);
     DEFAULT.template.resourceCountIs('AWS::IAM::Policy', 0);
   });
 
@@ -571,8 +663,8 @@ describe('IAM', () => {
 });
 
 describe('logs', () => {
-  it('one log group per function, 14 days by default', () => {
-    DEFAULT.template.resourceCountIs('AWS::Logs::LogGroup', 3);
+  it('one log group per function and one for the ingest endpoint, 14 days by default', () => {
+    DEFAULT.template.resourceCountIs('AWS::Logs::LogGroup', 4);
     for (const name of FUNCTION_NAMES) {
       assert.equal(resource(DEFAULT, DEFAULT.id(DEFAULT.construct.logGroups[name])).Properties.RetentionInDays, 14);
     }
@@ -864,9 +956,12 @@ describe('app', () => {
       'DeadLetterQueueUrl',
       'EventsQueueArn',
       'EventsQueueUrl',
+      'IngestUrl',
       'ReadUrl',
       'SessionsTableName',
     ]);
+    const [apiId] = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Type === 'AWS::ApiGatewayV2::Api')!;
+    assert.deepEqual(template.Outputs.IngestUrl.Value, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [apiId, 'ApiEndpoint'] }, '/events']] });
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     assert.equal(manifest.artifacts.LivecountTest.environment, 'aws://unknown-account/unknown-region');
   });

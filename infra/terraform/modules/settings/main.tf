@@ -21,6 +21,11 @@ locals {
     RUST_LOG                        = var.log_level
   }
 
+  # Only the secret's ARN: ingest reads the secret itself at start.
+  ingest_environment = merge(local.environment, var.token_secret_arn == null ? {} : {
+    LIVECOUNT_TOKEN_SECRET_ARN = var.token_secret_arn
+  })
+
   # AWS: "set the source queue's visibility timeout to at least six times the function timeout";
   # the batching window is added so a batch gathered for that long is still covered.
   queue_visibility_timeout_seconds = 6 * var.ingest_timeout_seconds + var.ingest_max_batching_window_seconds
@@ -37,7 +42,7 @@ locals {
   } }
 
   policy_statements = {
-    ingest = [
+    ingest = concat([
       local.log_statement["ingest"],
       {
         Sid      = "WriteSessions"
@@ -51,7 +56,14 @@ locals {
         Action   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
         Resource = local.r.events_queue_arn
       },
-    ]
+      ], var.token_secret_arn == null ? [] : [
+      {
+        Sid      = "ReadTokenSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = var.token_secret_arn
+      },
+    ])
     aggregate = [
       local.log_statement["aggregate"],
       {

@@ -3,6 +3,50 @@ output "environment" {
   value       = local.environment
 }
 
+output "ingest_environment" {
+  description = "The ingest function's environment: the common one, plus LIVECOUNT_TOKEN_SECRET_ARN when sessions are signed."
+  value       = local.ingest_environment
+}
+
+output "ingest_api" {
+  description = "The players' endpoint (null when ingest_endpoint is false): POST /events -> SQS SendMessage with the body as it is."
+  value = !var.ingest_endpoint ? null : {
+    route_key = "POST /events"
+    integration = {
+      integration_type       = "AWS_PROXY"
+      integration_subtype    = "SQS-SendMessage"
+      payload_format_version = "1.0"
+      # The request parameters are QueueUrl (the events queue) and MessageBody: the body as it is.
+      message_body = "$request.body"
+    }
+    cors = {
+      allow_origins = var.ingest_cors_origins
+      allow_methods = ["POST"]
+      allow_headers = ["content-type"]
+      max_age       = 600
+    }
+    throttle = { rate_limit = var.ingest_throttle_rate, burst_limit = var.ingest_throttle_burst }
+    policy = jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Sid      = "SendEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = local.r.events_queue_arn
+      }]
+    })
+    access_log_format = jsonencode({
+      requestId        = "$context.requestId"
+      ip               = "$context.identity.sourceIp"
+      requestTime      = "$context.requestTime"
+      routeKey         = "$context.routeKey"
+      status           = "$context.status"
+      responseLength   = "$context.responseLength"
+      integrationError = "$context.integrationErrorMessage"
+    })
+  }
+}
+
 output "queue_visibility_timeout_seconds" {
   description = "The events queue's visibility timeout: 6x the ingest timeout plus the batching window."
   value       = local.queue_visibility_timeout_seconds

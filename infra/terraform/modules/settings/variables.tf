@@ -278,6 +278,54 @@ variable "allowed_origins" {
   nullable    = false
 }
 
+# ---- Ingest endpoint (players) ---------------------------------------------------------------------
+
+variable "ingest_endpoint" {
+  description = "An HTTP API whose POST /events sends the request body to the events queue (no Lambda in the path)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "ingest_cors_origins" {
+  description = "Origins CORS lets post events ([\"*\"] for any)."
+  type        = list(string)
+  default     = ["*"]
+  nullable    = false
+}
+
+variable "ingest_throttle_rate" {
+  description = "Steady requests per second the ingest endpoint's stage takes (1-100000)."
+  type        = number
+  default     = 10000
+  nullable    = false
+  validation {
+    condition     = var.ingest_throttle_rate >= 1 && var.ingest_throttle_rate <= 100000
+    error_message = "ingest_throttle_rate must be from 1 to 100000."
+  }
+}
+
+variable "ingest_throttle_burst" {
+  description = "Burst of requests the ingest endpoint's stage takes (1-100000)."
+  type        = number
+  default     = 5000
+  nullable    = false
+  validation {
+    condition     = var.ingest_throttle_burst == floor(var.ingest_throttle_burst) && var.ingest_throttle_burst >= 1 && var.ingest_throttle_burst <= 100000
+    error_message = "ingest_throttle_burst must be a whole number from 1 to 100000."
+  }
+}
+
+variable "token_secret_arn" {
+  description = "A Secrets Manager secret whose SecretString signs sessions (LIVECOUNT_TOKEN_SECRET_ARN); when set every event must carry a valid token. Only the ARN reaches the function."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.token_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.token_secret_arn))
+    error_message = "token_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
 variable "read_timeout_seconds" {
   description = "The read function's timeout."
   type        = number

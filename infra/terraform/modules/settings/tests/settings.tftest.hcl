@@ -535,3 +535,104 @@ run "the_edges_of_every_range_are_accepted" {
     error_message = "edge values must be accepted"
   }
 }
+
+run "the_ingest_endpoint_sends_the_body_to_the_events_queue" {
+  command = plan
+
+  assert {
+    condition = (
+      output.ingest_api.route_key == "POST /events" &&
+      output.ingest_api.integration.integration_type == "AWS_PROXY" &&
+      output.ingest_api.integration.integration_subtype == "SQS-SendMessage" &&
+      output.ingest_api.integration.payload_format_version == "1.0" &&
+      output.ingest_api.integration.message_body == "$request.body"
+    )
+    error_message = "integration: ${jsonencode(output.ingest_api.integration)}"
+  }
+
+  assert {
+    condition = jsondecode(output.ingest_api.policy) == {
+      Version = "2012-10-17"
+      Statement = [{
+        Sid      = "SendEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+      }]
+    }
+    error_message = "the integration's role may only send to the events queue: ${output.ingest_api.policy}"
+  }
+
+  assert {
+    condition = (
+      output.ingest_api.cors.allow_origins == tolist(["*"]) &&
+      tolist(output.ingest_api.cors.allow_methods) == tolist(["POST"]) &&
+      output.ingest_api.throttle.rate_limit == 10000 &&
+      output.ingest_api.throttle.burst_limit == 5000 &&
+      jsondecode(output.ingest_api.access_log_format).status == "$context.status"
+    )
+    error_message = "cors, throttling, access logs: ${jsonencode(output.ingest_api)}"
+  }
+
+  assert {
+    condition     = !contains(keys(output.ingest_environment), "LIVECOUNT_TOKEN_SECRET_ARN")
+    error_message = "no token secret unless configured"
+  }
+}
+
+run "ingest_origins_and_throttling_are_variables_and_the_endpoint_can_be_turned_off" {
+  command = plan
+  variables {
+    ingest_cors_origins   = ["https://player.example"]
+    ingest_throttle_rate  = 200
+    ingest_throttle_burst = 50
+  }
+  assert {
+    condition     = output.ingest_api.cors.allow_origins == tolist(["https://player.example"]) && output.ingest_api.throttle.rate_limit == 200 && output.ingest_api.throttle.burst_limit == 50
+    error_message = "ingest settings: ${jsonencode(output.ingest_api)}"
+  }
+}
+
+run "the_ingest_endpoint_can_be_turned_off" {
+  command = plan
+  variables { ingest_endpoint = false }
+  assert {
+    condition     = output.ingest_api == null
+    error_message = "ingest_endpoint = false must leave no endpoint"
+  }
+}
+
+run "signed_sessions_give_ingest_the_secret_arn_and_read_access_to_it_only" {
+  command = plan
+  variables {
+    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+  }
+  assert {
+    condition = (
+      output.ingest_environment.LIVECOUNT_TOKEN_SECRET_ARN == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf" &&
+      !contains(keys(output.environment), "LIVECOUNT_TOKEN_SECRET_ARN")
+    )
+    error_message = "ingest environment: ${jsonencode(output.ingest_environment)}"
+  }
+  assert {
+    condition = output.policy_statements.ingest[length(output.policy_statements.ingest) - 1] == {
+      Sid      = "ReadTokenSecret"
+      Effect   = "Allow"
+      Action   = ["secretsmanager:GetSecretValue"]
+      Resource = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+    }
+    error_message = "ingest statements: ${jsonencode(output.policy_statements.ingest)}"
+  }
+}
+
+run "ingest_throttle_rate_0_is_refused" {
+  command = plan
+  variables { ingest_throttle_rate = 0 }
+  expect_failures = [var.ingest_throttle_rate]
+}
+
+run "a_token_secret_that_is_not_a_secrets_manager_arn_is_refused" {
+  command = plan
+  variables { token_secret_arn = "my-secret-value" }
+  expect_failures = [var.token_secret_arn]
+}
