@@ -96,6 +96,21 @@ pub struct AggregateReport {
     pub response: DynamoDbEventResponse,
 }
 
+impl AggregateReport {
+    /// The counters this batch adds to the `aggregate` metrics (`infra/contract.json`).
+    pub fn metrics(&self) -> [(&'static str, u64); 7] {
+        [
+            ("RecordsApplied", self.applied as u64),
+            ("DuplicateRecords", self.duplicates as u64),
+            ("RecordsNotApplied", self.not_applied as u64),
+            ("DeltasLate", self.late_deltas as u64),
+            ("UnreadableRecords", self.unreadable as u64),
+            ("CounterUpdates", self.counter_updates as u64),
+            ("StreamsFailed", self.failed_streams.len() as u64),
+        ]
+    }
+}
+
 /// Errors that fail the whole invocation. None today: every problem is confined to a record
 /// or a stream; the type keeps the handler's signature honest.
 #[derive(Debug, thiserror::Error)]
@@ -212,18 +227,7 @@ impl Aggregator {
             failed_streams = report.failed_streams.len(),
             "aggregate batch"
         );
-        livecount_core::metrics::emit(
-            "aggregate",
-            &[
-                ("RecordsApplied", report.applied as u64),
-                ("DuplicateRecords", report.duplicates as u64),
-                ("RecordsNotApplied", report.not_applied as u64),
-                ("DeltasLate", report.late_deltas as u64),
-                ("UnreadableRecords", report.unreadable as u64),
-                ("CounterUpdates", report.counter_updates as u64),
-                ("StreamsFailed", report.failed_streams.len() as u64),
-            ],
-        );
+        livecount_core::metrics::emit("aggregate", &report.metrics());
         report
     }
 
@@ -251,7 +255,7 @@ impl Aggregator {
             updates: 0,
         };
         let mut latest = None;
-        for request in plan.requests() {
+        for request in plan.requests(self.config.counter_expiry(now)) {
             let write = self
                 .store
                 .update_counter(&request)
@@ -294,7 +298,14 @@ impl Aggregator {
         {
             return;
         }
-        let update = HistoryUpdate::new(stream_id, current, now, new_peak, minutes.into_keys());
+        let update = HistoryUpdate::new(
+            stream_id,
+            current,
+            now,
+            new_peak,
+            minutes.into_keys(),
+            self.config.counter_expiry(now),
+        );
         match self.store.record_viewers(&update).await {
             Ok((_, history)) => self.remember_history(stream_id, &history),
             Err(error) => {
@@ -426,6 +437,18 @@ mod tests {
                 "records are identified by their eventID"
             );
         }
+    }
+
+    #[test]
+    fn the_metrics_are_the_contracts() {
+        let contract: serde_json::Value =
+            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+        let names: Vec<&str> = AggregateReport::default()
+            .metrics()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(serde_json::json!(names), contract["metrics"]["aggregate"]);
     }
 
     #[test]

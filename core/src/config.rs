@@ -18,6 +18,13 @@ pub struct Config {
     pub max_concurrent_writes: usize,
     /// Where ingest finds the secret of signed sessions, if sessions must be signed.
     pub token_secret: Option<TokenSecretSource>,
+    /// `LIVECOUNT_COUNTER_TTL_DAYS`: a stream's counter items expire (DynamoDB TTL) this many
+    /// days after their last update.
+    pub counter_ttl_days: i64,
+    /// `LIVECOUNT_DEAD_LETTER_QUEUE_URL`: where ingest sends an invalid message, once, with its
+    /// reasons; unset, an invalid message is reported as failed and SQS moves it after
+    /// `maxReceiveCount` receives.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 /// Where the signed-session secret comes from.
@@ -82,6 +89,8 @@ impl Default for Config {
             session_shards: 8,
             max_concurrent_writes: 16,
             token_secret: None,
+            counter_ttl_days: 7,
+            dead_letter_queue_url: None,
         }
     }
 }
@@ -96,6 +105,11 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// When a counter item updated at `now` (epoch seconds) expires: `now + LIVECOUNT_COUNTER_TTL_DAYS`.
+    pub fn counter_expiry(&self, now: i64) -> i64 {
+        now + self.counter_ttl_days * 86_400
+    }
+
     /// Reads the `LIVECOUNT_*` variables of the process environment; unset ones take defaults.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -138,7 +152,7 @@ impl Config {
             grace_seconds: number(
                 "LIVECOUNT_GRACE_SECONDS",
                 defaults.timing.grace_seconds,
-                86_400,
+                68_400,
             )?,
         };
         let config = Self {
@@ -156,6 +170,10 @@ impl Config {
                 1024,
             )? as usize,
             token_secret: token_secret(&lookup)?,
+            counter_ttl_days: number("LIVECOUNT_COUNTER_TTL_DAYS", defaults.counter_ttl_days, 365)?,
+            dead_letter_queue_url: lookup("LIVECOUNT_DEAD_LETTER_QUEUE_URL")
+                .map(|url| url.trim().to_owned())
+                .filter(|url| !url.is_empty()),
         };
         if config.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
             return Err(ConfigError {
@@ -284,5 +302,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every variable of `infra/contract.json` with a range: its default is `Config`'s, both
+    /// ends are accepted and one past each end is refused (the infrastructure checks the same).
+    #[test]
+    fn ranges_and_defaults_are_the_contracts() {
+        let contract: serde_json::Value =
+            serde_json::from_str(crate::metrics::CONTRACT_JSON).expect("contract");
+        let defaults = config(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let actual_default = |variable: &str| -> Option<i64> {
+            Some(match variable {
+                "LIVECOUNT_WINDOW_SECONDS" => defaults.timing.window_seconds,
+                "LIVECOUNT_BUCKET_SECONDS" => defaults.timing.bucket_seconds,
+                "LIVECOUNT_GRACE_SECONDS" => defaults.timing.grace_seconds,
+                "LIVECOUNT_SESSION_SHARDS" => i64::from(defaults.session_shards),
+                "LIVECOUNT_MAX_CONCURRENT_WRITES" => defaults.max_concurrent_writes as i64,
+                "LIVECOUNT_COUNTER_TTL_DAYS" => defaults.counter_ttl_days,
+                _ => return None,
+            })
+        };
+        let mut checked = 0;
+        for (variable, rule) in contract["environment"].as_object().expect("object") {
+            let (Some(min), Some(max)) = (rule["min"].as_i64(), rule["max"].as_i64()) else {
+                continue;
+            };
+            assert_eq!(
+                actual_default(variable),
+                rule["default"].as_i64(),
+                "{variable}"
+            );
+            // W, B and G are also bound together: test each end with the others widened.
+            let others: &[(&str, &str)] = match variable.as_str() {
+                "LIVECOUNT_WINDOW_SECONDS" => &[("LIVECOUNT_BUCKET_SECONDS", "3600")],
+                "LIVECOUNT_BUCKET_SECONDS" => &[("LIVECOUNT_GRACE_SECONDS", "1")],
+                "LIVECOUNT_GRACE_SECONDS" => &[
+                    ("LIVECOUNT_BUCKET_SECONDS", "3600"),
+                    ("LIVECOUNT_WINDOW_SECONDS", "1"),
+                ],
+                _ => &[],
+            };
+            let with = |value: i64| {
+                let value = value.to_string();
+                let mut vars: Vec<(&str, &str)> = others.to_vec();
+                vars.push((variable.as_str(), value.as_str()));
+                config(&vars).map(|_| ())
+            };
+            assert_eq!(with(min), Ok(()), "{variable} = {min}");
+            assert_eq!(with(max), Ok(()), "{variable} = {max}");
+            assert!(with(min - 1).is_err(), "{variable} = {}", min - 1);
+            assert!(with(max + 1).is_err(), "{variable} = {}", max + 1);
+            checked += 1;
+        }
+        assert_eq!(checked, 6);
+        assert_eq!(
+            contract["environment"]["LIVECOUNT_SESSIONS_TABLE"]["default"],
+            defaults.sessions_table.as_str()
+        );
+        assert_eq!(
+            contract["environment"]["LIVECOUNT_COUNTERS_TABLE"]["default"],
+            defaults.counters_table.as_str()
+        );
     }
 }

@@ -192,6 +192,8 @@ pub struct CounterRequest {
     pub prune: Vec<i64>,
     pub fingerprint: Fingerprint,
     pub now: i64,
+    /// When the counter item expires (`expiresAt`, the counters table's TTL), epoch seconds.
+    pub expires_at: i64,
 }
 
 /// Most `ADD` and `REMOVE` actions in one counter request.
@@ -202,8 +204,9 @@ pub const MAX_ACTIONS_PER_REQUEST: usize = 64;
 pub const BLIND_PRUNE_BUCKETS: i64 = 4;
 
 impl CounterPlan {
-    /// The requests that carry out this plan, in order.
-    pub fn requests(&self) -> Vec<CounterRequest> {
+    /// The requests that carry out this plan, in order; each sets the item to expire at
+    /// `expires_at` (epoch seconds).
+    pub fn requests(&self, expires_at: i64) -> Vec<CounterRequest> {
         let deltas: Vec<(i64, i64)> = self.deltas.iter().map(|(&b, &d)| (b, d)).collect();
         let prune: Vec<i64> = self.prune.iter().copied().collect();
         let mut requests = Vec::new();
@@ -217,6 +220,7 @@ impl CounterPlan {
                 prune: p[..take_p].to_vec(),
                 fingerprint: self.fingerprint.part(requests.len()),
                 now: self.now,
+                expires_at,
             });
             (d, p) = (&d[take_d..], &p[take_p..]);
             if d.is_empty() && p.is_empty() {
@@ -405,7 +409,7 @@ mod tests {
             let Some(p) = plan_counter_update("s", &moves, &known, &T, NOW) else {
                 continue;
             };
-            let requests = p.requests();
+            let requests = p.requests(NOW + 86_400);
             let mut deltas = BTreeMap::new();
             let mut prune = BTreeSet::new();
             let mut fingerprints = BTreeSet::new();
@@ -434,7 +438,7 @@ mod tests {
             let Some(p) = plan(moves) else {
                 return viewers(&buckets, NOW);
             };
-            for r in p.requests() {
+            for r in p.requests(NOW + 86_400) {
                 if slots.get(&r.fingerprint.slot()) == Some(&r.fingerprint) {
                     continue; // the same set applied before
                 }

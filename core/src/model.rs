@@ -263,6 +263,10 @@ mod tests {
             ("PK".to_owned(), AttributeValue::S("s".repeat(128))),
             ("SK".to_owned(), AttributeValue::S(LIVE_COUNTER_SK.into())),
             ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N((now + 365 * 86_400).to_string()),
+            ),
         ]);
         for i in 0..MAX_LIVE_BUCKETS + BLIND_PRUNE_BUCKETS + 1 {
             item.insert(

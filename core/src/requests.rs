@@ -12,6 +12,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use std::collections::HashMap;
 
+/// The counters table's TTL attribute: a stream's items expire some days after their last
+/// update, so the counters of ended streams go away by themselves.
+pub const EXPIRES_AT: &str = "expiresAt";
+
 /// An item as the SDK holds it.
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -117,15 +121,18 @@ pub fn session_write_request(
     ))
 }
 
-/// One counter request: `SET updatedAt, f{slot} = fingerprint ADD b{bucket} delta … REMOVE
-/// b{bucket} …`, conditioned on slot `f{slot}` not holding the fingerprint already.
+/// One counter request: `SET updatedAt, expiresAt, f{slot} = fingerprint ADD b{bucket} delta …
+/// REMOVE b{bucket} …`, conditioned on slot `f{slot}` not holding the fingerprint already.
 pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRequest, StoreError> {
     let mut expr = Expression::new(table);
     let slot = expr.name(&fingerprint_attribute(request.fingerprint.slot()));
     let fingerprint = expr.value(&request.fingerprint.to_hex())?;
     let updated = expr.name("updatedAt");
     let now = expr.value(&request.now)?;
-    let mut update = format!("SET {updated} = {now}, {slot} = {fingerprint}");
+    let expires = expr.name(EXPIRES_AT);
+    let expires_at = expr.value(&request.expires_at)?;
+    let mut update =
+        format!("SET {updated} = {now}, {expires} = {expires_at}, {slot} = {fingerprint}");
     let adds = request
         .deltas
         .iter()
@@ -171,6 +178,8 @@ pub struct HistoryUpdate {
     pub now: i64,
     pub new_peak: bool,
     pub prune_minutes: Vec<i64>,
+    /// When the history item expires (`expiresAt`), epoch seconds.
+    pub expires_at: i64,
 }
 
 impl HistoryUpdate {
@@ -182,6 +191,7 @@ impl HistoryUpdate {
         now: i64,
         new_peak: bool,
         known: impl IntoIterator<Item = i64>,
+        expires_at: i64,
     ) -> Self {
         let oldest = minute_of(now) - HISTORY_SECONDS;
         let mut prune: Vec<i64> = known
@@ -197,6 +207,7 @@ impl HistoryUpdate {
             now,
             new_peak,
             prune_minutes: prune,
+            expires_at,
         }
     }
 }
@@ -207,7 +218,12 @@ pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequ
     let mut expr = Expression::new(table);
     let minute = expr.name(&minute_attribute(minute_of(update.now)));
     let v = expr.value(&update.viewers)?;
-    let mut set = vec![format!("{minute} = {v}")];
+    let expires = expr.name(EXPIRES_AT);
+    let expires_at = expr.value(&update.expires_at)?;
+    let mut set = vec![
+        format!("{minute} = {v}"),
+        format!("{expires} = {expires_at}"),
+    ];
     let mut condition = format!("(attribute_not_exists({minute}) OR {minute} < {v})");
     if update.new_peak {
         let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
@@ -426,7 +442,7 @@ mod tests {
                     continue;
                 };
                 let mut actions = 0;
-                for part in plan.requests() {
+                for part in plan.requests(NOW + 86_400) {
                     let request = counter_request("counters", &part).expect("builds");
                     assert!(
                         request.within_limits(),
@@ -451,7 +467,7 @@ mod tests {
             NOW,
         )
         .expect("plan");
-        let part = &plan.requests()[0];
+        let part = &plan.requests(NOW + 86_400)[0];
         let request = counter_request("counters", part).expect("builds");
         let slot = format!("f{}", part.fingerprint.slot());
         let placeholder = request
@@ -490,6 +506,7 @@ mod tests {
             NOW,
             true,
             [minute - 7_200, minute - HISTORY_SECONDS, minute - 60],
+            NOW + 86_400,
         );
         let oldest = minute - HISTORY_SECONDS;
         assert_eq!(

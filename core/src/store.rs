@@ -298,17 +298,25 @@ impl Store {
     }
 
     /// Creates both tables as the infrastructure defines them: string `PK`/`SK` keys, on-demand
-    /// billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`.
+    /// billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`; counters with
+    /// TTL on `expiresAt`.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         self.create_key_table(&self.sessions_table, true).await?;
         self.create_key_table(&self.counters_table, false).await?;
+        self.enable_ttl(&self.sessions_table, TTL_ATTRIBUTE).await?;
+        self.enable_ttl(&self.counters_table, crate::requests::EXPIRES_AT)
+            .await
+    }
+
+    /// Turns on TTL on `attribute` unless the table has it already.
+    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<(), StoreError> {
         let ttl = self
             .client
             .describe_time_to_live()
-            .table_name(&self.sessions_table)
+            .table_name(table)
             .send()
             .await
-            .map_err(|source| self.dynamo("DescribeTimeToLive", &self.sessions_table, source))?;
+            .map_err(|source| self.dynamo("DescribeTimeToLive", table, source))?;
         let enabled = ttl.time_to_live_description.is_some_and(|d| {
             matches!(
                 d.time_to_live_status,
@@ -318,16 +326,16 @@ impl Store {
         if !enabled {
             self.client
                 .update_time_to_live()
-                .table_name(&self.sessions_table)
+                .table_name(table)
                 .time_to_live_specification(
                     TimeToLiveSpecification::builder()
                         .enabled(true)
-                        .attribute_name(TTL_ATTRIBUTE)
+                        .attribute_name(attribute)
                         .build()?,
                 )
                 .send()
                 .await
-                .map_err(|source| self.dynamo("UpdateTimeToLive", &self.sessions_table, source))?;
+                .map_err(|source| self.dynamo("UpdateTimeToLive", table, source))?;
         }
         Ok(())
     }

@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(plan.deltas.values().all(|d| *d != 0));
         assert!(plan.deltas.keys().all(|b| *b >= NOW - timing.grace_seconds));
         assert!(plan.prune.iter().all(|b| !plan.deltas.contains_key(b)));
-        for request in plan.requests() {
+        for request in plan.requests(NOW + 86_400) {
             let built = livecount_core::requests::counter_request("counters", &request)
                 .expect("a counter request builds");
             assert!(built.within_limits());

@@ -55,7 +55,7 @@ variable "bucket_seconds" {
 }
 
 variable "grace_seconds" {
-  description = "LIVECOUNT_GRACE_SECONDS (G, 1-86400): deltas at buckets older than now - G are dropped. Default 60."
+  description = "LIVECOUNT_GRACE_SECONDS (G, 1-68400): deltas at buckets older than now - G are dropped. Default 60."
   type        = number
   default     = null
 }

@@ -5,9 +5,11 @@
 //! the Lambda entry point that `main.rs` wires to `lambda_runtime`, and the local runtime calls
 //! the same function with SQS-shaped batches.
 //!
-//! - Each message is parsed and validated; an invalid one is logged with its reason and reported
-//!   as a batch item failure (so SQS moves it to the DLQ), while the valid events beside it,
-//!   in the same body or the same batch, are still applied.
+//! - Each message is parsed and validated; an invalid one is logged with its reason and sent to
+//!   the dead-letter queue once, its reasons in a message attribute (or, without a dead-letter
+//!   queue configured or when that send fails, reported as a batch item failure, so SQS moves it
+//!   after `maxReceiveCount` receives), while the valid events beside it, in the same body or the
+//!   same batch, are still applied.
 //! - Within the batch only the newest event per session is written, each with one `UpdateItem`
 //!   conditioned on the stored event being older; a failed condition is a stale event, counted
 //!   and acknowledged.
@@ -30,6 +32,7 @@ use livecount_core::store::SessionWrite;
 use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, PlayerEvent, Store, error_chain};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The SQS attribute holding the time the queue received the message (epoch ms, server clock).
 pub const SENT_TIMESTAMP: &str = "SentTimestamp";
@@ -43,6 +46,77 @@ pub struct Ingest {
     pub clock: Clock,
     /// The signed-session secret, when every event must carry a valid token.
     pub tokens: Option<TokenSecret>,
+    /// Where invalid messages go, once, with their reasons.
+    pub dead_letters: Option<DeadLetters>,
+}
+
+/// The SQS message attribute holding why a message was dead-lettered.
+pub const REASONS_ATTRIBUTE: &str = "livecount-reasons";
+
+/// Where an invalid message goes.
+#[derive(Clone)]
+pub enum DeadLetters {
+    /// `SendMessage` to the dead-letter queue (`LIVECOUNT_DEAD_LETTER_QUEUE_URL`), the reasons in
+    /// the [`REASONS_ATTRIBUTE`] message attribute.
+    Sqs {
+        client: aws_sdk_sqs::Client,
+        queue_url: String,
+    },
+    /// A function given `(message id, body, reasons)`: the local queue's dead-letter list, tests.
+    Local(Arc<dyn Fn(&str, &str, &str) + Send + Sync>),
+}
+
+impl std::fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqs { queue_url, .. } => write!(f, "DeadLetters::Sqs({queue_url})"),
+            Self::Local(_) => f.write_str("DeadLetters::Local"),
+        }
+    }
+}
+
+impl DeadLetters {
+    /// The dead-letter queue the configuration names, if any.
+    pub async fn from_config(config: &Config) -> Option<Self> {
+        let queue_url = config.dead_letter_queue_url.clone()?;
+        let sdk = aws_config::load_from_env().await;
+        Some(Self::Sqs {
+            client: aws_sdk_sqs::Client::new(&sdk),
+            queue_url,
+        })
+    }
+
+    /// Sends one invalid message with its reasons; the error says why it could not.
+    async fn send(&self, message_id: &str, body: &str, reasons: &str) -> Result<(), String> {
+        match self {
+            Self::Local(sink) => {
+                sink(message_id, body, reasons);
+                Ok(())
+            }
+            Self::Sqs { client, queue_url } => {
+                let reasons: String = reasons.chars().take(1000).collect();
+                let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(reasons)
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let body = if body.is_empty() {
+                    "(empty body)"
+                } else {
+                    body
+                };
+                client
+                    .send_message()
+                    .queue_url(queue_url)
+                    .message_body(body)
+                    .message_attributes(REASONS_ATTRIBUTE, attribute)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| error_chain(&aws_sdk_sqs::Error::from(e)))
+            }
+        }
+    }
 }
 
 /// Reads the signed-session secret the configuration names: from Secrets Manager (the
@@ -92,6 +166,8 @@ pub struct IngestReport {
     pub invalid: Vec<InvalidMessage>,
     /// Messages whose write failed after the SDK's retries (to be redelivered).
     pub failed: Vec<String>,
+    /// Invalid messages sent to the dead-letter queue (and so acknowledged).
+    pub dead_lettered: Vec<String>,
     /// Messages received longer than `W + G` ago: acknowledged without a write.
     pub expired: Vec<String>,
     /// Events refused for a missing, malformed, wrong or expired token.
@@ -99,12 +175,28 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    /// The SQS partial batch response: every invalid or failed message, once, in batch order.
+    /// The counters this batch adds to the `ingest` metrics (`infra/contract.json`).
+    pub fn metrics(&self) -> [(&'static str, u64); 7] {
+        [
+            ("EventsApplied", self.applied as u64),
+            ("EventsStale", self.stale as u64),
+            ("MessagesInvalid", self.invalid.len() as u64),
+            ("MessagesDeadLettered", self.dead_lettered.len() as u64),
+            ("MessagesFailed", self.failed.len() as u64),
+            ("MessagesExpired", self.expired.len() as u64),
+            ("TokensRejected", self.tokens_rejected as u64),
+        ]
+    }
+
+    /// The SQS partial batch response: every failed message, and every invalid one that did not
+    /// reach the dead-letter queue, once, in batch order.
     pub fn batch_response(&self, messages: &[SqsMessage]) -> SqsBatchResponse {
+        let dead_lettered: BTreeSet<&str> = self.dead_lettered.iter().map(String::as_str).collect();
         let failed: BTreeSet<&str> = self
             .invalid
             .iter()
             .map(|m| m.message_id.as_str())
+            .filter(|id| !dead_lettered.contains(id))
             .chain(self.failed.iter().map(String::as_str))
             .collect();
         let mut response = SqsBatchResponse::default();
@@ -158,6 +250,7 @@ impl Ingest {
             config,
             clock: Clock::system(),
             tokens,
+            dead_letters: None,
         }
     }
 
@@ -205,6 +298,9 @@ impl Ingest {
             }
             if !reasons.is_empty() {
                 tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
+                if self.dead_letter(&id, message, &reasons).await {
+                    report.dead_lettered.push(id.clone());
+                }
                 report.invalid.push(InvalidMessage {
                     message_id: id,
                     reasons,
@@ -245,18 +341,23 @@ impl Ingest {
             tokens_rejected = report.tokens_rejected,
             "ingest batch"
         );
-        livecount_core::metrics::emit(
-            "ingest",
-            &[
-                ("EventsApplied", report.applied as u64),
-                ("EventsStale", report.stale as u64),
-                ("MessagesInvalid", report.invalid.len() as u64),
-                ("MessagesFailed", report.failed.len() as u64),
-                ("MessagesExpired", report.expired.len() as u64),
-                ("TokensRejected", report.tokens_rejected as u64),
-            ],
-        );
+        livecount_core::metrics::emit("ingest", &report.metrics());
         Ok(report)
+    }
+
+    /// Sends an invalid message to the dead-letter queue; whether it got there.
+    async fn dead_letter(&self, id: &str, message: &SqsMessage, reasons: &[String]) -> bool {
+        let Some(dead_letters) = &self.dead_letters else {
+            return false;
+        };
+        let body = message.body.as_deref().unwrap_or_default();
+        match dead_letters.send(id, body, &reasons.join("; ")).await {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::error!(message_id = %id, reason = %reason, "could not dead-letter an invalid message; SQS will redeliver it");
+                false
+            }
+        }
     }
 
     /// How long after its receive time a message can still count: `W + G`.
@@ -344,6 +445,39 @@ mod tests {
             .map(|f| f.item_identifier)
             .collect();
         assert_eq!(ids, ["a", "c"]);
+    }
+
+    #[test]
+    fn dead_lettered_messages_are_acknowledged() {
+        let messages = [message("a"), message("b")];
+        let invalid = |id: &str| InvalidMessage {
+            message_id: id.into(),
+            reasons: vec!["x".into()],
+        };
+        let report = IngestReport {
+            invalid: vec![invalid("a"), invalid("b")],
+            dead_lettered: vec!["a".into()],
+            ..IngestReport::default()
+        };
+        let ids: Vec<String> = report
+            .batch_response(&messages)
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(ids, ["b"]);
+    }
+
+    #[test]
+    fn the_metrics_are_the_contracts() {
+        let contract: serde_json::Value =
+            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+        let names: Vec<&str> = IngestReport::default()
+            .metrics()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(serde_json::json!(names), contract["metrics"]["ingest"]);
     }
 
     #[test]

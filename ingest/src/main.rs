@@ -1,7 +1,7 @@
 //! The `ingest` Lambda binary: wires [`livecount_ingest::handler`] to the Lambda runtime.
 
 use lambda_runtime::{Error, run, service_fn, tracing};
-use livecount_ingest::{Ingest, handler, resolve_token_secret};
+use livecount_ingest::{DeadLetters, Ingest, handler, resolve_token_secret};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -9,8 +9,10 @@ async fn main() -> Result<(), Error> {
     let config = livecount_core::Config::from_env()?;
     let store = livecount_core::Store::new(livecount_core::dynamodb_client().await, &config);
     let tokens = resolve_token_secret(&config).await?;
+    let dead_letters = DeadLetters::from_config(&config).await;
     let ingest = Ingest {
         tokens,
+        dead_letters,
         ..Ingest::new(store, config)
     };
     run(service_fn(|event| handler(&ingest, event))).await

@@ -114,9 +114,15 @@ async fn serve(
             source,
         })?;
     let clock = Clock::system();
-    let ingest = Ingest::new(store.clone(), config.clone());
     let aggregator = Aggregator::new(store.clone(), config.clone());
     let queue = LocalQueue::new(options.queue.clone(), clock.clone());
+    let dead_letters = queue.clone();
+    let ingest = Ingest {
+        dead_letters: Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
+            move |id, body, reasons| dead_letters.dead_letter(id, body, reasons),
+        ))),
+        ..Ingest::new(store.clone(), config.clone())
+    };
     let poller = StreamPoller::new(
         crate::streams_client(&sdk),
         stream_arn,

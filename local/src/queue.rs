@@ -131,6 +131,19 @@ impl LocalQueue {
         self.lock().dead_letters.clone()
     }
 
+    /// Puts a message on the dead-letter list at once (what ingest does with an invalid one,
+    /// as it sends it to the dead-letter queue on AWS).
+    pub fn dead_letter(&self, message_id: &str, body: &str, reasons: &str) {
+        tracing::warn!(
+            message_id,
+            reasons,
+            "invalid message moved to the dead-letter list"
+        );
+        self.lock()
+            .dead_letters
+            .push((message_id.to_owned(), body.to_owned()));
+    }
+
     /// Delivers batches to `handler` until `shutdown` resolves.
     pub async fn run<H, E>(&self, mut handler: H, shutdown: impl Future<Output = ()>)
     where

@@ -230,6 +230,7 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
                 prune: Vec::new(),
                 fingerprint: Fingerprint::of_records([format!("probe-{hour}-{i}").as_str()]),
                 now,
+                expires_at: p.config.counter_expiry(now),
             };
             let write = measured_update(&p, &request).await;
             assert_eq!(write, 1.0, "hour {hour}: an update costs one write unit");

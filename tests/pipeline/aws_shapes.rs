@@ -7,6 +7,8 @@ use livecount_tests::{Pipeline, aggregate_handler};
 #[tokio::test]
 async fn an_aws_shaped_sqs_event_is_ingested() {
     let p = Pipeline::new("aws-sqs").await;
+    // The fixture was sent at 1700000000000: received a second later, not too old to count.
+    p.clock.set_ms(1_700_000_001_000);
     let event: SqsEvent =
         serde_json::from_str(include_str!("../fixtures/sqs-event.json")).expect("fixture");
     let response = livecount_ingest::handler(

@@ -86,3 +86,40 @@ async fn messages_older_than_window_plus_grace_are_dropped_not_counted() {
     );
     p.cleanup().await;
 }
+
+/// An invalid message goes to the dead-letter queue once, with its reasons, and is acknowledged:
+/// it does not come back `maxReceiveCount` times first. Valid messages beside it are applied.
+#[tokio::test]
+async fn an_invalid_message_goes_to_the_dead_letter_queue_once_with_its_reasons() {
+    let mut p = Pipeline::new("dead-letters").await;
+    p.run_ahead_of_ttl();
+    let sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> = Default::default();
+    let sink = sent.clone();
+    p.ingest.dead_letters = Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
+        move |id: &str, body: &str, reasons: &str| {
+            sink.lock()
+                .expect("sink")
+                .push((id.to_owned(), body.to_owned(), reasons.to_owned()));
+        },
+    )));
+    let now = p.clock.now_ms();
+    let bad = p.message_now(r#"{"streamId":"st","type":"start","ts":1}"#);
+    let good = p.message_now(signed("st", "viewer", None, now));
+    let response = p.ingest_handler(vec![bad.clone(), good]).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the invalid one is acknowledged too"
+    );
+    let sent = sent.lock().expect("sink").clone();
+    assert_eq!(
+        sent,
+        vec![(
+            bad.message_id.clone().unwrap_or_default(),
+            bad.body.clone().unwrap_or_default(),
+            "`sessionId` is missing".to_owned()
+        )]
+    );
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 1);
+    p.cleanup().await;
+}

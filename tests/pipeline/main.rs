@@ -5,6 +5,7 @@ mod at_scale;
 mod aws_shapes;
 mod bad_input;
 mod chaos;
+mod contract;
 mod device_clocks;
 mod five_players;
 mod ingest_rules;

@@ -16,6 +16,7 @@
 
 pub mod faults;
 pub mod oracle;
+pub mod recorder;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -52,6 +53,8 @@ pub struct PipelineOptions {
     pub timing: Timing,
     /// An interceptor on the handlers' DynamoDB client.
     pub faults: Option<faults::Faults>,
+    /// Records the DynamoDB operations the handlers and the read call.
+    pub recorder: Option<recorder::Recorder>,
     /// The SDK's attempts per call (its default is 3).
     pub sdk_max_attempts: Option<u32>,
     /// Failed deliveries of one stream batch before the poller gives up on it.
@@ -70,6 +73,7 @@ impl Default for PipelineOptions {
         Self {
             timing: Timing::default(),
             faults: None,
+            recorder: None,
             sdk_max_attempts: None,
             poller_max_retries: PollerConfig::default().max_retries,
             endpoint: None,
@@ -126,6 +130,9 @@ impl Pipeline {
         let mut client_config = aws_sdk_dynamodb::config::Builder::from(&sdk);
         if let Some(faults) = &options.faults {
             client_config = client_config.interceptor(faults.clone());
+        }
+        if let Some(recorder) = &options.recorder {
+            client_config = client_config.interceptor(recorder.clone());
         }
         if let Some(attempts) = options.sdk_max_attempts {
             client_config = client_config.retry_config(

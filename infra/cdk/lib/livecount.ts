@@ -53,7 +53,7 @@ export interface LivecountProps {
   readonly windowSeconds?: number;
   /** `LIVECOUNT_BUCKET_SECONDS` (B, 1-3600). @default 5 */
   readonly bucketSeconds?: number;
-  /** `LIVECOUNT_GRACE_SECONDS` (G, 1-86400). @default 60 */
+  /** `LIVECOUNT_GRACE_SECONDS` (G, 1-68400). @default 60 */
   readonly graceSeconds?: number;
   /** `LIVECOUNT_SESSION_SHARDS` (S, 1-4096, fixed per deployment). @default 8 */
   readonly sessionShards?: number;
@@ -147,7 +147,7 @@ export interface LivecountProps {
 const CONFIG_RANGES = {
   windowSeconds: [1, 3600],
   bucketSeconds: [1, 3600],
-  graceSeconds: [1, 86_400],
+  graceSeconds: [1, 68_400],
   sessionShards: [1, 4096],
   maxConcurrentWrites: [1, 1024],
 } as const;

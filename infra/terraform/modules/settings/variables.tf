@@ -57,8 +57,8 @@ variable "grace_seconds" {
   default     = 60
   nullable    = false
   validation {
-    condition     = var.grace_seconds == floor(var.grace_seconds) && var.grace_seconds >= 1 && var.grace_seconds <= 86400
-    error_message = "grace_seconds (LIVECOUNT_GRACE_SECONDS) must be a whole number from 1 to 86400."
+    condition     = var.grace_seconds == floor(var.grace_seconds) && var.grace_seconds >= 1 && var.grace_seconds <= 68400
+    error_message = "grace_seconds (LIVECOUNT_GRACE_SECONDS) must be a whole number from 1 to 68400."
   }
   validation {
     # The live counter item holds the buckets of W + B + G: at most 20 keep it within 1 KB.

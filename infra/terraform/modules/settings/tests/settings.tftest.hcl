@@ -397,9 +397,9 @@ run "fractional_bucket_is_refused" {
   expect_failures = [var.bucket_seconds]
 }
 
-run "grace_86401_is_refused" {
+run "grace_68401_is_refused" {
   command = plan
-  variables { grace_seconds = 86401 }
+  variables { grace_seconds = 68401 }
   expect_failures = [var.grace_seconds]
 }
 
