@@ -53,6 +53,9 @@ pub struct Ingest {
 /// The SQS message attribute holding why a message was dead-lettered.
 pub const REASONS_ATTRIBUTE: &str = "livecount-reasons";
 
+/// A function given `(message id, body, reasons)` of an invalid message.
+pub type DeadLetterSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
 /// Where an invalid message goes.
 #[derive(Clone)]
 pub enum DeadLetters {
@@ -63,7 +66,7 @@ pub enum DeadLetters {
         queue_url: String,
     },
     /// A function given `(message id, body, reasons)`: the local queue's dead-letter list, tests.
-    Local(Arc<dyn Fn(&str, &str, &str) + Send + Sync>),
+    Local(DeadLetterSink),
 }
 
 impl std::fmt::Debug for DeadLetters {
