@@ -2,6 +2,9 @@
 //! list the CDK and Terraform tests hold the roles' policies against: a new SDK call without its
 //! IAM action fails here or there.
 
+// Test helpers outside #[test] functions: a failed step is a failed test.
+#![allow(clippy::expect_used)]
+
 use livecount_tests::recorder::Recorder;
 use livecount_tests::{Pipeline, PipelineOptions, event_body};
 use std::collections::BTreeSet;
