@@ -51,6 +51,9 @@ module "settings" {
   ingest_throttle_rate                  = var.ingest_throttle_rate
   ingest_throttle_burst                 = var.ingest_throttle_burst
   token_secret_arn                      = var.token_secret_arn
+  expected_stream_shards                = var.expected_stream_shards
+  counter_ttl_days                      = var.counter_ttl_days
+  architecture                          = var.architecture
   memory_size                           = var.memory_size
   reserved_concurrency                  = var.reserved_concurrency
   log_retention_days                    = var.log_retention_days
@@ -64,6 +67,8 @@ module "settings" {
     counters_table_arn           = aws_dynamodb_table.counters.arn
     events_queue_arn             = aws_sqs_queue.events.arn
     events_queue_name            = aws_sqs_queue.events.name
+    dead_letter_queue_arn        = aws_sqs_queue.dead_letter.arn
+    dead_letter_queue_url        = aws_sqs_queue.dead_letter.url
     dead_letter_queue_name       = aws_sqs_queue.dead_letter.name
     aggregate_failure_queue_arn  = aws_sqs_queue.aggregate_failures.arn
     aggregate_failure_queue_name = aws_sqs_queue.aggregate_failures.name
@@ -104,6 +109,12 @@ resource "aws_dynamodb_table" "sessions" {
 
   server_side_encryption {
     enabled = true
+  }
+
+  # Counters of ended streams expire counter_ttl_days after their last update.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
   }
 
   deletion_protection_enabled = local.s.deletion_protection
@@ -152,6 +163,7 @@ resource "aws_sqs_queue" "events" {
   name                       = "${local.s.name_prefix}-events"
   sqs_managed_sse_enabled    = true
   visibility_timeout_seconds = module.settings.queue_visibility_timeout_seconds
+  message_retention_seconds  = module.settings.queue_retention_seconds
   max_message_size           = 262144 # the handlers accept bodies up to 256 KiB; SQS refuses larger ones
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
@@ -236,7 +248,7 @@ resource "aws_lambda_function" "function" {
   role          = aws_iam_role.function[each.key].arn
 
   runtime       = "provided.al2023"
-  architectures = ["x86_64"]
+  architectures = [local.s.architecture]
   handler       = "bootstrap"
 
   filename         = local.zips[each.key]

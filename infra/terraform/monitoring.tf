@@ -9,7 +9,7 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   metric_name         = each.value.metric_name
   dimensions          = each.value.dimensions
   statistic           = each.value.statistic
-  period              = each.value.period
+  period              = each.value.expression == null ? each.value.period : null
   evaluation_periods  = each.value.evaluation_periods
   datapoints_to_alarm = each.value.datapoints_to_alarm
   threshold           = each.value.threshold
@@ -17,6 +17,29 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   treat_missing_data  = each.value.treat_missing_data
   alarm_actions       = var.alarm_actions
   tags                = var.tags
+
+  # A metric-math alarm: the expression over its queries.
+  dynamic "metric_query" {
+    for_each = each.value.expression == null ? [] : [each.value.expression]
+    content {
+      id          = "e"
+      expression  = metric_query.value
+      return_data = true
+    }
+  }
+  dynamic "metric_query" {
+    for_each = each.value.queries
+    content {
+      id = metric_query.value.id
+      metric {
+        namespace   = metric_query.value.namespace
+        metric_name = metric_query.value.metric_name
+        dimensions  = metric_query.value.dimensions
+        stat        = metric_query.value.statistic
+        period      = each.value.period
+      }
+    }
+  }
 }
 
 resource "aws_cloudwatch_dashboard" "this" {

@@ -31,13 +31,13 @@ variable "name_prefix" {
 }
 
 variable "sessions_table" {
-  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name. Default \"livecount-sessions\"."
+  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name. Default \"<name_prefix>-sessions\"."
   type        = string
   default     = null
 }
 
 variable "counters_table" {
-  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name. Default \"livecount-counters\"."
+  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name. Default \"<name_prefix>-counters\"."
   type        = string
   default     = null
 }
@@ -85,13 +85,13 @@ variable "point_in_time_recovery" {
 }
 
 variable "deletion_protection" {
-  description = "Deletion protection on both tables. Default false."
+  description = "Deletion protection on both tables. Default true."
   type        = bool
   default     = null
 }
 
 variable "max_receive_count" {
-  description = "Receives of an event before SQS moves it to the dead-letter queue (1-1000). Default 5."
+  description = "Receives of an event before SQS moves it to the dead-letter queue (1-1000); invalid events go there at once, with their reasons. Default 3."
   type        = number
   default     = null
 }
@@ -109,13 +109,13 @@ variable "ingest_max_batching_window_seconds" {
 }
 
 variable "ingest_max_concurrency" {
-  description = "Cap on concurrent ingest invocations from SQS (2-1000). Default: no cap."
+  description = "Cap on concurrent ingest invocations from SQS (2-1000). Default 50."
   type        = number
   default     = null
 }
 
 variable "ingest_timeout_seconds" {
-  description = "The ingest function's timeout (1-900); the queue's visibility timeout is 6x this plus the batching window. Default 30."
+  description = "The ingest function's timeout (1-900); the queue's visibility timeout is 6x this plus the batching window. Default 10."
   type        = number
   default     = null
 }
@@ -139,7 +139,7 @@ variable "aggregate_retry_attempts" {
 }
 
 variable "aggregate_max_record_age_seconds" {
-  description = "Stream records older than this go to the on-failure queue (-1, or 60-604800). Default 3600."
+  description = "Stream records older than this go to the on-failure queue (-1, or 60-604800). Default max(60, W + B + G)."
   type        = number
   default     = null
 }
@@ -204,6 +204,24 @@ variable "token_secret_arn" {
   default     = null
 }
 
+variable "expected_stream_shards" {
+  description = "Shards of the sessions stream to plan for (about audience / 20,000 per stream); sizes the aggregate's reserved concurrency. Default 4."
+  type        = number
+  default     = null
+}
+
+variable "counter_ttl_days" {
+  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): counters of ended streams expire this long after their last update. Default 7."
+  type        = number
+  default     = null
+}
+
+variable "architecture" {
+  description = "arm64 or x86_64 (make package LAMBDA_ARCH=...). Default arm64."
+  type        = string
+  default     = null
+}
+
 variable "memory_size" {
   description = "Memory of each function in MB (128-10240). Default 256."
   type        = number
@@ -211,7 +229,7 @@ variable "memory_size" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency by function (keys ingest, aggregate, read). Default none."
+  description = "Reserved concurrency by function (keys ingest, aggregate, read). Default aggregate = expected_stream_shards x parallelization factor, read = 10."
   type        = map(number)
   default     = null
 }
@@ -223,7 +241,7 @@ variable "log_retention_days" {
 }
 
 variable "iterator_age_alarm_seconds" {
-  description = "The aggregate IteratorAge alarm fires above this many seconds. Default 60."
+  description = "The aggregate IteratorAge alarm fires above this many seconds (2 of 3 minutes). Default 10."
   type        = number
   default     = null
 }

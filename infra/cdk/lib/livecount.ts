@@ -16,7 +16,15 @@ import { Construct, IConstruct } from 'constructs';
 /** The CloudWatch namespace of the metrics the handlers emit in Embedded Metric Format. */
 export const METRICS_NAMESPACE = 'livecount';
 /** Metric names the ingest handler emits (dimension `Function` = `ingest`). */
-export const INGEST_METRICS = ['EventsApplied', 'EventsStale', 'MessagesInvalid', 'MessagesFailed'] as const;
+export const INGEST_METRICS = [
+  'EventsApplied',
+  'EventsStale',
+  'MessagesInvalid',
+  'MessagesDeadLettered',
+  'MessagesFailed',
+  'MessagesExpired',
+  'TokensRejected',
+] as const;
 /** Metric names the aggregate handler emits (dimension `Function` = `aggregate`). */
 export const AGGREGATE_METRICS = [
   'RecordsApplied',
@@ -45,10 +53,18 @@ export interface LivecountProps {
   readonly readCode?: string;
 
   // ---- Configuration: each prop is the environment variable of the same name ---------------
-  /** `LIVECOUNT_SESSIONS_TABLE`: the sessions table's name. @default 'livecount-sessions' */
+  /** `LIVECOUNT_SESSIONS_TABLE`: the sessions table's name. @default `${stackName}-sessions` */
   readonly sessionsTable?: string;
-  /** `LIVECOUNT_COUNTERS_TABLE`: the counters table's name. @default 'livecount-counters' */
+  /** `LIVECOUNT_COUNTERS_TABLE`: the counters table's name. @default `${stackName}-counters` */
   readonly countersTable?: string;
+  /**
+   * `LIVECOUNT_DEPLOYMENT`: the `Deployment` dimension of the functions' metrics, so two
+   * deployments in one account and region keep their metrics and alarms apart.
+   * @default the stack name
+   */
+  readonly deploymentName?: string;
+  /** `LIVECOUNT_COUNTER_TTL_DAYS` (1-365): counters of ended streams expire this long after their last update. @default 7 */
+  readonly counterTtlDays?: number;
   /** `LIVECOUNT_WINDOW_SECONDS` (W, 1-3600). @default 15 */
   readonly windowSeconds?: number;
   /** `LIVECOUNT_BUCKET_SECONDS` (B, 1-3600). @default 5 */
@@ -67,17 +83,29 @@ export interface LivecountProps {
   readonly pointInTimeRecovery?: boolean;
   /** What happens to the tables when they leave the stack. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
+  /** Deletion protection on both tables. @default true */
+  readonly deletionProtection?: boolean;
 
   // ---- Events queue and ingest ----------------------------------------------------------------
-  /** Receives before a message moves to the dead-letter queue (1-1000). @default 5 */
+  /**
+   * Receives before a message moves to the dead-letter queue (1-1000). Invalid messages go there
+   * at once, with their reasons; this counts failed writes. @default 3
+   */
   readonly maxReceiveCount?: number;
   /** SQS messages per ingest invocation (1-10000; above 10 needs a batching window). @default 100 */
   readonly ingestBatchSize?: number;
   /** How long Lambda gathers SQS messages (0-300 s). @default 1 second */
   readonly ingestMaxBatchingWindow?: Duration;
-  /** Cap on concurrent ingest invocations from SQS (2-1000). @default no cap */
+  /**
+   * Cap on concurrent ingest invocations from SQS (2-1000): each keeps `maxConcurrentWrites`
+   * session writes in flight, so 50 x 16 writes stay within a new on-demand table's capacity.
+   * @default 50
+   */
   readonly ingestMaxConcurrency?: number;
-  /** @default 30 seconds; the queue's visibility timeout is 6x this plus the batching window */
+  /**
+   * @default 10 seconds; the queue's visibility timeout is 6x this plus the batching window, and
+   * its retention the longer of 2 x (W + B + G) and maxReceiveCount visibility timeouts
+   */
   readonly ingestTimeout?: Duration;
 
   // ---- Ingest endpoint (players) ----------------------------------------------------------------
@@ -104,10 +132,19 @@ export interface LivecountProps {
   readonly aggregateBatchSize?: number;
   /** (0-300 s) @default 1 second */
   readonly aggregateMaxBatchingWindow?: Duration;
-  /** Retries of a failing batch (-1 = until the record expires, up to 10000). @default 10 */
+  /** Retries of a failing batch (-1 = until the record expires, up to 10000). @default 5 */
   readonly aggregateRetryAttempts?: number;
-  /** Records older than this are sent to the on-failure queue (60 s - 7 days). @default 1 hour */
+  /**
+   * Records older than this are sent to the on-failure queue (60 s - 7 days): past W + B + G no
+   * count depends on them any more. @default max(60 s, W + B + G)
+   */
   readonly aggregateMaxRecordAge?: Duration;
+  /**
+   * Shards of the sessions stream to plan for (one per table partition: about audience / 20,000
+   * per stream, at least 1). The aggregate's reserved concurrency is this x the parallelization
+   * factor. @default 4
+   */
+  readonly expectedStreamShards?: number;
   /** Concurrent batches per stream shard (1-10). @default 1 */
   readonly aggregateParallelizationFactor?: number;
   /** @default 60 seconds */
@@ -127,13 +164,22 @@ export interface LivecountProps {
   // ---- All functions --------------------------------------------------------------------------
   /** @default 256 */
   readonly memorySize?: number;
-  /** Reserved concurrency of each function. @default none (the account's unreserved pool) */
+  /**
+   * Reserved concurrency of each function. @default aggregate: expectedStreamShards x
+   * aggregateParallelizationFactor (it can always read every lane); read: 10 (dashboards cannot
+   * starve the pipeline); ingest: none (capped by ingestMaxConcurrency instead)
+   */
   readonly reservedConcurrency?: Partial<Record<FunctionName, number>>;
+  /** `arm64` (Graviton, the default: cheaper per GB-second) or `x86_64`; `make package` builds the matching zips. @default 'arm64' */
+  readonly architecture?: 'arm64' | 'x86_64';
 
   // ---- Observability --------------------------------------------------------------------------
   /** @default logs.RetentionDays.TWO_WEEKS */
   readonly logRetention?: logs.RetentionDays;
-  /** The aggregate IteratorAge alarm fires above this many seconds. @default 60 */
+  /**
+   * The aggregate IteratorAge alarm fires above this many seconds (2 of 3 minutes): a session
+   * stops counting W after its last heartbeat, so a lag near W shows too few viewers. @default 10
+   */
   readonly iteratorAgeAlarmSeconds?: number;
   /** The invalid-message alarm fires when MessagesInvalid (Sum, 5 min) exceeds this. @default 0 */
   readonly invalidMessagesThreshold?: number;
@@ -144,13 +190,24 @@ export interface LivecountProps {
 }
 
 /** Ranges the Rust side enforces at start (core/src/config.rs); checked here at synth time. */
-const CONFIG_RANGES = {
+export const CONFIG_RANGES = {
   windowSeconds: [1, 3600],
   bucketSeconds: [1, 3600],
   graceSeconds: [1, 68_400],
   sessionShards: [1, 4096],
   maxConcurrentWrites: [1, 1024],
+  counterTtlDays: [1, 365],
 } as const;
+
+/** The environment variable each ranged prop becomes (infra/contract.json names them). */
+export const CONFIG_VARIABLES: Record<keyof typeof CONFIG_RANGES, string> = {
+  windowSeconds: 'LIVECOUNT_WINDOW_SECONDS',
+  bucketSeconds: 'LIVECOUNT_BUCKET_SECONDS',
+  graceSeconds: 'LIVECOUNT_GRACE_SECONDS',
+  sessionShards: 'LIVECOUNT_SESSION_SHARDS',
+  maxConcurrentWrites: 'LIVECOUNT_MAX_CONCURRENT_WRITES',
+  counterTtlDays: 'LIVECOUNT_COUNTER_TTL_DAYS',
+};
 
 /** A checkov skip, written into the resource's CloudFormation Metadata. */
 interface CheckovSkip {
@@ -316,8 +373,9 @@ export class Livecount extends Construct {
   constructor(scope: Construct, id: string, props: LivecountProps = {}) {
     super(scope, id);
 
-    const sessionsTableName = props.sessionsTable ?? 'livecount-sessions';
-    const countersTableName = props.countersTable ?? 'livecount-counters';
+    const stackName = Stack.of(this).stackName;
+    const sessionsTableName = props.sessionsTable ?? `${stackName}-sessions`;
+    const countersTableName = props.countersTable ?? `${stackName}-counters`;
     checkTableName('sessionsTable', sessionsTableName);
     checkTableName('countersTable', countersTableName);
     if (sessionsTableName === countersTableName) {
@@ -329,6 +387,7 @@ export class Livecount extends Construct {
       graceSeconds: props.graceSeconds ?? 60,
       sessionShards: props.sessionShards ?? 8,
       maxConcurrentWrites: props.maxConcurrentWrites ?? 16,
+      counterTtlDays: props.counterTtlDays ?? 7,
     };
     for (const [name, [min, max]] of Object.entries(CONFIG_RANGES)) {
       checkRange(name, config[name as keyof typeof config], min, max);
@@ -340,7 +399,7 @@ export class Livecount extends Construct {
         `livecount: (windowSeconds + bucketSeconds + graceSeconds) / bucketSeconds is ${bucketSpan}; it may be at most 20, so the live counter item stays within 1 KB`,
       );
     }
-    const maxReceiveCount = props.maxReceiveCount ?? 5;
+    const maxReceiveCount = props.maxReceiveCount ?? 3;
     checkRange('maxReceiveCount', maxReceiveCount, 1, 1000);
     const ingestBatchSize = props.ingestBatchSize ?? 100;
     checkRange('ingestBatchSize', ingestBatchSize, 1, 10_000);
@@ -353,15 +412,26 @@ export class Livecount extends Construct {
     checkRange('aggregateBatchSize', aggregateBatchSize, 1, 10_000);
     const aggregateWindow = props.aggregateMaxBatchingWindow ?? Duration.seconds(1);
     checkRange('aggregateMaxBatchingWindow (seconds)', aggregateWindow.toSeconds(), 0, 300);
-    const retryAttempts = props.aggregateRetryAttempts ?? 10;
+    const retryAttempts = props.aggregateRetryAttempts ?? 5;
     checkRange('aggregateRetryAttempts', retryAttempts, -1, 10_000);
-    const maxRecordAge = props.aggregateMaxRecordAge ?? Duration.hours(1);
+    // The data's life: past W + B + G after its receive time, no count depends on an event.
+    const dataLifeSeconds = config.windowSeconds + config.bucketSeconds + config.graceSeconds;
+    const maxRecordAge = props.aggregateMaxRecordAge ?? Duration.seconds(Math.max(60, dataLifeSeconds));
     checkRange('aggregateMaxRecordAge (seconds)', maxRecordAge.toSeconds(), 60, 604_800);
     const parallelization = props.aggregateParallelizationFactor ?? 1;
     checkRange('aggregateParallelizationFactor', parallelization, 1, 10);
-    const ingestTimeout = props.ingestTimeout ?? Duration.seconds(30);
+    const streamShards = props.expectedStreamShards ?? 4;
+    checkRange('expectedStreamShards', streamShards, 1, 1000);
+    const ingestMaxConcurrency = props.ingestMaxConcurrency ?? 50;
+    checkRange('ingestMaxConcurrency', ingestMaxConcurrency, 2, 1000);
+    const reservedConcurrency: Partial<Record<FunctionName, number>> = {
+      aggregate: streamShards * parallelization,
+      read: 10,
+      ...props.reservedConcurrency,
+    };
+    const ingestTimeout = props.ingestTimeout ?? Duration.seconds(10);
     checkRange('ingestTimeout (seconds)', ingestTimeout.toSeconds(), 1, 900);
-    const iteratorAgeAlarmSeconds = props.iteratorAgeAlarmSeconds ?? 60;
+    const iteratorAgeAlarmSeconds = props.iteratorAgeAlarmSeconds ?? 10;
     checkRange('iteratorAgeAlarmSeconds', iteratorAgeAlarmSeconds, 1, 604_800);
     const invalidThreshold = props.invalidMessagesThreshold ?? 0;
     checkRange('invalidMessagesThreshold', invalidThreshold, 0, 1_000_000_000);
@@ -375,7 +445,9 @@ export class Livecount extends Construct {
       );
     }
 
+    const deploymentName = props.deploymentName ?? stackName;
     this.environment = {
+      LIVECOUNT_DEPLOYMENT: deploymentName,
       LIVECOUNT_SESSIONS_TABLE: sessionsTableName,
       LIVECOUNT_COUNTERS_TABLE: countersTableName,
       LIVECOUNT_WINDOW_SECONDS: String(config.windowSeconds),
@@ -383,13 +455,15 @@ export class Livecount extends Construct {
       LIVECOUNT_GRACE_SECONDS: String(config.graceSeconds),
       LIVECOUNT_SESSION_SHARDS: String(config.sessionShards),
       LIVECOUNT_MAX_CONCURRENT_WRITES: String(config.maxConcurrentWrites),
+      LIVECOUNT_COUNTER_TTL_DAYS: String(config.counterTtlDays),
       RUST_LOG: props.logLevel ?? 'info',
     };
     // Only the secret's ARN: ingest reads the secret itself at start, so it is never in the
     // template or the function's configuration.
-    const ingestEnvironment: Record<string, string> = props.tokenSecretArn
-      ? { ...this.environment, LIVECOUNT_TOKEN_SECRET_ARN: props.tokenSecretArn }
-      : this.environment;
+    const ingestEnvironment: Record<string, string> = {
+      ...this.environment,
+      ...(props.tokenSecretArn ? { LIVECOUNT_TOKEN_SECRET_ARN: props.tokenSecretArn } : {}),
+    };
 
     // ---- Tables ---------------------------------------------------------------------------
     const pitr = props.pointInTimeRecovery ?? true;
@@ -400,6 +474,7 @@ export class Livecount extends Construct {
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: pitr },
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      deletionProtection: props.deletionProtection ?? true,
     };
     this.sessions = new dynamodb.Table(this, 'SessionsTable', {
       ...tableDefaults,
@@ -410,6 +485,8 @@ export class Livecount extends Construct {
     this.counters = new dynamodb.Table(this, 'CountersTable', {
       ...tableDefaults,
       tableName: countersTableName,
+      // Counters of ended streams expire LIVECOUNT_COUNTER_TTL_DAYS after their last update.
+      timeToLiveAttribute: 'expiresAt',
     });
     for (const table of [this.sessions, this.counters]) {
       addCheckovSkips(table, TABLE_CHECKOV_SKIPS);
@@ -430,10 +507,14 @@ export class Livecount extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
+    // Retention fitted to the data's life: an event older than W + G is dropped by ingest, so
+    // keeping it longer only delays nothing; the retries (maxReceiveCount x visibility) fit inside.
+    const queueRetention = Math.max(60, 2 * dataLifeSeconds, maxReceiveCount * ingestVisibility.toSeconds());
     this.queue = new sqs.Queue(this, 'EventsQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       visibilityTimeout: ingestVisibility,
+      retentionPeriod: Duration.seconds(queueRetention),
       // The handlers accept bodies up to 256 KiB; SQS refuses larger ones at send time.
       maxMessageSizeBytes: 262_144,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount },
@@ -481,6 +562,11 @@ export class Livecount extends Construct {
           // What the SQS event source mapping needs (as AWSLambdaSQSQueueExecutionRole).
           actions: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
           resources: [this.queue.queueArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'DeadLetterInvalidEvents',
+          actions: ['sqs:SendMessage'],
+          resources: [this.deadLetterQueue.queueArn],
         }),
         ...(props.tokenSecretArn
           ? [
@@ -549,18 +635,21 @@ export class Livecount extends Construct {
         description: `livecount ${name} function (${stack.stackName})`,
         inlinePolicies: { livecount: new iam.PolicyDocument({ statements: statements[name] }) },
       });
-      const reserved = props.reservedConcurrency?.[name];
+      const reserved = reservedConcurrency[name];
       functions[name] = new lambda.Function(this, `${capitalize(name)}Function`, {
         description: `livecount ${name}`,
         runtime: lambda.Runtime.PROVIDED_AL2023,
-        architecture: lambda.Architecture.X86_64,
+        architecture: (props.architecture ?? 'arm64') === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
         handler: 'bootstrap',
         code: lambda.Code.fromAsset(codePath),
         memorySize: props.memorySize ?? 256,
         timeout: timeouts[name],
         role: roles[name],
         logGroup: logGroups[name],
-        environment: name === 'ingest' ? ingestEnvironment : this.environment,
+        environment:
+          name === 'ingest'
+            ? { ...ingestEnvironment, LIVECOUNT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl }
+            : this.environment,
         reservedConcurrentExecutions: reserved,
       });
       addCheckovSkips(functions[name], FUNCTION_CHECKOV_SKIPS);
@@ -581,7 +670,7 @@ export class Livecount extends Construct {
       batchSize: ingestBatchSize,
       maxBatchingWindow: ingestWindow,
       reportBatchItemFailures: true,
-      maxConcurrency: props.ingestMaxConcurrency,
+      maxConcurrency: ingestMaxConcurrency,
     });
     const failures = this.aggregateFailures;
     this.aggregateMapping = new lambda.EventSourceMapping(this, 'AggregateFromSessionsStream', {
@@ -691,37 +780,83 @@ export class Livecount extends Construct {
       alarms[key] = a;
     };
     const fiveMinutes = Duration.minutes(5);
-    alarm('DeadLetterQueueDepth', {
-      alarmDescription: 'livecount: events reached the dead-letter queue (invalid, or failing maxReceiveCount times)',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        statistic: 'Maximum',
-        period: Duration.minutes(1),
-      }),
-      threshold: 0,
+    const oneMinute = Duration.minutes(1);
+    const metric = (m: string, period: Duration = oneMinute) => handlerMetric(deploymentName, m.split('/')[0] as 'ingest' | 'aggregate', m.split('/')[1], period);
+    // A message that waits longer than W / 2 leaves too little of its window: viewers drop out.
+    alarm('EventsQueueAge', {
+      alarmDescription: `livecount: events wait more than ${config.windowSeconds / 2} s (W / 2) in the queue; viewers start dropping out of the count (docs/operations.md)`,
+      metric: this.queue.metricApproximateAgeOfOldestMessage({ statistic: 'Maximum', period: oneMinute }),
+      threshold: config.windowSeconds / 2,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-    });
-    alarm('AggregateFailureQueueDepth', {
-      alarmDescription: 'livecount: the aggregate mapping gave up on sessions stream records',
-      metric: this.aggregateFailures.metricApproximateNumberOfMessagesVisible({
-        statistic: 'Maximum',
-        period: Duration.minutes(1),
-      }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
     });
     alarm('AggregateIteratorAge', {
-      alarmDescription: `livecount: the aggregator lags the sessions stream by more than ${iteratorAgeAlarmSeconds} s (counts are stale)`,
-      metric: this.aggregateFunction.metric('IteratorAge', {
-        statistic: 'Maximum',
-        period: Duration.minutes(1),
-      }),
+      alarmDescription: `livecount: the aggregator lags the sessions stream by more than ${iteratorAgeAlarmSeconds} s; counts fall behind (docs/operations.md)`,
+      metric: this.aggregateFunction.metric('IteratorAge', { statistic: 'Maximum', period: oneMinute }),
       threshold: iteratorAgeAlarmSeconds * 1000,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 3,
-      datapointsToAlarm: 3,
+      datapointsToAlarm: 2,
     });
+    // Events accepted but no aggregate invocation: a stalled trigger emits no IteratorAge at all,
+    // so silence is what this alarm looks for (missing data counts as zero invocations).
+    alarm('PipelineStalled', {
+      alarmDescription:
+        'livecount: events were applied to sessions but the aggregator was not invoked for 3 minutes; counts are frozen (docs/operations.md)',
+      metric: new cloudwatch.MathExpression({
+        expression: 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)',
+        usingMetrics: {
+          applied: metric('ingest/EventsApplied'),
+          invocations: this.aggregateFunction.metricInvocations({ statistic: 'Sum', period: oneMinute }),
+        },
+        period: oneMinute,
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    for (const [key, table] of [
+      ['SessionsTableThrottled', this.sessions],
+      ['CountersTableThrottled', this.counters],
+    ] as const) {
+      alarm(key, {
+        alarmDescription: `livecount: DynamoDB throttled requests on ${key.startsWith('Sessions') ? 'the sessions' : 'the counters'} table (docs/operations.md)`,
+        metric: new cloudwatch.MathExpression({
+          expression: 'FILL(reads, 0) + FILL(writes, 0)',
+          usingMetrics: {
+            reads: table.metric('ReadThrottleEvents', { statistic: 'Sum', period: oneMinute }),
+            writes: table.metric('WriteThrottleEvents', { statistic: 'Sum', period: oneMinute }),
+          },
+          period: oneMinute,
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
+    // Arrivals, not depth: an alarm on depth would stay red for the queue's 14-day retention.
+    for (const [key, queue, what] of [
+      ['DeadLetterArrivals', this.deadLetterQueue, 'events reached the dead-letter queue (invalid, with their reasons, or failing maxReceiveCount times)'],
+      ['AggregateFailureArrivals', this.aggregateFailures, 'the aggregate mapping gave up on sessions stream records'],
+    ] as const) {
+      alarm(key, {
+        alarmDescription: `livecount: ${what} (docs/operations.md)`,
+        metric: new cloudwatch.MathExpression({
+          expression: 'MAX([FILL(sent, 0), FILL(DIFF(visible), 0)])',
+          usingMetrics: {
+            sent: queue.metricNumberOfMessagesSent({ statistic: 'Sum', period: oneMinute }),
+            visible: queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: oneMinute }),
+          },
+          period: oneMinute,
+        }),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
     for (const name of FUNCTION_NAMES) {
       const fn = functions[name];
       alarm(`${capitalize(name)}Errors`, {
@@ -741,14 +876,14 @@ export class Livecount extends Construct {
     }
     alarm('MessagesInvalid', {
       alarmDescription: `livecount: more than ${invalidThreshold} invalid player messages in 5 minutes (see the ingest logs for each reason)`,
-      metric: handlerMetric('ingest', 'MessagesInvalid', fiveMinutes),
+      metric: metric('ingest/MessagesInvalid', fiveMinutes),
       threshold: invalidThreshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
     });
     alarm('UnreadableRecords', {
       alarmDescription: 'livecount: the aggregator skipped sessions stream records it could not understand',
-      metric: handlerMetric('aggregate', 'UnreadableRecords', fiveMinutes),
+      metric: metric('aggregate/UnreadableRecords', fiveMinutes),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
@@ -756,7 +891,7 @@ export class Livecount extends Construct {
     alarm('RecordsNotApplied', {
       alarmDescription:
         'livecount: DynamoDB rejected a counter update as invalid; its records were not applied (see the aggregate logs)',
-      metric: handlerMetric('aggregate', 'RecordsNotApplied', fiveMinutes),
+      metric: metric('aggregate/RecordsNotApplied', fiveMinutes),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
@@ -783,12 +918,12 @@ export class Livecount extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Ingest: events per minute',
-        left: INGEST_METRICS.map((m) => handlerMetric('ingest', m, minute)),
+        left: INGEST_METRICS.map((m) => handlerMetric(deploymentName, 'ingest', m, minute)),
         width: 12,
       }),
       new cloudwatch.GraphWidget({
         title: 'Aggregate: records and updates per minute',
-        left: AGGREGATE_METRICS.map((m) => handlerMetric('aggregate', m, minute)),
+        left: AGGREGATE_METRICS.map((m) => handlerMetric(deploymentName, 'aggregate', m, minute)),
         width: 12,
       }),
     );
@@ -852,11 +987,16 @@ export class Livecount extends Construct {
 }
 
 /** One of the handlers' EMF metrics: namespace `livecount`, dimension `Function`. */
-export function handlerMetric(fn: 'ingest' | 'aggregate', metricName: string, period: Duration): cloudwatch.Metric {
+export function handlerMetric(
+  deployment: string,
+  fn: 'ingest' | 'aggregate',
+  metricName: string,
+  period: Duration,
+): cloudwatch.Metric {
   return new cloudwatch.Metric({
     namespace: METRICS_NAMESPACE,
     metricName,
-    dimensionsMap: { Function: fn },
+    dimensionsMap: { Deployment: deployment, Function: fn },
     statistic: 'Sum',
     period,
   });

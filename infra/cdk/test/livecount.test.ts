@@ -15,6 +15,8 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { propsFromContext } from '../lib/context';
 import {
   AGGREGATE_METRICS,
+  CONFIG_RANGES,
+  CONFIG_VARIABLES,
   FUNCTION_NAMES,
   INGEST_METRICS,
   Livecount,
@@ -93,14 +95,19 @@ const resource = (s: Synth, logicalId: string) => {
 const resourcesOfType = (s: Synth, type: string): [string, any][] =>
   Object.entries(s.json.Resources as Record<string, any>).filter(([, r]) => r.Type === type);
 
+/** infra/contract.json: what the Rust functions and the infrastructure agree on. */
+const CONTRACT = JSON.parse(fs.readFileSync(path.resolve(CDK_DIR, '..', 'contract.json'), 'utf8'));
+
 const ENV_DEFAULTS = {
-  LIVECOUNT_SESSIONS_TABLE: 'livecount-sessions',
-  LIVECOUNT_COUNTERS_TABLE: 'livecount-counters',
+  LIVECOUNT_DEPLOYMENT: 'Test',
+  LIVECOUNT_SESSIONS_TABLE: 'Test-sessions',
+  LIVECOUNT_COUNTERS_TABLE: 'Test-counters',
   LIVECOUNT_WINDOW_SECONDS: '15',
   LIVECOUNT_BUCKET_SECONDS: '5',
   LIVECOUNT_GRACE_SECONDS: '60',
   LIVECOUNT_SESSION_SHARDS: '8',
   LIVECOUNT_MAX_CONCURRENT_WRITES: '16',
+  LIVECOUNT_COUNTER_TTL_DAYS: '7',
   RUST_LOG: 'info',
 };
 
@@ -111,7 +118,7 @@ describe('tables', () => {
     const t = resource(DEFAULT, DEFAULT.id(c.sessions));
     assert.equal(t.Type, 'AWS::DynamoDB::Table');
     assert.deepEqual(t.Properties, {
-      TableName: 'livecount-sessions',
+      TableName: 'Test-sessions',
       AttributeDefinitions: [
         { AttributeName: 'PK', AttributeType: 'S' },
         { AttributeName: 'SK', AttributeType: 'S' },
@@ -125,14 +132,15 @@ describe('tables', () => {
       StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
+      DeletionProtectionEnabled: true,
     });
     assert.equal(t.DeletionPolicy, 'Retain');
   });
 
-  it('counters: PK/SK strings, on demand, no TTL, no stream, PITR, SSE', () => {
+  it('counters: PK/SK strings, on demand, TTL on expiresAt, no stream, PITR, SSE, deletion protection', () => {
     const t = resource(DEFAULT, DEFAULT.id(c.counters));
     assert.deepEqual(t.Properties, {
-      TableName: 'livecount-counters',
+      TableName: 'Test-counters',
       AttributeDefinitions: [
         { AttributeName: 'PK', AttributeType: 'S' },
         { AttributeName: 'SK', AttributeType: 'S' },
@@ -142,9 +150,18 @@ describe('tables', () => {
         { AttributeName: 'SK', KeyType: 'RANGE' },
       ],
       BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       SSESpecification: { SSEEnabled: true },
+      DeletionProtectionEnabled: true,
     });
+  });
+
+  it('deletion protection can be turned off', () => {
+    const s = synth({ deletionProtection: false });
+    for (const table of [s.construct.sessions, s.construct.counters]) {
+      assert.equal(resource(s, s.id(table)).Properties.DeletionProtectionEnabled, false);
+    }
   });
 
   it('exactly two tables', () => {
@@ -171,18 +188,22 @@ describe('tables', () => {
 describe('queues', () => {
   const { construct: c } = DEFAULT;
 
-  it('events queue: SQS-managed SSE, redrive to the DLQ after 5 receives, visibility >= 6x the ingest timeout', () => {
+  it('events queue: SQS-managed SSE, redrive after 3 receives, visibility >= 6x the ingest timeout, retention fitted to the data', () => {
     const q = resource(DEFAULT, DEFAULT.id(c.queue)).Properties;
     assert.equal(q.SqsManagedSseEnabled, true);
     assert.equal(q.MaximumMessageSize, 262_144);
     assert.deepEqual(q.RedrivePolicy, {
       deadLetterTargetArn: getAtt(DEFAULT.id(c.deadLetterQueue), 'Arn'),
-      maxReceiveCount: 5,
+      maxReceiveCount: 3,
     });
     const ingestTimeout = resource(DEFAULT, DEFAULT.id(c.ingestFunction)).Properties.Timeout;
-    assert.equal(ingestTimeout, 30);
+    assert.equal(ingestTimeout, 10);
     assert.ok(q.VisibilityTimeout >= 6 * ingestTimeout, `visibility ${q.VisibilityTimeout}`);
-    assert.equal(q.VisibilityTimeout, 6 * 30 + 1);
+    assert.equal(q.VisibilityTimeout, 6 * 10 + 1);
+    // An event older than W + G is dropped by ingest: the queue keeps it about as long as it
+    // can still count (2 x (W + B + G) = 160 s), and every retry fits inside (3 x 61 s = 183 s).
+    assert.equal(q.MessageRetentionPeriod, 183);
+    assert.ok(q.MessageRetentionPeriod >= 3 * q.VisibilityTimeout);
   });
 
   it('DLQ and the aggregate on-failure queue: SSE, 14 days retention', () => {
@@ -219,24 +240,47 @@ describe('functions', () => {
 
   it('three functions: provided.al2023, x86_64, handler bootstrap, own role and log group', () => {
     DEFAULT.template.resourceCountIs('AWS::Lambda::Function', 3);
+    const reserved = { ingest: undefined, aggregate: 4, read: 10 };
     for (const name of FUNCTION_NAMES) {
       const fn = { ingest: c.ingestFunction, aggregate: c.aggregateFunction, read: c.readFunction }[name];
       const p = resource(DEFAULT, DEFAULT.id(fn)).Properties;
       assert.equal(p.Runtime, 'provided.al2023');
-      assert.deepEqual(p.Architectures, ['x86_64']);
+      assert.deepEqual(p.Architectures, ['arm64']);
       assert.equal(p.Handler, 'bootstrap');
       assert.deepEqual(p.Role, getAtt(DEFAULT.id(c.roles[name]), 'Arn'));
       assert.deepEqual(p.LoggingConfig, { LogGroup: ref(DEFAULT.id(c.logGroups[name])) });
       assert.equal(p.MemorySize, 256);
-      assert.equal(p.ReservedConcurrentExecutions, undefined);
+      assert.equal(p.ReservedConcurrentExecutions, reserved[name], name);
     }
     assert.equal(resource(DEFAULT, DEFAULT.id(c.aggregateFunction)).Properties.Timeout, 60);
     assert.equal(resource(DEFAULT, DEFAULT.id(c.readFunction)).Properties.Timeout, 10);
   });
 
   it('every function gets exactly the documented environment, with the documented defaults', () => {
-    for (const fn of [c.ingestFunction, c.aggregateFunction, c.readFunction]) {
+    for (const fn of [c.aggregateFunction, c.readFunction]) {
       assert.deepEqual(resource(DEFAULT, DEFAULT.id(fn)).Properties.Environment, { Variables: ENV_DEFAULTS });
+    }
+    assert.deepEqual(resource(DEFAULT, DEFAULT.id(c.ingestFunction)).Properties.Environment, {
+      Variables: { ...ENV_DEFAULTS, LIVECOUNT_DEAD_LETTER_QUEUE_URL: ref(DEFAULT.id(c.deadLetterQueue)) },
+    });
+  });
+
+  it('the environment is the contract: its variables, and its defaults where the contract has one', () => {
+    const contractVariables = Object.keys(CONTRACT.environment);
+    for (const [name, value] of Object.entries(ENV_DEFAULTS)) {
+      if (name === 'RUST_LOG') continue;
+      assert.ok(contractVariables.includes(name), `${name} is not in infra/contract.json`);
+      const rule = CONTRACT.environment[name];
+      if (typeof rule.default === 'number') assert.equal(value, String(rule.default), name);
+    }
+    for (const [name, rule] of Object.entries(CONTRACT.environment) as [string, any][]) {
+      if (typeof rule.min === 'number') {
+        const prop = (Object.keys(CONFIG_VARIABLES) as (keyof typeof CONFIG_VARIABLES)[]).find((k) => CONFIG_VARIABLES[k] === name);
+        assert.ok(prop, `no prop for ${name}`);
+        assert.deepEqual(CONFIG_RANGES[prop], [rule.min, rule.max], name);
+        assert.throws(() => synth({ [prop]: rule.min - 1 } as LivecountProps), new RegExp(prop), `${prop} below`);
+        assert.throws(() => synth({ [prop]: rule.max + 1 } as LivecountProps), new RegExp(prop), `${prop} above`);
+      }
     }
   });
 
@@ -250,8 +294,11 @@ describe('functions', () => {
       sessionShards: 256,
       maxConcurrentWrites: 32,
       logLevel: 'debug',
+      deploymentName: 'live-eu',
+      counterTtlDays: 30,
     });
     const expected = {
+      LIVECOUNT_DEPLOYMENT: 'live-eu',
       LIVECOUNT_SESSIONS_TABLE: 'my-sessions',
       LIVECOUNT_COUNTERS_TABLE: 'my-counters',
       LIVECOUNT_WINDOW_SECONDS: '30',
@@ -259,10 +306,11 @@ describe('functions', () => {
       LIVECOUNT_GRACE_SECONDS: '120',
       LIVECOUNT_SESSION_SHARDS: '256',
       LIVECOUNT_MAX_CONCURRENT_WRITES: '32',
+      LIVECOUNT_COUNTER_TTL_DAYS: '30',
       RUST_LOG: 'debug',
     };
-    for (const [, fn] of resourcesOfType(s, 'AWS::Lambda::Function')) {
-      assert.deepEqual(fn.Properties.Environment.Variables, expected);
+    for (const fn of [s.construct.aggregateFunction, s.construct.readFunction]) {
+      assert.deepEqual(resource(s, s.id(fn)).Properties.Environment.Variables, expected);
     }
     assert.deepEqual(s.construct.environment, expected);
   });
@@ -309,7 +357,7 @@ describe('functions', () => {
 describe('event source mappings', () => {
   const { construct: c } = DEFAULT;
 
-  it('ingest: from the events queue, batch 100, window 1 s, ReportBatchItemFailures', () => {
+  it('ingest: from the events queue, batch 100, window 1 s, ReportBatchItemFailures, at most 50 concurrent', () => {
     const m = resource(DEFAULT, DEFAULT.id(c.ingestMapping)).Properties;
     assert.deepEqual(m, {
       EventSourceArn: getAtt(DEFAULT.id(c.queue), 'Arn'),
@@ -317,21 +365,22 @@ describe('event source mappings', () => {
       BatchSize: 100,
       MaximumBatchingWindowInSeconds: 1,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 50 },
     });
   });
 
   it('ingest: batch size, window and maximum concurrency are props', () => {
-    const s = synth({ ingestBatchSize: 500, ingestMaxBatchingWindow: Duration.seconds(3), ingestMaxConcurrency: 50 });
+    const s = synth({ ingestBatchSize: 500, ingestMaxBatchingWindow: Duration.seconds(3), ingestMaxConcurrency: 200 });
     s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: getAtt(s.id(s.construct.queue), 'Arn'),
       BatchSize: 500,
       MaximumBatchingWindowInSeconds: 3,
-      ScalingConfig: { MaximumConcurrency: 50 },
+      ScalingConfig: { MaximumConcurrency: 200 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
   });
 
-  it('aggregate: sessions stream, TRIM_HORIZON, 100 / 1 s, bisect, partial failures, 10 retries, 1 h, on-failure queue, parallelization 1', () => {
+  it('aggregate: sessions stream, TRIM_HORIZON, 100 / 1 s, bisect, partial failures, 5 retries, records kept W + B + G (80 s), on-failure queue, parallelization 1', () => {
     const m = resource(DEFAULT, DEFAULT.id(c.aggregateMapping)).Properties;
     assert.deepEqual(m, {
       EventSourceArn: getAtt(DEFAULT.id(c.sessions), 'StreamArn'),
@@ -341,8 +390,8 @@ describe('event source mappings', () => {
       MaximumBatchingWindowInSeconds: 1,
       BisectBatchOnFunctionError: true,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      MaximumRetryAttempts: 10,
-      MaximumRecordAgeInSeconds: 3600,
+      MaximumRetryAttempts: 5,
+      MaximumRecordAgeInSeconds: 80,
       DestinationConfig: { OnFailure: { Destination: getAtt(DEFAULT.id(c.aggregateFailures), 'Arn') } },
       ParallelizationFactor: 1,
     });
@@ -580,7 +629,28 @@ describe('IAM', () => {
         Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
         Resource: getAtt(DEFAULT.id(c.queue), 'Arn'),
       },
+      {
+        Sid: 'DeadLetterInvalidEvents',
+        Effect: 'Allow',
+        Action: 'sqs:SendMessage',
+        Resource: getAtt(DEFAULT.id(c.deadLetterQueue), 'Arn'),
+      },
     ]);
+  });
+
+  it("each role allows every operation infra/contract.json says its function calls", () => {
+    const actions = (name: 'ingest' | 'aggregate' | 'read', props: LivecountProps = {}) => {
+      const s = synth(props);
+      const doc = resource(s, s.id(s.construct.roles[name])).Properties.Policies[0].PolicyDocument;
+      return doc.Statement.flatMap((st: any) => (Array.isArray(st.Action) ? st.Action : [st.Action]));
+    };
+    const withSecret = { tokenSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf' };
+    for (const name of ['ingest', 'aggregate', 'read'] as const) {
+      const granted = actions(name, withSecret);
+      for (const operation of CONTRACT.operations[name]) {
+        assert.ok(granted.includes(operation), `${name} calls ${operation} but its role does not allow it`);
+      }
+    }
   });
 
   it('aggregate: its own log group, UpdateItem on the counters table, read the sessions stream, send to the on-failure queue', () => {
@@ -687,51 +757,108 @@ describe('alarms', () => {
   it('there are exactly the documented alarms', () => {
     assert.deepEqual(Object.keys(c.alarms).sort(), [
       'AggregateErrors',
-      'AggregateFailureQueueDepth',
+      'AggregateFailureArrivals',
       'AggregateIteratorAge',
       'AggregateThrottles',
-      'DeadLetterQueueDepth',
+      'CountersTableThrottled',
+      'DeadLetterArrivals',
+      'EventsQueueAge',
       'IngestErrors',
       'IngestThrottles',
       'MessagesInvalid',
+      'PipelineStalled',
       'ReadErrors',
       'ReadThrottles',
       'RecordsNotApplied',
+      'SessionsTableThrottled',
       'UnreadableRecords',
     ]);
-    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 12);
-    for (const [, a] of resourcesOfType(DEFAULT, 'AWS::CloudWatch::Alarm')) {
-      assert.equal(a.Properties.TreatMissingData, 'notBreaching');
-      assert.ok(a.Properties.AlarmDescription.startsWith('livecount: '));
-      assert.equal(a.Properties.AlarmActions, undefined);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 16);
+    for (const [key, a] of Object.entries(c.alarms)) {
+      const p = resource(DEFAULT, DEFAULT.id(a)).Properties;
+      assert.equal(p.TreatMissingData, key === 'PipelineStalled' ? 'breaching' : 'notBreaching', key);
+      assert.ok(p.AlarmDescription.startsWith('livecount: '));
+      assert.equal(p.AlarmActions, undefined);
     }
   });
 
-  it('DLQ depth: ApproximateNumberOfMessagesVisible > 0', () => {
-    for (const [key, queue] of [
-      ['DeadLetterQueueDepth', c.deadLetterQueue],
-      ['AggregateFailureQueueDepth', c.aggregateFailures],
-    ] as const) {
-      const a = alarm(DEFAULT, key);
-      assert.equal(a.Namespace, 'AWS/SQS');
-      assert.equal(a.MetricName, 'ApproximateNumberOfMessagesVisible');
-      assert.deepEqual(a.Dimensions, [{ Name: 'QueueName', Value: getAtt(DEFAULT.id(queue), 'QueueName') }]);
-      assert.equal(a.Statistic, 'Maximum');
-      assert.equal(a.Threshold, 0);
-      assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
-    }
+  /** The metrics of a metric-math alarm, by id. */
+  const mathMetrics = (a: any): Record<string, any> =>
+    Object.fromEntries(a.Metrics.filter((m: any) => m.MetricStat).map((m: any) => [m.Id, m.MetricStat]));
+  const expression = (a: any): string => a.Metrics.find((m: any) => m.Expression).Expression;
+
+  it('events queue age: oldest message above W / 2 (7.5 s), 2 of 3 minutes', () => {
+    const a = alarm(DEFAULT, 'EventsQueueAge');
+    assert.equal(a.Namespace, 'AWS/SQS');
+    assert.equal(a.MetricName, 'ApproximateAgeOfOldestMessage');
+    assert.deepEqual(a.Dimensions, [{ Name: 'QueueName', Value: getAtt(DEFAULT.id(c.queue), 'QueueName') }]);
+    assert.equal(a.Threshold, 7.5);
+    assert.equal(a.Period, 60);
+    assert.equal(a.EvaluationPeriods, 3);
+    assert.equal(a.DatapointsToAlarm, 2);
+    assert.equal(alarm(synth({ windowSeconds: 30 }), 'EventsQueueAge').Threshold, 15);
   });
 
-  it('aggregate iterator age: IteratorAge max > 60 s (60000 ms) for 3 minutes', () => {
+  it('aggregate iterator age: IteratorAge max > 10 s, 2 of 3 minutes', () => {
     const a = alarm(DEFAULT, 'AggregateIteratorAge');
     assert.equal(a.Namespace, 'AWS/Lambda');
     assert.equal(a.MetricName, 'IteratorAge');
     assert.deepEqual(a.Dimensions, [{ Name: 'FunctionName', Value: ref(DEFAULT.id(c.aggregateFunction)) }]);
     assert.equal(a.Statistic, 'Maximum');
-    assert.equal(a.Threshold, 60_000);
+    assert.equal(a.Threshold, 10_000);
+    assert.ok(a.Threshold <= 20_000);
     assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
     assert.equal(a.Period, 60);
     assert.equal(a.EvaluationPeriods, 3);
+    assert.equal(a.DatapointsToAlarm, 2);
+  });
+
+  it('pipeline stalled: events applied but no aggregate invocation for 3 minutes, silence breaching', () => {
+    const a = alarm(DEFAULT, 'PipelineStalled');
+    assert.equal(expression(a), 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)');
+    const m = mathMetrics(a);
+    assert.equal(m.applied.Metric.Namespace, 'livecount');
+    assert.equal(m.applied.Metric.MetricName, 'EventsApplied');
+    assert.deepEqual(m.applied.Metric.Dimensions, [
+      { Name: 'Deployment', Value: 'Test' },
+      { Name: 'Function', Value: 'ingest' },
+    ]);
+    assert.equal(m.invocations.Metric.MetricName, 'Invocations');
+    assert.deepEqual(m.invocations.Metric.Dimensions, [{ Name: 'FunctionName', Value: ref(DEFAULT.id(c.aggregateFunction)) }]);
+    assert.equal(a.Threshold, 1);
+    assert.equal(a.EvaluationPeriods, 3);
+    assert.equal(a.TreatMissingData, 'breaching');
+  });
+
+  it('throttling on each table: read + write throttle events > 0', () => {
+    for (const [key, table] of [
+      ['SessionsTableThrottled', c.sessions],
+      ['CountersTableThrottled', c.counters],
+    ] as const) {
+      const a = alarm(DEFAULT, key);
+      assert.equal(expression(a), 'FILL(reads, 0) + FILL(writes, 0)');
+      const m = mathMetrics(a);
+      assert.equal(m.reads.Metric.MetricName, 'ReadThrottleEvents');
+      assert.equal(m.writes.Metric.MetricName, 'WriteThrottleEvents');
+      assert.deepEqual(m.writes.Metric.Dimensions, [{ Name: 'TableName', Value: ref(DEFAULT.id(table)) }]);
+      assert.equal(a.Threshold, 0);
+    }
+  });
+
+  it('dead letters alarm on arrivals (sent, or a rise in depth), not on depth, so they do not stay red', () => {
+    for (const [key, queue] of [
+      ['DeadLetterArrivals', c.deadLetterQueue],
+      ['AggregateFailureArrivals', c.aggregateFailures],
+    ] as const) {
+      const a = alarm(DEFAULT, key);
+      assert.equal(expression(a), 'MAX([FILL(sent, 0), FILL(DIFF(visible), 0)])');
+      const m = mathMetrics(a);
+      assert.equal(m.sent.Metric.MetricName, 'NumberOfMessagesSent');
+      assert.equal(m.visible.Metric.MetricName, 'ApproximateNumberOfMessagesVisible');
+      assert.deepEqual(m.sent.Metric.Dimensions, [{ Name: 'QueueName', Value: getAtt(DEFAULT.id(queue), 'QueueName') }]);
+      assert.equal(a.Threshold, 0);
+      assert.equal(a.EvaluationPeriods, 1);
+    }
   });
 
   it('Errors and Throttles of each function: Sum over 5 minutes > 0', () => {
@@ -760,7 +887,10 @@ describe('alarms', () => {
         AlarmDescription: undefined,
         Namespace: 'livecount',
         MetricName: 'MessagesInvalid',
-        Dimensions: [{ Name: 'Function', Value: 'ingest' }],
+        Dimensions: [
+          { Name: 'Deployment', Value: 'Test' },
+          { Name: 'Function', Value: 'ingest' },
+        ],
         Statistic: 'Sum',
         Period: 300,
         Threshold: 0,
@@ -774,7 +904,10 @@ describe('alarms', () => {
   it('unreadable stream records: livecount/UnreadableRecords{Function=aggregate} > 0', () => {
     const a = alarm(DEFAULT, 'UnreadableRecords');
     assert.equal(a.Namespace, 'livecount');
-    assert.deepEqual(a.Dimensions, [{ Name: 'Function', Value: 'aggregate' }]);
+    assert.deepEqual(a.Dimensions, [
+      { Name: 'Deployment', Value: 'Test' },
+      { Name: 'Function', Value: 'aggregate' },
+    ]);
     assert.equal(a.Threshold, 0);
   });
 
@@ -782,7 +915,10 @@ describe('alarms', () => {
     const a = alarm(DEFAULT, 'RecordsNotApplied');
     assert.equal(a.Namespace, 'livecount');
     assert.equal(a.MetricName, 'RecordsNotApplied');
-    assert.deepEqual(a.Dimensions, [{ Name: 'Function', Value: 'aggregate' }]);
+    assert.deepEqual(a.Dimensions, [
+      { Name: 'Deployment', Value: 'Test' },
+      { Name: 'Function', Value: 'aggregate' },
+    ]);
     assert.equal(a.Threshold, 0);
   });
 
@@ -796,7 +932,7 @@ describe('alarms', () => {
     const topic = new sns.Topic(stack, 'Topic');
     new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
     const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, 12);
+    assert.equal(Object.keys(alarms).length, 16);
     for (const a of Object.values(alarms)) {
       assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
     }
@@ -807,18 +943,20 @@ describe('dashboard', () => {
   it('graphs events applied/stale/invalid, the aggregate metrics, iterator age, errors, throttles and DLQ depth', () => {
     // The names the handlers emit (core/src/metrics.rs callers in ingest/ and aggregate/).
     for (const m of ['EventsApplied', 'EventsStale', 'MessagesInvalid']) assert.ok((INGEST_METRICS as readonly string[]).includes(m), m);
-    for (const m of ['DeltasLate', 'DuplicateRecords', 'CounterUpdates', 'UnreadableRecords']) {
-      assert.ok((AGGREGATE_METRICS as readonly string[]).includes(m), m);
-    }
+    assert.deepEqual([...INGEST_METRICS], CONTRACT.metrics.ingest, 'the ingest metrics are the contract');
+    assert.deepEqual([...AGGREGATE_METRICS], CONTRACT.metrics.aggregate, 'the aggregate metrics are the contract');
     DEFAULT.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     const [[, d]] = resourcesOfType(DEFAULT, 'AWS::CloudWatch::Dashboard');
     // The body is an Fn::Join of JSON text and references; its literal parts carry the metric specs.
     const body = JSON.stringify(d.Properties.DashboardBody);
-    for (const m of INGEST_METRICS) {
-      assert.match(body, new RegExp(`\\[\\\\"livecount\\\\",\\\\"${m}\\\\",\\\\"Function\\\\",\\\\"ingest\\\\"`), m);
-    }
-    for (const m of AGGREGATE_METRICS) {
-      assert.match(body, new RegExp(`\\[\\\\"livecount\\\\",\\\\"${m}\\\\",\\\\"Function\\\\",\\\\"aggregate\\\\"`), m);
+    for (const [fn, metrics] of [
+      ['ingest', INGEST_METRICS],
+      ['aggregate', AGGREGATE_METRICS],
+    ] as const) {
+      for (const m of metrics) {
+        const spec = JSON.stringify(['livecount', m, 'Deployment', 'Test', 'Function', fn]).slice(0, -1);
+        assert.ok(body.includes(JSON.stringify(spec).slice(1, -1)), `${fn} ${m}`);
+      }
     }
     for (const m of ['IteratorAge', 'Errors', 'Throttles', 'Duration', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage']) {
       assert.ok(body.includes(`\\"${m}\\"`), m);

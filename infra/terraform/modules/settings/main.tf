@@ -4,6 +4,17 @@
 locals {
   functions = ["ingest", "aggregate", "read"]
 
+  sessions_table = coalesce(var.sessions_table, "${var.name_prefix}-sessions")
+  counters_table = coalesce(var.counters_table, "${var.name_prefix}-counters")
+
+  # The data's life: past W + B + G after its receive time, no count depends on an event.
+  data_life_seconds        = var.window_seconds + var.bucket_seconds + var.grace_seconds
+  aggregate_max_record_age = coalesce(var.aggregate_max_record_age_seconds, max(60, local.data_life_seconds))
+  reserved_concurrency = merge({
+    aggregate = var.expected_stream_shards * var.aggregate_parallelization_factor
+    read      = 10
+  }, var.reserved_concurrency)
+
   timeouts = {
     ingest    = var.ingest_timeout_seconds
     aggregate = var.aggregate_timeout_seconds
@@ -11,24 +22,31 @@ locals {
   }
 
   environment = {
-    LIVECOUNT_SESSIONS_TABLE        = var.sessions_table
-    LIVECOUNT_COUNTERS_TABLE        = var.counters_table
+    LIVECOUNT_DEPLOYMENT            = var.name_prefix
+    LIVECOUNT_SESSIONS_TABLE        = local.sessions_table
+    LIVECOUNT_COUNTERS_TABLE        = local.counters_table
     LIVECOUNT_WINDOW_SECONDS        = tostring(var.window_seconds)
     LIVECOUNT_BUCKET_SECONDS        = tostring(var.bucket_seconds)
     LIVECOUNT_GRACE_SECONDS         = tostring(var.grace_seconds)
     LIVECOUNT_SESSION_SHARDS        = tostring(var.session_shards)
     LIVECOUNT_MAX_CONCURRENT_WRITES = tostring(var.max_concurrent_writes)
+    LIVECOUNT_COUNTER_TTL_DAYS      = tostring(var.counter_ttl_days)
     RUST_LOG                        = var.log_level
   }
 
   # Only the secret's ARN: ingest reads the secret itself at start.
-  ingest_environment = merge(local.environment, var.token_secret_arn == null ? {} : {
+  ingest_environment = merge(local.environment, {
+    LIVECOUNT_DEAD_LETTER_QUEUE_URL = local.r.dead_letter_queue_url
+    }, var.token_secret_arn == null ? {} : {
     LIVECOUNT_TOKEN_SECRET_ARN = var.token_secret_arn
   })
 
   # AWS: "set the source queue's visibility timeout to at least six times the function timeout";
   # the batching window is added so a batch gathered for that long is still covered.
   queue_visibility_timeout_seconds = 6 * var.ingest_timeout_seconds + var.ingest_max_batching_window_seconds
+  # Retention fitted to the data's life (an event older than W + G is dropped by ingest), with
+  # every retry (max_receive_count x visibility) inside it.
+  queue_retention_seconds = max(60, 2 * local.data_life_seconds, var.max_receive_count * local.queue_visibility_timeout_seconds)
 
   r = var.resources
 
@@ -55,6 +73,12 @@ locals {
         Effect   = "Allow"
         Action   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
         Resource = local.r.events_queue_arn
+      },
+      {
+        Sid      = "DeadLetterInvalidEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = local.r.dead_letter_queue_arn
       },
       ], var.token_secret_arn == null ? [] : [
       {
@@ -97,6 +121,8 @@ locals {
   }
 
   # ---- Alarms -------------------------------------------------------------------------------
+  # Every alarm has one shape: a single metric (namespace ... statistic), or a metric-math
+  # `expression` over `queries` (the single-metric fields null).
   alarm_defaults = {
     comparison_operator = "GreaterThanThreshold"
     treat_missing_data  = "notBreaching"
@@ -105,7 +131,17 @@ locals {
     period              = 300
     statistic           = "Sum"
     threshold           = 0
+    expression          = null
+    queries             = []
   }
+  math = {
+    namespace   = null
+    metric_name = null
+    dimensions  = null
+    statistic   = null
+    period      = 60
+  }
+  handler_dimensions = { for f in ["ingest", "aggregate"] : f => { Deployment = var.name_prefix, Function = f } }
 
   function_alarms = merge([for f in local.functions : {
     for metric in ["Errors", "Throttles"] : "${f}_${lower(metric)}" => merge(local.alarm_defaults, {
@@ -116,58 +152,88 @@ locals {
     })
   }]...)
 
-  alarms = merge(local.function_alarms, {
-    dead_letter_queue_depth = merge(local.alarm_defaults, {
-      description = "livecount: events reached the dead-letter queue (invalid, or failing max_receive_count times)"
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesVisible"
-      dimensions  = { QueueName = local.r.dead_letter_queue_name }
-      statistic   = "Maximum"
-      period      = 60
-    })
-    aggregate_failure_queue_depth = merge(local.alarm_defaults, {
-      description = "livecount: the aggregate mapping gave up on sessions stream records"
-      namespace   = "AWS/SQS"
-      metric_name = "ApproximateNumberOfMessagesVisible"
-      dimensions  = { QueueName = local.r.aggregate_failure_queue_name }
-      statistic   = "Maximum"
-      period      = 60
+  table_alarms = { for t, name in { sessions = local.sessions_table, counters = local.counters_table } : "${t}_table_throttled" => merge(local.alarm_defaults, local.math, {
+    description = "livecount: DynamoDB throttled requests on the ${t} table (docs/operations.md)"
+    expression  = "FILL(reads, 0) + FILL(writes, 0)"
+    queries = [
+      { id = "reads", namespace = "AWS/DynamoDB", metric_name = "ReadThrottleEvents", dimensions = { TableName = name }, statistic = "Sum" },
+      { id = "writes", namespace = "AWS/DynamoDB", metric_name = "WriteThrottleEvents", dimensions = { TableName = name }, statistic = "Sum" },
+    ]
+  }) }
+
+  # Arrivals, not depth: an alarm on depth would stay red for the queue's 14-day retention.
+  arrival_alarms = { for key, q in {
+    dead_letter_arrivals       = { name = local.r.dead_letter_queue_name, what = "events reached the dead-letter queue (invalid, with their reasons, or failing max_receive_count times)" }
+    aggregate_failure_arrivals = { name = local.r.aggregate_failure_queue_name, what = "the aggregate mapping gave up on sessions stream records" }
+    } : key => merge(local.alarm_defaults, local.math, {
+      description = "livecount: ${q.what} (docs/operations.md)"
+      expression  = "MAX([FILL(sent, 0), FILL(DIFF(visible), 0)])"
+      queries = [
+        { id = "sent", namespace = "AWS/SQS", metric_name = "NumberOfMessagesSent", dimensions = { QueueName = q.name }, statistic = "Sum" },
+        { id = "visible", namespace = "AWS/SQS", metric_name = "ApproximateNumberOfMessagesVisible", dimensions = { QueueName = q.name }, statistic = "Maximum" },
+      ]
+  }) }
+
+  alarms = merge(local.function_alarms, local.table_alarms, local.arrival_alarms, {
+    events_queue_age = merge(local.alarm_defaults, {
+      description         = "livecount: events wait more than ${var.window_seconds / 2} s (W / 2) in the queue; viewers start dropping out of the count (docs/operations.md)"
+      namespace           = "AWS/SQS"
+      metric_name         = "ApproximateAgeOfOldestMessage"
+      dimensions          = { QueueName = local.r.events_queue_name }
+      statistic           = "Maximum"
+      period              = 60
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      threshold           = var.window_seconds / 2
     })
     aggregate_iterator_age = merge(local.alarm_defaults, {
-      description         = "livecount: the aggregator lags the sessions stream by more than ${var.iterator_age_alarm_seconds} s (counts are stale)"
+      description         = "livecount: the aggregator lags the sessions stream by more than ${var.iterator_age_alarm_seconds} s; counts fall behind (docs/operations.md)"
       namespace           = "AWS/Lambda"
       metric_name         = "IteratorAge"
       dimensions          = { FunctionName = local.r.function_names["aggregate"] }
       statistic           = "Maximum"
       period              = 60
       evaluation_periods  = 3
-      datapoints_to_alarm = 3
+      datapoints_to_alarm = 2
       threshold           = var.iterator_age_alarm_seconds * 1000 # IteratorAge is in milliseconds
+    })
+    pipeline_stalled = merge(local.alarm_defaults, local.math, {
+      description         = "livecount: events were applied to sessions but the aggregator was not invoked for 3 minutes; counts are frozen (docs/operations.md)"
+      expression          = "IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)"
+      comparison_operator = "GreaterThanOrEqualToThreshold"
+      threshold           = 1
+      evaluation_periods  = 3
+      datapoints_to_alarm = 3
+      treat_missing_data  = "breaching"
+      queries = [
+        { id = "applied", namespace = "livecount", metric_name = "EventsApplied", dimensions = local.handler_dimensions["ingest"], statistic = "Sum" },
+        { id = "invocations", namespace = "AWS/Lambda", metric_name = "Invocations", dimensions = { FunctionName = local.r.function_names["aggregate"] }, statistic = "Sum" },
+      ]
     })
     messages_invalid = merge(local.alarm_defaults, {
       description = "livecount: more than ${var.invalid_messages_threshold} invalid player messages in 5 minutes (see the ingest logs for each reason)"
       namespace   = "livecount"
       metric_name = "MessagesInvalid"
-      dimensions  = { Function = "ingest" }
+      dimensions  = local.handler_dimensions["ingest"]
       threshold   = var.invalid_messages_threshold
     })
     unreadable_records = merge(local.alarm_defaults, {
       description = "livecount: the aggregator skipped sessions stream records it could not understand"
       namespace   = "livecount"
       metric_name = "UnreadableRecords"
-      dimensions  = { Function = "aggregate" }
+      dimensions  = local.handler_dimensions["aggregate"]
     })
     records_not_applied = merge(local.alarm_defaults, {
       description = "livecount: DynamoDB rejected a counter update as invalid; its records were not applied (see the aggregate logs)"
       namespace   = "livecount"
       metric_name = "RecordsNotApplied"
-      dimensions  = { Function = "aggregate" }
+      dimensions  = local.handler_dimensions["aggregate"]
     })
   })
 
   # ---- Dashboard ------------------------------------------------------------------------------
   # The handlers' EMF metrics (namespace livecount, dimension Function).
-  ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesFailed"]
+  ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesDeadLettered", "MessagesFailed", "MessagesExpired", "TokensRejected"]
   aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed"]
 
   graph = { view = "timeSeries", stacked = false, region = local.r.region, period = 60 }
@@ -184,14 +250,14 @@ locals {
         type = "metric", x = 0, y = 2, width = 12, height = 6
         properties = merge(local.graph, {
           title   = "Ingest: events per minute"
-          metrics = [for m in local.ingest_metrics : ["livecount", m, "Function", "ingest", { stat = "Sum" }]]
+          metrics = [for m in local.ingest_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "ingest", { stat = "Sum" }]]
         })
       },
       {
         type = "metric", x = 12, y = 2, width = 12, height = 6
         properties = merge(local.graph, {
           title   = "Aggregate: records and updates per minute"
-          metrics = [for m in local.aggregate_metrics : ["livecount", m, "Function", "aggregate", { stat = "Sum" }]]
+          metrics = [for m in local.aggregate_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "aggregate", { stat = "Sum" }]]
         })
       },
       {

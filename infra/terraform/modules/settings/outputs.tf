@@ -47,6 +47,11 @@ output "ingest_api" {
   }
 }
 
+output "queue_retention_seconds" {
+  description = "The events queue's retention: 2 x (W + B + G), or every retry (max_receive_count x visibility) if longer; at least 60 s."
+  value       = local.queue_retention_seconds
+}
+
 output "queue_visibility_timeout_seconds" {
   description = "The events queue's visibility timeout: 6x the ingest timeout plus the batching window."
   value       = local.queue_visibility_timeout_seconds
@@ -92,13 +97,16 @@ output "settings" {
   description = "The validated settings."
   value = {
     name_prefix                           = var.name_prefix
-    sessions_table                        = var.sessions_table
-    counters_table                        = var.counters_table
+    sessions_table                        = local.sessions_table
+    counters_table                        = local.counters_table
     point_in_time_recovery                = var.point_in_time_recovery
     deletion_protection                   = var.deletion_protection
     memory_size                           = var.memory_size
     timeout_seconds                       = local.timeouts
-    reserved_concurrency                  = var.reserved_concurrency
+    reserved_concurrency                  = local.reserved_concurrency
+    expected_stream_shards                = var.expected_stream_shards
+    architecture                          = var.architecture
+    counter_ttl_days                      = var.counter_ttl_days
     log_retention_days                    = var.log_retention_days
     ingest_max_concurrency                = var.ingest_max_concurrency
     max_receive_count                     = var.max_receive_count
@@ -108,8 +116,13 @@ output "settings" {
     aggregate_batch_size                  = var.aggregate_batch_size
     aggregate_max_batching_window_seconds = var.aggregate_max_batching_window_seconds
     aggregate_retry_attempts              = var.aggregate_retry_attempts
-    aggregate_max_record_age_seconds      = var.aggregate_max_record_age_seconds
+    aggregate_max_record_age_seconds      = local.aggregate_max_record_age
     aggregate_parallelization_factor      = var.aggregate_parallelization_factor
     public_read                           = var.public_read
+    ingest_throttle_rate                  = var.ingest_throttle_rate
+    ingest_throttle_burst                 = var.ingest_throttle_burst
+    iterator_age_alarm_seconds            = var.iterator_age_alarm_seconds
+    queue_visibility_timeout_seconds      = local.queue_visibility_timeout_seconds
+    queue_retention_seconds               = local.queue_retention_seconds
   }
 }

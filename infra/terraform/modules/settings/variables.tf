@@ -4,27 +4,25 @@
 # ---- Configuration: each variable is the environment variable of the same name -------------
 
 variable "sessions_table" {
-  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name."
+  description = "LIVECOUNT_SESSIONS_TABLE: the sessions table's name. Default \"<name_prefix>-sessions\"."
   type        = string
-  default     = "livecount-sessions"
-  nullable    = false
+  default     = null
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.sessions_table))
+    condition     = var.sessions_table == null ? true : can(regex("^[A-Za-z0-9_.-]{3,255}$", var.sessions_table))
     error_message = "sessions_table (LIVECOUNT_SESSIONS_TABLE) must be 3-255 characters of [A-Za-z0-9_.-]."
   }
 }
 
 variable "counters_table" {
-  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name."
+  description = "LIVECOUNT_COUNTERS_TABLE: the counters table's name. Default \"<name_prefix>-counters\"."
   type        = string
-  default     = "livecount-counters"
-  nullable    = false
+  default     = null
   validation {
-    condition     = can(regex("^[A-Za-z0-9_.-]{3,255}$", var.counters_table))
+    condition     = var.counters_table == null ? true : can(regex("^[A-Za-z0-9_.-]{3,255}$", var.counters_table))
     error_message = "counters_table (LIVECOUNT_COUNTERS_TABLE) must be 3-255 characters of [A-Za-z0-9_.-]."
   }
   validation {
-    condition     = var.counters_table != var.sessions_table
+    condition     = var.counters_table == null || var.counters_table != var.sessions_table
     error_message = "counters_table must differ from sessions_table."
   }
 }
@@ -123,7 +121,7 @@ variable "point_in_time_recovery" {
 variable "deletion_protection" {
   description = "Deletion protection on both tables."
   type        = bool
-  default     = false
+  default     = true
   nullable    = false
 }
 
@@ -132,7 +130,7 @@ variable "deletion_protection" {
 variable "max_receive_count" {
   description = "Receives of an event before SQS moves it to the dead-letter queue."
   type        = number
-  default     = 5
+  default     = 3
   nullable    = false
   validation {
     condition     = var.max_receive_count == floor(var.max_receive_count) && var.max_receive_count >= 1 && var.max_receive_count <= 1000
@@ -169,7 +167,7 @@ variable "ingest_max_batching_window_seconds" {
 variable "ingest_timeout_seconds" {
   description = "The ingest function's timeout; the events queue's visibility timeout is 6x this plus the batching window."
   type        = number
-  default     = 30
+  default     = 10
   nullable    = false
   validation {
     condition     = var.ingest_timeout_seconds == floor(var.ingest_timeout_seconds) && var.ingest_timeout_seconds >= 1 && var.ingest_timeout_seconds <= 900
@@ -180,7 +178,7 @@ variable "ingest_timeout_seconds" {
 variable "ingest_max_concurrency" {
   description = "Cap on concurrent ingest invocations from SQS (2-1000); null: no cap."
   type        = number
-  default     = null
+  default     = 50
   validation {
     condition     = var.ingest_max_concurrency == null ? true : (var.ingest_max_concurrency == floor(var.ingest_max_concurrency) && var.ingest_max_concurrency >= 2 && var.ingest_max_concurrency <= 1000)
     error_message = "ingest_max_concurrency must be null or a whole number from 2 to 1000."
@@ -214,7 +212,7 @@ variable "aggregate_max_batching_window_seconds" {
 variable "aggregate_retry_attempts" {
   description = "Retries of a failing stream batch (-1: until the record expires)."
   type        = number
-  default     = 10
+  default     = 5
   nullable    = false
   validation {
     condition     = var.aggregate_retry_attempts == floor(var.aggregate_retry_attempts) && var.aggregate_retry_attempts >= -1 && var.aggregate_retry_attempts <= 10000
@@ -223,16 +221,49 @@ variable "aggregate_retry_attempts" {
 }
 
 variable "aggregate_max_record_age_seconds" {
-  description = "Stream records older than this go to the on-failure queue (-1: never)."
+  description = "Stream records older than this go to the on-failure queue (-1: never). Default max(60, W + B + G): past it no count depends on a record."
   type        = number
-  default     = 3600
-  nullable    = false
+  default     = null
+  nullable    = true
   validation {
-    condition = var.aggregate_max_record_age_seconds == -1 || (
+    condition = var.aggregate_max_record_age_seconds == null ? true : (var.aggregate_max_record_age_seconds == -1 || (
       var.aggregate_max_record_age_seconds == floor(var.aggregate_max_record_age_seconds) &&
       var.aggregate_max_record_age_seconds >= 60 && var.aggregate_max_record_age_seconds <= 604800
-    )
+    ))
     error_message = "aggregate_max_record_age_seconds must be -1 or a whole number from 60 to 604800."
+  }
+}
+
+variable "expected_stream_shards" {
+  description = "Shards of the sessions stream to plan for (about audience / 20,000 per stream, at least 1); the aggregate's reserved concurrency is this x the parallelization factor."
+  type        = number
+  default     = 4
+  nullable    = false
+  validation {
+    condition     = var.expected_stream_shards == floor(var.expected_stream_shards) && var.expected_stream_shards >= 1 && var.expected_stream_shards <= 1000
+    error_message = "expected_stream_shards must be a whole number from 1 to 1000."
+  }
+}
+
+variable "counter_ttl_days" {
+  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): counters of ended streams expire this long after their last update."
+  type        = number
+  default     = 7
+  nullable    = false
+  validation {
+    condition     = var.counter_ttl_days == floor(var.counter_ttl_days) && var.counter_ttl_days >= 1 && var.counter_ttl_days <= 365
+    error_message = "counter_ttl_days (LIVECOUNT_COUNTER_TTL_DAYS) must be a whole number from 1 to 365."
+  }
+}
+
+variable "architecture" {
+  description = "arm64 (Graviton, cheaper per GB-second) or x86_64; make package builds the matching zips."
+  type        = string
+  default     = "arm64"
+  nullable    = false
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
   }
 }
 
@@ -377,7 +408,7 @@ variable "log_retention_days" {
 variable "iterator_age_alarm_seconds" {
   description = "The aggregate IteratorAge alarm fires above this many seconds."
   type        = number
-  default     = 60
+  default     = 10
   nullable    = false
   validation {
     condition     = var.iterator_age_alarm_seconds >= 1
@@ -407,6 +438,8 @@ variable "resources" {
     counters_table_arn           = string
     events_queue_arn             = string
     events_queue_name            = string
+    dead_letter_queue_arn        = string
+    dead_letter_queue_url        = string
     dead_letter_queue_name       = string
     aggregate_failure_queue_arn  = string
     aggregate_failure_queue_name = string

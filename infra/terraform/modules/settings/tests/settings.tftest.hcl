@@ -8,6 +8,8 @@ variables {
     counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
     events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
     events_queue_name            = "livecount-events"
+    dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
+    dead_letter_queue_url        = "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
     dead_letter_queue_name       = "livecount-events-dlq"
     aggregate_failure_queue_arn  = "arn:aws:sqs:eu-west-1:123456789012:livecount-aggregate-failures"
     aggregate_failure_queue_name = "livecount-aggregate-failures"
@@ -29,6 +31,7 @@ run "defaults_are_the_documented_ones" {
 
   assert {
     condition = output.environment == {
+      LIVECOUNT_DEPLOYMENT            = "livecount"
       LIVECOUNT_SESSIONS_TABLE        = "livecount-sessions"
       LIVECOUNT_COUNTERS_TABLE        = "livecount-counters"
       LIVECOUNT_WINDOW_SECONDS        = "15"
@@ -36,40 +39,44 @@ run "defaults_are_the_documented_ones" {
       LIVECOUNT_GRACE_SECONDS         = "60"
       LIVECOUNT_SESSION_SHARDS        = "8"
       LIVECOUNT_MAX_CONCURRENT_WRITES = "16"
+      LIVECOUNT_COUNTER_TTL_DAYS      = "7"
       RUST_LOG                        = "info"
     }
     error_message = "environment: ${jsonencode(output.environment)}"
   }
 
   assert {
-    condition     = output.queue_visibility_timeout_seconds == 181 && output.queue_visibility_timeout_seconds >= 6 * output.settings.ingest_timeout_seconds
-    error_message = "visibility timeout ${output.queue_visibility_timeout_seconds} is not 6 x 30 s + 1 s"
+    condition     = output.ingest_environment.LIVECOUNT_DEAD_LETTER_QUEUE_URL == "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
+    error_message = "ingest sends invalid events to the DLQ: ${jsonencode(output.ingest_environment)}"
   }
 
   assert {
-    condition = jsonencode(output.settings) == jsonencode({
-      name_prefix                           = "livecount"
-      sessions_table                        = "livecount-sessions"
-      counters_table                        = "livecount-counters"
-      point_in_time_recovery                = true
-      deletion_protection                   = false
-      memory_size                           = 256
-      timeout_seconds                       = { ingest = 30, aggregate = 60, read = 10 }
-      reserved_concurrency                  = {}
-      log_retention_days                    = 14
-      ingest_max_concurrency                = null
-      max_receive_count                     = 5
-      ingest_batch_size                     = 100
-      ingest_max_batching_window_seconds    = 1
-      ingest_timeout_seconds                = 30
-      aggregate_batch_size                  = 100
-      aggregate_max_batching_window_seconds = 1
-      aggregate_retry_attempts              = 10
-      aggregate_max_record_age_seconds      = 3600
-      aggregate_parallelization_factor      = 1
-      public_read                           = false
-    })
-    error_message = "settings: ${jsonencode(output.settings)}"
+    condition     = output.queue_visibility_timeout_seconds == 61 && output.queue_visibility_timeout_seconds >= 6 * output.settings.ingest_timeout_seconds
+    error_message = "visibility timeout ${output.queue_visibility_timeout_seconds} is not 6 x 10 s + 1 s"
+  }
+
+  assert {
+    condition     = output.queue_retention_seconds == 183 && output.queue_retention_seconds >= output.settings.max_receive_count * output.queue_visibility_timeout_seconds
+    error_message = "retention ${output.queue_retention_seconds}: 2 x (W + B + G) = 160 s, or every retry (3 x 61 s = 183 s)"
+  }
+
+  # Parity with CDK: every shared setting's default is infra/contract.json's, as the CDK tests
+  # check for CDK's.
+  assert {
+    condition = alltrue([
+      for name, setting in jsondecode(file("../../../contract.json")).settings :
+      jsonencode(output.settings[name]) == jsonencode(setting.default) if name != "_comment"
+    ])
+    error_message = "settings differ from infra/contract.json: ${jsonencode(output.settings)}"
+  }
+
+  # The environment's numeric defaults are the contract's (the Rust tests check the same).
+  assert {
+    condition = alltrue([
+      for name, rule in jsondecode(file("../../../contract.json")).environment :
+      output.environment[name] == tostring(rule.default) if can(rule.min)
+    ])
+    error_message = "environment defaults differ from infra/contract.json"
   }
 
   assert {
@@ -94,6 +101,7 @@ run "props_rename_through_to_the_environment_variables" {
 
   assert {
     condition = output.environment == {
+      LIVECOUNT_DEPLOYMENT            = "livecount"
       LIVECOUNT_SESSIONS_TABLE        = "my-sessions"
       LIVECOUNT_COUNTERS_TABLE        = "my-counters"
       LIVECOUNT_WINDOW_SECONDS        = "30"
@@ -101,6 +109,7 @@ run "props_rename_through_to_the_environment_variables" {
       LIVECOUNT_GRACE_SECONDS         = "120"
       LIVECOUNT_SESSION_SHARDS        = "256"
       LIVECOUNT_MAX_CONCURRENT_WRITES = "32"
+      LIVECOUNT_COUNTER_TTL_DAYS      = "7"
       RUST_LOG                        = "debug"
     }
     error_message = "environment: ${jsonencode(output.environment)}"
@@ -156,6 +165,12 @@ run "each_role_gets_only_the_actions_its_function_calls" {
         Effect   = "Allow"
         Action   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
         Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+      },
+      {
+        Sid      = "DeadLetterInvalidEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
       },
     ]
     error_message = "ingest: ${jsonencode(output.policy_statements.ingest)}"
@@ -231,7 +246,8 @@ run "the_documented_alarms" {
   assert {
     condition = toset(keys(output.alarms)) == toset([
       "ingest_errors", "ingest_throttles", "aggregate_errors", "aggregate_throttles", "read_errors", "read_throttles",
-      "dead_letter_queue_depth", "aggregate_failure_queue_depth", "aggregate_iterator_age",
+      "dead_letter_arrivals", "aggregate_failure_arrivals", "aggregate_iterator_age", "events_queue_age",
+      "pipeline_stalled", "sessions_table_throttled", "counters_table_throttled",
       "messages_invalid", "records_not_applied", "unreadable_records",
     ])
     error_message = "alarms: ${jsonencode(keys(output.alarms))}"
@@ -239,21 +255,22 @@ run "the_documented_alarms" {
 
   assert {
     condition = alltrue([for k, a in output.alarms :
-      a.comparison_operator == "GreaterThanThreshold" && a.treat_missing_data == "notBreaching" && startswith(a.description, "livecount: ")
+      startswith(a.description, "livecount: ") &&
+      a.treat_missing_data == (k == "pipeline_stalled" ? "breaching" : "notBreaching")
     ])
-    error_message = "every alarm is a > threshold alarm, not breaching on missing data, with a description"
+    error_message = "every alarm has a description; only the stalled-pipeline alarm treats silence as breaching"
   }
 
   assert {
     condition = (
-      output.alarms.dead_letter_queue_depth.namespace == "AWS/SQS" &&
-      output.alarms.dead_letter_queue_depth.metric_name == "ApproximateNumberOfMessagesVisible" &&
-      output.alarms.dead_letter_queue_depth.dimensions == { QueueName = "livecount-events-dlq" } &&
-      output.alarms.dead_letter_queue_depth.statistic == "Maximum" &&
-      output.alarms.dead_letter_queue_depth.threshold == 0 &&
-      output.alarms.aggregate_failure_queue_depth.dimensions == { QueueName = "livecount-aggregate-failures" }
+      output.alarms.events_queue_age.namespace == "AWS/SQS" &&
+      output.alarms.events_queue_age.metric_name == "ApproximateAgeOfOldestMessage" &&
+      output.alarms.events_queue_age.dimensions == { QueueName = "livecount-events" } &&
+      output.alarms.events_queue_age.threshold == 7.5 &&
+      output.alarms.events_queue_age.evaluation_periods == 3 &&
+      output.alarms.events_queue_age.datapoints_to_alarm == 2
     )
-    error_message = "DLQ depth alarms: ${jsonencode([output.alarms.dead_letter_queue_depth, output.alarms.aggregate_failure_queue_depth])}"
+    error_message = "queue age alarm (W / 2, 2 of 3): ${jsonencode(output.alarms.events_queue_age)}"
   }
 
   assert {
@@ -262,11 +279,42 @@ run "the_documented_alarms" {
       output.alarms.aggregate_iterator_age.metric_name == "IteratorAge" &&
       output.alarms.aggregate_iterator_age.dimensions == { FunctionName = "livecount-aggregate" } &&
       output.alarms.aggregate_iterator_age.statistic == "Maximum" &&
-      output.alarms.aggregate_iterator_age.threshold == 60000 &&
+      output.alarms.aggregate_iterator_age.threshold == 10000 &&
       output.alarms.aggregate_iterator_age.period == 60 &&
-      output.alarms.aggregate_iterator_age.evaluation_periods == 3
+      output.alarms.aggregate_iterator_age.evaluation_periods == 3 &&
+      output.alarms.aggregate_iterator_age.datapoints_to_alarm == 2
     )
     error_message = "iterator age alarm: ${jsonencode(output.alarms.aggregate_iterator_age)}"
+  }
+
+  assert {
+    condition = (
+      output.alarms.pipeline_stalled.expression == "IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)" &&
+      output.alarms.pipeline_stalled.queries[0].metric_name == "EventsApplied" &&
+      output.alarms.pipeline_stalled.queries[0].dimensions == { Deployment = "livecount", Function = "ingest" } &&
+      output.alarms.pipeline_stalled.queries[1].metric_name == "Invocations" &&
+      output.alarms.pipeline_stalled.evaluation_periods == 3
+    )
+    error_message = "stalled pipeline alarm: ${jsonencode(output.alarms.pipeline_stalled)}"
+  }
+
+  assert {
+    condition = alltrue([for t in ["sessions", "counters"] :
+      output.alarms["${t}_table_throttled"].expression == "FILL(reads, 0) + FILL(writes, 0)" &&
+      output.alarms["${t}_table_throttled"].queries[1].metric_name == "WriteThrottleEvents" &&
+      output.alarms["${t}_table_throttled"].queries[1].dimensions == { TableName = "livecount-${t}" }
+    ])
+    error_message = "table throttling alarms"
+  }
+
+  assert {
+    condition = alltrue([for k, q in { dead_letter_arrivals = "livecount-events-dlq", aggregate_failure_arrivals = "livecount-aggregate-failures" } :
+      output.alarms[k].expression == "MAX([FILL(sent, 0), FILL(DIFF(visible), 0)])" &&
+      output.alarms[k].queries[0].metric_name == "NumberOfMessagesSent" &&
+      output.alarms[k].queries[0].dimensions == { QueueName = q } &&
+      output.alarms[k].threshold == 0
+    ])
+    error_message = "dead-letter arrival alarms"
   }
 
   assert {
@@ -285,13 +333,13 @@ run "the_documented_alarms" {
     condition = (
       output.alarms.messages_invalid.namespace == "livecount" &&
       output.alarms.messages_invalid.metric_name == "MessagesInvalid" &&
-      output.alarms.messages_invalid.dimensions == { Function = "ingest" } &&
+      output.alarms.messages_invalid.dimensions == { Deployment = "livecount", Function = "ingest" } &&
       output.alarms.messages_invalid.statistic == "Sum" &&
       output.alarms.messages_invalid.period == 300 &&
       output.alarms.messages_invalid.threshold == 0 &&
-      output.alarms.unreadable_records.dimensions == { Function = "aggregate" } &&
+      output.alarms.unreadable_records.dimensions == { Deployment = "livecount", Function = "aggregate" } &&
       output.alarms.unreadable_records.metric_name == "UnreadableRecords" &&
-      output.alarms.records_not_applied.dimensions == { Function = "aggregate" } &&
+      output.alarms.records_not_applied.dimensions == { Deployment = "livecount", Function = "aggregate" } &&
       output.alarms.records_not_applied.metric_name == "RecordsNotApplied" &&
       output.alarms.records_not_applied.threshold == 0
     )
@@ -316,22 +364,14 @@ run "alarm_thresholds_are_variables" {
 run "the_dashboard_graphs_the_pipeline" {
   command = plan
 
+  # Every metric infra/contract.json says the handlers emit is graphed, with its dimensions.
   assert {
-    condition = alltrue([for m in ["EventsApplied", "EventsStale", "MessagesInvalid"] :
+    condition = alltrue(flatten([for f in ["ingest", "aggregate"] : [for m in jsondecode(file("../../../contract.json")).metrics[f] :
       contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
-        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
-      ]]), jsonencode(["livecount", m, "Function", "ingest"]))
-    ])
-    error_message = "the ingest EMF metrics are not graphed"
-  }
-
-  assert {
-    condition = alltrue([for m in ["DeltasLate", "DuplicateRecords", "CounterUpdates", "UnreadableRecords"] :
-      contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
-        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
-      ]]), jsonencode(["livecount", m, "Function", "aggregate"]))
-    ])
-    error_message = "the aggregate EMF metrics are not graphed"
+        for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, min(6, length(metric))))
+      ]]), jsonencode(["livecount", m, "Deployment", "livecount", "Function", f]))
+    ]]))
+    error_message = "the handlers' EMF metrics (infra/contract.json) are not all graphed"
   }
 
   assert {
