@@ -3,7 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export LIVECOUNT_DYNAMODB_LOCAL_DIR := $(CURDIR)/.local/dynamodb-local
 LAMBDA_VENV := $(CURDIR)/.local/lambda-venv
-LAMBDA_TARGET := x86_64-unknown-linux-gnu.2.17
+# The functions' architecture: arm64 (Graviton, the infrastructure's default) or x86_64.
+LAMBDA_ARCH ?= arm64
+LAMBDA_DIR ?= target/lambda
+LAMBDA_TARGET = $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,aarch64)-unknown-linux-gnu.2.17
+LAMBDA_ELF_MACHINE = $(if $(filter x86_64,$(LAMBDA_ARCH)),62,183)
 
 .PHONY: run test unit lint fmt chromium web-client package lambda-test infra-test fuzz bench clean-local
 
@@ -40,20 +44,26 @@ $(LAMBDA_VENV)/bin/cargo-lambda:
 	python3 -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install --quiet cargo-lambda
 
-## package: release bootstrap.zip of the ingest, aggregate and read Lambdas in target/lambda/
+## package: release bootstrap.zip of the ingest, aggregate and read Lambdas in target/lambda/,
+## for LAMBDA_ARCH (arm64 by default; LAMBDA_ARCH=x86_64 to match architecture = x86_64)
 package: $(LAMBDA_VENV)/bin/cargo-lambda
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --target $(LAMBDA_TARGET) \
-	  --output-format zip --bin ingest --bin aggregate --bin read
+	  --output-format zip --lambda-dir $(LAMBDA_DIR) --bin ingest --bin aggregate --bin read
 	@for f in ingest aggregate read; do \
-	  unzip -o -q target/lambda/$$f/bootstrap.zip -d target/lambda/$$f 2>/dev/null \
-	    || python3 -m zipfile -e target/lambda/$$f/bootstrap.zip target/lambda/$$f; \
-	  chmod +x target/lambda/$$f/bootstrap; \
-	  printf '%-10s %s bytes\n' $$f "$$(stat -c %s target/lambda/$$f/bootstrap.zip)"; \
+	  unzip -o -q $(LAMBDA_DIR)/$$f/bootstrap.zip -d $(LAMBDA_DIR)/$$f 2>/dev/null \
+	    || python3 -m zipfile -e $(LAMBDA_DIR)/$$f/bootstrap.zip $(LAMBDA_DIR)/$$f; \
+	  chmod +x $(LAMBDA_DIR)/$$f/bootstrap; \
+	  python3 -c 'import sys; m = int.from_bytes(open(sys.argv[1], "rb").read(20)[18:20], "little"); sys.exit(0 if m == int(sys.argv[2]) else f"{sys.argv[1]}: ELF machine {m}, expected {sys.argv[2]} ($(LAMBDA_ARCH))")' \
+	    $(LAMBDA_DIR)/$$f/bootstrap $(LAMBDA_ELF_MACHINE); \
+	  printf '%-10s %s bytes (%s)\n' $$f "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap.zip)" $(LAMBDA_ARCH); \
 	done
 
-## lambda-test: the release bootstraps under cargo lambda's runtime emulator, against DynamoDB Local
-lambda-test: package
+## lambda-test: the x86_64 release bootstraps (this machine's) under cargo lambda's runtime
+## emulator, against DynamoDB Local
+lambda-test:
+	$(MAKE) package LAMBDA_ARCH=x86_64 LAMBDA_DIR=target/lambda-x86_64
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" CARGO_LAMBDA=$(LAMBDA_VENV)/bin/cargo-lambda \
+	  LIVECOUNT_LAMBDA_DIR=$(CURDIR)/target/lambda-x86_64 \
 	  scripts/with-dynamodb-local.sh $(CARGO) test -p livecount-tests --test lambda_contract -- --ignored
 
 ## infra-test: CDK tests and offline synth, terraform checks, checkov

@@ -69,7 +69,10 @@ fn emulator(port: u16) -> Running {
 
 /// Runs `target/lambda/{name}/bootstrap` against the emulator, with the pipeline's tables.
 fn function(name: &str, port: u16, p: &Pipeline, endpoint: &str) -> Running {
-    let bootstrap = workspace().join(format!("target/lambda/{name}/bootstrap"));
+    let dir = std::env::var("LIVECOUNT_LAMBDA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/lambda"));
+    let bootstrap = dir.join(format!("{name}/bootstrap"));
     assert!(
         bootstrap.is_file(),
         "{} is missing: run `make package` first",

@@ -80,7 +80,13 @@ impl Dev {
     /// Starts `livecount dev --port 0 ARGS` against the test DynamoDB Local and waits for its
     /// dashboard address.
     pub fn start(tables: &str, args: &[&str]) -> Self {
+        Self::start_with(tables, args, &[])
+    }
+
+    /// [`Dev::start`] with more environment variables.
+    pub fn start_with(tables: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = livecount(tables)
+            .envs(env.iter().copied())
             .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint())
             .args(["dev", "--port", "0", "--quiet"])
             .args(args)

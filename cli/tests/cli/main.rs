@@ -7,3 +7,4 @@ mod errors;
 mod harness;
 mod player;
 mod send_and_count;
+mod smoke;
