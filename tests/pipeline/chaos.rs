@@ -417,9 +417,7 @@ async fn the_pipeline_recovers_by_itself_when_dynamodb_restarts() {
     let data = std::env::temp_dir().join(format!("livecount-restart-{}", std::process::id()));
     std::fs::create_dir_all(&data).expect("data folder");
     let storage = Storage::Folder(data.clone());
-    let local = DynamoDbLocal::start_with(&install, 0, &storage)
-        .await
-        .expect("start DynamoDB Local");
+    let local = livecount_tests::own_dynamodb_local(&storage).await;
     let port = local.port();
     let mut local = Some(local);
     let options = PipelineOptions {

@@ -1,21 +1,30 @@
 use aws_lambda_events::event::dynamodb::Event;
 use livecount_core::expiry::session_shard;
 use livecount_core::{EventKind, Timing};
+use livecount_local::dynamodb_local::Storage;
 use livecount_local::poller::service_identity;
-use livecount_tests::{Pipeline, event_body, wait_for};
+use livecount_tests::{Pipeline, PipelineOptions, event_body, wait_for};
 use std::time::Duration;
 
 /// Rows of sessions that left are deleted by DynamoDB Local's own TTL sweep, late, as on AWS.
 /// The deletions arrive as service `REMOVE`s and never change the count of watching sessions;
-/// expired rows the sweep has not reached yet never count.
+/// expired rows the sweep has not reached yet never count. The test has a DynamoDB Local of its
+/// own: the sweep scans every TTL-enabled table of its process, so the other tests' tables
+/// would only slow it down.
 #[tokio::test]
 async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
+    let local = livecount_tests::own_dynamodb_local(&Storage::InMemory).await;
     // A ten-minute window: the three watching sessions stay far from TTL for the whole test.
     let timing = Timing {
         window_seconds: 600,
         ..Timing::default()
     };
-    let p = &mut Pipeline::with_timing("ttl-sweep", timing).await;
+    let options = PipelineOptions {
+        timing,
+        endpoint: Some(local.endpoint()),
+        ..PipelineOptions::default()
+    };
+    let p = &mut Pipeline::with_options("ttl-sweep", options).await;
     let t0 = p.clock.now_ms();
 
     // Four viewers whose last heartbeat, almost a window ago, keeps them counting a few more
@@ -82,6 +91,7 @@ async fn ttl_deletions_never_change_the_count_and_expired_rows_never_count() {
         "TTL deletions did not change the count"
     );
     p.cleanup().await;
+    local.stop().await;
 }
 
 /// The TTL `REMOVE` AWS emits for a row whose window has passed changes no current or future

@@ -84,6 +84,25 @@ impl Default for PipelineOptions {
     }
 }
 
+/// A DynamoDB Local of the test's own, for tests that must not share its process (a restart)
+/// or its TTL sweep (which scans every TTL-enabled table of the process, so its lag grows with
+/// what the other tests hold).
+pub async fn own_dynamodb_local(
+    storage: &livecount_local::dynamodb_local::Storage,
+) -> livecount_local::dynamodb_local::DynamoDbLocal {
+    let install = std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../.local/dynamodb-local"
+            ))
+        });
+    livecount_local::dynamodb_local::DynamoDbLocal::start_with(&install, 0, storage)
+        .await
+        .expect("start DynamoDB Local")
+}
+
 /// The real wall clock, in epoch milliseconds, rounded down to a whole second.
 pub fn wall_clock_second_ms() -> i64 {
     Clock::system().now_seconds() * 1000

@@ -676,3 +676,18 @@ run "a_token_secret_that_is_not_a_secrets_manager_arn_is_refused" {
   variables { token_secret_arn = "my-secret-value" }
   expect_failures = [var.token_secret_arn]
 }
+
+# A function that calls an operation (infra/contract.json, which the Rust tests hold the real
+# calls to) without its IAM action fails here.
+run "each_role_allows_every_operation_its_function_calls" {
+  command = plan
+  variables {
+    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+  }
+  assert {
+    condition = alltrue(flatten([for f, operations in jsondecode(file("../../../contract.json")).operations : [
+      for operation in operations : contains(flatten([for st in output.policy_statements[f] : st.Action]), operation)
+    ]]))
+    error_message = "a role lacks an operation of infra/contract.json: ${jsonencode(output.policy_statements)}"
+  }
+}
