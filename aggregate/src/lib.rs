@@ -363,9 +363,7 @@ pub fn session_move(
         .as_ref()
         .or(new.as_ref())
         .map_or(keys.pk.as_str(), |i| i.pk.as_str());
-    let (stream_id, _shard) = pk
-        .rsplit_once('#')
-        .and_then(|(stream, shard)| Some((stream, shard.parse::<u32>().ok()?)))
+    let partition = livecount_core::ids::SessionPartition::parse(pk)
         .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
     let bucket = |image: Option<SessionImage>| {
         image
@@ -378,7 +376,7 @@ pub fn session_move(
         record.event_id.clone()
     };
     Ok(SessionMove {
-        stream_id: stream_id.to_owned(),
+        stream_id: partition.stream_id,
         record_id,
         sequence,
         left: bucket(old),

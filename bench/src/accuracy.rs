@@ -187,7 +187,7 @@ pub async fn run(mut workload: Workload, seconds: i64, seed: u64) -> Result<Run,
                 .iter()
                 .filter_map(|r| match r.change.keys.get("PK") {
                     Some(serde_dynamo::AttributeValue::S(pk)) => {
-                        pk.rsplit_once('#').map(|(s, _)| s.to_owned())
+                        livecount_core::ids::SessionPartition::parse(pk).map(|p| p.stream_id)
                     }
                     _ => None,
                 })

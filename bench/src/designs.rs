@@ -35,7 +35,7 @@ impl ThirtySecondBuckets {
             .update_item()
             .table_name(&self.table)
             .key("PK", s(format!("{}#session", event.stream_id)))
-            .key("SK", s(&event.session_id))
+            .key("SK", s(event.session_id.as_str()))
             .update_expression("SET #p = :b")
             .condition_expression("attribute_not_exists(#p) OR #p < :b")
             .expression_attribute_names("#p", "lastPlay")
@@ -55,7 +55,7 @@ impl ThirtySecondBuckets {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("PK", s(&event.stream_id))
+            .key("PK", s(event.stream_id.as_str()))
             .key("SK", s(format!("b{bucket}")))
             .update_expression("ADD #c :one")
             .expression_attribute_names("#c", "count")
@@ -96,10 +96,10 @@ impl NaiveCounter {
         let mut deltas: BTreeMap<String, i64> = BTreeMap::new();
         for record in &batch.records {
             let stream = match record.change.keys.get("PK") {
-                Some(serde_dynamo::AttributeValue::S(pk)) => pk
-                    .rsplit_once('#')
-                    .map_or(pk.as_str(), |(s, _)| s)
-                    .to_owned(),
+                Some(serde_dynamo::AttributeValue::S(pk)) => {
+                    livecount_core::ids::SessionPartition::parse(pk)
+                        .map_or(pk.clone(), |p| p.stream_id)
+                }
                 _ => continue,
             };
             let delta = match record.event_name.as_str() {
@@ -175,7 +175,10 @@ pub async fn query_viewers(
                 .expression_attribute_names("#pk", "PK")
                 .expression_attribute_names("#e", "expDate")
                 .expression_attribute_names("#w", "watching")
-                .expression_attribute_values(":pk", s(format!("{stream}#{shard}")))
+                .expression_attribute_values(
+                    ":pk",
+                    s(livecount_core::ids::SessionPartition::new(stream, shard).to_string()),
+                )
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":yes", AttributeValue::Bool(true))
                 .select(Select::Count)

@@ -45,7 +45,7 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "Every design gets the same messages, delivered the same way (duplicates and late copies included), and the stream batches livecount's aggregator gets (a share delivered twice). Each stream is sampled every second against the oracle (who is watching by DESIGN §3).\n"
+            "Every design gets the same messages, delivered the same way (duplicates and late copies included), and the stream batches livecount's aggregator gets (a share delivered twice). Each stream is sampled every second against the oracle (who is watching by the rules of docs/design.md).\n"
         );
         for run in &self.accuracy {
             let _ = writeln!(md, "**{}**\n", run.workload);

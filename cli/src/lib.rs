@@ -3,7 +3,8 @@
 //! The `livecount` command. Each subcommand is a function here; `main.rs` parses arguments,
 //! runs one, and turns an error into one line on stderr and a non-zero exit.
 //!
-//! - `livecount dev`: the whole pipeline locally, with the dashboard ([`livecount_local::dev`]);
+//! - `livecount dev`: the whole pipeline locally, with the dashboard ([`dev`], players from
+//!   [`simulator`]), on the AWS emulation of `livecount-local`;
 //! - `livecount send [FILE|-]`: validates events (JSON lines or arrays) and posts them to a
 //!   running `livecount dev`;
 //! - `livecount count STREAM [--json]`: the one-GetItem read;
@@ -11,12 +12,15 @@
 //! - `livecount token --stream S --session ID --ttl 6h`: a signed-session token, signed with
 //!   `LIVECOUNT_TOKEN_SECRET`.
 
+pub mod dev;
+pub mod simulator;
+
 use clap::{Args, Parser, Subcommand};
+use dev::{Database, DevError, DevOptions};
 use livecount_core::{Config, ConfigError, Store, StoreError, error_chain};
-use livecount_local::dev::{Database, DevError, DevOptions};
 use livecount_local::poller::PollerConfig;
 use livecount_local::queue::QueueConfig;
-use livecount_local::simulator::SimulatorConfig;
+use simulator::SimulatorConfig;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -275,7 +279,7 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
         status_every: (!args.quiet).then_some(Duration::from_secs(1)),
         cors_origins: args.cors_origins,
     };
-    livecount_local::dev::run(options, shutdown_signal()).await?;
+    dev::run(options, shutdown_signal()).await?;
     Ok(())
 }
 

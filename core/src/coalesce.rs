@@ -2,6 +2,7 @@
 //! is written.
 
 use crate::event::PlayerEvent;
+use crate::ids::{SessionId, StreamId};
 use std::collections::HashMap;
 
 /// Keeps the newest of each session's events by [`PlayerEvent::order`]: `seq` when the events
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 pub fn newest_per_session<T>(
     events: impl IntoIterator<Item = (PlayerEvent, T)>,
 ) -> Vec<(PlayerEvent, T)> {
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut index: HashMap<(StreamId, SessionId), usize> = HashMap::new();
     let mut winners: Vec<(PlayerEvent, T)> = Vec::new();
     for (event, tag) in events {
         let key = (event.stream_id.clone(), event.session_id.clone());
@@ -36,8 +37,8 @@ mod tests {
 
     fn ev(session: &str, kind: EventKind, ts: i64) -> PlayerEvent {
         PlayerEvent {
-            stream_id: "s".into(),
-            session_id: session.into(),
+            stream_id: StreamId::parse("s").expect("valid"),
+            session_id: SessionId::parse(session).expect("valid"),
             kind,
             ts,
             seq: None,
@@ -72,7 +73,7 @@ mod tests {
     #[test]
     fn sessions_and_streams_are_kept_apart() {
         let mut other_stream = ev("a", Heartbeat, 1);
-        other_stream.stream_id = "t".into();
+        other_stream.stream_id = StreamId::parse("t").expect("valid");
         let out = newest_per_session(
             [
                 ev("a", Heartbeat, 1),

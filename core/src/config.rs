@@ -1,4 +1,4 @@
-//! Configuration from the environment (DESIGN §4): the same names are the infrastructure's
+//! Configuration from the environment (`docs/deploy.md`, "Configuration"): the same names are the infrastructure's
 //! parameters.
 
 use std::time::Duration;

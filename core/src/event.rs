@@ -1,4 +1,4 @@
-//! Player events (DESIGN §3): the SQS message body, its validation, and the clear reason given
+//! Player events (`docs/design.md`, "The model"; the README's "Events"): the SQS message body, its validation, and the clear reason given
 //! for every message that breaks a rule.
 
 use chrono::DateTime;
@@ -24,7 +24,7 @@ pub const MAX_SEQ: u64 = (1 << 53) - 1;
 /// What a player says about its playback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EventKind {
-    // The order is the tie-break of DESIGN §5: on equal `ts`, stop > pause > heartbeat > start.
+    // The order is the tie-break of equal `ts` or `seq`: stop > pause > heartbeat > start.
     Start,
     Heartbeat,
     Pause,
@@ -71,8 +71,8 @@ impl fmt::Display for EventKind {
 /// One validated player event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlayerEvent {
-    pub stream_id: String,
-    pub session_id: String,
+    pub stream_id: crate::ids::StreamId,
+    pub session_id: crate::ids::SessionId,
     pub kind: EventKind,
     /// The player's clock in epoch milliseconds; it only orders one session's events (those
     /// without `seq`), and ingest bounds it by the receive time ([`Self::received_at`]).
@@ -220,7 +220,7 @@ struct RawEvent {
     device: Option<Value>,
 }
 
-/// Validates one event object against the rules of DESIGN §3.
+/// Validates one event object against the rules of the README's "Events".
 pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
     if !value.is_object() {
         return Err(InvalidEvent::NotAnObject {
@@ -231,8 +231,8 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
     let raw: RawEvent = serde_json::from_value(value).map_err(|_| InvalidEvent::NotAnObject {
         found: "an object with duplicate fields",
     })?;
-    let stream_id = parse_id("streamId", raw.stream_id)?;
-    let session_id = parse_id("sessionId", raw.session_id)?;
+    let stream_id = crate::ids::StreamId::parse(&id_text("streamId", raw.stream_id)?)?;
+    let session_id = crate::ids::SessionId::parse(&id_text("sessionId", raw.session_id)?)?;
     let kind = match required("type", raw.kind)? {
         Value::String(text) => {
             EventKind::parse(&text).ok_or(InvalidEvent::UnknownType { found: text })?
@@ -277,11 +277,16 @@ fn required(field: &'static str, value: Option<Value>) -> Result<Value, InvalidE
     }
 }
 
+/// The text of an id field, before its rules are checked.
+fn id_text(field: &'static str, value: Option<Value>) -> Result<String, InvalidEvent> {
+    match required(field, value)? {
+        Value::String(id) => Ok(id),
+        other => Err(wrong_type(field, "a string", &other)),
+    }
+}
+
 fn parse_id(field: &'static str, value: Option<Value>) -> Result<String, InvalidEvent> {
-    let id = match required(field, value)? {
-        Value::String(id) => id,
-        other => return Err(wrong_type(field, "a string", &other)),
-    };
+    let id = id_text(field, value)?;
     let chars = id.chars().count();
     if chars == 0 {
         return Err(InvalidEvent::EmptyId { field });
@@ -627,7 +632,7 @@ mod tests {
         let id = "Az09._:-".repeat(16);
         assert_eq!(id.len(), MAX_ID_CHARS);
         assert_eq!(
-            event(with("sessionId", json!(id.clone()))).map(|e| e.session_id),
+            event(with("sessionId", json!(id.clone()))).map(|e| e.session_id.to_string()),
             Ok(id)
         );
         assert!(event(with("sessionId", json!("x".repeat(MAX_ID_CHARS + 1)))).is_err());

@@ -1,4 +1,4 @@
-//! Expiry and bucket math (DESIGN §3 "Time"): when a session stops counting, computed from the
+//! Expiry and bucket math (`docs/design.md`, "The model"): when a session stops counting, computed from the
 //! receive time on the server's clock, never from the player's.
 
 use crate::config::Timing;

@@ -5,6 +5,7 @@
 //! `livecount-aggregate` and the local runtime in `livecount-local` are built from these parts:
 //!
 //! - [`event`]: the player event, SQS body parsing and validation with a reason per rule;
+//! - [`ids`]: `StreamId`, `SessionId` and the sessions partition key `"{streamId}#{shard}"`;
 //! - [`coalesce`]: the newest event per session within a batch;
 //! - [`expiry`]: `expDate` and bucket math, and the session shard of a session;
 //! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
@@ -26,6 +27,7 @@ pub mod config;
 pub mod event;
 pub mod expiry;
 pub mod histogram;
+pub mod ids;
 pub mod metrics;
 pub mod model;
 pub mod read;

@@ -25,7 +25,7 @@ impl ItemKey {
     /// A session row: `PK = "{streamId}#{shard}"`, `SK = sessionId`.
     pub fn session(stream_id: &str, shard: u32, session_id: &str) -> Self {
         Self {
-            pk: format!("{stream_id}#{shard}"),
+            pk: crate::ids::SessionPartition::new(stream_id, shard).to_string(),
             sk: session_id.to_owned(),
         }
     }
@@ -98,10 +98,9 @@ pub struct SessionImage {
 }
 
 impl SessionImage {
-    /// `(streamId, shard)` from `PK = "{streamId}#{shard}"`.
-    pub fn stream_and_shard(&self) -> Option<(&str, u32)> {
-        let (stream, shard) = self.pk.rsplit_once('#')?;
-        Some((stream, shard.parse().ok()?))
+    /// The stream and shard of `PK = "{streamId}#{shard}"`.
+    pub fn partition(&self) -> Option<crate::ids::SessionPartition> {
+        crate::ids::SessionPartition::parse(&self.pk)
     }
 }
 
@@ -321,6 +320,9 @@ mod tests {
         let back: SessionRow = serde_dynamo::from_item(item.clone()).expect("maps");
         assert_eq!(back, row);
         let image: SessionImage = serde_dynamo::from_item(item).expect("maps");
-        assert_eq!(image.stream_and_shard(), Some(("st", 3)));
+        assert_eq!(
+            image.partition(),
+            Some(crate::ids::SessionPartition::new("st", 3))
+        );
     }
 }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!parsed.events.is_empty() && parsed.events.len() <= MAX_EVENTS_PER_BODY);
     let valid: Vec<_> = parsed.events.into_iter().flatten().collect();
     for event in &valid {
-        for id in [&event.stream_id, &event.session_id] {
+        for id in [event.stream_id.as_str(), event.session_id.as_str()] {
             assert!(!id.is_empty() && id.chars().count() <= MAX_ID_CHARS);
             assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')));
         }

@@ -404,7 +404,7 @@ impl Ingest {
         let shard = session_shard(&event.session_id, self.config.session_shards);
         let key = ItemKey::session(&event.stream_id, shard, &event.session_id);
         let state = SessionState {
-            stream_id: event.stream_id.clone(),
+            stream_id: event.stream_id.to_string(),
             exp_date: self.config.timing.expiry(event.kind, recv_ms),
             last_ts: event.ts,
             last_seq: event.seq,

@@ -1,23 +1,21 @@
 //! # livecount-local
 //!
-//! The local runtime: what Lambda and its event source mappings do on AWS, for DynamoDB Local
-//! on one machine (DESIGN §7).
+//! The emulation of AWS that the tests and `livecount dev` run on: what Lambda, its event
+//! source mappings and SQS do on AWS, for DynamoDB Local on one machine (`docs/design.md`, "The
+//! local world is as harsh as AWS"). No application code lives here: the dev app is in the CLI.
 //!
 //! - [`poller`]: reads the sessions table's stream and calls the aggregate handler with
-//!   Lambda-shaped batches, with Lambda's batch size, batching window and partial-batch retry;
-//!   DynamoDB Local's TTL deletions become the service `REMOVE`s AWS emits.
+//!   Lambda-shaped batches, with Lambda's batch size, batching window and partial-batch retry,
+//!   over virtual shards and parallel lanes; DynamoDB Local's TTL deletions become the service
+//!   `REMOVE`s AWS emits.
 //! - [`queue`]: an in-process SQS with Lambda's SQS batching, partial-batch redelivery and a
 //!   dead-letter list, feeding the ingest handler;
-//! - [`simulator`]: players heartbeating into the queue, with churn, duplicates and reordering;
 //! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local;
-//! - [`dev`]: all of it together with the HTTP API and dashboard (`livecount dev`);
 //! - [`streams_client`] and [`local_sdk_config`]: clients pointed at a local endpoint.
 
-pub mod dev;
 pub mod dynamodb_local;
 pub mod poller;
 pub mod queue;
-pub mod simulator;
 
 pub use poller::{PollReport, PollerConfig, PollerError, StreamPoller};
 

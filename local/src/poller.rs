@@ -520,7 +520,9 @@ impl StreamPoller {
         report.delivered += take;
         lane.retry_take = None;
         let committed = match result {
-            Ok(response) => first_failure(&response, lane.pending.iter().take(take)),
+            Ok(response) => {
+                committed_before_first_failure(&response, lane.pending.iter().take(take))
+            }
             Err(error) => {
                 tracing::warn!(shard = %id, error = %error, "handler failed; the batch will be delivered again");
                 lane.retry_take = Some(take);
@@ -572,7 +574,7 @@ fn lane_of(record: &EventRecord, lanes: u32) -> u32 {
 /// The number of records committed before the first reported failure, or `None` if the whole
 /// batch succeeded. An identifier that names no record of the batch fails the whole batch, as
 /// on Lambda.
-fn first_failure<'a>(
+fn committed_before_first_failure<'a>(
     response: &DynamoDbEventResponse,
     batch: impl Iterator<Item = &'a EventRecord> + Clone,
 ) -> Option<usize> {
@@ -709,7 +711,7 @@ mod tests {
         ];
         for (ids, committed) in cases {
             assert_eq!(
-                first_failure(&response(&ids), batch.iter()),
+                committed_before_first_failure(&response(&ids), batch.iter()),
                 committed,
                 "{ids:?}"
             );

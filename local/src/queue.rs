@@ -91,7 +91,7 @@ impl LocalQueue {
                 b.events
                     .into_iter()
                     .filter_map(Result::ok)
-                    .map(|e| e.stream_id)
+                    .map(|e| e.stream_id.to_string())
                     .collect()
             })
             .unwrap_or_default();

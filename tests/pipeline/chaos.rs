@@ -11,6 +11,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::sqs::SqsMessage;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::event::parse_body;
+use livecount_core::ids::SessionPartition;
 use livecount_tests::faults::{Fault, FaultPlan, Faults, within_call};
 use livecount_tests::oracle::{Crowd, Oracle};
 use livecount_tests::{Deliveries, Pipeline, PipelineOptions, aggregate_handler};
@@ -26,9 +27,9 @@ const HEALING_TICKS: i64 = 25;
 
 fn stream_of(record: &EventRecord) -> String {
     match record.change.keys.get("PK") {
-        Some(serde_dynamo::AttributeValue::S(pk)) => pk
-            .rsplit_once('#')
-            .map_or(pk.clone(), |(s, _)| s.to_owned()),
+        Some(serde_dynamo::AttributeValue::S(pk)) => {
+            SessionPartition::parse(pk).map_or(pk.clone(), |p| p.stream_id)
+        }
         _ => String::new(),
     }
 }
@@ -52,7 +53,8 @@ fn expected_failed_messages(
         .into_iter()
         .filter(|(e, _)| {
             let shard = livecount_core::expiry::session_shard(&e.session_id, shards);
-            hit.contains(&(format!("{}#{shard}", e.stream_id), e.session_id.clone()))
+            let partition = SessionPartition::new(&e.stream_id, shard).to_string();
+            hit.contains(&(partition, e.session_id.to_string()))
         })
         .map(|(_, id)| id)
         .collect()

@@ -367,7 +367,7 @@ export class Livecount extends Construct {
   public readonly roles: Record<FunctionName, iam.Role>;
   public readonly alarms: Record<string, cloudwatch.Alarm>;
   public readonly dashboard: cloudwatch.Dashboard;
-  /** The environment every function gets (the configuration of DESIGN.md §4). */
+  /** The environment every function gets (docs/deploy.md, "Configuration"). */
   public readonly environment: Record<string, string>;
 
   constructor(scope: Construct, id: string, props: LivecountProps = {}) {

@@ -1,0 +1,111 @@
+//! The names livecount keys its tables by, as types that parse and print themselves: a stream,
+//! a session, and the sessions table's partition key `"{streamId}#{shard}"` (built and parsed
+//! here only).
+
+use crate::event::{InvalidEvent, check_id};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::ops::Deref;
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            #[doc = concat!("Checks `text` against the rules of `", $field, "`: 1-128 characters of `A-Z a-z 0-9 . _ : -`.")]
+            pub fn parse(text: &str) -> Result<Self, InvalidEvent> {
+                check_id($field, text)?;
+                Ok(Self(text.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id!(
+    /// A live stream's id (`streamId`).
+    StreamId,
+    "streamId"
+);
+
+id!(
+    /// One playback's id (`sessionId`).
+    SessionId,
+    "sessionId"
+);
+
+/// The sessions table's partition key: a stream and one of its `S` shards, `"{streamId}#{shard}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionPartition {
+    pub stream_id: String,
+    pub shard: u32,
+}
+
+impl SessionPartition {
+    pub fn new(stream_id: &str, shard: u32) -> Self {
+        Self {
+            stream_id: stream_id.to_owned(),
+            shard,
+        }
+    }
+
+    /// Reads `"{streamId}#{shard}"`; `None` when `pk` is not one.
+    pub fn parse(pk: &str) -> Option<Self> {
+        let (stream, shard) = pk.rsplit_once('#')?;
+        Some(Self::new(stream, shard.parse().ok()?))
+    }
+}
+
+impl fmt::Display for SessionPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.stream_id, self.shard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_by_the_event_rules() {
+        assert_eq!(
+            StreamId::parse("launch-keynote").map(|s| s.to_string()),
+            Ok("launch-keynote".into())
+        );
+        assert_eq!(
+            SessionId::parse("a#b"),
+            Err(InvalidEvent::ReservedHash { field: "sessionId" })
+        );
+        assert!(StreamId::parse("").is_err());
+        assert_eq!(&*StreamId::parse("x").expect("valid"), "x");
+    }
+
+    #[test]
+    fn the_partition_key_prints_and_parses_back() {
+        let key = SessionPartition::new("launch:keynote", 17);
+        assert_eq!(key.to_string(), "launch:keynote#17");
+        assert_eq!(SessionPartition::parse("launch:keynote#17"), Some(key));
+        for bad in ["no-shard", "x#", "x#-1", "x#1a"] {
+            assert_eq!(SessionPartition::parse(bad), None, "{bad}");
+        }
+    }
+}
