@@ -97,6 +97,55 @@ pub struct AggregateReport {
 }
 
 impl AggregateReport {
+    /// Adds one stream's outcome; returns the batch item failure it needs (the position and
+    /// sequence number of the stream's earliest record) when the failure is worth a retry.
+    fn add_outcome(
+        &mut self,
+        stream_id: String,
+        moves: &[Move],
+        outcome: Result<StreamDone, StreamUpdateError>,
+    ) -> Option<(usize, String)> {
+        match outcome {
+            Ok(done) => {
+                self.applied += done.applied;
+                self.duplicates += moves.len() - done.applied;
+                self.late_deltas += done.late_deltas;
+                self.counter_updates += done.updates;
+                None
+            }
+            Err(error) if !error.source.is_retryable() => {
+                tracing::error!(
+                    stream_id = %stream_id,
+                    records = moves.len(),
+                    error = %error_chain(&error),
+                    "counter update rejected; its records are not applied and not retried"
+                );
+                self.not_applied += moves.len();
+                None
+            }
+            Err(error) => {
+                tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
+                self.failed_streams.push(stream_id);
+                let first = moves.iter().min_by_key(|m| m.position)?;
+                Some((first.position, first.session.sequence.as_str().to_owned()))
+            }
+        }
+    }
+
+    fn log(&self) {
+        tracing::info!(
+            records = self.records,
+            applied = self.applied,
+            duplicates = self.duplicates,
+            not_applied = self.not_applied,
+            late_deltas = self.late_deltas,
+            unreadable = self.unreadable,
+            counter_updates = self.counter_updates,
+            failed_streams = self.failed_streams.len(),
+            "aggregate batch"
+        );
+    }
+
     /// The counters this batch adds to the `aggregate` metrics (`infra/contract.json`).
     pub fn metrics(&self) -> [(&'static str, u64); 7] {
         [
@@ -157,6 +206,39 @@ impl Aggregator {
             records: records.len(),
             ..AggregateReport::default()
         };
+        let by_stream = self.moves_by_stream(records, &mut report);
+        let outcomes = stream::iter(by_stream)
+            .map(|(stream_id, moves)| async move {
+                let outcome = self.update_stream(&stream_id, &moves, now).await;
+                (stream_id, moves, outcome)
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for (stream_id, moves, outcome) in outcomes {
+            if let Some(failure) = report.add_outcome(stream_id, &moves, outcome) {
+                failures.push(failure);
+            }
+        }
+        failures.sort();
+        for (_, sequence) in failures {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            report.response.batch_item_failures.push(failure);
+        }
+        report.log();
+        livecount_core::metrics::emit("aggregate", &report.metrics());
+        report
+    }
+
+    /// The batch's readable records as moves, by stream; an unreadable one is logged, counted
+    /// and skipped.
+    fn moves_by_stream(
+        &self,
+        records: &[EventRecord],
+        report: &mut AggregateReport,
+    ) -> BTreeMap<String, Vec<Move>> {
         let mut by_stream: BTreeMap<String, Vec<Move>> = BTreeMap::new();
         for (position, record) in records.iter().enumerate() {
             match session_move(record, &self.config.timing) {
@@ -175,60 +257,7 @@ impl Aggregator {
                 }
             }
         }
-        let outcomes = stream::iter(by_stream)
-            .map(|(stream_id, moves)| async move {
-                let outcome = self.update_stream(&stream_id, &moves, now).await;
-                (stream_id, moves, outcome)
-            })
-            .buffer_unordered(self.config.max_concurrent_writes.max(1))
-            .collect::<Vec<_>>()
-            .await;
-        let mut failures: Vec<(usize, String)> = Vec::new();
-        for (stream_id, moves, outcome) in outcomes {
-            match outcome {
-                Ok(done) => {
-                    report.applied += done.applied;
-                    report.duplicates += moves.len() - done.applied;
-                    report.late_deltas += done.late_deltas;
-                    report.counter_updates += done.updates;
-                }
-                Err(error) if !error.source.is_retryable() => {
-                    tracing::error!(
-                        stream_id = %stream_id,
-                        records = moves.len(),
-                        error = %error_chain(&error),
-                        "counter update rejected; its records are not applied and not retried"
-                    );
-                    report.not_applied += moves.len();
-                }
-                Err(error) => {
-                    tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
-                    if let Some(first) = moves.iter().min_by_key(|m| m.position) {
-                        failures.push((first.position, first.session.sequence.as_str().to_owned()));
-                    }
-                    report.failed_streams.push(stream_id);
-                }
-            }
-        }
-        failures.sort();
-        for (_, sequence) in failures {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
-            report.response.batch_item_failures.push(failure);
-        }
-        tracing::info!(
-            records = report.records,
-            applied = report.applied,
-            duplicates = report.duplicates,
-            not_applied = report.not_applied,
-            late_deltas = report.late_deltas,
-            unreadable = report.unreadable,
-            counter_updates = report.counter_updates,
-            failed_streams = report.failed_streams.len(),
-            "aggregate batch"
-        );
-        livecount_core::metrics::emit("aggregate", &report.metrics());
-        report
+        by_stream
     }
 
     async fn update_stream(

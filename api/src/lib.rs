@@ -294,20 +294,25 @@ pub fn split_messages(body: &str) -> Result<Vec<String>, String> {
         return Err("no events: expected a JSON object, a JSON array, or JSON lines".to_owned());
     }
     for (line, message) in &messages {
-        let parsed =
-            parse_body(message).map_err(|e| format!("line {line}: {}", error_chain(&e)))?;
-        for (index, event) in parsed.events.into_iter().enumerate() {
-            if let Err(reason) = event {
-                let place = if parsed.is_array {
-                    format!("line {line}, event {index}")
-                } else {
-                    format!("line {line}")
-                };
-                return Err(format!("{place}: {reason}"));
-            }
-        }
+        check_message(*line, message)?;
     }
     Ok(messages.into_iter().map(|(_, m)| m.to_owned()).collect())
+}
+
+/// Every event of one message is valid; the error names the line, the event and the rule.
+fn check_message(line: usize, message: &str) -> Result<(), String> {
+    let parsed = parse_body(message).map_err(|e| format!("line {line}: {}", error_chain(&e)))?;
+    for (index, event) in parsed.events.into_iter().enumerate() {
+        if let Err(reason) = event {
+            let place = if parsed.is_array {
+                format!("line {line}, event {index}")
+            } else {
+                format!("line {line}")
+            };
+            return Err(format!("{place}: {reason}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

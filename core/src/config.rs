@@ -118,47 +118,27 @@ impl Config {
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let table = |variable: &'static str, default: String| match lookup(variable) {
-            None => Ok(default),
-            Some(value) if is_table_name(&value) => Ok(value),
-            Some(value) => Err(ConfigError {
-                variable,
-                value,
-                rule: "a table name is 3-255 characters of [A-Za-z0-9_.-]",
-            }),
-        };
-        let number = |variable: &'static str, default: i64, max: i64| match lookup(variable) {
-            None => Ok(default),
-            Some(value) => match value.trim().parse::<i64>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ConfigError {
-                    variable,
-                    value,
-                    rule: "expected a whole number from 1 up to its documented maximum",
-                }),
-            },
-        };
-        let timing = Timing {
-            window_seconds: number(
-                "LIVECOUNT_WINDOW_SECONDS",
-                defaults.timing.window_seconds,
-                3600,
-            )?,
-            bucket_seconds: number(
-                "LIVECOUNT_BUCKET_SECONDS",
-                defaults.timing.bucket_seconds,
-                3600,
-            )?,
-            grace_seconds: number(
-                "LIVECOUNT_GRACE_SECONDS",
-                defaults.timing.grace_seconds,
-                68_400,
-            )?,
-        };
+        let number = |variable, default, max| number(&lookup, variable, default, max);
         let config = Self {
-            sessions_table: table("LIVECOUNT_SESSIONS_TABLE", defaults.sessions_table)?,
-            counters_table: table("LIVECOUNT_COUNTERS_TABLE", defaults.counters_table)?,
-            timing,
+            sessions_table: table(&lookup, "LIVECOUNT_SESSIONS_TABLE", defaults.sessions_table)?,
+            counters_table: table(&lookup, "LIVECOUNT_COUNTERS_TABLE", defaults.counters_table)?,
+            timing: Timing {
+                window_seconds: number(
+                    "LIVECOUNT_WINDOW_SECONDS",
+                    defaults.timing.window_seconds,
+                    3600,
+                )?,
+                bucket_seconds: number(
+                    "LIVECOUNT_BUCKET_SECONDS",
+                    defaults.timing.bucket_seconds,
+                    3600,
+                )?,
+                grace_seconds: number(
+                    "LIVECOUNT_GRACE_SECONDS",
+                    defaults.timing.grace_seconds,
+                    68_400,
+                )?,
+            },
             session_shards: number(
                 "LIVECOUNT_SESSION_SHARDS",
                 defaults.session_shards.into(),
@@ -175,21 +155,64 @@ impl Config {
                 .map(|url| url.trim().to_owned())
                 .filter(|url| !url.is_empty()),
         };
-        if config.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
+        config.check_together()?;
+        Ok(config)
+    }
+
+    /// The rules that bind several variables together.
+    fn check_together(&self) -> Result<(), ConfigError> {
+        if self.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
             return Err(ConfigError {
                 variable: "LIVECOUNT_GRACE_SECONDS",
-                value: config.timing.grace_seconds.to_string(),
+                value: self.timing.grace_seconds.to_string(),
                 rule: "(W + B + G) / B may be at most 20, so the live counter item stays within 1 KB",
             });
         }
-        if config.sessions_table == config.counters_table {
+        if self.sessions_table == self.counters_table {
             return Err(ConfigError {
                 variable: "LIVECOUNT_COUNTERS_TABLE",
-                value: config.counters_table,
+                value: self.counters_table.clone(),
                 rule: "the counters table must differ from the sessions table",
             });
         }
-        Ok(config)
+        Ok(())
+    }
+}
+
+/// A table name variable, or its default.
+fn table(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: String,
+) -> Result<String, ConfigError> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(value) if is_table_name(&value) => Ok(value),
+        Some(value) => Err(ConfigError {
+            variable,
+            value,
+            rule: "a table name is 3-255 characters of [A-Za-z0-9_.-]",
+        }),
+    }
+}
+
+/// A whole-number variable from 1 to `max`, or its default.
+fn number(
+    lookup: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    match lookup(variable) {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError {
+                variable,
+                value,
+                rule: "expected a whole number from 1 up to its documented maximum",
+            }),
+        },
     }
 }
 

@@ -178,6 +178,20 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
+    fn log(&self, messages: usize) {
+        tracing::info!(
+            messages,
+            events = self.events,
+            applied = self.applied,
+            stale = self.stale,
+            invalid = self.invalid.len(),
+            failed = self.failed.len(),
+            expired = self.expired.len(),
+            tokens_rejected = self.tokens_rejected,
+            "ingest batch"
+        );
+    }
+
     /// The counters this batch adds to the `ingest` metrics (`infra/contract.json`).
     pub fn metrics(&self) -> [(&'static str, u64); 7] {
         [
@@ -268,52 +282,84 @@ impl Ingest {
                 .message_id
                 .clone()
                 .ok_or(IngestError::MissingMessageId { position })?;
-            let recv_ms = self.receive_time(message);
             ids.push(id.clone());
+            let recv_ms = self.receive_time(message);
             if self.clock.now_ms() - recv_ms > self.can_count_ms() {
                 tracing::warn!(message_id = %id, sent_ms = recv_ms, "message too old to count; dropped");
                 report.expired.push(id);
                 continue;
             }
-            let mut reasons = Vec::new();
-            match parse_body(message.body.as_deref().unwrap_or_default()) {
-                Err(error) => reasons.push(error_chain(&error)),
-                Ok(body) => {
-                    for (index, event) in body.events.into_iter().enumerate() {
-                        let event = event.and_then(|e| match self.check_token(&e, recv_ms) {
-                            Ok(()) => Ok(e),
-                            Err(reason) => {
-                                report.tokens_rejected += 1;
-                                Err(reason)
-                            }
-                        });
-                        match event {
-                            Ok(event) => {
-                                accepted.push((event.received_at(recv_ms), (position, recv_ms)));
-                            }
-                            Err(error) if body.is_array => {
-                                reasons.push(format!("event {index}: {error}"));
-                            }
-                            Err(error) => reasons.push(error.to_string()),
-                        }
-                    }
-                }
-            }
+            let (events, reasons) = self.read_message(message, recv_ms, &mut report);
+            accepted.extend(events.into_iter().map(|e| (e, (position, recv_ms))));
             if !reasons.is_empty() {
-                tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
-                if self.dead_letter(&id, message, &reasons).await {
-                    report.dead_lettered.push(id.clone());
-                }
-                report.invalid.push(InvalidMessage {
-                    message_id: id,
-                    reasons,
-                });
+                self.refuse(id, message, reasons, &mut report).await;
             }
         }
         report.events = accepted.len();
         let winners = newest_per_session(accepted);
         report.stale = report.events - winners.len();
+        self.write_winners(winners, &ids, &mut report).await;
+        report.log(messages.len());
+        livecount_core::metrics::emit("ingest", &report.metrics());
+        Ok(report)
+    }
 
+    /// A message's valid events (as received at `recv_ms`), and a reason for each invalid one
+    /// or for the whole body.
+    fn read_message(
+        &self,
+        message: &SqsMessage,
+        recv_ms: i64,
+        report: &mut IngestReport,
+    ) -> (Vec<PlayerEvent>, Vec<String>) {
+        let (mut events, mut reasons) = (Vec::new(), Vec::new());
+        let body = match parse_body(message.body.as_deref().unwrap_or_default()) {
+            Ok(body) => body,
+            Err(error) => return (events, vec![error_chain(&error)]),
+        };
+        for (index, event) in body.events.into_iter().enumerate() {
+            let event = event.and_then(|e| match self.check_token(&e, recv_ms) {
+                Ok(()) => Ok(e),
+                Err(reason) => {
+                    report.tokens_rejected += 1;
+                    Err(reason)
+                }
+            });
+            match event {
+                Ok(event) => events.push(event.received_at(recv_ms)),
+                Err(error) if body.is_array => reasons.push(format!("event {index}: {error}")),
+                Err(error) => reasons.push(error.to_string()),
+            }
+        }
+        (events, reasons)
+    }
+
+    /// Logs an invalid message and sends it to the dead-letter queue with its reasons.
+    async fn refuse(
+        &self,
+        id: String,
+        message: &SqsMessage,
+        reasons: Vec<String>,
+        report: &mut IngestReport,
+    ) {
+        tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
+        if self.dead_letter(&id, message, &reasons).await {
+            report.dead_lettered.push(id.clone());
+        }
+        report.invalid.push(InvalidMessage {
+            message_id: id,
+            reasons,
+        });
+    }
+
+    /// Writes each session's newest event, concurrently (bounded); a write that still fails
+    /// names its message in `report.failed`.
+    async fn write_winners(
+        &self,
+        winners: Vec<(PlayerEvent, (usize, i64))>,
+        ids: &[String],
+        report: &mut IngestReport,
+    ) {
         let writes = stream::iter(winners)
             .map(|(event, (position, recv_ms))| async move {
                 (position, self.write(&event, recv_ms).await)
@@ -333,19 +379,6 @@ impl Ingest {
             }
         }
         report.failed = failed.into_iter().map(|p| ids[p].clone()).collect();
-        tracing::info!(
-            messages = messages.len(),
-            events = report.events,
-            applied = report.applied,
-            stale = report.stale,
-            invalid = report.invalid.len(),
-            failed = report.failed.len(),
-            expired = report.expired.len(),
-            tokens_rejected = report.tokens_rejected,
-            "ingest batch"
-        );
-        livecount_core::metrics::emit("ingest", &report.metrics());
-        Ok(report)
     }
 
     /// Sends an invalid message to the dead-letter queue; whether it got there.
