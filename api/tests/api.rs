@@ -24,8 +24,8 @@ impl EventSink for Sink {
 /// A store at `endpoint` with tables of this test's own.
 async fn store(endpoint: &str, name: &str) -> Store {
     let config = Config {
-        sessions_table: format!("api-sessions-{name}-{}", std::process::id()),
-        counters_table: format!("api-counters-{name}-{}", std::process::id()),
+        sessions_table: livecount_tests::unique_name(&format!("api-sessions-{name}")),
+        counters_table: livecount_tests::unique_name(&format!("api-counters-{name}")),
         ..Config::default()
     };
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -94,10 +94,7 @@ async fn request(
     .expect("request thread")
 }
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .expect("AWS_ENDPOINT_URL_DYNAMODB: run with `make test`, which starts DynamoDB Local")
-}
+use livecount_tests::dynamodb_endpoint as endpoint;
 
 #[tokio::test]
 async fn a_stream_count_is_200_a_bad_id_400_an_unknown_path_404() {

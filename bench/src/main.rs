@@ -9,8 +9,8 @@ mod report;
 mod system;
 
 use accuracy::Workload;
-use livecount_tests::FivePlayers;
-use livecount_tests::oracle::Crowd;
+use livecount_tests::Audience;
+
 use report::{Handlers, Report};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -28,8 +28,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), designs::Error> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .map_err(|_| "AWS_ENDPOINT_URL_DYNAMODB is not set: run `make bench`")?;
+    let endpoint = livecount_tests::dynamodb_endpoint();
     let sdk = livecount_local::local_sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
@@ -43,14 +42,14 @@ async fn run() -> Result<(), designs::Error> {
 
     eprintln!("bench: accuracy, five players");
     let five = accuracy::run(
-        Workload::FivePlayers(FivePlayers::new("five")),
+        Workload::FivePlayers(Audience::five_players("five")),
         if quick { 90 } else { 120 },
         1,
     )
     .await?;
     eprintln!("bench: accuracy, 1,000 players over 20 streams");
     let crowd = Workload::Crowd {
-        crowd: Crowd::new(6, 20, 50, seconds),
+        crowd: Audience::crowd(6, 20, 50, seconds),
         duplicate_rate: 0.1,
         reorder_rate: 0.05,
     };

@@ -1,11 +1,11 @@
 use livecount_core::EventKind;
-use livecount_tests::{FivePlayers, Pipeline, PlayerState};
+use livecount_tests::{Audience, Pipeline, PlayerState};
 
 #[tokio::test]
 async fn five_players_stay_five_then_stops_and_a_silent_leave_count_down() {
     let mut p = Pipeline::new("five-players").await;
     p.run_ahead_of_ttl();
-    let mut audience = FivePlayers::new("launch-keynote");
+    let mut audience = Audience::five_players("launch-keynote");
     let t0 = p.clock.now_ms();
     let mut exact_samples = 0;
 
@@ -28,7 +28,11 @@ async fn five_players_stay_five_then_stops_and_a_silent_leave_count_down() {
             .iter()
             .filter(|pl| tick >= pl.phase)
             .count() as u64;
-        assert_eq!(p.viewers(&audience.stream_id).await, started, "tick {tick}");
+        assert_eq!(
+            p.viewers(audience.stream_id()).await,
+            started,
+            "tick {tick}"
+        );
         if started == 5 {
             exact_samples += 1;
         }
@@ -64,13 +68,13 @@ async fn five_players_stay_five_then_stops_and_a_silent_leave_count_down() {
         let silent_counts = u64::from(now <= silent_expiry);
         let expected = 2 + (2 - stopped) + silent_counts;
         assert_eq!(
-            p.viewers(&audience.stream_id).await,
+            p.viewers(audience.stream_id()).await,
             expected,
             "tick {tick}"
         );
     }
     // Both stops landed within one heartbeat cycle, the silent player aged out by its window.
-    assert_eq!(p.viewers(&audience.stream_id).await, 2);
+    assert_eq!(p.viewers(audience.stream_id()).await, 2);
     // …and no row was deleted: none of this waited for TTL.
     assert_eq!(p.session_rows().await, 5);
     p.cleanup().await;

@@ -1,8 +1,11 @@
 //! # livecount-tests
 //!
-//! The harness of livecount's integration tests (`tests/pipeline/`): every test gets its own
-//! uniquely named tables in the DynamoDB Local that `make test` starts, and drives the real
-//! ingest and aggregate handlers, the real stream poller and the one-GetItem read.
+//! The one test kit of livecount: the integration tests (`tests/pipeline/`), the CLI and API
+//! tests and the benchmarks take their DynamoDB endpoint ([`dynamodb_endpoint`]), unique names
+//! ([`unique_name`]), audiences ([`Audience`]), oracle, fault injection and fixtures from here.
+//! Every [`Pipeline`] gets its own uniquely named tables in the DynamoDB Local that `make test`
+//! starts, and drives the real ingest and aggregate handlers, the real stream poller and the
+//! one-GetItem read.
 //!
 //! Time is a [`Clock`] the test sets, so a minute of heartbeats runs in seconds; expiry still
 //! comes from each message's `SentTimestamp`, exactly as on AWS.
@@ -14,8 +17,11 @@
 // A test harness: a failed setup step is a failed test, said with its reason.
 #![allow(clippy::expect_used)]
 
+pub mod audience;
 pub mod faults;
 pub mod oracle;
+
+pub use audience::{Audience, Player, PlayerState};
 pub mod recorder;
 
 use aws_lambda_events::event::dynamodb::Event;
@@ -84,6 +90,24 @@ impl Default for PipelineOptions {
     }
 }
 
+/// The endpoint of the DynamoDB Local that `make test` (or `make bench`) started.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run with `make test`, which starts DynamoDB Local")
+    })
+}
+
+/// A name no other test of this run (of any test binary) uses: for tables and streams.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        fastrand::u32(..)
+    )
+}
+
 /// A DynamoDB Local of the test's own, for tests that must not share its process (a restart)
 /// or its TTL sweep (which scans every TTL-enabled table of the process, so its lag grows with
 /// what the other tests hold).
@@ -126,18 +150,8 @@ impl Pipeline {
     }
 
     pub async fn with_options(test: &str, options: PipelineOptions) -> Self {
-        let endpoint = options.endpoint.clone().unwrap_or_else(|| {
-            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
-                panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the integration tests with `make test`, which starts DynamoDB Local")
-            })
-        });
-        static TABLES: AtomicU64 = AtomicU64::new(0);
-        let unique = format!(
-            "{test}-{}-{}-{}",
-            std::process::id(),
-            TABLES.fetch_add(1, Ordering::SeqCst),
-            fastrand::u32(..)
-        );
+        let endpoint = options.endpoint.clone().unwrap_or_else(dynamodb_endpoint);
+        let unique = unique_name(test);
         let config = Config {
             sessions_table: format!("sessions-{unique}"),
             counters_table: format!("counters-{unique}"),
@@ -379,80 +393,5 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The five-player case: five sessions of one stream, each with its own phase in the 5 s
-/// heartbeat cycle and its own (wrong) device clock.
-pub struct FivePlayers {
-    pub stream_id: String,
-    pub players: Vec<Player>,
-}
-
-pub struct Player {
-    pub session_id: String,
-    /// Second of the 5 s cycle at which this player heartbeats.
-    pub phase: i64,
-    /// How wrong the device clock is (ms): only the order of one session's events is trusted.
-    pub skew_ms: i64,
-    pub state: PlayerState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlayerState {
-    Watching,
-    /// Sends `stop` at its next turn, then nothing.
-    Stopping,
-    Stopped,
-    /// Stops sending anything (closed tab, lost network).
-    Silent,
-}
-
-impl FivePlayers {
-    pub fn new(stream_id: &str) -> Self {
-        let skews = [
-            0,
-            -3 * 365 * 86_400_000,
-            7 * 60_000,
-            -90_000,
-            365 * 86_400_000,
-        ];
-        Self {
-            stream_id: stream_id.to_owned(),
-            players: (0..5)
-                .map(|i| Player {
-                    session_id: format!("9b2f61c4-0000-4000-8000-00000000000{i}"),
-                    phase: i,
-                    skew_ms: skews[i as usize],
-                    state: PlayerState::Watching,
-                })
-                .collect(),
-        }
-    }
-
-    /// The bodies the players send at second `tick` of the test (`now_ms` on the server clock).
-    pub fn bodies(&mut self, tick: i64, now_ms: i64) -> Vec<String> {
-        let mut bodies = Vec::new();
-        for player in &mut self.players {
-            if tick < player.phase || (tick - player.phase) % 5 != 0 {
-                continue;
-            }
-            let kind = match player.state {
-                PlayerState::Watching if tick == player.phase => "start",
-                PlayerState::Watching => "heartbeat",
-                PlayerState::Stopping => {
-                    player.state = PlayerState::Stopped;
-                    "stop"
-                }
-                PlayerState::Stopped | PlayerState::Silent => continue,
-            };
-            bodies.push(event_body(
-                &self.stream_id,
-                &player.session_id,
-                kind,
-                now_ms + player.skew_ms,
-            ));
-        }
-        bodies
     }
 }

@@ -9,7 +9,7 @@
 //! `heartbeat` received at `r` ms counts through the second `W` after it, rounded up to a
 //! multiple of `B`; a `pause` or `stop` does not count.
 
-use livecount_core::{EventKind, Timing};
+use livecount_core::Timing;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
@@ -117,69 +117,5 @@ impl Oracle {
     /// Event deliveries seen (duplicates included).
     pub fn delivered(&self) -> usize {
         self.delivered
-    }
-}
-
-/// A deterministic crowd: `streams` × `players` sessions heartbeating every 5 s from their own
-/// phase, some joining late, some leaving with `stop` and some silently.
-pub struct Crowd {
-    players: Vec<CrowdPlayer>,
-}
-
-struct CrowdPlayer {
-    stream: String,
-    session: String,
-    joins: i64,
-    leaves: Option<(i64, bool)>,
-}
-
-impl Crowd {
-    pub fn new(seed: u64, streams: usize, players: usize, ticks: i64) -> Self {
-        let mut rng = fastrand::Rng::with_seed(seed);
-        let mut crowd = Vec::new();
-        for s in 0..streams {
-            for p in 0..players {
-                let joins = if rng.bool() {
-                    rng.i64(0..5)
-                } else {
-                    rng.i64(0..ticks / 2)
-                };
-                let leaves = (rng.f64() < 0.4).then(|| (rng.i64(joins + 1..ticks), rng.bool()));
-                crowd.push(CrowdPlayer {
-                    stream: format!("stream-{s:02}"),
-                    session: format!("s{s:02}-p{p:02}-{:08x}", rng.u32(..)),
-                    joins,
-                    leaves,
-                });
-            }
-        }
-        Self { players: crowd }
-    }
-
-    /// The message bodies sent at `tick`, with the players' clock at `now_ms`.
-    pub fn bodies(&self, tick: i64, now_ms: i64) -> Vec<String> {
-        let mut bodies = Vec::new();
-        for p in &self.players {
-            let kind = match p.leaves {
-                _ if tick < p.joins => continue,
-                Some((at, silent)) if tick >= at => {
-                    if tick == at && !silent {
-                        EventKind::Stop
-                    } else {
-                        continue;
-                    }
-                }
-                _ if (tick - p.joins) % 5 != 0 => continue,
-                _ if tick == p.joins => EventKind::Start,
-                _ => EventKind::Heartbeat,
-            };
-            bodies.push(crate::event_body(
-                &p.stream,
-                &p.session,
-                kind.as_str(),
-                now_ms,
-            ));
-        }
-        bodies
     }
 }

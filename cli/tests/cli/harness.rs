@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_livecount");
 
-/// The endpoint of the DynamoDB Local that `make test` started.
-pub fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .expect("AWS_ENDPOINT_URL_DYNAMODB is not set: run these tests with `make test`, which starts DynamoDB Local")
-}
+pub use livecount_tests::dynamodb_endpoint as endpoint;
+pub use livecount_tests::unique_name as unique;
 
 /// Where `make test` installed DynamoDB Local.
 pub fn dynamodb_local_dir() -> PathBuf {
@@ -33,17 +30,6 @@ pub fn livecount(tables: &str) -> Command {
         .env("AWS_REGION", "us-east-1")
         .stdin(Stdio::null());
     command
-}
-
-pub fn unique(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), fastrand_like())
-}
-
-fn fastrand_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_007)
-        .unwrap_or_default()
 }
 
 /// Runs a command to its end, failing the test if it takes longer than `limit` (a hang).

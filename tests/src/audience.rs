@@ -1,0 +1,136 @@
+//! The one audience generator of the tests and benchmarks: players that start, heartbeat every
+//! 5 s from their own phase with their own (wrong) device clock, and leave with a `stop` or
+//! silently, on a schedule or when a test says so.
+
+use livecount_core::EventKind;
+
+/// Players of one or more streams.
+pub struct Audience {
+    pub players: Vec<Player>,
+}
+
+pub struct Player {
+    pub stream_id: String,
+    pub session_id: String,
+    /// The tick of its `start`; it heartbeats every 5 ticks from then on.
+    pub phase: i64,
+    /// How wrong the device clock is (ms): only the order of one session's events is trusted.
+    pub skew_ms: i64,
+    /// When it leaves on its own: at that tick, with a `stop` unless silent.
+    pub leaves: Option<(i64, bool)>,
+    pub state: PlayerState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerState {
+    Watching,
+    /// Sends `stop` at its next turn, then nothing.
+    Stopping,
+    Stopped,
+    /// Stops sending anything (closed tab, lost network).
+    Silent,
+}
+
+impl Audience {
+    /// Five sessions of one stream, each with its own phase in the 5 s heartbeat cycle and its
+    /// own device clock (years off, minutes off, exact); a test makes them leave.
+    pub fn five_players(stream_id: &str) -> Self {
+        let skews = [
+            0,
+            -3 * 365 * 86_400_000,
+            7 * 60_000,
+            -90_000,
+            365 * 86_400_000,
+        ];
+        let players = (0..5)
+            .map(|i| Player {
+                stream_id: stream_id.to_owned(),
+                session_id: format!("9b2f61c4-0000-4000-8000-00000000000{i}"),
+                phase: i,
+                skew_ms: skews[i as usize],
+                leaves: None,
+                state: PlayerState::Watching,
+            })
+            .collect();
+        Self { players }
+    }
+
+    /// A deterministic crowd: `streams` x `players` sessions, some joining late, 40 % leaving
+    /// within `ticks`, half of those silently.
+    pub fn crowd(seed: u64, streams: usize, players: usize, ticks: i64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut crowd = Vec::new();
+        for s in 0..streams {
+            for p in 0..players {
+                let phase = if rng.bool() {
+                    rng.i64(0..5)
+                } else {
+                    rng.i64(0..ticks / 2)
+                };
+                let leaves = (rng.f64() < 0.4).then(|| (rng.i64(phase + 1..ticks), rng.bool()));
+                crowd.push(Player {
+                    stream_id: format!("stream-{s:02}"),
+                    session_id: format!("s{s:02}-p{p:02}-{:08x}", rng.u32(..)),
+                    phase,
+                    skew_ms: 0,
+                    leaves,
+                    state: PlayerState::Watching,
+                });
+            }
+        }
+        Self { players: crowd }
+    }
+
+    /// The stream of the first player (the only one of [`Audience::five_players`]).
+    pub fn stream_id(&self) -> &str {
+        self.players.first().map_or("", |p| p.stream_id.as_str())
+    }
+
+    /// The message bodies sent at `tick`, with the server's clock at `now_ms`.
+    pub fn bodies(&mut self, tick: i64, now_ms: i64) -> Vec<String> {
+        self.players
+            .iter_mut()
+            .filter_map(|player| {
+                let kind = player.event_at(tick)?;
+                Some(crate::event_body(
+                    &player.stream_id,
+                    &player.session_id,
+                    kind.as_str(),
+                    now_ms + player.skew_ms,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Player {
+    /// What the player sends at `tick`, if anything.
+    fn event_at(&mut self, tick: i64) -> Option<EventKind> {
+        if tick < self.phase {
+            return None;
+        }
+        if let Some((at, silent)) = self.leaves
+            && tick >= at
+            && self.state == PlayerState::Watching
+        {
+            self.state = if silent {
+                PlayerState::Silent
+            } else {
+                PlayerState::Stopped
+            };
+            return (tick == at && !silent).then_some(EventKind::Stop);
+        }
+        if (tick - self.phase) % 5 != 0 {
+            return None;
+        }
+        match self.state {
+            PlayerState::Watching if tick == self.phase => Some(EventKind::Start),
+            PlayerState::Watching => Some(EventKind::Heartbeat),
+            PlayerState::Stopping => {
+                self.state = PlayerState::Stopped;
+                Some(EventKind::Stop)
+            }
+            PlayerState::Stopped | PlayerState::Silent => None,
+        }
+    }
+}
