@@ -457,6 +457,16 @@ impl Ingest {
 mod tests {
     use super::*;
 
+    /// The message ids the partial batch response reports.
+    fn failed_ids(report: &IngestReport, messages: &[SqsMessage]) -> Vec<String> {
+        report
+            .batch_response(messages)
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
     fn message(id: &str) -> SqsMessage {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.to_owned());
@@ -474,13 +484,7 @@ mod tests {
             failed: vec!["a".into(), "c".into()],
             ..IngestReport::default()
         };
-        let ids: Vec<String> = report
-            .batch_response(&messages)
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(failed_ids(&report, &messages), ["a", "c"]);
     }
 
     #[test]
@@ -495,13 +499,7 @@ mod tests {
             dead_lettered: vec!["a".into()],
             ..IngestReport::default()
         };
-        let ids: Vec<String> = report
-            .batch_response(&messages)
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        assert_eq!(ids, ["b"]);
+        assert_eq!(failed_ids(&report, &messages), ["b"]);
     }
 
     #[test]

@@ -408,14 +408,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
 #[tokio::test]
 async fn the_pipeline_recovers_by_itself_when_dynamodb_restarts() {
     use livecount_local::dynamodb_local::{DynamoDbLocal, Storage};
-    let install = std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../.local/dynamodb-local"
-            ))
-        });
+    let install = livecount_tests::dynamodb_local_install_dir();
     let data = std::env::temp_dir().join(format!("livecount-restart-{}", std::process::id()));
     std::fs::create_dir_all(&data).expect("data folder");
     let storage = Storage::Folder(data.clone());

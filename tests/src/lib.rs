@@ -108,23 +108,31 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// A DynamoDB Local of the test's own, for tests that must not share its process (a restart)
-/// or its TTL sweep (which scans every TTL-enabled table of the process, so its lag grows with
-/// what the other tests hold).
-pub async fn own_dynamodb_local(
-    storage: &livecount_local::dynamodb_local::Storage,
-) -> livecount_local::dynamodb_local::DynamoDbLocal {
-    let install = std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
+/// Where `make test` installed DynamoDB Local (`LIVECOUNT_DYNAMODB_LOCAL_DIR`, else `.local/`).
+pub fn dynamodb_local_install_dir() -> std::path::PathBuf {
+    std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| {
             std::path::PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../.local/dynamodb-local"
             ))
-        });
-    livecount_local::dynamodb_local::DynamoDbLocal::start_with(&install, 0, storage)
-        .await
-        .expect("start DynamoDB Local")
+        })
+}
+
+/// A DynamoDB Local of the test's own, for tests that must not share its process (a restart)
+/// or its TTL sweep (which scans every TTL-enabled table of the process, so its lag grows with
+/// what the other tests hold).
+pub async fn own_dynamodb_local(
+    storage: &livecount_local::dynamodb_local::Storage,
+) -> livecount_local::dynamodb_local::DynamoDbLocal {
+    livecount_local::dynamodb_local::DynamoDbLocal::start_with(
+        &dynamodb_local_install_dir(),
+        0,
+        storage,
+    )
+    .await
+    .expect("start DynamoDB Local")
 }
 
 /// The real wall clock, in epoch milliseconds, rounded down to a whole second.

@@ -4,7 +4,6 @@
 #![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,10 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_livecount");
 pub use livecount_tests::dynamodb_endpoint as endpoint;
 pub use livecount_tests::unique_name as unique;
 
-/// Where `make test` installed DynamoDB Local.
-pub fn dynamodb_local_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.local/dynamodb-local")
-}
+pub use livecount_tests::dynamodb_local_install_dir as dynamodb_local_dir;
 
 /// A `livecount` command with its own tables (so tests do not see each other's streams).
 pub fn livecount(tables: &str) -> Command {
