@@ -18,15 +18,6 @@ fn body(stream: &str, session: &str, kind: &str, ts: i64, seq: Option<u64>) -> S
     event.to_string()
 }
 
-async fn send(p: &Pipeline, bodies: Vec<String>) {
-    let messages: Vec<_> = bodies.into_iter().map(|b| p.message_now(b)).collect();
-    let report = p.ingest(&messages).await;
-    assert!(
-        report.invalid.is_empty() && report.failed.is_empty(),
-        "{report:?}"
-    );
-}
-
 /// A session whose clock steps back an hour mid-stream stays counted at every sample when it
 /// sends `seq`. Without `seq` the same session's later events are older than the one it sent
 /// before the step, so they are stale and it stops counting within `W + B` (documented: the
@@ -44,13 +35,10 @@ async fn a_clock_stepping_back_an_hour_mid_stream_with_seq_stays_counted() {
             let ts = p.clock.now_ms() + step;
             let kind = if tick == 0 { "start" } else { "heartbeat" };
             let seq = (tick / 5) as u64;
-            send(
-                &p,
-                vec![
-                    body("with-seq", "tv-1", kind, ts, Some(seq)),
-                    body("without-seq", "tv-1", kind, ts, None),
-                ],
-            )
+            p.send([
+                body("with-seq", "tv-1", kind, ts, Some(seq)),
+                body("without-seq", "tv-1", kind, ts, None),
+            ])
             .await;
         }
         p.aggregate().await;
@@ -81,13 +69,10 @@ async fn a_clock_ahead_of_the_server_never_freezes_a_session() {
             let now = p.clock.now_ms();
             let kind = if tick == 0 { "start" } else { "heartbeat" };
             let once_2100 = if tick == 5 { YEAR_2100_MS } else { now };
-            send(
-                &p,
-                vec![
-                    body("st", "set-top-box", kind, once_2100, None),
-                    body("st", "fast-phone", kind, now + HOUR_MS, None),
-                ],
-            )
+            p.send([
+                body("st", "set-top-box", kind, once_2100, None),
+                body("st", "fast-phone", kind, now + HOUR_MS, None),
+            ])
             .await;
         }
         p.aggregate().await;

@@ -258,6 +258,17 @@ impl Pipeline {
             .expect("every message has an id")
     }
 
+    /// Sends `bodies` now, one message each, in one ingest batch, which must accept them all.
+    pub async fn send(&self, bodies: impl IntoIterator<Item = String>) -> IngestReport {
+        let messages: Vec<_> = bodies.into_iter().map(|b| self.message_now(b)).collect();
+        let report = self.ingest(&messages).await;
+        assert!(
+            report.invalid.is_empty() && report.failed.is_empty(),
+            "{report:?}"
+        );
+        report
+    }
+
     /// Runs the ingest Lambda handler itself on one batch.
     pub async fn ingest_handler(&self, messages: Vec<SqsMessage>) -> SqsBatchResponse {
         let mut event = SqsEvent::default();
