@@ -2,8 +2,8 @@
 //! NTP step back an hour) never freeze a session that keeps watching, and with `seq` any delivery
 //! order gives the counts of in-order delivery.
 
-use livecount_tests::Pipeline;
 use livecount_tests::oracle::Oracle;
+use livecount_tests::{Pipeline, event_body_with};
 use serde_json::json;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -11,11 +11,7 @@ const HOUR_MS: i64 = 3_600_000;
 const YEAR_2100_MS: i64 = 4_102_444_800_000;
 
 fn body(stream: &str, session: &str, kind: &str, ts: i64, seq: Option<u64>) -> String {
-    let mut event = json!({"streamId": stream, "sessionId": session, "type": kind, "ts": ts});
-    if let Some(seq) = seq {
-        event["seq"] = json!(seq);
-    }
-    event.to_string()
+    event_body_with(stream, session, kind, ts, &[("seq", json!(seq))])
 }
 
 /// A session whose clock steps back an hour mid-stream stays counted at every sample when it

@@ -2,15 +2,11 @@
 //! and messages too old to count.
 
 use livecount_core::token::TokenSecret;
-use livecount_tests::Pipeline;
+use livecount_tests::{Pipeline, event_body_with};
 use serde_json::json;
 
 fn signed(stream: &str, session: &str, token: Option<String>, ts: i64) -> String {
-    let mut event = json!({"streamId": stream, "sessionId": session, "type": "start", "ts": ts});
-    if let Some(token) = token {
-        event["token"] = json!(token);
-    }
-    event.to_string()
+    event_body_with(stream, session, "start", ts, &[("token", json!(token))])
 }
 
 /// With a token secret configured, only events carrying a valid token for their stream and

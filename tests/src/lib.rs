@@ -394,7 +394,24 @@ impl Deliveries {
 
 /// A player event body.
 pub fn event_body(stream_id: &str, session_id: &str, kind: &str, ts: i64) -> String {
-    json!({"streamId": stream_id, "sessionId": session_id, "type": kind, "ts": ts}).to_string()
+    event_body_with(stream_id, session_id, kind, ts, &[])
+}
+
+/// A player event body with more fields (`seq`, `token`, …); a `null` value leaves its field out.
+pub fn event_body_with(
+    stream_id: &str,
+    session_id: &str,
+    kind: &str,
+    ts: i64,
+    fields: &[(&str, serde_json::Value)],
+) -> String {
+    let mut event = json!({"streamId": stream_id, "sessionId": session_id, "type": kind, "ts": ts});
+    for (name, value) in fields {
+        if !value.is_null() {
+            event[*name] = value.clone();
+        }
+    }
+    event.to_string()
 }
 
 /// Polls `condition` until it holds or `deadline` passes; returns whether it held.
