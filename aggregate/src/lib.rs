@@ -384,16 +384,18 @@ pub fn session_move(
         .as_deref()
         .and_then(SequenceNumber::parse)
         .ok_or_else(|| UnreadableRecord::SequenceNumber(change.sequence_number.clone()))?;
-    let keys: ItemKey =
-        serde_dynamo::from_item(change.keys.clone()).map_err(|_| UnreadableRecord::Keys)?;
     let old = image("OldImage", &change.old_image)?;
     let new = image("NewImage", &change.new_image)?;
-    let pk = old
-        .as_ref()
-        .or(new.as_ref())
-        .map_or(keys.pk.as_str(), |i| i.pk.as_str());
-    let partition = livecount_core::ids::SessionPartition::parse(pk)
-        .ok_or_else(|| UnreadableRecord::PartitionKey(pk.to_owned()))?;
+    let pk = match old.as_ref().or(new.as_ref()) {
+        Some(image) => image.pk.clone(),
+        None => {
+            projected::<ItemKey>(&change.keys, &["PK", "SK"])
+                .map_err(|_| UnreadableRecord::Keys)?
+                .pk
+        }
+    };
+    let partition = livecount_core::ids::SessionPartition::parse(&pk)
+        .ok_or_else(|| UnreadableRecord::PartitionKey(pk.clone()))?;
     let bucket = |image: Option<SessionImage>| {
         image
             .filter(|i| i.watching)
@@ -420,12 +422,26 @@ fn image(
     if item.is_empty() {
         return Ok(None);
     }
-    serde_dynamo::from_item(item.clone())
+    projected(item, &SessionImage::ATTRIBUTES)
         .map(Some)
         .map_err(|e| UnreadableRecord::Image {
             image: name,
             reason: e.to_string(),
         })
+}
+
+/// Maps only the named attributes of an item (what a `ProjectionExpression` would return), so
+/// a record's images are not copied whole: the planning path's main cost was cloning them.
+fn projected<T: serde::de::DeserializeOwned>(
+    item: &serde_dynamo::Item,
+    names: &[&str],
+) -> Result<T, serde_dynamo::Error> {
+    let projection: HashMap<String, serde_dynamo::AttributeValue> = names
+        .iter()
+        .filter_map(|&name| item.get_key_value(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    serde_dynamo::from_item(serde_dynamo::Item::from(projection))
 }
 
 #[cfg(test)]

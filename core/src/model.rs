@@ -98,6 +98,9 @@ pub struct SessionImage {
 }
 
 impl SessionImage {
+    /// The attributes it reads from an image.
+    pub const ATTRIBUTES: [&'static str; 3] = ["PK", "expDate", "watching"];
+
     /// The stream and shard of `PK = "{streamId}#{shard}"`.
     pub fn partition(&self) -> Option<crate::ids::SessionPartition> {
         crate::ids::SessionPartition::parse(&self.pk)
