@@ -1,0 +1,194 @@
+//! A DynamoDB table in memory: the items livecount's requests make, their sizes, and what each
+//! request costs, by the rules DynamoDB documents (`livecount_core::capacity`):
+//!
+//! - a write costs one write unit per started KB of the larger of the item before and after,
+//!   whether it applies or its condition fails (a failed condition is charged as the write
+//!   would have been);
+//! - a read costs one read unit per started 4 KB, half when eventually consistent.
+//!
+//! The calibration test (`tests/pipeline/calibration.rs`) sends the same requests to DynamoDB
+//! Local with `ReturnConsumedCapacity` and checks sizes, units and items against this model.
+//! Throughput limits (per key, per table) are the simulation's business, not this table's.
+
+use crate::expression::{Compiled, ExpressionError, Item, Scope};
+use aws_sdk_dynamodb::types::AttributeValue;
+use livecount_core::capacity::{item_size, read_units, write_units};
+use livecount_core::requests::UpdateRequest;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why the model refuses a request (DynamoDB would answer `ValidationException`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Expression(#[from] ExpressionError),
+    #[error("the key has no string PK and SK")]
+    Key,
+    #[error("the item would be {0} bytes, over DynamoDB's 400 KB")]
+    TooLarge(usize),
+    #[error("the request is outside DynamoDB's expression limits (300 operators, 4 KB)")]
+    Limits,
+}
+
+/// The largest item DynamoDB stores.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// What one `UpdateItem` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// Whether the condition held and the item changed.
+    pub applied: bool,
+    /// Write units charged.
+    pub units: f64,
+    pub size_before: usize,
+    pub size_after: usize,
+    /// The item before and after (a stream record's `OldImage` and `NewImage`), when applied.
+    pub old: Option<Item>,
+    pub new: Option<Item>,
+}
+
+/// A table: items by `(PK, SK)`.
+#[derive(Debug, Default)]
+pub struct Table {
+    items: HashMap<(String, String), Item>,
+    compiled: HashMap<(String, Option<String>), Arc<Compiled>>,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Applies an `UpdateItem` as DynamoDB would: the condition on the current item, then the
+    /// update; charged by the larger of the item's sizes before and after.
+    pub fn update(&mut self, request: &UpdateRequest) -> Result<Written, RequestError> {
+        if !request.within_limits() {
+            return Err(RequestError::Limits);
+        }
+        let key = key_of(&request.key)?;
+        let compiled = self.compile(request)?;
+        let scope = Scope {
+            names: &request.names,
+            values: &request.values,
+        };
+        let current = self.items.get(&key);
+        let holds = compiled.condition_holds(current, &scope)?;
+        let mut next = current.cloned().unwrap_or_else(|| request.key.clone());
+        compiled.apply(&mut next, &scope)?;
+        let size_before = current.map_or(0, item_size);
+        let size_after = item_size(&next);
+        if size_after > MAX_ITEM_BYTES {
+            return Err(RequestError::TooLarge(size_after));
+        }
+        let units = write_units(size_before, size_after);
+        if !holds {
+            return Ok(Written {
+                applied: false,
+                units,
+                size_before,
+                size_after: size_before,
+                old: None,
+                new: None,
+            });
+        }
+        let old = self.items.insert(key, next.clone());
+        Ok(Written {
+            applied: true,
+            units,
+            size_before,
+            size_after,
+            old,
+            new: Some(next),
+        })
+    }
+
+    /// `GetItem`: the item and the read units it costs.
+    pub fn get(&self, pk: &str, sk: &str, strongly_consistent: bool) -> (Option<&Item>, f64) {
+        let item = self.items.get(&(pk.to_owned(), sk.to_owned()));
+        let size = item.map_or(0, item_size);
+        (item, read_units(size, strongly_consistent))
+    }
+
+    /// Removes an item (a TTL deletion), returning it.
+    pub fn delete(&mut self, pk: &str, sk: &str) -> Option<Item> {
+        self.items.remove(&(pk.to_owned(), sk.to_owned()))
+    }
+
+    fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
+        let key = (request.update.clone(), request.condition.clone());
+        if let Some(compiled) = self.compiled.get(&key) {
+            return Ok(Arc::clone(compiled));
+        }
+        let compiled = Arc::new(Compiled::new(
+            &request.update,
+            request.condition.as_deref(),
+        )?);
+        if self.compiled.len() > 10_000 {
+            self.compiled.clear();
+        }
+        self.compiled.insert(key, Arc::clone(&compiled));
+        Ok(compiled)
+    }
+}
+
+fn key_of(key: &Item) -> Result<(String, String), RequestError> {
+    match (key.get("PK"), key.get("SK")) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok((pk.clone(), sk.clone())),
+        _ => Err(RequestError::Key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livecount_core::histogram::{CounterRequest, Fingerprint};
+    use livecount_core::requests::counter_request;
+
+    fn request(fingerprint: u128, deltas: Vec<(i64, i64)>) -> UpdateRequest {
+        counter_request(
+            "counters",
+            &CounterRequest {
+                stream_id: "s".into(),
+                deltas,
+                prune: vec![900],
+                fingerprint: Fingerprint(fingerprint),
+                now: 1_000,
+                expires_at: 2_000,
+            },
+        )
+        .expect("builds")
+    }
+
+    #[test]
+    fn a_counter_request_adds_and_a_repeated_fingerprint_is_refused_but_charged() {
+        let mut table = Table::new();
+        let first = table
+            .update(&request(7, vec![(1_015, 3), (1_020, 1)]))
+            .expect("applies");
+        assert!(first.applied);
+        assert_eq!(first.units, 1.0);
+        assert!(first.old.is_none());
+        let again = table
+            .update(&request(7, vec![(1_015, 3), (1_020, 1)]))
+            .expect("evaluates");
+        assert!(!again.applied);
+        assert_eq!(again.units, 1.0, "a failed condition is charged");
+        let other = table
+            .update(&request(8, vec![(1_015, -1)]))
+            .expect("applies");
+        assert!(other.applied);
+        let (item, units) = table.get("s", "live", false);
+        let item = item.expect("stored");
+        assert_eq!(item.get("b1015"), Some(&AttributeValue::N("2".into())));
+        assert_eq!(item.get("b1020"), Some(&AttributeValue::N("1".into())));
+        assert_eq!(units, 0.5);
+    }
+}

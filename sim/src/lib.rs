@@ -1,0 +1,14 @@
+//! # livecount-sim
+//!
+//! livecount at the scale of a big live event, on a simulated clock. Everything but the network
+//! is livecount's own code: ingest's parsing, validation, coalescing and session writes, the
+//! aggregator's reading of stream records, its counter plans and every request it builds. The
+//! network and AWS are an in-process model ([`dynamodb`] for items, sizes and request units;
+//! the simulation for per-key and per-table throughput, stream shards, the SQS and stream
+//! triggers, Lambda concurrency and duration), calibrated against DynamoDB Local by
+//! `tests/pipeline/calibration.rs`.
+//!
+//! `make bench-scale` runs the scenarios and writes the report (`docs/benchmarks.md`).
+
+pub mod dynamodb;
+pub mod expression;
