@@ -9,7 +9,7 @@ LAMBDA_DIR ?= target/lambda
 LAMBDA_TARGET = $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,aarch64)-unknown-linux-gnu.2.17
 LAMBDA_ELF_MACHINE = $(if $(filter x86_64,$(LAMBDA_ARCH)),62,183)
 
-.PHONY: run test unit lint fmt chromium web-client package lambda-test infra-test fuzz bench clean-local
+.PHONY: run test unit lint fmt chromium web-client package lambda-test infra-test fuzz bench bench-scale clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
@@ -74,6 +74,11 @@ infra-test:
 FUZZ_RUNS ?= 1000000
 fuzz:
 	scripts/fuzz.sh $(FUZZ_RUNS)
+
+## bench-scale: the million-viewer simulation (livecount-sim): the scale section of BENCHMARKS.md
+## and docs/scale.png (about 15 minutes on 2 cores; no DynamoDB needed)
+bench-scale: chromium
+	$(CARGO) run --release -q -p livecount-bench -- scale
 
 ## bench: every benchmark against DynamoDB Local; writes BENCHMARKS.md and docs/benchmarks.png
 bench: chromium

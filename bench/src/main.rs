@@ -6,6 +6,7 @@ mod accuracy;
 mod designs;
 mod read_cost;
 mod report;
+mod scale;
 mod system;
 
 use accuracy::Workload;
@@ -14,6 +15,11 @@ use livecount_tests::Audience;
 use report::{Handlers, Report};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+/// The simulation allocates and frees millions of small items a second; mimalloc does that
+/// several times faster than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,6 +34,9 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), designs::Error> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return run_scale(&root);
+    }
     let endpoint = livecount_tests::dynamodb_endpoint();
     let sdk = livecount_local::local_sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
@@ -85,6 +94,39 @@ async fn run() -> Result<(), designs::Error> {
     Ok(())
 }
 
+/// `livecount-bench scale [--scale F] [--only KEY]`: the scale scenarios (no DynamoDB needed).
+fn run_scale(root: &Path) -> Result<(), designs::Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let factor: f64 = value("--scale").and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let only = value("--only");
+    let cost = livecount_sim::engine::HandlerCost {
+        ingest_ns_per_event: criterion_mean(root, "ingest/parse_validate_coalesce_per_event")
+            .map_or(600.0, |ns| ns / 1000.0),
+        aggregate_ns_per_record: criterion_mean(root, "aggregate/read_and_plan_per_record")
+            .map_or(900.0, |ns| ns / 1000.0),
+    };
+    let outcomes = scale::run_all(factor, only.as_deref(), cost);
+    if factor != 1.0 || only.is_some() {
+        eprintln!("bench-scale: a partial run (--scale or --only); BENCHMARKS.md left as it is");
+        return Ok(());
+    }
+    let path = root.join("BENCHMARKS.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = scale::markdown(&outcomes, &machine_cpu());
+    std::fs::write(&path, scale::splice(&existing, &section))?;
+    let html = root.join("target/scale-chart.html");
+    std::fs::write(&html, scale::chart_html(&outcomes))?;
+    screenshot(&html, &root.join("docs/scale.png"))?;
+    eprintln!("bench-scale: wrote the scale section of BENCHMARKS.md and docs/scale.png");
+    Ok(())
+}
+
 /// Criterion's mean time of one iteration (1,000 elements), in ns.
 fn criterion_mean(root: &Path, bench: &str) -> Option<f64> {
     let text = std::fs::read_to_string(
@@ -95,6 +137,13 @@ fn criterion_mean(root: &Path, bench: &str) -> Option<f64> {
     .ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64()
+}
+
+/// The CPU, cores and date (the scale runs need no DynamoDB Local).
+fn machine_cpu() -> String {
+    let full = machine();
+    let cpu = full.split(';').next().unwrap_or_default().to_owned();
+    format!("{cpu}; {}", chrono::Utc::now().format("%Y-%m-%d"))
 }
 
 fn machine() -> String {

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The TTL attribute of the sessions table.
 pub const TTL_ATTRIBUTE: &str = "expDate";
@@ -87,6 +88,22 @@ pub struct Store {
     client: Client,
     sessions_table: String,
     counters_table: String,
+    model: Option<Arc<dyn UpdateModel>>,
+}
+
+/// What an `UpdateItem` returned: `Ok(item after)` when it applied, `Err(item before)` when its
+/// condition failed.
+pub type UpdateOutcome = Result<Option<Item>, Option<Item>>;
+
+/// A model of DynamoDB that takes the place of the network for every `UpdateItem` (the scale
+/// simulation, `livecount-sim`): it is given exactly the request the SDK would send, and answers
+/// as DynamoDB would, throttling included.
+pub trait UpdateModel: Send + Sync + std::fmt::Debug {
+    /// Applies `request` after the SDK's retries; `Err` is the error the last attempt returned.
+    fn update_item(
+        &self,
+        request: UpdateRequest,
+    ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>>;
 }
 
 impl Store {
@@ -95,7 +112,14 @@ impl Store {
             client,
             sessions_table: config.sessions_table.clone(),
             counters_table: config.counters_table.clone(),
+            model: None,
         }
+    }
+
+    /// A store whose `UpdateItem`s go to `model` instead of DynamoDB.
+    pub fn with_model(mut self, model: Arc<dyn UpdateModel>) -> Self {
+        self.model = Some(model);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -197,7 +221,17 @@ impl Store {
         &self,
         request: UpdateRequest,
         returns: ReturnValue,
-    ) -> Result<Result<Option<Item>, Option<Item>>, StoreError> {
+    ) -> Result<UpdateOutcome, StoreError> {
+        if let Some(model) = &self.model {
+            let table = request.table.clone();
+            return model
+                .update_item(request)
+                .map_err(|source| StoreError::Dynamo {
+                    operation: "UpdateItem",
+                    table,
+                    source,
+                });
+        }
         let result = self
             .client
             .update_item()

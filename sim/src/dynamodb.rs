@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use livecount_core::capacity::{item_size, read_units, write_units};
 use livecount_core::requests::UpdateRequest;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Why the model refuses a request (DynamoDB would answer `ValidationException`).
@@ -51,7 +52,8 @@ pub struct Written {
 #[derive(Debug, Default)]
 pub struct Table {
     items: HashMap<(String, String), Item>,
-    compiled: HashMap<(String, Option<String>), Arc<Compiled>>,
+    /// Parsed expressions by a hash of their text (livecount's requests share a few shapes).
+    compiled: HashMap<u64, (String, Option<String>, Arc<Compiled>)>,
 }
 
 impl Table {
@@ -70,6 +72,17 @@ impl Table {
     /// Applies an `UpdateItem` as DynamoDB would: the condition on the current item, then the
     /// update; charged by the larger of the item's sizes before and after.
     pub fn update(&mut self, request: &UpdateRequest) -> Result<Written, RequestError> {
+        self.update_admitted(request, |_| true)
+            .map(|written| written.unwrap_or_else(unreachable_admission))
+    }
+
+    /// [`Table::update`], if `admit` grants the write units it costs (`None`: throttled, nothing
+    /// changed, nothing charged).
+    pub fn update_admitted(
+        &mut self,
+        request: &UpdateRequest,
+        admit: impl FnOnce(f64) -> bool,
+    ) -> Result<Option<Written>, RequestError> {
         if !request.within_limits() {
             return Err(RequestError::Limits);
         }
@@ -89,25 +102,28 @@ impl Table {
             return Err(RequestError::TooLarge(size_after));
         }
         let units = write_units(size_before, size_after);
+        if !admit(units) {
+            return Ok(None);
+        }
         if !holds {
-            return Ok(Written {
+            return Ok(Some(Written {
                 applied: false,
                 units,
                 size_before,
                 size_after: size_before,
-                old: None,
+                old: current.cloned(),
                 new: None,
-            });
+            }));
         }
         let old = self.items.insert(key, next.clone());
-        Ok(Written {
+        Ok(Some(Written {
             applied: true,
             units,
             size_before,
             size_after,
             old,
             new: Some(next),
-        })
+        }))
     }
 
     /// `GetItem`: the item and the read units it costs.
@@ -123,8 +139,13 @@ impl Table {
     }
 
     fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
-        let key = (request.update.clone(), request.condition.clone());
-        if let Some(compiled) = self.compiled.get(&key) {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&request.update, &request.condition).hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some((update, condition, compiled)) = self.compiled.get(&hash)
+            && *update == request.update
+            && *condition == request.condition
+        {
             return Ok(Arc::clone(compiled));
         }
         let compiled = Arc::new(Compiled::new(
@@ -134,8 +155,27 @@ impl Table {
         if self.compiled.len() > 10_000 {
             self.compiled.clear();
         }
-        self.compiled.insert(key, Arc::clone(&compiled));
+        self.compiled.insert(
+            hash,
+            (
+                request.update.clone(),
+                request.condition.clone(),
+                Arc::clone(&compiled),
+            ),
+        );
         Ok(compiled)
+    }
+}
+
+/// [`Table::update`] admits every write.
+fn unreachable_admission() -> Written {
+    Written {
+        applied: false,
+        units: 0.0,
+        size_before: 0,
+        size_after: 0,
+        old: None,
+        new: None,
     }
 }
 

@@ -10,5 +10,10 @@
 //!
 //! `make bench-scale` runs the scenarios and writes the report (`docs/benchmarks.md`).
 
+pub mod audience;
+pub mod aws;
 pub mod dynamodb;
+pub mod engine;
 pub mod expression;
+pub mod oracle;
+pub mod sizing;

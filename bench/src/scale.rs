@@ -1,0 +1,584 @@
+//! `livecount-bench scale` (`make bench-scale`): the scenarios of `livecount-sim` at full size,
+//! priced, and written into BENCHMARKS.md (between the scale markers) with docs/scale.png.
+
+use livecount_sim::audience::{AudienceSpec, Shape};
+use livecount_sim::engine::{HandlerCost, Outcome, Scenario, run};
+use livecount_sim::sizing::{Audience, size};
+use std::fmt::Write as _;
+
+/// us-east-1 list prices, on-demand (in effect since 1 November 2024, used on 2026-11-26).
+pub struct Prices;
+
+impl Prices {
+    pub const WRITE_REQUEST_UNIT: f64 = 0.625 / 1e6;
+    pub const READ_REQUEST_UNIT: f64 = 0.125 / 1e6;
+    pub const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+    pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
+    pub const SQS_REQUEST: f64 = 0.40 / 1e6;
+    pub const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
+}
+
+/// One scenario's name, description and settings.
+pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
+    let n = |v: f64| (v * scale).round() as u64;
+    let steady = |viewers: u64, streams: u32| AudienceSpec {
+        shape: Shape::Steady {
+            viewers,
+            churn_per_minute: 0.10,
+        },
+        streams,
+        silent_share: 1.0 / 3.0,
+        duplicate_share: 0.01,
+    };
+    let million = size(Audience {
+        viewers_per_stream: n(1e6),
+        streams: 1,
+    });
+    let small = size(Audience {
+        viewers_per_stream: 100,
+        streams: n(1e4),
+    });
+    let half = size(Audience {
+        viewers_per_stream: n(5e5),
+        streams: 1,
+    });
+    let mut out = vec![
+        (
+            "a".to_owned(),
+            Scenario {
+                name: format!("(a) {} viewers on one stream, 10 %/min churn", n(1e6)),
+                audience: steady(n(1e6), 1),
+                seconds: std::env::var("SCALE_SECONDS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(185),
+                settings: million.settings(true),
+                dashboards: 1_000,
+                settles_at_s: None,
+                measure_from_s: 10,
+                scaled_out: true,
+                seed: 1,
+            },
+        ),
+        (
+            "b".to_owned(),
+            Scenario {
+                name: format!("(b) {} streams of 100 viewers, 10 %/min churn", n(1e4)),
+                audience: steady(n(1e6), n(1e4) as u32),
+                seconds: 65,
+                settings: small.settings(true),
+                dashboards: 1_000,
+                settles_at_s: None,
+                measure_from_s: 10,
+                scaled_out: true,
+                seed: 2,
+            },
+        ),
+    ];
+    for warm in [true, false] {
+        let tag = if warm { "warm" } else { "on-demand" };
+        out.push((
+            format!("c-{tag}"),
+            Scenario {
+                name: format!("(c) flash crowd to {} in 60 s, {tag}", n(5e5)),
+                audience: AudienceSpec {
+                    shape: Shape::FlashCrowd {
+                        viewers: n(5e5),
+                        over_s: 60,
+                    },
+                    ..steady(0, 1)
+                },
+                seconds: 90,
+                settings: half.settings(warm),
+                dashboards: 1_000,
+                settles_at_s: Some(60),
+                measure_from_s: 0,
+                scaled_out: false,
+                seed: 3,
+            },
+        ));
+        out.push((
+            format!("d-{tag}"),
+            Scenario {
+                name: format!("(d) {} stop within 30 s, {tag}", n(5e5)),
+                audience: AudienceSpec {
+                    shape: Shape::MassExit {
+                        viewers: n(5e5),
+                        at_s: 30,
+                        over_s: 30,
+                    },
+                    ..steady(0, 1)
+                },
+                seconds: 85,
+                settings: half.settings(warm),
+                dashboards: 1_000,
+                settles_at_s: Some(60),
+                measure_from_s: 0,
+                scaled_out: false,
+                seed: 4,
+            },
+        ));
+    }
+    out
+}
+
+/// Runs the scenarios on two threads: (a), the longest, on one, the others in turn on the
+/// other; each prints its summary as it ends.
+pub fn run_all(
+    scale: f64,
+    only: Option<&str>,
+    cost: HandlerCost,
+) -> Vec<(String, Scenario, Outcome)> {
+    let chosen: Vec<(String, Scenario)> = scenarios(scale)
+        .into_iter()
+        .filter(|(key, _)| only.is_none_or(|o| key.starts_with(o)))
+        .collect();
+    let (first, rest): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(key, _)| key == "a");
+    let one = |list: Vec<(String, Scenario)>| {
+        list.into_iter()
+            .map(|(key, scenario)| {
+                eprintln!("bench-scale: {key}: {} ...", scenario.name);
+                let outcome = run(&scenario, cost);
+                eprintln!("bench-scale: {key}: done\n{}", summary(&outcome));
+                if std::env::var_os("SCALE_SERIES").is_some() {
+                    for sample in outcome.series.iter().step_by(5) {
+                        eprintln!("    {sample:?}");
+                    }
+                }
+                (key, scenario, outcome)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut all = std::thread::scope(|scope| {
+        let other = scope.spawn(|| one(rest));
+        let mut mine = one(first);
+        mine.extend(other.join().unwrap_or_default());
+        mine
+    });
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+pub fn summary(o: &Outcome) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "  {:.0} s wall; exact {}/{}; max err {} at {} s; audience err max {} p99 {}; heal {:?}; \
+         hottest session key {:.0} WCU/s, counter key {:.0}; throttled {} (sessions {}, {} attempts); item {} B; \
+         lag p50 {} p99 {} ms; ingest {} inv peak {} {:.1} GB-s; aggregate {} inv peak {} {:.1} GB-s; \
+         WRU {:.0} RRU {:.0}; dlq {} expired {} lost {} dups {} updates {} partitions {} invalid {}",
+        o.wall_seconds,
+        o.exact_samples,
+        o.samples,
+        o.max_error,
+        o.max_error_at,
+        o.max_audience_error,
+        o.p99_audience_error,
+        o.heal_seconds,
+        o.hottest_session_key_wcu,
+        o.hottest_counter_key_wcu,
+        o.throttled_requests,
+        o.throttled_session_requests,
+        o.throttled_attempts,
+        o.largest_counter_item,
+        o.lag.quantile(0.5),
+        o.lag.quantile(0.99),
+        o.ingest.invocations,
+        o.ingest.peak_concurrency,
+        o.ingest.gb_seconds,
+        o.aggregate.invocations,
+        o.aggregate.peak_concurrency,
+        o.aggregate.gb_seconds,
+        o.write_units,
+        o.read_units,
+        o.messages_dead_lettered,
+        o.messages_expired,
+        o.records_lost,
+        o.duplicates_recognised,
+        o.counter_updates,
+        o.partitions,
+        o.invalid_requests,
+    );
+    s
+}
+
+/// What a run costs at [`Prices`], in dollars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    pub dynamodb: f64,
+    pub lambda: f64,
+    pub sqs: f64,
+    pub http_api: f64,
+}
+
+impl Cost {
+    pub fn total(&self) -> f64 {
+        self.dynamodb + self.lambda + self.sqs + self.http_api
+    }
+}
+
+/// livecount's cost for a run: every request unit, invocation and GB-second the model counted;
+/// SQS `SendMessage` per message plus one `ReceiveMessage` and one `DeleteMessageBatch` per 10.
+pub fn cost(o: &Outcome) -> Cost {
+    let messages = o.messages as f64;
+    Cost {
+        dynamodb: o.write_units * Prices::WRITE_REQUEST_UNIT
+            + o.read_units * Prices::READ_REQUEST_UNIT,
+        lambda: (o.ingest.invocations + o.aggregate.invocations) as f64 * Prices::LAMBDA_REQUEST
+            + (o.ingest.gb_seconds + o.aggregate.gb_seconds) * Prices::LAMBDA_ARM_GB_SECOND,
+        sqs: messages * 1.2 * Prices::SQS_REQUEST,
+        http_api: messages * Prices::HTTP_API_REQUEST,
+    }
+}
+
+/// Dollars per million viewer-hours.
+pub fn per_million_viewer_hours(dollars: f64, o: &Outcome) -> f64 {
+    let viewer_hours = o.viewer_seconds / 3600.0;
+    dollars / viewer_hours.max(1e-9) * 1e6
+}
+
+/// One seed design on the audience of (a).
+pub struct SeedDesign {
+    pub name: &'static str,
+    /// Units per second the hottest key is asked for, and its limit.
+    pub hottest_key_demand: f64,
+    pub hottest_key_limit: f64,
+    pub cost: Cost,
+}
+
+/// The seed's designs, given the messages, sessions and duration of (a) (their request patterns
+/// as `bench/src/designs.rs` implements them and the accuracy benchmark runs them):
+///
+/// - 30 s bucket rows: every watching event is a conditional write on the session's row under
+///   one partition key per stream (`{stream}#session`), and the first of each session in each 30 s
+///   bucket one more `ADD` on the bucket row; dashboards `GetItem` the bucket row.
+/// - TTL rows read by `Query`: every event writes the session's row (as livecount does), and
+///   each of 1,000 dashboards queries every row of the stream every 5 s (eventually consistent,
+///   250-byte rows, spread over the same session keys as livecount's).
+pub fn seed_designs(a: &Outcome, dashboards: f64, session_shards: f64) -> Vec<SeedDesign> {
+    let seconds = a.seconds as f64;
+    let messages = a.messages as f64;
+    let sessions = a.peak_audience as f64;
+    let claims = sessions * seconds / 30.0;
+    let bucket_writes = messages + claims;
+    let queries = dashboards / 5.0 * seconds;
+    let row_bytes = 250.0;
+    let query_units = (sessions * row_bytes / 4096.0).ceil() / 2.0;
+    let per_second = messages / seconds;
+    // The same players, queue and ingest function as livecount's.
+    let shared = |writes: f64| {
+        Cost {
+            dynamodb: 0.0,
+            lambda: a.ingest.invocations as f64 * Prices::LAMBDA_REQUEST
+                + a.ingest.gb_seconds * Prices::LAMBDA_ARM_GB_SECOND,
+            sqs: messages * 1.2 * Prices::SQS_REQUEST,
+            http_api: messages * Prices::HTTP_API_REQUEST,
+        }
+        .with_dynamo(writes)
+    };
+    vec![
+        SeedDesign {
+            name: "30 s bucket rows",
+            hottest_key_demand: per_second,
+            hottest_key_limit: 1000.0,
+            cost: shared(bucket_writes).plus_reads(queries * 0.5),
+        },
+        SeedDesign {
+            name: "TTL rows read by Query",
+            hottest_key_demand: dashboards / 5.0 * query_units / session_shards,
+            hottest_key_limit: 3000.0,
+            cost: shared(messages).plus_reads(queries * query_units),
+        },
+    ]
+}
+
+impl Cost {
+    fn with_dynamo(mut self, write_units: f64) -> Self {
+        self.dynamodb += write_units * Prices::WRITE_REQUEST_UNIT;
+        self
+    }
+
+    fn plus_reads(mut self, read_units: f64) -> Self {
+        self.dynamodb += read_units * Prices::READ_REQUEST_UNIT;
+        self
+    }
+}
+
+/// The BENCHMARKS.md section (between the scale markers).
+pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "{BEGIN}\n## 7. At scale: a million viewers, simulated\n"
+    );
+    let _ = writeln!(
+        md,
+        "Generated by `make bench-scale` (`livecount-bench scale`, the `livecount-sim` crate); do not edit by hand. A discrete-event simulation on a 10 ms clock runs livecount's own ingest and aggregate handlers (parsing, coalescing, session writes, reading stream records, counter plans, every request built) against an in-process model of DynamoDB, its stream and Lambda's SQS and stream triggers (docs/benchmarks.md, \"The model\"). The model's item sizes, request units and results are checked against DynamoDB Local by `tests/pipeline/calibration.rs` in `make test`.\n"
+    );
+    let _ = writeln!(md, "**Machine.** {machine}\n");
+    let _ = writeln!(
+        md,
+        "![Counter against the audience in the flash crowd and the mass exit, with and without warm throughput](docs/scale.png)\n"
+    );
+    let _ = writeln!(
+        md,
+        "*Exact* is the share of stream-seconds where the counter equals the settled oracle (every change the counters took in, counted once); *audience error* is the counter against what the players sent at that second (the pipeline's delay, and what throttling lost). *Heal* is how long after the audience stopped changing the counter took to equal it for good.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | simulated | wall | exact | max error | audience error max / p99 | heal | hottest sessions key | hottest counter key | throttled requests | counter item | lag p50 / p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (_, scenario, o) in outcomes {
+        let _ = writeln!(
+            md,
+            "| {} | {} s | {:.0} s | {:.2} % ({} of {}) | {} | {} / {} | {} | {:.0} WCU/s | {:.0} WCU/s | {} | {} B | {:.1} / {:.1} s |",
+            scenario.name,
+            o.seconds,
+            o.wall_seconds,
+            100.0 * o.exact_samples as f64 / o.samples.max(1) as f64,
+            o.exact_samples,
+            o.samples,
+            o.max_error,
+            o.max_audience_error,
+            o.p99_audience_error,
+            o.heal_seconds.map_or("—".to_owned(), |h| format!("{h} s")),
+            o.hottest_session_key_wcu,
+            o.hottest_counter_key_wcu,
+            o.throttled_requests,
+            o.largest_counter_item,
+            o.lag.quantile(0.5) as f64 / 1000.0,
+            o.lag.quantile(0.99) as f64 / 1000.0,
+        );
+    }
+    let _ = writeln!(md, "\n**Settings and Lambda.**\n");
+    let _ = writeln!(
+        md,
+        "| scenario | S | warm writes (sessions / counters) | stream shards x PF | aggregate window / batch | ingest batch / writes | ingest invocations, peak concurrency, GB-s | aggregate invocations, peak concurrency, GB-s | write units | read units | messages dead-lettered / expired, records lost |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (_, scenario, o) in outcomes {
+        let s = &scenario.settings;
+        let warm = |w: Option<f64>| w.map_or("on-demand".to_owned(), |w| format!("{w:.0}"));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} / {} | {} x {} | {} s / {} | {} / {} | {}, {}, {:.0} | {}, {}, {:.0} | {:.0} | {:.0} | {} / {}, {} |",
+            scenario.name,
+            s.session_shards,
+            warm(s.sessions_warm_writes),
+            warm(s.counters_warm_writes),
+            o.partitions,
+            s.parallelization_factor,
+            s.aggregate_window_ms / 1000,
+            s.aggregate_batch_size,
+            s.ingest_batch_size,
+            s.max_concurrent_writes,
+            o.ingest.invocations,
+            o.ingest.peak_concurrency,
+            o.ingest.gb_seconds,
+            o.aggregate.invocations,
+            o.aggregate.peak_concurrency,
+            o.aggregate.gb_seconds,
+            o.write_units,
+            o.read_units,
+            o.messages_dead_lettered,
+            o.messages_expired,
+            o.records_lost,
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n**Cost per million viewer-hours.** us-east-1 on-demand list prices in effect since 1 November 2024 (used 2026-11-26): DynamoDB $0.625 per million write request units and $0.125 per million read request units (stream reads by Lambda are free); Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second; SQS standard $0.40 per million requests; API Gateway HTTP API $1.00 per million requests. Storage (a few hundred MB of session rows) is left out.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| design | scenario | DynamoDB | Lambda | SQS | HTTP API | total | hottest key asked for |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (_, scenario, o) in outcomes {
+        let c = cost(o);
+        let per = |d: f64| format!("${:.2}", per_million_viewer_hours(d, o));
+        let _ = writeln!(
+            md,
+            "| livecount | {} | {} | {} | {} | {} | **{}** | {:.0} WCU/s of 1,000 |",
+            scenario.name,
+            per(c.dynamodb),
+            per(c.lambda),
+            per(c.sqs),
+            per(c.http_api),
+            per(c.total()),
+            o.hottest_session_key_wcu.max(o.hottest_counter_key_wcu),
+        );
+    }
+    if let Some((_, scenario, a)) = outcomes.iter().find(|(k, _, _)| k == "a") {
+        for design in seed_designs(
+            a,
+            scenario.dashboards as f64,
+            f64::from(scenario.settings.session_shards),
+        ) {
+            let per = |d: f64| format!("${:.2}", per_million_viewer_hours(d, a));
+            let c = design.cost;
+            let _ = writeln!(
+                md,
+                "| (e) {} | audience of (a), if DynamoDB could serve it | {} | {} | {} | {} | **{}** | {:.0} units/s of {:.0}: {:.1} % throttled |",
+                design.name,
+                per(c.dynamodb),
+                per(c.lambda),
+                per(c.sqs),
+                per(c.http_api),
+                per(c.total()),
+                design.hottest_key_demand,
+                design.hottest_key_limit,
+                100.0 * (1.0 - design.hottest_key_limit / design.hottest_key_demand).max(0.0),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n**Sizing rule** (`sim/src/sizing.rs`, stated in the README), the settings each scenario ran with:\n"
+    );
+    let _ = writeln!(
+        md,
+        "| peak audience | S | sessions warm writes | stream shards | aggregate window | counters warm writes | ingest batch / writes / concurrency | aggregate batch |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for audience in [
+        livecount_sim::sizing::DEFAULT_AUDIENCE,
+        Audience {
+            viewers_per_stream: 100_000,
+            streams: 1,
+        },
+        Audience {
+            viewers_per_stream: 500_000,
+            streams: 1,
+        },
+        Audience {
+            viewers_per_stream: 1_000_000,
+            streams: 1,
+        },
+        Audience {
+            viewers_per_stream: 100,
+            streams: 10_000,
+        },
+    ] {
+        let s = size(audience);
+        let _ = writeln!(
+            md,
+            "| {} x {} | {} | {} | {} | {} s | {} | {} / {} / {} | {} |",
+            audience.streams,
+            audience.viewers_per_stream,
+            s.session_shards,
+            s.sessions_warm_writes,
+            s.stream_shards,
+            s.aggregate_window_s,
+            s.counters_warm_writes,
+            s.ingest_batch_size,
+            s.max_concurrent_writes,
+            s.ingest_max_concurrency,
+            s.aggregate_batch_size,
+        );
+    }
+    let _ = writeln!(md, "\n{END}");
+    md
+}
+
+pub const BEGIN: &str = "<!-- scale:begin -->";
+pub const END: &str = "<!-- scale:end -->";
+
+/// BENCHMARKS.md with its scale section replaced (or appended).
+pub fn splice(existing: &str, section: &str) -> String {
+    match (existing.find(BEGIN), existing.find(END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!(
+                "{}{}{}",
+                &existing[..a],
+                section.trim_end(),
+                &existing[b + END.len()..]
+            )
+        }
+        _ => format!("{}\n{}", existing.trim_end(), section),
+    }
+}
+
+/// The chart: the counter against the audience in (c) and (d), with and without warm throughput.
+pub fn chart_html(outcomes: &[(String, Scenario, Outcome)]) -> String {
+    let panel = |keys: [&str; 2], title: &str, x0: f64| {
+        let runs: Vec<&Outcome> = keys
+            .iter()
+            .filter_map(|k| {
+                outcomes
+                    .iter()
+                    .find(|(key, _, _)| key == k)
+                    .map(|(_, _, o)| o)
+            })
+            .collect();
+        let max_t = runs.iter().map(|o| o.seconds).max().unwrap_or(1) as f64;
+        let max_v = runs
+            .iter()
+            .flat_map(|o| o.series.iter().map(|s| s.audience.max(s.counter)))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let (w, h) = (520.0, 380.0);
+        let point = |t: i64, v: i64| {
+            format!(
+                "{:.1},{:.1}",
+                x0 + 50.0 + t as f64 / max_t * w,
+                30.0 + h - v as f64 / max_v * h
+            )
+        };
+        let mut svg = format!(
+            "<text x='{}' y='20' font-size='15'>{title}</text><line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>",
+            x0 + 50.0,
+            x0 + 50.0,
+            30.0 + h,
+            x0 + 50.0 + w,
+            30.0 + h
+        );
+        let colours = [("#1f77b4", "#1f77b4"), ("#d62728", "#d62728")];
+        for (i, o) in runs.iter().enumerate() {
+            let counter: Vec<String> = o
+                .series
+                .iter()
+                .map(|s| point(s.second, s.counter))
+                .collect();
+            let (c, _) = colours[i % 2];
+            let _ = write!(
+                svg,
+                "<polyline fill='none' stroke='{c}' stroke-width='2' points='{}'/>",
+                counter.join(" ")
+            );
+        }
+        if let Some(o) = runs.first() {
+            let audience: Vec<String> = o
+                .series
+                .iter()
+                .map(|s| point(s.second, s.audience))
+                .collect();
+            let _ = write!(
+                svg,
+                "<polyline fill='none' stroke='#000' stroke-dasharray='4 3' stroke-width='1.5' points='{}'/>",
+                audience.join(" ")
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text x='{}' y='{}' font-size='12'>{max_v:.0}</text><text x='{}' y='{}' font-size='12'>{max_t:.0} s</text>",
+            x0 + 2.0,
+            38.0,
+            x0 + 30.0 + w,
+            50.0 + h
+        );
+        svg
+    };
+    let mut body = String::new();
+    body.push_str(&panel(
+        ["c-warm", "c-on-demand"],
+        "(c) flash crowd: counter with warm throughput (blue), on-demand (red), audience (dashed)",
+        0.0,
+    ));
+    body.push_str(&panel(
+        ["d-warm", "d-on-demand"],
+        "(d) mass exit: same colours",
+        580.0,
+    ));
+    format!(
+        "<!doctype html><html><body style='margin:0;font-family:sans-serif;background:#fff'><svg width='1140' height='460'>{body}</svg></body></html>"
+    )
+}

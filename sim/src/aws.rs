@@ -1,0 +1,315 @@
+//! The model of AWS the simulation runs livecount against: the two tables with their
+//! throughput limits, the sessions table's stream, and the SDK's retries. Every `UpdateItem`
+//! livecount's handlers send arrives here through [`livecount_core::store::UpdateModel`].
+//!
+//! What the model grants is what AWS documents (see `docs/benchmarks.md`, "The model"):
+//!
+//! - 1,000 write units per second per partition key; above it a request is throttled
+//!   (`ProvisionedThroughputExceededException`) and charged nothing;
+//! - a table's throughput: its warm throughput when set, else what an on-demand table serves at
+//!   once, double its previous peak (a new table: 4,000 write units per second). AWS promises no
+//!   faster growth within 30 minutes, so the model grants none within the simulated minutes;
+//! - the SDK's standard retry mode: three attempts, each after a random backoff of up to 1 s,
+//!   then 2 s.
+
+use crate::dynamodb::{RequestError, Table, Written};
+use crate::expression::Item;
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+use livecount_core::requests::UpdateRequest;
+use livecount_core::store::{UpdateModel, UpdateOutcome};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Write units one partition key takes per second.
+pub const KEY_WRITE_UNITS: f64 = 1000.0;
+
+/// Write units a new on-demand table serves at once.
+pub const ON_DEMAND_START_WRITE_UNITS: f64 = 4000.0;
+
+/// Write units per second one table partition takes (and so, one stream shard per partition).
+pub const PARTITION_WRITE_UNITS: f64 = 1000.0;
+
+const SECONDS_KEPT: usize = 4;
+
+/// Units consumed per second, for one key or one table, over the last few seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    seconds: [(i64, f64); SECONDS_KEPT],
+}
+
+impl Window {
+    fn slot(&mut self, second: i64) -> &mut (i64, f64) {
+        let slot = &mut self.seconds[second.rem_euclid(SECONDS_KEPT as i64) as usize];
+        if slot.0 != second {
+            *slot = (second, 0.0);
+        }
+        slot
+    }
+}
+
+/// One table's throughput: per key, per table, and what it consumed.
+#[derive(Debug)]
+pub struct Throughput {
+    pub table_limit: f64,
+    keys: HashMap<String, Window>,
+    table: Window,
+    /// Most units any key consumed in one second, by key.
+    pub key_peaks: HashMap<String, f64>,
+    pub table_peak: f64,
+    pub units: f64,
+    pub requests: u64,
+    /// Attempts refused for throughput (each a `ProvisionedThroughputExceededException`).
+    pub throttled_attempts: u64,
+    /// Requests that still failed after the SDK's retries.
+    pub throttled_requests: u64,
+}
+
+impl Throughput {
+    /// A table with `warm` write units per second of warm throughput, or a new on-demand table.
+    pub fn new(warm: Option<f64>) -> Self {
+        Self {
+            table_limit: warm
+                .unwrap_or(ON_DEMAND_START_WRITE_UNITS)
+                .max(ON_DEMAND_START_WRITE_UNITS),
+            keys: HashMap::new(),
+            table: Window::default(),
+            key_peaks: HashMap::new(),
+            table_peak: 0.0,
+            units: 0.0,
+            requests: 0,
+            throttled_attempts: 0,
+            throttled_requests: 0,
+        }
+    }
+
+    /// Partitions (and stream shards) the table starts with.
+    pub fn partitions(&self) -> usize {
+        (self.table_limit / PARTITION_WRITE_UNITS).ceil() as usize
+    }
+
+    /// Takes `units` for `key` in `second` if both the key and the table have them left.
+    fn take(&mut self, key: &str, second: i64, units: f64) -> bool {
+        let table = self.table.slot(second);
+        if table.1 + units > self.table_limit {
+            return false;
+        }
+        let window = match self.keys.get_mut(key) {
+            Some(window) => window,
+            None => self.keys.entry(key.to_owned()).or_default(),
+        };
+        let slot = window.slot(second);
+        if slot.1 + units > KEY_WRITE_UNITS {
+            return false;
+        }
+        slot.1 += units;
+        let used = slot.1;
+        self.table.slot(second).1 += units;
+        let table_used = self.table.slot(second).1;
+        self.table_peak = self.table_peak.max(table_used);
+        match self.key_peaks.get_mut(key) {
+            Some(peak) => *peak = peak.max(used),
+            None => {
+                self.key_peaks.insert(key.to_owned(), used);
+            }
+        }
+        self.units += units;
+        true
+    }
+
+    /// The hottest key and its peak units per second.
+    pub fn hottest(&self) -> Option<(&str, f64)> {
+        self.key_peaks
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, v)| (k.as_str(), *v))
+    }
+}
+
+/// A change the sessions table's stream carries, with where and when it was committed.
+#[derive(Debug)]
+pub struct Change {
+    pub record: EventRecord,
+    pub partition_key: String,
+    pub sort_key: String,
+    pub committed_ms: i64,
+}
+
+/// Everything the model holds.
+#[derive(Debug)]
+pub struct World {
+    pub now_ms: i64,
+    pub sessions: Table,
+    pub counters: Table,
+    pub sessions_throughput: Throughput,
+    pub counters_throughput: Throughput,
+    sessions_table: String,
+    /// New stream records since the engine last took them.
+    pub changes: Vec<Change>,
+    next_sequence: u64,
+    rng: fastrand::Rng,
+    /// The current invocation's requests (attempts) and its longest retry backoff.
+    pub attempts: u64,
+    pub longest_backoff_ms: i64,
+    /// Requests DynamoDB would refuse as invalid (none is expected).
+    pub invalid: Vec<RequestError>,
+}
+
+/// The model behind every `UpdateItem` (shared with the engine).
+#[derive(Debug, Clone)]
+pub struct Aws {
+    world: Arc<Mutex<World>>,
+}
+
+impl Aws {
+    pub fn new(
+        sessions_table: &str,
+        sessions_warm: Option<f64>,
+        counters_warm: Option<f64>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            world: Arc::new(Mutex::new(World {
+                now_ms: 0,
+                sessions: Table::new(),
+                counters: Table::new(),
+                sessions_throughput: Throughput::new(sessions_warm),
+                counters_throughput: Throughput::new(counters_warm),
+                sessions_table: sessions_table.to_owned(),
+                changes: Vec::new(),
+                next_sequence: 1,
+                rng: fastrand::Rng::with_seed(seed),
+                attempts: 0,
+                longest_backoff_ms: 0,
+                invalid: Vec::new(),
+            })),
+        }
+    }
+
+    /// The model's state (the engine's view; the handlers only send requests).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        match self.world.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+impl UpdateModel for Aws {
+    fn update_item(
+        &self,
+        request: UpdateRequest,
+    ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
+        self.world().update(&request)
+    }
+}
+
+impl World {
+    fn update(
+        &mut self,
+        request: &UpdateRequest,
+    ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
+        let is_sessions = request.table == self.sessions_table;
+        let pk = match request.key.get("PK") {
+            Some(AttributeValue::S(pk)) => pk.clone(),
+            _ => String::new(),
+        };
+        // The SDK's standard retry mode: up to three attempts, backing off up to 1 s, then 2 s.
+        let mut backoff_ms = 0;
+        let mut written = None;
+        for attempt in 0..3 {
+            self.attempts += 1;
+            let second = (self.now_ms + backoff_ms).div_euclid(1000);
+            let (table, throughput) = if is_sessions {
+                (&mut self.sessions, &mut self.sessions_throughput)
+            } else {
+                (&mut self.counters, &mut self.counters_throughput)
+            };
+            if attempt == 0 {
+                throughput.requests += 1;
+            }
+            match table.update_admitted(request, |units| throughput.take(&pk, second, units)) {
+                Ok(Some(done)) => {
+                    written = Some(done);
+                    break;
+                }
+                Ok(None) => throughput.throttled_attempts += 1,
+                Err(error) => return Err(self.invalid(error)),
+            }
+            backoff_ms += (self.rng.f64() * 1000.0 * f64::from(1u32 << attempt)) as i64;
+        }
+        self.longest_backoff_ms = self.longest_backoff_ms.max(backoff_ms);
+        let Some(written) = written else {
+            let throughput = if is_sessions {
+                &mut self.sessions_throughput
+            } else {
+                &mut self.counters_throughput
+            };
+            throughput.throttled_requests += 1;
+            return Err(Box::new(aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder()
+                    .message("The level of configured provisioned throughput for the table was exceeded")
+                    .build(),
+            )));
+        };
+        if is_sessions {
+            // Session writes return nothing (`ReturnValues` NONE): their images go to the stream.
+            let applied = written.applied;
+            if applied {
+                self.record_change(request, written, pk, backoff_ms);
+            }
+            return Ok(if applied { Ok(None) } else { Err(None) });
+        }
+        Ok(if written.applied {
+            Ok(written.new)
+        } else {
+            Err(written.old)
+        })
+    }
+
+    fn invalid(&mut self, error: RequestError) -> Box<aws_sdk_dynamodb::Error> {
+        self.invalid.push(error.clone());
+        let meta = aws_sdk_dynamodb::error::ErrorMetadata::builder()
+            .code("ValidationException")
+            .message(error.to_string())
+            .build();
+        Box::new(aws_sdk_dynamodb::Error::from(
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError::generic(meta),
+        ))
+    }
+
+    fn record_change(
+        &mut self,
+        request: &UpdateRequest,
+        written: Written,
+        pk: String,
+        delay_ms: i64,
+    ) {
+        let to_stream = |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
+        let sort_key = match request.key.get("SK") {
+            Some(AttributeValue::S(sk)) => sk.clone(),
+            _ => String::new(),
+        };
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let mut record = EventRecord::default();
+        record.event_id = format!("{sequence:032x}");
+        record.event_name = if written.old.is_some() {
+            "MODIFY"
+        } else {
+            "INSERT"
+        }
+        .to_owned();
+        record.change.keys = serde_dynamo::Item::from(request.key.clone());
+        record.change.old_image = to_stream(written.old);
+        record.change.new_image = to_stream(written.new);
+        record.change.sequence_number = Some(format!("{sequence:021}"));
+        self.changes.push(Change {
+            record,
+            partition_key: pk,
+            sort_key,
+            committed_ms: self.now_ms + delay_ms,
+        });
+    }
+}

@@ -1,0 +1,759 @@
+//! The simulation: a clock stepping 10 ms at a time, the players' messages into an SQS queue,
+//! the SQS trigger invoking livecount's ingest handler on batches, the sessions table's stream
+//! split into shards and lanes, the stream trigger invoking livecount's aggregate handler per
+//! lane, and once a second, every stream's counter read and held against the oracles.
+//!
+//! The handlers are livecount's own (`Ingest::process`, `Aggregator::process`), given a
+//! [`Store`] whose `UpdateItem`s go to the [`Aws`] model. What the network and Lambda would add
+//! is modelled:
+//!
+//! - **SQS trigger**: five concurrent batches at first, up to 300 more per minute while messages
+//!   wait, at most the maximum concurrency; a batch is taken when it is full or its oldest
+//!   message has waited the batching window; failed messages come back after the visibility
+//!   timeout, and go to the dead-letter queue after `maxReceiveCount` receives.
+//! - **Stream trigger**: one shard per table partition; each shard's records in
+//!   `ParallelizationFactor` lanes by item (order kept per item only), polled four times a
+//!   second; one batch per lane at a time, full or after the batching window; a failed batch is
+//!   retried from its first failed record, up to the retry attempts.
+//! - **Invocations** last the measured handler cost (scaled by the function's share of a vCPU),
+//!   plus [`REQUEST_MS`] per round of concurrent requests, plus the SDK's retry backoffs, plus a
+//!   cold start on a lane's or slot's first use; they are billed in GB-seconds.
+
+use crate::audience::{AudienceSpec, Players, Sent};
+use crate::aws::{Aws, Change};
+use crate::oracle::{Audience, Settled};
+use aws_lambda_events::event::dynamodb::EventRecord;
+use aws_lambda_events::event::sqs::SqsMessage;
+use livecount_aggregate::Aggregator;
+use livecount_core::capacity::{item_size, read_units};
+use livecount_core::histogram::viewers;
+use livecount_core::model::CounterItem;
+use livecount_core::{Clock, Config, Store, Timing};
+use livecount_ingest::Ingest;
+use serde::Deserialize;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// One round of concurrent DynamoDB requests from Lambda, in ms (DynamoDB documents
+/// "single-digit millisecond" latency; 5 ms is taken).
+pub const REQUEST_MS: i64 = 5;
+
+/// The simulated clock's step, in ms.
+pub const STEP_MS: i64 = 10;
+
+/// A Lambda execution environment's first invocation, in ms.
+pub const COLD_START_MS: i64 = 150;
+
+/// A Lambda function's share of a vCPU at 1,769 MB.
+const FULL_VCPU_MB: f64 = 1769.0;
+
+/// What livecount is deployed with, as the simulation needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub timing: Timing,
+    pub session_shards: u32,
+    pub max_concurrent_writes: usize,
+    pub ingest_batch_size: usize,
+    pub ingest_window_ms: i64,
+    pub ingest_max_concurrency: usize,
+    pub visibility_timeout_ms: i64,
+    pub max_receive_count: u32,
+    pub aggregate_batch_size: usize,
+    pub aggregate_window_ms: i64,
+    pub parallelization_factor: usize,
+    pub aggregate_retry_attempts: u32,
+    pub memory_mb: u32,
+    /// Warm throughput (write units per second) of the sessions and counters tables.
+    pub sessions_warm_writes: Option<f64>,
+    pub counters_warm_writes: Option<f64>,
+}
+
+/// Measured handler costs on one core, ns: criterion's numbers (`make bench`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HandlerCost {
+    pub ingest_ns_per_event: f64,
+    pub aggregate_ns_per_record: f64,
+}
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub audience: AudienceSpec,
+    pub seconds: i64,
+    pub settings: Settings,
+    /// Dashboards reading counters (spread over the streams), each every 5 s.
+    pub dashboards: u64,
+    /// The second from which the audience no longer changes (the load settled).
+    pub settles_at_s: Option<i64>,
+    /// The second from which the audience error is measured (after a steady audience's start).
+    pub measure_from_s: i64,
+    /// Whether the SQS trigger starts scaled out (an audience that has been there for a while),
+    /// or at five concurrent batches.
+    pub scaled_out: bool,
+    pub seed: u64,
+}
+
+/// Lag from enqueue to counter, in 10 ms bins.
+#[derive(Debug, Clone, Default)]
+pub struct LagHistogram {
+    bins: Vec<u64>,
+    pub count: u64,
+}
+
+impl LagHistogram {
+    fn add(&mut self, lag_ms: i64, n: u64) {
+        let bin = (lag_ms.max(0) / 10) as usize;
+        if self.bins.len() <= bin {
+            self.bins.resize(bin + 1, 0);
+        }
+        self.bins[bin] += n;
+        self.count += n;
+    }
+
+    /// The `q` quantile in ms (upper edge of its bin).
+    pub fn quantile(&self, q: f64) -> i64 {
+        let target = (self.count as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (bin, &n) in self.bins.iter().enumerate() {
+            seen += n;
+            if seen >= target.max(1) {
+                return (bin as i64 + 1) * 10;
+            }
+        }
+        0
+    }
+}
+
+/// One second of the run, for the chart (the first stream).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub second: i64,
+    pub audience: i64,
+    pub settled: i64,
+    pub counter: i64,
+}
+
+/// Lambda use of one function.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunctionUse {
+    pub invocations: u64,
+    pub peak_concurrency: usize,
+    pub gb_seconds: f64,
+    pub cold_starts: u64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub name: String,
+    pub seconds: i64,
+    pub streams: u32,
+    pub peak_audience: i64,
+    pub viewer_seconds: f64,
+    /// Stream-seconds sampled, and those where the counter equalled [`Settled`].
+    pub samples: u64,
+    pub exact_samples: u64,
+    /// Largest |counter - settled| and |counter - audience|, and when.
+    pub max_error: i64,
+    pub max_error_at: i64,
+    pub max_audience_error: i64,
+    pub p99_audience_error: i64,
+    /// Seconds after the load settled until the counter stayed equal to the audience.
+    pub heal_seconds: Option<i64>,
+    pub hottest_session_key_wcu: f64,
+    pub hottest_counter_key_wcu: f64,
+    pub sessions_table_peak_wcu: f64,
+    pub counters_table_peak_wcu: f64,
+    pub throttled_requests: u64,
+    pub throttled_session_requests: u64,
+    pub throttled_attempts: u64,
+    pub largest_counter_item: usize,
+    pub lag: LagHistogram,
+    pub ingest: FunctionUse,
+    pub aggregate: FunctionUse,
+    pub write_units: f64,
+    pub read_units: f64,
+    pub messages: u64,
+    pub messages_dead_lettered: u64,
+    pub messages_expired: u64,
+    pub records_lost: u64,
+    pub duplicates_recognised: u64,
+    pub counter_updates: u64,
+    pub partitions: usize,
+    pub invalid_requests: usize,
+    pub series: Vec<Sample>,
+    pub wall_seconds: f64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    message: SqsMessage,
+    visible_ms: i64,
+    receives: u32,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.visible_ms == other.visible_ms
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.visible_ms.cmp(&self.visible_ms)
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    record: EventRecord,
+    visible_ms: i64,
+}
+
+struct Lane {
+    records: VecDeque<Pending>,
+    busy_until: i64,
+    retries: u32,
+    aggregator: Aggregator,
+    warm: bool,
+}
+
+/// The part of a new image the oracle reads (its own reading, not the aggregator's).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Written {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    recv_at: i64,
+    last_type: String,
+}
+
+/// Simulated time starts here (epoch ms, a whole minute).
+pub const EPOCH_MS: i64 = 1_800_000_000_000;
+
+fn hash_of(parts: &[&str]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for part in parts {
+        part.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+fn stream_index(pk: &str) -> u32 {
+    pk.strip_prefix("live-")
+        .and_then(|rest| rest.split('#').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+fn session_index(sk: &str) -> u32 {
+    sk.rsplit('-')
+        .next()
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Runs one scenario to its end.
+pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
+    Engine::new(scenario, cost).run()
+}
+
+struct Engine<'a> {
+    scenario: &'a Scenario,
+    cost: HandlerCost,
+    settings: &'a Settings,
+    clock: Clock,
+    aws: Aws,
+    ingest: Ingest,
+    players: Players,
+    settled: Settled,
+    audience: Audience,
+    queue: VecDeque<Queued>,
+    returning: BinaryHeap<Queued>,
+    slots: Vec<(i64, bool)>,
+    allowed: f64,
+    lanes: Vec<Lane>,
+    shards: usize,
+    out: Outcome,
+    next_message: u64,
+    cpu_factor: f64,
+    audience_errors: Vec<i64>,
+    last_wrong_after_settle: Option<i64>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(scenario: &'a Scenario, cost: HandlerCost) -> Self {
+        let settings = &scenario.settings;
+        let config = Config {
+            timing: settings.timing,
+            session_shards: settings.session_shards,
+            max_concurrent_writes: settings.max_concurrent_writes,
+            ..Config::default()
+        };
+        let aws = Aws::new(
+            &config.sessions_table,
+            settings.sessions_warm_writes,
+            settings.counters_warm_writes,
+            scenario.seed,
+        );
+        let clock = Clock::manual(EPOCH_MS);
+        let sdk = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
+            .with_model(Arc::new(aws.clone()));
+        let mut ingest = Ingest::new(store.clone(), config.clone());
+        ingest.clock = clock.clone();
+        let shards = aws.world().sessions_throughput.partitions();
+        let lanes = (0..shards * settings.parallelization_factor)
+            .map(|_| Lane {
+                records: VecDeque::new(),
+                busy_until: 0,
+                retries: 0,
+                aggregator: Aggregator::with_clock(store.clone(), config.clone(), clock.clone()),
+                warm: false,
+            })
+            .collect();
+        let timing = settings.timing;
+        Self {
+            scenario,
+            cost,
+            settings,
+            clock,
+            aws,
+            ingest,
+            players: Players::new(scenario.audience.clone(), STEP_MS, scenario.seed),
+            settled: Settled::new(timing.window_seconds, timing.bucket_seconds),
+            audience: Audience::new(timing.window_seconds, timing.bucket_seconds),
+            queue: VecDeque::new(),
+            returning: BinaryHeap::new(),
+            slots: vec![(0, false); settings.ingest_max_concurrency],
+            allowed: if scenario.scaled_out {
+                settings.ingest_max_concurrency as f64
+            } else {
+                5.0
+            },
+            lanes,
+            shards,
+            out: Outcome {
+                name: scenario.name.clone(),
+                seconds: scenario.seconds,
+                streams: scenario.audience.streams,
+                partitions: shards,
+                ..Outcome::default()
+            },
+            next_message: 0,
+            cpu_factor: (FULL_VCPU_MB / f64::from(settings.memory_mb)).max(1.0),
+            audience_errors: Vec::new(),
+            last_wrong_after_settle: None,
+        }
+    }
+
+    fn run(mut self) -> Outcome {
+        let started = std::time::Instant::now();
+        let mut sent = Vec::new();
+        for step in 0..self.scenario.seconds * 1000 / STEP_MS {
+            let t = step * STEP_MS;
+            let now_ms = EPOCH_MS + t;
+            self.clock.set_ms(now_ms);
+            self.aws.world().now_ms = now_ms;
+            sent.clear();
+            self.players.step(t, EPOCH_MS, &mut sent);
+            self.enqueue(&sent, now_ms);
+            self.run_ingest(now_ms);
+            self.run_aggregate(now_ms);
+            if (t + STEP_MS) % 1000 == 0 {
+                self.sample(now_ms + STEP_MS);
+            }
+        }
+        self.finish(started)
+    }
+
+    fn enqueue(&mut self, sent: &[Sent], now_ms: i64) {
+        for message in sent {
+            self.audience
+                .sent(message.stream, message.session, message.watching, now_ms);
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{}", self.next_message));
+            self.next_message += 1;
+            m.body = Some(message.body.clone());
+            m.attributes
+                .insert("SentTimestamp".to_owned(), now_ms.to_string());
+            self.queue.push_back(Queued {
+                message: m,
+                visible_ms: now_ms,
+                receives: 0,
+            });
+            self.out.messages += 1;
+        }
+        while self
+            .returning
+            .peek()
+            .is_some_and(|q| q.visible_ms <= now_ms)
+        {
+            if let Some(q) = self.returning.pop() {
+                self.queue.push_back(q);
+            }
+        }
+    }
+
+    /// The SQS trigger: free slots take batches that are full or have waited the window.
+    fn run_ingest(&mut self, now_ms: i64) {
+        let s = self.settings;
+        if !self.queue.is_empty() {
+            self.allowed = (self.allowed + 300.0 * STEP_MS as f64 / 60_000.0)
+                .min(s.ingest_max_concurrency as f64);
+        }
+        let busy = self
+            .slots
+            .iter()
+            .filter(|(until, _)| *until > now_ms)
+            .count();
+        self.out.ingest.peak_concurrency = self.out.ingest.peak_concurrency.max(busy);
+        for slot in 0..(self.allowed as usize).min(self.slots.len()) {
+            if self.slots[slot].0 > now_ms {
+                continue;
+            }
+            let ready = self.queue.len() >= s.ingest_batch_size
+                || self
+                    .queue
+                    .front()
+                    .is_some_and(|q| now_ms - q.visible_ms >= s.ingest_window_ms);
+            if !ready {
+                break;
+            }
+            let take = self.queue.len().min(s.ingest_batch_size);
+            let batch: Vec<Queued> = self.queue.drain(..take).collect();
+            let until = self.invoke_ingest(batch, now_ms, !self.slots[slot].1);
+            self.slots[slot] = (until, true);
+        }
+    }
+
+    fn invoke_ingest(&mut self, mut batch: Vec<Queued>, now_ms: i64, cold: bool) -> i64 {
+        {
+            let mut world = self.aws.world();
+            world.attempts = 0;
+            world.longest_backoff_ms = 0;
+        }
+        let messages: Vec<SqsMessage> = batch
+            .iter_mut()
+            .map(|q| {
+                q.receives += 1;
+                std::mem::take(&mut q.message)
+            })
+            .collect();
+        let report = futures::executor::block_on(self.ingest.process(&messages));
+        let (attempts, backoff, changes) = {
+            let mut world = self.aws.world();
+            (
+                world.attempts,
+                world.longest_backoff_ms,
+                std::mem::take(&mut world.changes),
+            )
+        };
+        self.route(changes);
+        let report = match report {
+            Ok(report) => report,
+            Err(_) => livecount_ingest::IngestReport {
+                failed: messages
+                    .iter()
+                    .filter_map(|m| m.message_id.clone())
+                    .collect(),
+                ..Default::default()
+            },
+        };
+        self.out.messages_expired += report.expired.len() as u64;
+        let failed: std::collections::HashSet<&str> =
+            report.failed.iter().map(String::as_str).collect();
+        for (mut queued, message) in batch.into_iter().zip(messages) {
+            if !failed.contains(message.message_id.as_deref().unwrap_or_default()) {
+                continue;
+            }
+            if queued.receives >= self.settings.max_receive_count {
+                self.out.messages_dead_lettered += 1;
+                continue;
+            }
+            queued.message = message;
+            queued.visible_ms = now_ms + self.settings.visibility_timeout_ms;
+            self.returning.push(queued);
+        }
+        let duration = self.duration(
+            cold,
+            report.events as f64 * self.cost.ingest_ns_per_event,
+            attempts,
+            backoff,
+        );
+        bill(
+            &mut self.out.ingest,
+            duration,
+            self.settings.memory_mb,
+            cold,
+        );
+        now_ms + duration
+    }
+
+    fn duration(&self, cold: bool, cpu_ns: f64, attempts: u64, backoff_ms: i64) -> i64 {
+        let rounds = attempts.div_ceil(self.settings.max_concurrent_writes.max(1) as u64) as i64;
+        let cpu_ms = (cpu_ns * self.cpu_factor / 1e6).ceil() as i64;
+        i64::from(cold) * COLD_START_MS + cpu_ms + rounds * REQUEST_MS + backoff_ms + 1
+    }
+
+    /// Stream records to their shard's lanes: shard by partition key, lane by item.
+    fn route(&mut self, changes: Vec<Change>) {
+        let pf = self.settings.parallelization_factor;
+        for change in changes {
+            let shard = (hash_of(&[&change.partition_key]) % self.shards as u64) as usize;
+            let lane = shard * pf
+                + (hash_of(&[&change.partition_key, &change.sort_key]) % pf as u64) as usize;
+            // Lambda polls each shard about four times a second.
+            let visible_ms = change.committed_ms + 250 - change.committed_ms.rem_euclid(250);
+            self.lanes[lane].records.push_back(Pending {
+                record: change.record,
+                visible_ms,
+            });
+        }
+    }
+
+    /// The stream trigger: each idle lane takes a batch that is full or has waited the window.
+    fn run_aggregate(&mut self, now_ms: i64) {
+        let s = self.settings;
+        let mut busy = 0;
+        for index in 0..self.lanes.len() {
+            let lane = &self.lanes[index];
+            if lane.busy_until > now_ms {
+                busy += 1;
+                continue;
+            }
+            let Some(first) = lane.records.front() else {
+                continue;
+            };
+            if first.visible_ms > now_ms {
+                continue;
+            }
+            let waited = now_ms - first.visible_ms >= s.aggregate_window_ms;
+            if lane.records.len() < s.aggregate_batch_size && !waited {
+                continue;
+            }
+            let visible = lane
+                .records
+                .iter()
+                .take(s.aggregate_batch_size)
+                .take_while(|p| p.visible_ms <= now_ms)
+                .count();
+            if visible < s.aggregate_batch_size && !waited {
+                continue;
+            }
+            self.invoke_aggregate(index, visible, now_ms);
+            busy += 1;
+        }
+        self.out.aggregate.peak_concurrency = self.out.aggregate.peak_concurrency.max(busy);
+    }
+
+    fn invoke_aggregate(&mut self, index: usize, count: usize, now_ms: i64) {
+        {
+            let mut world = self.aws.world();
+            world.attempts = 0;
+            world.longest_backoff_ms = 0;
+        }
+        let records: Vec<EventRecord> = self.lanes[index]
+            .records
+            .drain(..count)
+            .map(|p| p.record)
+            .collect();
+        let report = futures::executor::block_on(self.lanes[index].aggregator.process(&records));
+        let (attempts, backoff) = {
+            let world = self.aws.world();
+            (world.attempts, world.longest_backoff_ms)
+        };
+        let cold = !self.lanes[index].warm;
+        let duration = self.duration(
+            cold,
+            records.len() as f64 * self.cost.aggregate_ns_per_record,
+            attempts,
+            backoff,
+        );
+        let done_ms = now_ms + duration;
+        self.out.duplicates_recognised += report.duplicates as u64;
+        self.out.counter_updates += report.counter_updates as u64;
+        // Records before the first failure are done; the rest are retried, in order.
+        let failed_at = report
+            .response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .filter_map(|seq| {
+                records
+                    .iter()
+                    .position(|r| r.change.sequence_number.as_deref() == Some(seq))
+            })
+            .min()
+            .unwrap_or(records.len());
+        let mut records = records;
+        let retry: Vec<EventRecord> = records.split_off(failed_at);
+        for record in &records {
+            self.settle(record, done_ms);
+        }
+        let lane = &mut self.lanes[index];
+        lane.warm = true;
+        lane.busy_until = done_ms;
+        if retry.is_empty() {
+            lane.retries = 0;
+        } else if lane.retries >= self.settings.aggregate_retry_attempts {
+            self.out.records_lost += retry.len() as u64;
+            lane.retries = 0;
+        } else {
+            lane.retries += 1;
+            for record in retry.into_iter().rev() {
+                lane.records.push_front(Pending {
+                    record,
+                    visible_ms: done_ms,
+                });
+            }
+        }
+        bill(
+            &mut self.out.aggregate,
+            duration,
+            self.settings.memory_mb,
+            cold,
+        );
+    }
+
+    /// A record the counters took in: into the settled oracle, and its lag measured.
+    fn settle(&mut self, record: &EventRecord, done_ms: i64) {
+        let names = ["PK", "SK", "recvAt", "lastType"];
+        let projection: HashMap<String, serde_dynamo::AttributeValue> = names
+            .iter()
+            .filter_map(|&n| record.change.new_image.get_key_value(n))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let Ok(written) =
+            serde_dynamo::from_item::<_, Written>(serde_dynamo::Item::from(projection))
+        else {
+            return;
+        };
+        let sequence = record
+            .change
+            .sequence_number
+            .as_deref()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let watching = matches!(written.last_type.as_str(), "start" | "heartbeat");
+        self.settled.take(
+            stream_index(&written.pk),
+            session_index(&written.sk),
+            sequence,
+            watching,
+            written.recv_at,
+        );
+        self.out.lag.add(done_ms - written.recv_at, 1);
+    }
+
+    /// Once a second: every stream's counter against both oracles, and the dashboards' reads.
+    fn sample(&mut self, now_ms: i64) {
+        let second = now_ms.div_euclid(1000);
+        let streams = self.scenario.audience.streams;
+        let reads_per_stream = self.scenario.dashboards as f64 / 5.0 / f64::from(streams);
+        let mut worst_audience = 0;
+        let mut total_audience = 0;
+        let mut all_right = true;
+        for stream in 0..streams {
+            let name = crate::audience::stream_name(stream);
+            let (counter, size) = {
+                let world = self.aws.world();
+                let (item, _) = world.counters.get(&name, "live", false);
+                let size = item.map_or(0, item_size);
+                let counter = item
+                    .and_then(|i| serde_dynamo::from_item::<_, CounterItem>(i.clone()).ok())
+                    .map_or(0, |c| viewers(&c.tallies.buckets, second) as i64);
+                (counter, size)
+            };
+            self.out.read_units += reads_per_stream * read_units(size, false);
+            self.out.largest_counter_item = self.out.largest_counter_item.max(size);
+            let settled = self.settled.viewers(stream, second);
+            let audience = self.audience.viewers(stream, second);
+            total_audience += audience;
+            self.out.samples += 1;
+            if counter == settled {
+                self.out.exact_samples += 1;
+            }
+            let error = (counter - settled).abs();
+            if error > self.out.max_error {
+                self.out.max_error = error;
+                self.out.max_error_at = second - EPOCH_MS / 1000;
+            }
+            let audience_error = (counter - audience).abs();
+            worst_audience = worst_audience.max(audience_error);
+            all_right &= audience_error == 0;
+            if stream == 0 {
+                self.out.series.push(Sample {
+                    second: second - EPOCH_MS / 1000,
+                    audience,
+                    settled,
+                    counter,
+                });
+            }
+        }
+        self.out.peak_audience = self.out.peak_audience.max(total_audience);
+        self.out.viewer_seconds += total_audience as f64;
+        let elapsed = second - EPOCH_MS / 1000;
+        if elapsed >= self.scenario.measure_from_s {
+            self.out.max_audience_error = self.out.max_audience_error.max(worst_audience);
+            self.audience_errors.push(worst_audience);
+        }
+        if let Some(settles) = self.scenario.settles_at_s
+            && elapsed >= settles
+            && !all_right
+        {
+            self.last_wrong_after_settle = Some(elapsed);
+        }
+        let oldest =
+            second - self.settings.timing.window_seconds - 2 * self.settings.timing.bucket_seconds;
+        self.settled.forget_before(oldest);
+        self.audience.forget_before(oldest);
+    }
+
+    fn finish(mut self, started: std::time::Instant) -> Outcome {
+        let world = self.aws.world();
+        let (s, c) = (&world.sessions_throughput, &world.counters_throughput);
+        self.out.hottest_session_key_wcu = s.hottest().map_or(0.0, |(_, v)| v);
+        self.out.hottest_counter_key_wcu = c.hottest().map_or(0.0, |(_, v)| v);
+        self.out.sessions_table_peak_wcu = s.table_peak;
+        self.out.counters_table_peak_wcu = c.table_peak;
+        self.out.throttled_requests = s.throttled_requests + c.throttled_requests;
+        self.out.throttled_session_requests = s.throttled_requests;
+        self.out.throttled_attempts = s.throttled_attempts + c.throttled_attempts;
+        self.out.write_units = s.units + c.units;
+        self.out.invalid_requests = world.invalid.len();
+        drop(world);
+        let mut errors = std::mem::take(&mut self.audience_errors);
+        errors.sort_unstable();
+        self.out.p99_audience_error = errors
+            .get(((errors.len() as f64 * 0.99).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        if let Some(settles) = self.scenario.settles_at_s {
+            self.out.heal_seconds = Some(
+                self.last_wrong_after_settle
+                    .map_or(0, |last| last + 1 - settles),
+            );
+        }
+        self.out.wall_seconds = started.elapsed().as_secs_f64();
+        self.out
+    }
+}
+
+fn bill(function: &mut FunctionUse, duration_ms: i64, memory_mb: u32, cold: bool) {
+    function.invocations += 1;
+    function.cold_starts += u64::from(cold);
+    function.gb_seconds += duration_ms as f64 / 1000.0 * f64::from(memory_mb) / 1024.0;
+}
