@@ -167,6 +167,19 @@ else
   echo "infra-test: terraform test infra/terraform/modules/settings: $(grep -E '^(Success|Failure)!' "$WORK/terraform-test.log")"
 fi
 
+# Each table's TTL attribute, once per table: the provider allows one `ttl` block, and a block in
+# the wrong table would plan but expire the wrong items (`terraform validate` needs the provider).
+python3 - "$TF/main.tf" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+for table, attribute in {"sessions": "expDate", "counters": "expiresAt"}.items():
+    body = re.search(r'resource "aws_dynamodb_table" "%s" \{\n(.*?)\n\}\n' % table, text, re.S)
+    found = re.findall(r'^  ttl \{\s*attribute_name\s*=\s*"([^"]+)"', body.group(1) if body else "", re.M)
+    if found != [attribute]:
+        sys.exit(f"infra-test: table {table} has TTL attributes {found}, expected [{attribute!r}]")
+PY
+echo "infra-test: terraform tables: sessions TTL expDate, counters TTL expiresAt"
+
 # ---- checkov --------------------------------------------------------------------------------------
 
 ensure_venv

@@ -86,7 +86,16 @@ async fn run() -> Result<(), designs::Error> {
                 .map(|ns| ns / 1000.0),
         },
     };
-    std::fs::write(root.join("BENCHMARKS.md"), report.markdown())?;
+    // The scale section (`make bench-scale`) is kept as it is.
+    let path = root.join("BENCHMARKS.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let markdown = match (existing.find(scale::BEGIN), existing.find(scale::END)) {
+        (Some(a), Some(b)) if a < b => {
+            scale::splice(&report.markdown(), &existing[a..b + scale::END.len()])
+        }
+        _ => report.markdown(),
+    };
+    std::fs::write(&path, markdown)?;
     let html = root.join("target/benchmarks-chart.html");
     std::fs::write(&html, report.chart_html())?;
     screenshot(&html, &root.join("docs/benchmarks.png"))?;

@@ -122,41 +122,28 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
     out
 }
 
-/// Runs the scenarios on two threads: (a), the longest, on one, the others in turn on the
-/// other; each prints its summary as it ends.
+/// Runs the scenarios one after another (each on two threads); each prints its summary as it
+/// ends.
 pub fn run_all(
     scale: f64,
     only: Option<&str>,
     cost: HandlerCost,
 ) -> Vec<(String, Scenario, Outcome)> {
-    let chosen: Vec<(String, Scenario)> = scenarios(scale)
+    scenarios(scale)
         .into_iter()
         .filter(|(key, _)| only.is_none_or(|o| key.starts_with(o)))
-        .collect();
-    let (first, rest): (Vec<_>, Vec<_>) = chosen.into_iter().partition(|(key, _)| key == "a");
-    let one = |list: Vec<(String, Scenario)>| {
-        list.into_iter()
-            .map(|(key, scenario)| {
-                eprintln!("bench-scale: {key}: {} ...", scenario.name);
-                let outcome = run(&scenario, cost);
-                eprintln!("bench-scale: {key}: done\n{}", summary(&outcome));
-                if std::env::var_os("SCALE_SERIES").is_some() {
-                    for sample in outcome.series.iter().step_by(5) {
-                        eprintln!("    {sample:?}");
-                    }
+        .map(|(key, scenario)| {
+            eprintln!("bench-scale: {key}: {} ...", scenario.name);
+            let outcome = run(&scenario, cost);
+            eprintln!("bench-scale: {key}: done\n{}", summary(&outcome));
+            if std::env::var_os("SCALE_SERIES").is_some() {
+                for sample in outcome.series.iter().step_by(5) {
+                    eprintln!("    {sample:?}");
                 }
-                (key, scenario, outcome)
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut all = std::thread::scope(|scope| {
-        let other = scope.spawn(|| one(rest));
-        let mut mine = one(first);
-        mine.extend(other.join().unwrap_or_default());
-        mine
-    });
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
+            }
+            (key, scenario, outcome)
+        })
+        .collect()
 }
 
 pub fn summary(o: &Outcome) -> String {

@@ -40,8 +40,20 @@ fn value_size(value: &AttributeValue) -> usize {
 
 /// `ceil(significant digits / 2) + 1`: leading and trailing zeros do not count.
 fn number_size(number: &str) -> usize {
-    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    let digits = number.bytes().filter(u8::is_ascii_digit);
+    let leading = digits.clone().take_while(|&d| d == b'0').count();
+    let total = digits.clone().count();
+    let trailing = if leading == total {
+        0
+    } else {
+        number
+            .bytes()
+            .rev()
+            .filter(u8::is_ascii_digit)
+            .take_while(|&d| d == b'0')
+            .count()
+    };
+    let significant = total - leading - trailing;
     significant.max(1).div_ceil(2) + 1
 }
 
@@ -75,6 +87,9 @@ mod tests {
         // PK 2 + 6; b… 11 + (3 + 1); n 1 + (1 + 1); ok 2 + 1
         assert_eq!(item_size(&item), 8 + 15 + 3 + 3);
         assert_eq!(number_size("-0.00120"), 2);
+        assert_eq!(number_size("0"), 2);
+        assert_eq!(number_size("1700000015"), 6);
+        assert_eq!(number_size("123.4500"), 4);
     }
 
     #[test]

@@ -334,12 +334,26 @@ fn parse_seq(value: Value) -> Result<u64, InvalidEvent> {
     }
 }
 
+/// The largest `position` kept, in seconds (about 31 years of playback).
+pub const MAX_POSITION: f64 = 1e9;
+
 /// Optional fields are kept when valid; an invalid one is left off the row (and logged), since
-/// it says nothing about whether the viewer is watching.
+/// it says nothing about whether the viewer is watching. `position` is kept to the millisecond
+/// and up to [`MAX_POSITION`], so it is always a number DynamoDB stores (its range is
+/// 1e-130 to 1e126; a value outside it would fail the whole session write).
 fn optional_position(value: Option<Value>) -> Option<f64> {
     match value? {
         Value::Null => None,
-        Value::Number(n) => n.as_f64().filter(|p| p.is_finite() && *p >= 0.0),
+        Value::Number(n) => {
+            let kept = n
+                .as_f64()
+                .filter(|p| p.is_finite() && (0.0..=MAX_POSITION).contains(p))
+                .map(|p| (p * 1000.0).round() / 1000.0);
+            if kept.is_none() {
+                tracing::warn!(found = %n, "ignoring `position`: expected 0 to 1e9 seconds");
+            }
+            kept
+        }
         other => {
             tracing::warn!(
                 found = json_type(&other),
@@ -650,6 +664,24 @@ mod tests {
         assert_eq!(parsed.position, Some(12.5));
         assert_eq!(parsed.user_id.as_deref(), Some("u-9"));
         assert_eq!(parsed.device, None);
+    }
+
+    /// DynamoDB refuses numbers beyond 1e126 or below 1e-130 in magnitude (DynamoDB Local:
+    /// "Number overflow"), which would fail the session write of a valid heartbeat.
+    #[test]
+    fn a_position_dynamodb_could_not_store_is_left_off() {
+        for (given, kept) in [
+            (json!(1e300), None),
+            (json!(1e10), None),
+            (json!(-1.0), None),
+            (json!(1e-200), Some(0.0)),
+            (json!(5400.1254), Some(5400.125)),
+            (json!(1e9), Some(1e9)),
+        ] {
+            let mut input = valid();
+            input["position"] = given.clone();
+            assert_eq!(event(input).expect("valid").position, kept, "{given}");
+        }
     }
 
     #[test]

@@ -268,7 +268,6 @@ pub(crate) fn to_item<T: Serialize>(
 struct Expression<'a> {
     table: &'a str,
     names: HashMap<String, String>,
-    by_attribute: HashMap<String, String>,
     values: Item,
 }
 
@@ -276,20 +275,19 @@ impl<'a> Expression<'a> {
     fn new(table: &'a str) -> Self {
         Self {
             table,
-            names: HashMap::new(),
-            by_attribute: HashMap::new(),
-            values: HashMap::new(),
+            names: HashMap::with_capacity(16),
+            values: HashMap::with_capacity(16),
         }
     }
 
+    /// The placeholder of `attribute` (a request names a few dozen attributes at most, so a scan
+    /// is cheaper than a second map).
     fn name(&mut self, attribute: &str) -> String {
-        if let Some(placeholder) = self.by_attribute.get(attribute) {
+        if let Some((placeholder, _)) = self.names.iter().find(|(_, a)| *a == attribute) {
             return placeholder.clone();
         }
         let placeholder = format!("#n{}", self.names.len());
         self.names.insert(placeholder.clone(), attribute.to_owned());
-        self.by_attribute
-            .insert(attribute.to_owned(), placeholder.clone());
         placeholder
     }
 

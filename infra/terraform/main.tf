@@ -45,6 +45,8 @@ module "settings" {
   aggregate_timeout_seconds             = var.aggregate_timeout_seconds
   read_timeout_seconds                  = var.read_timeout_seconds
   public_read                           = var.public_read
+  sessions_warm_write_units             = var.sessions_warm_write_units
+  counters_warm_write_units             = var.counters_warm_write_units
   allowed_origins                       = var.allowed_origins
   ingest_endpoint                       = var.ingest_endpoint
   ingest_cors_origins                   = var.ingest_cors_origins
@@ -111,10 +113,13 @@ resource "aws_dynamodb_table" "sessions" {
     enabled = true
   }
 
-  # Counters of ended streams expire counter_ttl_days after their last update.
-  ttl {
-    attribute_name = "expiresAt"
-    enabled        = true
+  # Warm throughput: what the table serves at once (reads at the on-demand default).
+  dynamic "warm_throughput" {
+    for_each = local.s.sessions_warm_write_units == null ? [] : [local.s.sessions_warm_write_units]
+    content {
+      read_units_per_second  = 12000
+      write_units_per_second = warm_throughput.value
+    }
   }
 
   deletion_protection_enabled = local.s.deletion_protection
@@ -143,6 +148,21 @@ resource "aws_dynamodb_table" "counters" {
 
   server_side_encryption {
     enabled = true
+  }
+
+  # Counters of ended streams expire counter_ttl_days after their last update.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  # Warm throughput: what the table serves at once (reads at the on-demand default).
+  dynamic "warm_throughput" {
+    for_each = local.s.counters_warm_write_units == null ? [] : [local.s.counters_warm_write_units]
+    content {
+      read_units_per_second  = 12000
+      write_units_per_second = warm_throughput.value
+    }
   }
 
   deletion_protection_enabled = local.s.deletion_protection

@@ -1,6 +1,10 @@
 # Every setting defaults to null here: modules/settings holds the defaults and validates each value
 # (the ranges the Rust functions enforce), and its tests run offline. The names are the
 # environment variables' names in snake_case: window_seconds is LIVECOUNT_WINDOW_SECONDS.
+#
+# The defaults are sized for a peak of 13,000 viewers on one stream (the README's sizing rule,
+# sim/src/sizing.rs; a unit test holds infra/contract.json to it). For more, raise session_shards,
+# the batching settings and the tables' warm throughput as the rule says.
 
 # ---- Code: the zips `make package` builds (cargo-lambda) ---------------------------------------
 
@@ -158,6 +162,18 @@ variable "aggregate_timeout_seconds" {
 
 variable "read_timeout_seconds" {
   description = "The read function's timeout (1-900). Default 10."
+  type        = number
+  default     = null
+}
+
+variable "sessions_warm_write_units" {
+  description = "Warm throughput of the sessions table, write units per second (4000-10000000): what it serves at once, and so its stream shards. The sizing rule: 0.3 x the peak audience; raise it before a big event (it cannot be lowered). Default none."
+  type        = number
+  default     = null
+}
+
+variable "counters_warm_write_units" {
+  description = "Warm throughput of the counters table, write units per second (4000-10000000). Default none."
   type        = number
   default     = null
 }

@@ -130,21 +130,39 @@ impl Throughput {
 /// A change the sessions table's stream carries, with where and when it was committed.
 #[derive(Debug)]
 pub struct Change {
-    pub record: EventRecord,
+    pub key: Item,
+    pub old: Option<Item>,
+    pub new: Option<Item>,
+    pub sequence: u64,
     pub partition_key: String,
     pub sort_key: String,
     pub committed_ms: i64,
 }
 
-/// Everything the model holds.
+impl Change {
+    /// The stream record Lambda delivers for it (`NEW_AND_OLD_IMAGES`).
+    pub fn into_record(self) -> EventRecord {
+        let to_stream =
+            |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
+        let mut record = EventRecord::default();
+        record.event_id = format!("{:032x}", self.sequence);
+        record.event_name = if self.old.is_some() { "MODIFY" } else { "INSERT" }.to_owned();
+        record.change.keys = serde_dynamo::Item::from(self.key);
+        record.change.old_image = to_stream(self.old);
+        record.change.new_image = to_stream(self.new);
+        record.change.sequence_number = Some(format!("{:021}", self.sequence));
+        record
+    }
+}
+
+/// One table as the model holds it, with its throughput and what the current invocation did.
 #[derive(Debug)]
 pub struct World {
     pub now_ms: i64,
-    pub sessions: Table,
-    pub counters: Table,
-    pub sessions_throughput: Throughput,
-    pub counters_throughput: Throughput,
-    sessions_table: String,
+    pub table: Table,
+    pub throughput: Throughput,
+    /// Whether the table has a stream (the sessions table): its changes are kept as records.
+    streams: bool,
     /// New stream records since the engine last took them.
     pub changes: Vec<Change>,
     next_sequence: u64,
@@ -156,10 +174,20 @@ pub struct World {
     pub invalid: Vec<RequestError>,
 }
 
-/// The model behind every `UpdateItem` (shared with the engine).
+/// The model behind every `UpdateItem`: the sessions table (with its stream) and the counters
+/// table, each behind its own lock, so the ingest and aggregate sides can run on two threads.
 #[derive(Debug, Clone)]
 pub struct Aws {
-    world: Arc<Mutex<World>>,
+    sessions_table: String,
+    sessions: Arc<Mutex<World>>,
+    counters: Arc<Mutex<World>>,
+}
+
+fn locked(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    match world.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl Aws {
@@ -169,30 +197,35 @@ impl Aws {
         counters_warm: Option<f64>,
         seed: u64,
     ) -> Self {
-        Self {
-            world: Arc::new(Mutex::new(World {
+        let world = |warm, streams, seed| {
+            Arc::new(Mutex::new(World {
                 now_ms: 0,
-                sessions: Table::new(),
-                counters: Table::new(),
-                sessions_throughput: Throughput::new(sessions_warm),
-                counters_throughput: Throughput::new(counters_warm),
-                sessions_table: sessions_table.to_owned(),
+                table: Table::new(),
+                throughput: Throughput::new(warm),
+                streams,
                 changes: Vec::new(),
                 next_sequence: 1,
                 rng: fastrand::Rng::with_seed(seed),
                 attempts: 0,
                 longest_backoff_ms: 0,
                 invalid: Vec::new(),
-            })),
+            }))
+        };
+        Self {
+            sessions_table: sessions_table.to_owned(),
+            sessions: world(sessions_warm, true, seed),
+            counters: world(counters_warm, false, seed ^ 0x5eed),
         }
     }
 
-    /// The model's state (the engine's view; the handlers only send requests).
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        match self.world.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    /// The sessions table (the ingest side's).
+    pub fn sessions(&self) -> MutexGuard<'_, World> {
+        locked(&self.sessions)
+    }
+
+    /// The counters table (the aggregate side's).
+    pub fn counters(&self) -> MutexGuard<'_, World> {
+        locked(&self.counters)
     }
 }
 
@@ -201,7 +234,11 @@ impl UpdateModel for Aws {
         &self,
         request: UpdateRequest,
     ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
-        self.world().update(&request)
+        if request.table == self.sessions_table {
+            self.sessions().update(&request)
+        } else {
+            self.counters().update(&request)
+        }
     }
 }
 
@@ -210,7 +247,6 @@ impl World {
         &mut self,
         request: &UpdateRequest,
     ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
-        let is_sessions = request.table == self.sessions_table;
         let pk = match request.key.get("PK") {
             Some(AttributeValue::S(pk)) => pk.clone(),
             _ => String::new(),
@@ -221,11 +257,7 @@ impl World {
         for attempt in 0..3 {
             self.attempts += 1;
             let second = (self.now_ms + backoff_ms).div_euclid(1000);
-            let (table, throughput) = if is_sessions {
-                (&mut self.sessions, &mut self.sessions_throughput)
-            } else {
-                (&mut self.counters, &mut self.counters_throughput)
-            };
+            let (table, throughput) = (&mut self.table, &mut self.throughput);
             if attempt == 0 {
                 throughput.requests += 1;
             }
@@ -241,11 +273,7 @@ impl World {
         }
         self.longest_backoff_ms = self.longest_backoff_ms.max(backoff_ms);
         let Some(written) = written else {
-            let throughput = if is_sessions {
-                &mut self.sessions_throughput
-            } else {
-                &mut self.counters_throughput
-            };
+            let throughput = &mut self.throughput;
             throughput.throttled_requests += 1;
             return Err(Box::new(aws_sdk_dynamodb::Error::ProvisionedThroughputExceededException(
                 ProvisionedThroughputExceededException::builder()
@@ -253,7 +281,7 @@ impl World {
                     .build(),
             )));
         };
-        if is_sessions {
+        if self.streams {
             // Session writes return nothing (`ReturnValues` NONE): their images go to the stream.
             let applied = written.applied;
             if applied {
@@ -286,27 +314,17 @@ impl World {
         pk: String,
         delay_ms: i64,
     ) {
-        let to_stream = |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
         let sort_key = match request.key.get("SK") {
             Some(AttributeValue::S(sk)) => sk.clone(),
             _ => String::new(),
         };
         let sequence = self.next_sequence;
         self.next_sequence += 1;
-        let mut record = EventRecord::default();
-        record.event_id = format!("{sequence:032x}");
-        record.event_name = if written.old.is_some() {
-            "MODIFY"
-        } else {
-            "INSERT"
-        }
-        .to_owned();
-        record.change.keys = serde_dynamo::Item::from(request.key.clone());
-        record.change.old_image = to_stream(written.old);
-        record.change.new_image = to_stream(written.new);
-        record.change.sequence_number = Some(format!("{sequence:021}"));
         self.changes.push(Change {
-            record,
+            key: request.key.clone(),
+            old: written.old,
+            new: written.new,
+            sequence,
             partition_key: pk,
             sort_key,
             committed_ms: self.now_ms + delay_ms,

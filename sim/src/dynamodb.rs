@@ -14,6 +14,7 @@ use crate::expression::{Compiled, ExpressionError, Item, Scope};
 use aws_sdk_dynamodb::types::AttributeValue;
 use livecount_core::capacity::{item_size, read_units, write_units};
 use livecount_core::requests::UpdateRequest;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -51,9 +52,11 @@ pub struct Written {
 /// A table: items by `(PK, SK)`.
 #[derive(Debug, Default)]
 pub struct Table {
-    items: HashMap<(String, String), Item>,
+    items: FxHashMap<(String, String), Item>,
     /// Parsed expressions by a hash of their text (livecount's requests share a few shapes).
     compiled: HashMap<u64, (String, Option<String>, Arc<Compiled>)>,
+    /// The last request's expressions (consecutive requests mostly share them).
+    last: Option<(String, Option<String>, Arc<Compiled>)>,
 }
 
 impl Table {
@@ -83,9 +86,6 @@ impl Table {
         request: &UpdateRequest,
         admit: impl FnOnce(f64) -> bool,
     ) -> Result<Option<Written>, RequestError> {
-        if !request.within_limits() {
-            return Err(RequestError::Limits);
-        }
         let key = key_of(&request.key)?;
         let compiled = self.compile(request)?;
         let scope = Scope {
@@ -139,6 +139,26 @@ impl Table {
     }
 
     fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
+        if let Some((update, condition, compiled)) = &self.last
+            && *update == request.update
+            && *condition == request.condition
+        {
+            return Ok(Arc::clone(compiled));
+        }
+        let compiled = self.compile_any(request)?;
+        self.last = Some((
+            request.update.clone(),
+            request.condition.clone(),
+            Arc::clone(&compiled),
+        ));
+        Ok(compiled)
+    }
+
+    /// Parses a request's expressions (checking them against DynamoDB's limits once per shape).
+    fn compile_any(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
+        if !request.within_limits() {
+            return Err(RequestError::Limits);
+        }
         let mut hasher = std::hash::DefaultHasher::new();
         (&request.update, &request.condition).hash(&mut hasher);
         let hash = hasher.finish();

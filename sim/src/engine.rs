@@ -262,78 +262,119 @@ fn session_index(sk: &str) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-/// Runs one scenario to its end.
+/// Runs one scenario to its end, on two threads: the players, the queue, ingest and the
+/// sessions table on one; the stream, the aggregators, the counters table and the oracles on
+/// the other. The second takes each step's stream records from the first, so the result does
+/// not depend on how the threads interleave.
 pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
-    Engine::new(scenario, cost).run()
+    let started = std::time::Instant::now();
+    let settings = &scenario.settings;
+    let config = Config {
+        timing: settings.timing,
+        session_shards: settings.session_shards,
+        max_concurrent_writes: settings.max_concurrent_writes,
+        ..Config::default()
+    };
+    let aws = Aws::new(
+        &config.sessions_table,
+        settings.sessions_warm_writes,
+        settings.counters_warm_writes,
+        scenario.seed,
+    );
+    let sdk = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
+        .with_model(Arc::new(aws.clone()));
+    let cpu_factor = (FULL_VCPU_MB / f64::from(settings.memory_mb)).max(1.0);
+    let front = Front::new(scenario, cost, &aws, &store, &config, cpu_factor);
+    let back = Back::new(scenario, cost, &aws, &store, &config, cpu_factor);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<StepOut>(512);
+    let (front_use, mut out) = std::thread::scope(|scope| {
+        let front = scope.spawn(move || front.run(sender));
+        let out = back.run(receiver);
+        (front.join().unwrap_or_default(), out)
+    });
+    out.ingest = front_use.ingest;
+    out.messages = front_use.messages;
+    out.messages_dead_lettered = front_use.dead_lettered;
+    out.messages_expired = front_use.expired;
+    {
+        let (s, c) = (aws.sessions(), aws.counters());
+        out.hottest_session_key_wcu = s.throughput.hottest().map_or(0.0, |(_, v)| v);
+        out.hottest_counter_key_wcu = c.throughput.hottest().map_or(0.0, |(_, v)| v);
+        out.sessions_table_peak_wcu = s.throughput.table_peak;
+        out.counters_table_peak_wcu = c.throughput.table_peak;
+        out.throttled_requests = s.throughput.throttled_requests + c.throughput.throttled_requests;
+        out.throttled_session_requests = s.throughput.throttled_requests;
+        out.throttled_attempts = s.throughput.throttled_attempts + c.throughput.throttled_attempts;
+        out.write_units = s.throughput.units + c.throughput.units;
+        out.invalid_requests = s.invalid.len() + c.invalid.len();
+        out.partitions = s.throughput.partitions();
+    }
+    out.wall_seconds = started.elapsed().as_secs_f64();
+    out
 }
 
-struct Engine<'a> {
+/// What the ingest side hands the aggregate side each step.
+struct StepOut {
+    t: i64,
+    changes: Vec<Change>,
+    /// At whole seconds: each stream's audience (what the players sent).
+    audience: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Default)]
+struct FrontUse {
+    ingest: FunctionUse,
+    messages: u64,
+    dead_lettered: u64,
+    expired: u64,
+}
+
+/// The players, the queue, the SQS trigger, ingest and the sessions table.
+struct Front<'a> {
     scenario: &'a Scenario,
-    cost: HandlerCost,
     settings: &'a Settings,
+    cost: HandlerCost,
+    cpu_factor: f64,
     clock: Clock,
     aws: Aws,
     ingest: Ingest,
     players: Players,
-    settled: Settled,
     audience: Audience,
     queue: VecDeque<Queued>,
     returning: BinaryHeap<Queued>,
     slots: Vec<(i64, bool)>,
     allowed: f64,
-    lanes: Vec<Lane>,
-    shards: usize,
-    out: Outcome,
     next_message: u64,
-    cpu_factor: f64,
-    audience_errors: Vec<i64>,
-    last_wrong_after_settle: Option<i64>,
+    out: FrontUse,
 }
 
-impl<'a> Engine<'a> {
-    fn new(scenario: &'a Scenario, cost: HandlerCost) -> Self {
+impl<'a> Front<'a> {
+    fn new(
+        scenario: &'a Scenario,
+        cost: HandlerCost,
+        aws: &Aws,
+        store: &Store,
+        config: &Config,
+        cpu_factor: f64,
+    ) -> Self {
         let settings = &scenario.settings;
-        let config = Config {
-            timing: settings.timing,
-            session_shards: settings.session_shards,
-            max_concurrent_writes: settings.max_concurrent_writes,
-            ..Config::default()
-        };
-        let aws = Aws::new(
-            &config.sessions_table,
-            settings.sessions_warm_writes,
-            settings.counters_warm_writes,
-            scenario.seed,
-        );
         let clock = Clock::manual(EPOCH_MS);
-        let sdk = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .build();
-        let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
-            .with_model(Arc::new(aws.clone()));
         let mut ingest = Ingest::new(store.clone(), config.clone());
         ingest.clock = clock.clone();
-        let shards = aws.world().sessions_throughput.partitions();
-        let lanes = (0..shards * settings.parallelization_factor)
-            .map(|_| Lane {
-                records: VecDeque::new(),
-                busy_until: 0,
-                retries: 0,
-                aggregator: Aggregator::with_clock(store.clone(), config.clone(), clock.clone()),
-                warm: false,
-            })
-            .collect();
         let timing = settings.timing;
         Self {
             scenario,
-            cost,
             settings,
+            cost,
+            cpu_factor,
             clock,
-            aws,
+            aws: aws.clone(),
             ingest,
             players: Players::new(scenario.audience.clone(), STEP_MS, scenario.seed),
-            settled: Settled::new(timing.window_seconds, timing.bucket_seconds),
             audience: Audience::new(timing.window_seconds, timing.bucket_seconds),
             queue: VecDeque::new(),
             returning: BinaryHeap::new(),
@@ -343,40 +384,51 @@ impl<'a> Engine<'a> {
             } else {
                 5.0
             },
-            lanes,
-            shards,
-            out: Outcome {
-                name: scenario.name.clone(),
-                seconds: scenario.seconds,
-                streams: scenario.audience.streams,
-                partitions: shards,
-                ..Outcome::default()
-            },
             next_message: 0,
-            cpu_factor: (FULL_VCPU_MB / f64::from(settings.memory_mb)).max(1.0),
-            audience_errors: Vec::new(),
-            last_wrong_after_settle: None,
+            out: FrontUse::default(),
         }
     }
 
-    fn run(mut self) -> Outcome {
-        let started = std::time::Instant::now();
+    fn run(mut self, sender: std::sync::mpsc::SyncSender<StepOut>) -> FrontUse {
         let mut sent = Vec::new();
         for step in 0..self.scenario.seconds * 1000 / STEP_MS {
             let t = step * STEP_MS;
             let now_ms = EPOCH_MS + t;
             self.clock.set_ms(now_ms);
-            self.aws.world().now_ms = now_ms;
+            self.aws.sessions().now_ms = now_ms;
             sent.clear();
             self.players.step(t, EPOCH_MS, &mut sent);
             self.enqueue(&sent, now_ms);
             self.run_ingest(now_ms);
-            self.run_aggregate(now_ms);
-            if (t + STEP_MS) % 1000 == 0 {
-                self.sample(now_ms + STEP_MS);
+            let changes = std::mem::take(&mut self.aws.sessions().changes);
+            if (t + STEP_MS) % 1000 == 0 && std::env::var_os("SCALE_DEBUG").is_some() {
+                let world = self.aws.sessions();
+                eprintln!(
+                    "t={}s queue={} allowed={:.0} busy={} table_peak={:.0} throttled_attempts={} hottest={:?}",
+                    (t + STEP_MS) / 1000,
+                    self.queue.len(),
+                    self.allowed,
+                    self.slots.iter().filter(|(u, _)| *u > now_ms).count(),
+                    world.throughput.table_peak,
+                    world.throughput.throttled_attempts,
+                    world.throughput.hottest(),
+                );
+            }
+            let audience = ((t + STEP_MS) % 1000 == 0).then(|| {
+                let second = (now_ms + STEP_MS).div_euclid(1000);
+                let counts = (0..self.scenario.audience.streams)
+                    .map(|stream| self.audience.viewers(stream, second))
+                    .collect();
+                let timing = self.settings.timing;
+                self.audience
+                    .forget_before(second - timing.window_seconds - 2 * timing.bucket_seconds);
+                counts
+            });
+            if sender.send(StepOut { t, changes, audience }).is_err() {
+                break;
             }
         }
-        self.finish(started)
+        self.out
     }
 
     fn enqueue(&mut self, sent: &[Sent], now_ms: i64) {
@@ -396,11 +448,7 @@ impl<'a> Engine<'a> {
             });
             self.out.messages += 1;
         }
-        while self
-            .returning
-            .peek()
-            .is_some_and(|q| q.visible_ms <= now_ms)
-        {
+        while self.returning.peek().is_some_and(|q| q.visible_ms <= now_ms) {
             if let Some(q) = self.returning.pop() {
                 self.queue.push_back(q);
             }
@@ -414,11 +462,7 @@ impl<'a> Engine<'a> {
             self.allowed = (self.allowed + 300.0 * STEP_MS as f64 / 60_000.0)
                 .min(s.ingest_max_concurrency as f64);
         }
-        let busy = self
-            .slots
-            .iter()
-            .filter(|(until, _)| *until > now_ms)
-            .count();
+        let busy = self.slots.iter().filter(|(until, _)| *until > now_ms).count();
         self.out.ingest.peak_concurrency = self.out.ingest.peak_concurrency.max(busy);
         for slot in 0..(self.allowed as usize).min(self.slots.len()) {
             if self.slots[slot].0 > now_ms {
@@ -441,7 +485,7 @@ impl<'a> Engine<'a> {
 
     fn invoke_ingest(&mut self, mut batch: Vec<Queued>, now_ms: i64, cold: bool) -> i64 {
         {
-            let mut world = self.aws.world();
+            let mut world = self.aws.sessions();
             world.attempts = 0;
             world.longest_backoff_ms = 0;
         }
@@ -453,26 +497,18 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let report = futures::executor::block_on(self.ingest.process(&messages));
-        let (attempts, backoff, changes) = {
-            let mut world = self.aws.world();
-            (
-                world.attempts,
-                world.longest_backoff_ms,
-                std::mem::take(&mut world.changes),
-            )
+        let (attempts, backoff) = {
+            let world = self.aws.sessions();
+            (world.attempts, world.longest_backoff_ms)
         };
-        self.route(changes);
         let report = match report {
             Ok(report) => report,
             Err(_) => livecount_ingest::IngestReport {
-                failed: messages
-                    .iter()
-                    .filter_map(|m| m.message_id.clone())
-                    .collect(),
+                failed: messages.iter().filter_map(|m| m.message_id.clone()).collect(),
                 ..Default::default()
             },
         };
-        self.out.messages_expired += report.expired.len() as u64;
+        self.out.expired += report.expired.len() as u64;
         let failed: std::collections::HashSet<&str> =
             report.failed.iter().map(String::as_str).collect();
         for (mut queued, message) in batch.into_iter().zip(messages) {
@@ -480,32 +516,110 @@ impl<'a> Engine<'a> {
                 continue;
             }
             if queued.receives >= self.settings.max_receive_count {
-                self.out.messages_dead_lettered += 1;
+                self.out.dead_lettered += 1;
                 continue;
             }
             queued.message = message;
             queued.visible_ms = now_ms + self.settings.visibility_timeout_ms;
             self.returning.push(queued);
         }
-        let duration = self.duration(
+        let duration = duration(
+            self.settings,
+            self.cpu_factor,
             cold,
             report.events as f64 * self.cost.ingest_ns_per_event,
             attempts,
             backoff,
         );
-        bill(
-            &mut self.out.ingest,
-            duration,
-            self.settings.memory_mb,
-            cold,
-        );
+        bill(&mut self.out.ingest, duration, self.settings.memory_mb, cold);
         now_ms + duration
     }
+}
 
-    fn duration(&self, cold: bool, cpu_ns: f64, attempts: u64, backoff_ms: i64) -> i64 {
-        let rounds = attempts.div_ceil(self.settings.max_concurrent_writes.max(1) as u64) as i64;
-        let cpu_ms = (cpu_ns * self.cpu_factor / 1e6).ceil() as i64;
-        i64::from(cold) * COLD_START_MS + cpu_ms + rounds * REQUEST_MS + backoff_ms + 1
+fn duration(
+    settings: &Settings,
+    cpu_factor: f64,
+    cold: bool,
+    cpu_ns: f64,
+    attempts: u64,
+    backoff_ms: i64,
+) -> i64 {
+    let rounds = attempts.div_ceil(settings.max_concurrent_writes.max(1) as u64) as i64;
+    let cpu_ms = (cpu_ns * cpu_factor / 1e6).ceil() as i64;
+    i64::from(cold) * COLD_START_MS + cpu_ms + rounds * REQUEST_MS + backoff_ms + 1
+}
+
+/// The stream, its lanes, the aggregators, the counters table and the oracles.
+struct Back<'a> {
+    scenario: &'a Scenario,
+    settings: &'a Settings,
+    cost: HandlerCost,
+    cpu_factor: f64,
+    clock: Clock,
+    aws: Aws,
+    settled: Settled,
+    lanes: Vec<Lane>,
+    shards: usize,
+    out: Outcome,
+    audience_errors: Vec<i64>,
+    last_wrong_after_settle: Option<i64>,
+}
+
+impl<'a> Back<'a> {
+    fn new(
+        scenario: &'a Scenario,
+        cost: HandlerCost,
+        aws: &Aws,
+        store: &Store,
+        config: &Config,
+        cpu_factor: f64,
+    ) -> Self {
+        let settings = &scenario.settings;
+        let clock = Clock::manual(EPOCH_MS);
+        let shards = aws.sessions().throughput.partitions();
+        let lanes = (0..shards * settings.parallelization_factor)
+            .map(|_| Lane {
+                records: VecDeque::new(),
+                busy_until: 0,
+                retries: 0,
+                aggregator: Aggregator::with_clock(store.clone(), config.clone(), clock.clone()),
+                warm: false,
+            })
+            .collect();
+        let timing = settings.timing;
+        Self {
+            scenario,
+            settings,
+            cost,
+            cpu_factor,
+            clock,
+            aws: aws.clone(),
+            settled: Settled::new(timing.window_seconds, timing.bucket_seconds),
+            lanes,
+            shards,
+            out: Outcome {
+                name: scenario.name.clone(),
+                seconds: scenario.seconds,
+                streams: scenario.audience.streams,
+                ..Outcome::default()
+            },
+            audience_errors: Vec::new(),
+            last_wrong_after_settle: None,
+        }
+    }
+
+    fn run(mut self, receiver: std::sync::mpsc::Receiver<StepOut>) -> Outcome {
+        while let Ok(step) = receiver.recv() {
+            let now_ms = EPOCH_MS + step.t;
+            self.clock.set_ms(now_ms);
+            self.aws.counters().now_ms = now_ms;
+            self.route(step.changes);
+            self.run_aggregate(now_ms);
+            if let Some(audience) = step.audience {
+                self.sample(now_ms + STEP_MS, &audience);
+            }
+        }
+        self.finish()
     }
 
     /// Stream records to their shard's lanes: shard by partition key, lane by item.
@@ -518,7 +632,7 @@ impl<'a> Engine<'a> {
             // Lambda polls each shard about four times a second.
             let visible_ms = change.committed_ms + 250 - change.committed_ms.rem_euclid(250);
             self.lanes[lane].records.push_back(Pending {
-                record: change.record,
+                record: change.into_record(),
                 visible_ms,
             });
         }
@@ -561,7 +675,7 @@ impl<'a> Engine<'a> {
 
     fn invoke_aggregate(&mut self, index: usize, count: usize, now_ms: i64) {
         {
-            let mut world = self.aws.world();
+            let mut world = self.aws.counters();
             world.attempts = 0;
             world.longest_backoff_ms = 0;
         }
@@ -572,11 +686,13 @@ impl<'a> Engine<'a> {
             .collect();
         let report = futures::executor::block_on(self.lanes[index].aggregator.process(&records));
         let (attempts, backoff) = {
-            let world = self.aws.world();
+            let world = self.aws.counters();
             (world.attempts, world.longest_backoff_ms)
         };
         let cold = !self.lanes[index].warm;
-        let duration = self.duration(
+        let duration = duration(
+            self.settings,
+            self.cpu_factor,
             cold,
             records.len() as f64 * self.cost.aggregate_ns_per_record,
             attempts,
@@ -659,7 +775,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Once a second: every stream's counter against both oracles, and the dashboards' reads.
-    fn sample(&mut self, now_ms: i64) {
+    fn sample(&mut self, now_ms: i64, audiences: &[i64]) {
         let second = now_ms.div_euclid(1000);
         let streams = self.scenario.audience.streams;
         let reads_per_stream = self.scenario.dashboards as f64 / 5.0 / f64::from(streams);
@@ -669,8 +785,8 @@ impl<'a> Engine<'a> {
         for stream in 0..streams {
             let name = crate::audience::stream_name(stream);
             let (counter, size) = {
-                let world = self.aws.world();
-                let (item, _) = world.counters.get(&name, "live", false);
+                let world = self.aws.counters();
+                let (item, _) = world.table.get(&name, "live", false);
                 let size = item.map_or(0, item_size);
                 let counter = item
                     .and_then(|i| serde_dynamo::from_item::<_, CounterItem>(i.clone()).ok())
@@ -680,7 +796,7 @@ impl<'a> Engine<'a> {
             self.out.read_units += reads_per_stream * read_units(size, false);
             self.out.largest_counter_item = self.out.largest_counter_item.max(size);
             let settled = self.settled.viewers(stream, second);
-            let audience = self.audience.viewers(stream, second);
+            let audience = audiences.get(stream as usize).copied().unwrap_or(0);
             total_audience += audience;
             self.out.samples += 1;
             if counter == settled {
@@ -719,22 +835,9 @@ impl<'a> Engine<'a> {
         let oldest =
             second - self.settings.timing.window_seconds - 2 * self.settings.timing.bucket_seconds;
         self.settled.forget_before(oldest);
-        self.audience.forget_before(oldest);
     }
 
-    fn finish(mut self, started: std::time::Instant) -> Outcome {
-        let world = self.aws.world();
-        let (s, c) = (&world.sessions_throughput, &world.counters_throughput);
-        self.out.hottest_session_key_wcu = s.hottest().map_or(0.0, |(_, v)| v);
-        self.out.hottest_counter_key_wcu = c.hottest().map_or(0.0, |(_, v)| v);
-        self.out.sessions_table_peak_wcu = s.table_peak;
-        self.out.counters_table_peak_wcu = c.table_peak;
-        self.out.throttled_requests = s.throttled_requests + c.throttled_requests;
-        self.out.throttled_session_requests = s.throttled_requests;
-        self.out.throttled_attempts = s.throttled_attempts + c.throttled_attempts;
-        self.out.write_units = s.units + c.units;
-        self.out.invalid_requests = world.invalid.len();
-        drop(world);
+    fn finish(mut self) -> Outcome {
         let mut errors = std::mem::take(&mut self.audience_errors);
         errors.sort_unstable();
         self.out.p99_audience_error = errors
@@ -747,7 +850,6 @@ impl<'a> Engine<'a> {
                     .map_or(0, |last| last + 1 - settles),
             );
         }
-        self.out.wall_seconds = started.elapsed().as_secs_f64();
         self.out
     }
 }

@@ -9,7 +9,8 @@
 //!   perfect, instant counter would show. The difference is the pipeline's delay (and, under
 //!   throttling, what was lost).
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 
 /// Sessions counting at each second, per stream.
 #[derive(Debug, Default)]
@@ -62,8 +63,8 @@ impl Settled {
         Self {
             window_s,
             bucket_s,
-            sessions: HashMap::new(),
-            streams: HashMap::new(),
+            sessions: HashMap::default(),
+            streams: HashMap::default(),
             repeated: 0,
         }
     }
@@ -108,8 +109,8 @@ impl Audience {
         Self {
             window_s,
             bucket_s,
-            sessions: HashMap::new(),
-            streams: HashMap::new(),
+            sessions: HashMap::default(),
+            streams: HashMap::default(),
         }
     }
 

@@ -40,6 +40,11 @@ export const AGGREGATE_METRICS = [
 export type FunctionName = 'ingest' | 'aggregate' | 'read';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['ingest', 'aggregate', 'read'];
 
+/**
+ * The defaults are sized for a peak of 13,000 viewers on one stream (the README's sizing rule,
+ * `sim/src/sizing.rs`; a unit test holds `infra/contract.json` to it). For more, raise
+ * `sessionShards`, the batching settings and the tables' warm throughput as the rule says.
+ */
 export interface LivecountProps {
   // ---- Code -------------------------------------------------------------------------------
   /**
@@ -94,6 +99,18 @@ export interface LivecountProps {
   readonly maxReceiveCount?: number;
   /** SQS messages per ingest invocation (1-10000; above 10 needs a batching window). @default 100 */
   readonly ingestBatchSize?: number;
+  /**
+   * Warm throughput of the sessions table, write units per second (4000-10000000): what it
+   * serves at once, and so its partitions and stream shards. The sizing rule: 0.3 x the peak
+   * audience. Raise it before a big event (it cannot be lowered).
+   * @default none (a new on-demand table: 4,000, then double its previous peak)
+   */
+  readonly sessionsWarmWriteUnits?: number;
+  /**
+   * Warm throughput of the counters table, write units per second (4000-10000000).
+   * @default none
+   */
+  readonly countersWarmWriteUnits?: number;
   /** How long Lambda gathers SQS messages (0-300 s). @default 1 second */
   readonly ingestMaxBatchingWindow?: Duration;
   /**
@@ -424,6 +441,8 @@ export class Livecount extends Construct {
     checkRange('expectedStreamShards', streamShards, 1, 1000);
     const ingestMaxConcurrency = props.ingestMaxConcurrency ?? 50;
     checkRange('ingestMaxConcurrency', ingestMaxConcurrency, 2, 1000);
+    checkRange('sessionsWarmWriteUnits', props.sessionsWarmWriteUnits, 4000, 10_000_000);
+    checkRange('countersWarmWriteUnits', props.countersWarmWriteUnits, 4000, 10_000_000);
     const reservedConcurrency: Partial<Record<FunctionName, number>> = {
       aggregate: streamShards * parallelization,
       read: 10,
@@ -476,14 +495,19 @@ export class Livecount extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
       deletionProtection: props.deletionProtection ?? true,
     };
+    // Warm throughput: what a table serves at once (reads at the on-demand default).
+    const warm = (writeUnitsPerSecond?: number) =>
+      writeUnitsPerSecond === undefined ? {} : { warmThroughput: { readUnitsPerSecond: 12_000, writeUnitsPerSecond } };
     this.sessions = new dynamodb.Table(this, 'SessionsTable', {
       ...tableDefaults,
+      ...warm(props.sessionsWarmWriteUnits),
       tableName: sessionsTableName,
       timeToLiveAttribute: 'expDate',
       stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
     });
     this.counters = new dynamodb.Table(this, 'CountersTable', {
       ...tableDefaults,
+      ...warm(props.countersWarmWriteUnits),
       tableName: countersTableName,
       // Counters of ended streams expire LIVECOUNT_COUNTER_TTL_DAYS after their last update.
       timeToLiveAttribute: 'expiresAt',

@@ -370,6 +370,23 @@ describe('event source mappings', () => {
     });
   });
 
+  it('warm throughput: none by default; the sizing rule\'s write units when set, on each table', () => {
+    for (const id of [DEFAULT.id(DEFAULT.construct.sessions), DEFAULT.id(DEFAULT.construct.counters)]) {
+      assert.equal(resource(DEFAULT, id).Properties.WarmThroughput, undefined);
+    }
+    const s = synth({ sessionsWarmWriteUnits: 300_000, countersWarmWriteUnits: 8_000 });
+    assert.deepEqual(resource(s, s.id(s.construct.sessions)).Properties.WarmThroughput, {
+      ReadUnitsPerSecond: 12_000,
+      WriteUnitsPerSecond: 300_000,
+    });
+    assert.deepEqual(resource(s, s.id(s.construct.counters)).Properties.WarmThroughput, {
+      ReadUnitsPerSecond: 12_000,
+      WriteUnitsPerSecond: 8_000,
+    });
+    assert.throws(() => synth({ sessionsWarmWriteUnits: 3_999 }), /sessionsWarmWriteUnits/);
+    assert.throws(() => synth({ countersWarmWriteUnits: 10_000_001 }), /countersWarmWriteUnits/);
+  });
+
   it('ingest: batch size, window and maximum concurrency are props', () => {
     const s = synth({ ingestBatchSize: 500, ingestMaxBatchingWindow: Duration.seconds(3), ingestMaxConcurrency: 200 });
     s.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -1039,6 +1056,8 @@ describe('parity with Terraform (infra/contract.json settings)', () => {
       ingest_throttle_burst: stage.Properties.DefaultRouteSettings.ThrottlingBurstLimit,
       iterator_age_alarm_seconds: resource(DEFAULT, DEFAULT.id(c.alarms.AggregateIteratorAge)).Properties.Threshold / 1000,
       public_read: props(c.readUrl).AuthType === 'NONE',
+      sessions_warm_write_units: table.WarmThroughput?.WriteUnitsPerSecond ?? null,
+      counters_warm_write_units: props(c.counters).WarmThroughput?.WriteUnitsPerSecond ?? null,
     };
     const settings = Object.entries(CONTRACT.settings).filter(([name]) => name !== '_comment') as [string, any][];
     assert.deepEqual(Object.keys(actual).sort(), settings.map(([name]) => name).sort(), 'every contract setting is checked here');

@@ -119,6 +119,8 @@ output "settings" {
     aggregate_max_record_age_seconds      = local.aggregate_max_record_age
     aggregate_parallelization_factor      = var.aggregate_parallelization_factor
     public_read                           = var.public_read
+    sessions_warm_write_units             = var.sessions_warm_write_units
+    counters_warm_write_units             = var.counters_warm_write_units
     ingest_throttle_rate                  = var.ingest_throttle_rate
     ingest_throttle_burst                 = var.ingest_throttle_burst
     iterator_age_alarm_seconds            = var.iterator_age_alarm_seconds

@@ -289,6 +289,28 @@ variable "aggregate_timeout_seconds" {
   }
 }
 
+# ---- Tables -----------------------------------------------------------------------------------------
+
+variable "sessions_warm_write_units" {
+  description = "Warm throughput of the sessions table, write units per second (4000-10000000); null: none. The sizing rule: 0.3 x the peak audience."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.sessions_warm_write_units == null ? true : (var.sessions_warm_write_units == floor(var.sessions_warm_write_units) && var.sessions_warm_write_units >= 4000 && var.sessions_warm_write_units <= 10000000)
+    error_message = "sessions_warm_write_units must be null or a whole number from 4000 to 10000000."
+  }
+}
+
+variable "counters_warm_write_units" {
+  description = "Warm throughput of the counters table, write units per second (4000-10000000); null: none."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.counters_warm_write_units == null ? true : (var.counters_warm_write_units == floor(var.counters_warm_write_units) && var.counters_warm_write_units >= 4000 && var.counters_warm_write_units <= 10000000)
+    error_message = "counters_warm_write_units must be null or a whole number from 4000 to 10000000."
+  }
+}
+
 # ---- Read API -------------------------------------------------------------------------------------
 
 variable "public_read" {

@@ -557,6 +557,24 @@ run "ingest_max_concurrency_1_is_refused" {
   expect_failures = [var.ingest_max_concurrency]
 }
 
+run "warm_throughput_below_a_new_tables_is_refused" {
+  command = plan
+  variables { sessions_warm_write_units = 3999 }
+  expect_failures = [var.sessions_warm_write_units]
+}
+
+run "warm_throughput_for_a_million_viewers_is_passed_on" {
+  command = plan
+  variables {
+    sessions_warm_write_units = 300000
+    counters_warm_write_units = 4000
+  }
+  assert {
+    condition     = output.settings.sessions_warm_write_units == 300000 && output.settings.counters_warm_write_units == 4000
+    error_message = "warm throughput: ${jsonencode(output.settings)}"
+  }
+}
+
 run "the_edges_of_every_range_are_accepted" {
   command = plan
   variables {
