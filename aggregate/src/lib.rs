@@ -102,7 +102,7 @@ impl AggregateReport {
     fn add_outcome(
         &mut self,
         stream_id: String,
-        moves: &[Move],
+        moves: &StreamMoves,
         outcome: Result<StreamDone, StreamUpdateError>,
     ) -> Option<(usize, String)> {
         match outcome {
@@ -126,8 +126,15 @@ impl AggregateReport {
             Err(error) => {
                 tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
                 self.failed_streams.push(stream_id);
-                let first = moves.iter().min_by_key(|m| m.position)?;
-                Some((first.position, first.session.sequence.as_str().to_owned()))
+                let (first, position) = moves
+                    .positions
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, position)| **position)?;
+                Some((
+                    *position,
+                    moves.sessions[first].sequence.as_str().to_owned(),
+                ))
             }
         }
     }
@@ -179,10 +186,17 @@ pub async fn handler(
     Ok(aggregator.process(&event.payload.records).await.response)
 }
 
-/// One record reduced to its move, with its place in the batch.
-struct Move {
-    position: usize,
-    session: SessionMove,
+/// One stream's records reduced to their moves, with their places in the batch.
+#[derive(Default)]
+struct StreamMoves {
+    positions: Vec<usize>,
+    sessions: Vec<SessionMove>,
+}
+
+impl StreamMoves {
+    fn len(&self) -> usize {
+        self.sessions.len()
+    }
 }
 
 impl Aggregator {
@@ -238,14 +252,18 @@ impl Aggregator {
         &self,
         records: &[EventRecord],
         report: &mut AggregateReport,
-    ) -> BTreeMap<String, Vec<Move>> {
-        let mut by_stream: BTreeMap<String, Vec<Move>> = BTreeMap::new();
+    ) -> BTreeMap<String, StreamMoves> {
+        let mut by_stream: BTreeMap<String, StreamMoves> = BTreeMap::new();
         for (position, record) in records.iter().enumerate() {
             match session_move(record, &self.config.timing) {
-                Ok(session) => by_stream
-                    .entry(session.stream_id.clone())
-                    .or_default()
-                    .push(Move { position, session }),
+                Ok(session) => {
+                    let moves = match by_stream.get_mut(&session.stream_id) {
+                        Some(moves) => moves,
+                        None => by_stream.entry(session.stream_id.clone()).or_default(),
+                    };
+                    moves.positions.push(position);
+                    moves.sessions.push(session);
+                }
                 Err(reason) => {
                     report.unreadable += 1;
                     tracing::warn!(
@@ -263,13 +281,12 @@ impl Aggregator {
     async fn update_stream(
         &self,
         stream_id: &str,
-        moves: &[Move],
+        moves: &StreamMoves,
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
-        let sessions: Vec<SessionMove> = moves.iter().map(|m| m.session.clone()).collect();
+        let sessions = &moves.sessions;
         let known = self.memory(stream_id).buckets;
-        let Some(plan) =
-            plan_counter_update(stream_id, &sessions, &known, &self.config.timing, now)
+        let Some(plan) = plan_counter_update(stream_id, sessions, &known, &self.config.timing, now)
         else {
             // Nothing that changes the count: only late deltas, or moves that cancel out.
             return Ok(StreamDone {

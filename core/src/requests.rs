@@ -307,7 +307,8 @@ impl<'a> Expression<'a> {
         placeholder
     }
 
-    /// `#a = :a, #b = :b, …` for every attribute `value` serializes to.
+    /// `#a = :a, #b = :b, …` for every attribute `value` serializes to (its names are new to the
+    /// expression: this is called first).
     fn assign_all<T: Serialize>(
         &mut self,
         value: &T,
@@ -316,14 +317,24 @@ impl<'a> Expression<'a> {
         let mut attributes: Vec<(String, AttributeValue)> =
             to_item(value, self.table, what)?.into_iter().collect();
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
-        let assignments: Vec<String> = attributes
-            .into_iter()
-            .map(|(attribute, value)| {
-                let name = self.name(&attribute);
-                format!("{name} = {}", self.placeholder(value))
-            })
-            .collect();
-        Ok(assignments.join(", "))
+        let mut assignments = String::with_capacity(attributes.len() * 12);
+        for (attribute, value) in attributes {
+            let name = match self.names.iter().find(|(_, a)| **a == attribute) {
+                Some((placeholder, _)) => placeholder.clone(),
+                None => {
+                    let placeholder = format!("#n{}", self.names.len());
+                    self.names.insert(placeholder.clone(), attribute);
+                    placeholder
+                }
+            };
+            if !assignments.is_empty() {
+                assignments.push_str(", ");
+            }
+            assignments.push_str(&name);
+            assignments.push_str(" = ");
+            assignments.push_str(&self.placeholder(value));
+        }
+        Ok(assignments)
     }
 
     fn finish(self, key: Item, update: String, condition: Option<String>) -> UpdateRequest {

@@ -89,6 +89,17 @@ impl Throughput {
         (self.table_limit / PARTITION_WRITE_UNITS).ceil() as usize
     }
 
+    /// Whether `key` or the table has less than one unit left in `second` (a throttle that needs
+    /// no look at the item).
+    fn exhausted(&mut self, key: &str, second: i64) -> bool {
+        if self.table.slot(second).1 + 1.0 > self.table_limit {
+            return true;
+        }
+        self.keys
+            .get_mut(key)
+            .is_some_and(|window| window.slot(second).1 + 1.0 > KEY_WRITE_UNITS)
+    }
+
     /// Takes `units` for `key` in `second` if both the key and the table have them left.
     fn take(&mut self, key: &str, second: i64, units: f64) -> bool {
         let table = self.table.slot(second);
@@ -142,11 +153,15 @@ pub struct Change {
 impl Change {
     /// The stream record Lambda delivers for it (`NEW_AND_OLD_IMAGES`).
     pub fn into_record(self) -> EventRecord {
-        let to_stream =
-            |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
+        let to_stream = |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
         let mut record = EventRecord::default();
         record.event_id = format!("{:032x}", self.sequence);
-        record.event_name = if self.old.is_some() { "MODIFY" } else { "INSERT" }.to_owned();
+        record.event_name = if self.old.is_some() {
+            "MODIFY"
+        } else {
+            "INSERT"
+        }
+        .to_owned();
         record.change.keys = serde_dynamo::Item::from(self.key);
         record.change.old_image = to_stream(self.old);
         record.change.new_image = to_stream(self.new);
@@ -261,7 +276,12 @@ impl World {
             if attempt == 0 {
                 throughput.requests += 1;
             }
-            match table.update_admitted(request, |units| throughput.take(&pk, second, units)) {
+            let result = if throughput.exhausted(&pk, second) {
+                Ok(None)
+            } else {
+                table.update_admitted(request, |units| throughput.take(&pk, second, units))
+            };
+            match result {
                 Ok(Some(done)) => {
                     written = Some(done);
                     break;

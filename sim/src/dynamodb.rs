@@ -52,7 +52,9 @@ pub struct Written {
 /// A table: items by `(PK, SK)`.
 #[derive(Debug, Default)]
 pub struct Table {
-    items: FxHashMap<(String, String), Item>,
+    /// Items by partition key, then sort key.
+    items: FxHashMap<String, FxHashMap<String, Item>>,
+    count: usize,
     /// Parsed expressions by a hash of their text (livecount's requests share a few shapes).
     compiled: HashMap<u64, (String, Option<String>, Arc<Compiled>)>,
     /// The last request's expressions (consecutive requests mostly share them).
@@ -65,11 +67,11 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.count == 0
     }
 
     /// Applies an `UpdateItem` as DynamoDB would: the condition on the current item, then the
@@ -86,13 +88,13 @@ impl Table {
         request: &UpdateRequest,
         admit: impl FnOnce(f64) -> bool,
     ) -> Result<Option<Written>, RequestError> {
-        let key = key_of(&request.key)?;
+        let (pk, sk) = key_of(&request.key)?;
         let compiled = self.compile(request)?;
         let scope = Scope {
             names: &request.names,
             values: &request.values,
         };
-        let current = self.items.get(&key);
+        let current = self.items.get(pk).and_then(|items| items.get(sk));
         let holds = compiled.condition_holds(current, &scope)?;
         let mut next = current.cloned().unwrap_or_else(|| request.key.clone());
         compiled.apply(&mut next, &scope)?;
@@ -115,7 +117,19 @@ impl Table {
                 new: None,
             }));
         }
-        let old = self.items.insert(key, next.clone());
+        let stored = next.clone();
+        let partition = match self.items.get_mut(pk) {
+            Some(partition) => partition,
+            None => self.items.entry(pk.to_owned()).or_default(),
+        };
+        let old = match partition.get_mut(sk) {
+            Some(slot) => Some(std::mem::replace(slot, stored)),
+            None => {
+                partition.insert(sk.to_owned(), stored);
+                self.count += 1;
+                None
+            }
+        };
         Ok(Some(Written {
             applied: true,
             units,
@@ -128,14 +142,16 @@ impl Table {
 
     /// `GetItem`: the item and the read units it costs.
     pub fn get(&self, pk: &str, sk: &str, strongly_consistent: bool) -> (Option<&Item>, f64) {
-        let item = self.items.get(&(pk.to_owned(), sk.to_owned()));
+        let item = self.items.get(pk).and_then(|items| items.get(sk));
         let size = item.map_or(0, item_size);
         (item, read_units(size, strongly_consistent))
     }
 
     /// Removes an item (a TTL deletion), returning it.
     pub fn delete(&mut self, pk: &str, sk: &str) -> Option<Item> {
-        self.items.remove(&(pk.to_owned(), sk.to_owned()))
+        let removed = self.items.get_mut(pk)?.remove(sk);
+        self.count -= usize::from(removed.is_some());
+        removed
     }
 
     fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
@@ -199,9 +215,9 @@ fn unreachable_admission() -> Written {
     }
 }
 
-fn key_of(key: &Item) -> Result<(String, String), RequestError> {
+fn key_of(key: &Item) -> Result<(&str, &str), RequestError> {
     match (key.get("PK"), key.get("SK")) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok((pk.clone(), sk.clone())),
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok((pk, sk)),
         _ => Err(RequestError::Key),
     }
 }

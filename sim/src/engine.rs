@@ -160,8 +160,9 @@ pub struct Outcome {
     pub max_error_at: i64,
     pub max_audience_error: i64,
     pub p99_audience_error: i64,
-    /// Seconds after the load settled until the counter stayed equal to the audience.
-    pub heal_seconds: Option<i64>,
+    /// Seconds after the load settled until the counter stayed equal to the audience: `None`
+    /// when the scenario has no settling point, `Some(None)` when it was still wrong at the end.
+    pub heal_seconds: Option<Option<i64>>,
     pub hottest_session_key_wcu: f64,
     pub hottest_counter_key_wcu: f64,
     pub sessions_table_peak_wcu: f64,
@@ -328,6 +329,7 @@ struct StepOut {
 #[derive(Debug, Default)]
 struct FrontUse {
     ingest: FunctionUse,
+    waited: std::time::Duration,
     messages: u64,
     dead_lettered: u64,
     expired: u64,
@@ -424,9 +426,24 @@ impl<'a> Front<'a> {
                     .forget_before(second - timing.window_seconds - 2 * timing.bucket_seconds);
                 counts
             });
-            if sender.send(StepOut { t, changes, audience }).is_err() {
+            let waiting = std::time::Instant::now();
+            if sender
+                .send(StepOut {
+                    t,
+                    changes,
+                    audience,
+                })
+                .is_err()
+            {
                 break;
             }
+            self.out.waited += waiting.elapsed();
+        }
+        if std::env::var_os("SCALE_DEBUG").is_some() {
+            eprintln!(
+                "ingest side waited {:?} for the aggregate side",
+                self.out.waited
+            );
         }
         self.out
     }
@@ -448,7 +465,11 @@ impl<'a> Front<'a> {
             });
             self.out.messages += 1;
         }
-        while self.returning.peek().is_some_and(|q| q.visible_ms <= now_ms) {
+        while self
+            .returning
+            .peek()
+            .is_some_and(|q| q.visible_ms <= now_ms)
+        {
             if let Some(q) = self.returning.pop() {
                 self.queue.push_back(q);
             }
@@ -462,7 +483,11 @@ impl<'a> Front<'a> {
             self.allowed = (self.allowed + 300.0 * STEP_MS as f64 / 60_000.0)
                 .min(s.ingest_max_concurrency as f64);
         }
-        let busy = self.slots.iter().filter(|(until, _)| *until > now_ms).count();
+        let busy = self
+            .slots
+            .iter()
+            .filter(|(until, _)| *until > now_ms)
+            .count();
         self.out.ingest.peak_concurrency = self.out.ingest.peak_concurrency.max(busy);
         for slot in 0..(self.allowed as usize).min(self.slots.len()) {
             if self.slots[slot].0 > now_ms {
@@ -504,7 +529,10 @@ impl<'a> Front<'a> {
         let report = match report {
             Ok(report) => report,
             Err(_) => livecount_ingest::IngestReport {
-                failed: messages.iter().filter_map(|m| m.message_id.clone()).collect(),
+                failed: messages
+                    .iter()
+                    .filter_map(|m| m.message_id.clone())
+                    .collect(),
                 ..Default::default()
             },
         };
@@ -531,7 +559,12 @@ impl<'a> Front<'a> {
             attempts,
             backoff,
         );
-        bill(&mut self.out.ingest, duration, self.settings.memory_mb, cold);
+        bill(
+            &mut self.out.ingest,
+            duration,
+            self.settings.memory_mb,
+            cold,
+        );
         now_ms + duration
     }
 }
@@ -609,7 +642,11 @@ impl<'a> Back<'a> {
     }
 
     fn run(mut self, receiver: std::sync::mpsc::Receiver<StepOut>) -> Outcome {
-        while let Ok(step) = receiver.recv() {
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let waiting = std::time::Instant::now();
+            let Ok(step) = receiver.recv() else { break };
+            waited += waiting.elapsed();
             let now_ms = EPOCH_MS + step.t;
             self.clock.set_ms(now_ms);
             self.aws.counters().now_ms = now_ms;
@@ -618,6 +655,9 @@ impl<'a> Back<'a> {
             if let Some(audience) = step.audience {
                 self.sample(now_ms + STEP_MS, &audience);
             }
+        }
+        if std::env::var_os("SCALE_DEBUG").is_some() {
+            eprintln!("aggregate side waited {waited:?} for the ingest side");
         }
         self.finish()
     }
@@ -845,10 +885,12 @@ impl<'a> Back<'a> {
             .copied()
             .unwrap_or(0);
         if let Some(settles) = self.scenario.settles_at_s {
-            self.out.heal_seconds = Some(
-                self.last_wrong_after_settle
-                    .map_or(0, |last| last + 1 - settles),
-            );
+            let last_second = self.scenario.seconds;
+            self.out.heal_seconds = Some(match self.last_wrong_after_settle {
+                None => Some(0),
+                Some(last) if last >= last_second => None,
+                Some(last) => Some(last + 1 - settles),
+            });
         }
         self.out
     }

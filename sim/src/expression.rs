@@ -330,14 +330,20 @@ impl Compiled {
 
     /// The item after the update (the key attributes are the caller's).
     pub fn apply(&self, item: &mut Item, scope: &Scope) -> Result<(), ExpressionError> {
+        // Every operand is read from the item as it was, then assigned.
         let mut sets = Vec::with_capacity(self.update.set.len());
         for (path, operand) in &self.update.set {
             let value = resolve(operand, Some(item), scope)?
                 .ok_or_else(|| ExpressionError::Undefined(format!("{operand:?}")))?;
-            sets.push((scope.name(path)?.to_owned(), value));
+            sets.push((scope.name(path)?, value));
         }
         for (name, value) in sets {
-            item.insert(name, value);
+            match item.get_mut(name) {
+                Some(slot) => *slot = value,
+                None => {
+                    item.insert(name.to_owned(), value);
+                }
+            }
         }
         for (path, value) in &self.update.add {
             let name = scope.name(path)?;
