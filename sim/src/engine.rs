@@ -289,8 +289,16 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
     let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
         .with_model(Arc::new(aws.clone()));
     let cpu_factor = (FULL_VCPU_MB / f64::from(settings.memory_mb)).max(1.0);
-    let front = Front::new(scenario, cost, &aws, &store, &config, cpu_factor);
-    let back = Back::new(scenario, cost, &aws, &store, &config, cpu_factor);
+    let parts = Parts {
+        scenario,
+        cost,
+        aws: &aws,
+        store: &store,
+        config: &config,
+        cpu_factor,
+    };
+    let front = Front::new(&parts);
+    let back = Back::new(&parts);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<StepOut>(512);
     let (front_use, mut out) = std::thread::scope(|scope| {
         let front = scope.spawn(move || front.run(sender));
@@ -316,6 +324,16 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
     }
     out.wall_seconds = started.elapsed().as_secs_f64();
     out
+}
+
+/// What both sides are built from.
+struct Parts<'a, 'b> {
+    scenario: &'a Scenario,
+    cost: HandlerCost,
+    aws: &'b Aws,
+    store: &'b Store,
+    config: &'b Config,
+    cpu_factor: f64,
 }
 
 /// What the ingest side hands the aggregate side each step.
@@ -355,14 +373,15 @@ struct Front<'a> {
 }
 
 impl<'a> Front<'a> {
-    fn new(
-        scenario: &'a Scenario,
-        cost: HandlerCost,
-        aws: &Aws,
-        store: &Store,
-        config: &Config,
-        cpu_factor: f64,
-    ) -> Self {
+    fn new(parts: &Parts<'a, '_>) -> Self {
+        let Parts {
+            scenario,
+            cost,
+            aws,
+            store,
+            config,
+            cpu_factor,
+        } = *parts;
         let settings = &scenario.settings;
         let clock = Clock::manual(EPOCH_MS);
         let mut ingest = Ingest::new(store.clone(), config.clone());
@@ -599,14 +618,15 @@ struct Back<'a> {
 }
 
 impl<'a> Back<'a> {
-    fn new(
-        scenario: &'a Scenario,
-        cost: HandlerCost,
-        aws: &Aws,
-        store: &Store,
-        config: &Config,
-        cpu_factor: f64,
-    ) -> Self {
+    fn new(parts: &Parts<'a, '_>) -> Self {
+        let Parts {
+            scenario,
+            cost,
+            aws,
+            store,
+            config,
+            cpu_factor,
+        } = *parts;
         let settings = &scenario.settings;
         let clock = Clock::manual(EPOCH_MS);
         let shards = aws.sessions().throughput.partitions();

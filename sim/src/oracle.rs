@@ -38,6 +38,28 @@ impl Histogram {
     }
 }
 
+/// Each stream's histogram.
+#[derive(Debug, Default)]
+struct PerStream {
+    streams: HashMap<u32, Histogram>,
+}
+
+impl PerStream {
+    fn moved(&mut self, stream: u32, from: Option<i64>, to: Option<i64>) {
+        self.streams.entry(stream).or_default().moved(from, to);
+    }
+
+    fn viewers(&self, stream: u32, second: i64) -> i64 {
+        self.streams.get(&stream).map_or(0, |h| h.at(second))
+    }
+
+    fn forget_before(&mut self, second: i64) {
+        for histogram in self.streams.values_mut() {
+            histogram.forget_before(second);
+        }
+    }
+}
+
 /// The last second a watching event received at `recv_ms` counts in.
 fn counts_until(window_s: i64, bucket_s: i64, recv_ms: i64) -> i64 {
     let end = recv_ms + window_s * 1000;
@@ -53,7 +75,7 @@ pub struct Settled {
     bucket_s: i64,
     /// (stream, session) → (sequence of the last change taken, last second it counts in).
     sessions: HashMap<(u32, u32), (u64, Option<i64>)>,
-    streams: HashMap<u32, Histogram>,
+    streams: PerStream,
     /// Changes seen again (a retried batch): not counted twice.
     pub repeated: u64,
 }
@@ -64,7 +86,7 @@ impl Settled {
             window_s,
             bucket_s,
             sessions: HashMap::default(),
-            streams: HashMap::default(),
+            streams: PerStream::default(),
             repeated: 0,
         }
     }
@@ -80,18 +102,16 @@ impl Settled {
         }
         let from = entry.1;
         *entry = (sequence, until);
-        self.streams.entry(stream).or_default().moved(from, until);
+        self.streams.moved(stream, from, until);
     }
 
     pub fn viewers(&self, stream: u32, second: i64) -> i64 {
-        self.streams.get(&stream).map_or(0, |h| h.at(second))
+        self.streams.viewers(stream, second)
     }
 
     /// Drops seconds no one will ask about again.
     pub fn forget_before(&mut self, second: i64) {
-        for histogram in self.streams.values_mut() {
-            histogram.forget_before(second);
-        }
+        self.streams.forget_before(second);
     }
 }
 
@@ -101,7 +121,7 @@ pub struct Audience {
     window_s: i64,
     bucket_s: i64,
     sessions: HashMap<u32, Option<i64>>,
-    streams: HashMap<u32, Histogram>,
+    streams: PerStream,
 }
 
 impl Audience {
@@ -110,7 +130,7 @@ impl Audience {
             window_s,
             bucket_s,
             sessions: HashMap::default(),
-            streams: HashMap::default(),
+            streams: PerStream::default(),
         }
     }
 
@@ -118,17 +138,15 @@ impl Audience {
     pub fn sent(&mut self, stream: u32, session: u32, watching: bool, sent_ms: i64) {
         let until = watching.then(|| counts_until(self.window_s, self.bucket_s, sent_ms));
         let from = self.sessions.insert(session, until).flatten();
-        self.streams.entry(stream).or_default().moved(from, until);
+        self.streams.moved(stream, from, until);
     }
 
     pub fn viewers(&self, stream: u32, second: i64) -> i64 {
-        self.streams.get(&stream).map_or(0, |h| h.at(second))
+        self.streams.viewers(stream, second)
     }
 
     pub fn forget_before(&mut self, second: i64) {
-        for histogram in self.streams.values_mut() {
-            histogram.forget_before(second);
-        }
+        self.streams.forget_before(second);
     }
 }
 
