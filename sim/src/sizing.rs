@@ -141,7 +141,11 @@ mod tests {
         assert_eq!(s.sessions_warm_writes, 300_000);
         assert_eq!(s.stream_shards, 300);
         assert_eq!(s.aggregate_window_s, 3);
+        assert_eq!(s.aggregate_batch_size, 10_000);
+        assert_eq!(s.counters_warm_writes, 4_000);
         assert_eq!(s.ingest_batch_size, 1_000);
+        assert_eq!(s.max_concurrent_writes, 64);
+        assert_eq!(s.ingest_max_concurrency, 100);
     }
 
     #[test]
