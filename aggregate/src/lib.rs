@@ -7,47 +7,91 @@
 //! - Each record moves one session between expiry buckets: `-1` at its old bucket if the old
 //!   image was watching, `+1` at its new bucket if the new image is. INSERT, MODIFY, REMOVE and
 //!   TTL deletions are handled alike; deltas older than `now - G` are dropped.
-//! - Deltas are summed per stream and bucket over the batch; each stream gets one `UpdateItem`.
-//! - Each update carries the fingerprint of its exact set of records and is conditioned on the
-//!   counter not holding it: the same records delivered again as a set (a retried invocation, a
-//!   lost response) are recognised and not applied twice. No order across items is assumed, so
-//!   no record is ever skipped because another was applied.
-//! - A record that cannot be understood is logged with its keys, counted and skipped; a stream
-//!   whose update fails transiently (throttling, 5xx) reports its earliest record as the batch
-//!   item failure; one DynamoDB rejects as invalid is logged, counted (`RecordsNotApplied`) and
-//!   not retried, and the rest of the batch goes on.
+//! - Deltas are summed per stream and bucket over the batch; each stream gets one `UpdateItem`
+//!   (more only for a run of records touching more than 48 buckets).
+//! - Each update writes a receipt named after the stream's first record in the batch, under the
+//!   condition that the name holds nothing (or the receipt a redelivery found there): a
+//!   redelivery that begins with the same record skips exactly the records applied before and
+//!   applies the rest. Receipts are removed once the whole batch succeeded.
+//! - When anything fails that a retry can fix (throttling, 5xx, the invocation's deadline
+//!   near), the batch item failure is the batch's *first* record, so Lambda retries from there
+//!   and every stream's redelivery begins with the record its receipt is named after. A record
+//!   that cannot be understood is logged with its keys, counted and skipped; an update DynamoDB
+//!   rejects as invalid is logged, counted (`RecordsNotApplied`) and not retried.
+//! - What the aggregator remembers of streams (known buckets, receipts, history) is bounded to
+//!   [`MAX_REMEMBERED_STREAMS`], least recently used first out.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::histogram::{
-    SequenceNumber, SessionMove, minute_of, plan_counter_update, viewers,
+    KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove, minute_of,
+    plan_counter_update, runs, viewers,
 };
 use livecount_core::model::{CounterItem, HistoryItem, ItemKey, SessionImage};
 use livecount_core::requests::HistoryUpdate;
 use livecount_core::store::CounterWrite;
 use livecount_core::{Clock, Config, Store, StoreError, Timing, error_chain};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Most streams an aggregator remembers (their known buckets, receipts and history); beyond,
+/// the least recently updated are forgotten (an update then relies on its blind pruning).
+pub const MAX_REMEMBERED_STREAMS: usize = 10_000;
+
+/// How long before its deadline an invocation stops starting counter updates: what one update
+/// may take with the SDK's retries. The streams not started are reported for a retry.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// What the aggregate handler needs, plus what it remembers between invocations about each
-/// stream's items, so old buckets and minutes can be pruned and history written only when it
-/// changes.
+/// stream's items, so old buckets, receipts and minutes can be pruned and history written only
+/// when it changes.
 #[derive(Debug)]
 pub struct Aggregator {
     pub store: Store,
     pub config: Config,
     pub clock: Clock,
-    known: Mutex<HashMap<String, StreamMemory>>,
+    known: Mutex<Memory>,
+}
+
+/// What an aggregator remembers, bounded to [`MAX_REMEMBERED_STREAMS`] streams.
+#[derive(Debug, Default)]
+struct Memory {
+    streams: HashMap<String, StreamMemory>,
+    /// Counts uses, to forget the least recently used streams first.
+    uses: u64,
+}
+
+impl Memory {
+    fn entry(&mut self, stream_id: &str) -> &mut StreamMemory {
+        self.uses += 1;
+        if !self.streams.contains_key(stream_id) && self.streams.len() >= MAX_REMEMBERED_STREAMS {
+            self.forget_least_recent();
+        }
+        let uses = self.uses;
+        let memory = self.streams.entry(stream_id.to_owned()).or_default();
+        memory.used = uses;
+        memory
+    }
+
+    /// Forgets the least recently used tenth, so forgetting costs O(1) per stream on average.
+    fn forget_least_recent(&mut self) {
+        let mut uses: Vec<u64> = self.streams.values().map(|m| m.used).collect();
+        let cut = uses.len() / 10;
+        let (_, &mut threshold, _) = uses.select_nth_unstable(cut);
+        self.streams.retain(|_, m| m.used > threshold);
+    }
 }
 
 /// What an aggregator last saw of a stream's counter items.
 #[derive(Debug, Clone, Default)]
 struct StreamMemory {
-    buckets: BTreeSet<i64>,
+    counter: KnownCounter,
     /// The history item's minutes and peak, once seen.
     history: Option<(BTreeMap<i64, u64>, u64)>,
+    used: u64,
 }
 
 /// Why a stream record was skipped.
@@ -80,9 +124,11 @@ pub struct AggregateReport {
     pub unreadable: usize,
     /// Records applied to counters.
     pub applied: usize,
-    /// Records not applied because their counter holds the fingerprint of the very same set
-    /// (an exact redelivery).
+    /// Records not applied because their counter holds a receipt covering them (a redelivery).
     pub duplicates: usize,
+    /// Redeliveries shorter than the receipt they found (Lambda does not shorten a retry; if one
+    /// ever did, the records it left out were applied and come again in a later batch).
+    pub shorter_redeliveries: usize,
     /// Records of streams whose update DynamoDB rejected as invalid: logged and counted, not
     /// retried (a retry would fail the same way and hold up the shard).
     pub not_applied: usize,
@@ -90,30 +136,38 @@ pub struct AggregateReport {
     pub late_deltas: usize,
     /// Counter `UpdateItem`s that committed.
     pub counter_updates: usize,
-    /// Streams whose update failed transiently; their earliest records are the batch item
-    /// failures.
+    /// Streams whose update failed transiently.
     pub failed_streams: Vec<String>,
+    /// Streams not started because the invocation's deadline was near.
+    pub deferred_streams: Vec<String>,
+    /// Receipts removed after the batch succeeded.
+    pub receipts_released: usize,
+    /// When a stream failed or was deferred: the batch's first record, so Lambda retries the
+    /// batch from its start.
     pub response: DynamoDbEventResponse,
 }
 
 impl AggregateReport {
-    /// Adds one stream's outcome; returns the batch item failure it needs (the position and
-    /// sequence number of the stream's earliest record) when the failure is worth a retry.
+    /// Adds one stream's outcome; returns the receipts to release if the whole batch succeeds.
     fn add_outcome(
         &mut self,
         stream_id: String,
         moves: &StreamMoves,
-        outcome: Result<StreamDone, StreamUpdateError>,
-    ) -> Option<(usize, String)> {
+        outcome: StreamOutcome,
+    ) -> Vec<(String, ReceiptKey, Receipt)> {
         match outcome {
-            Ok(done) => {
+            StreamOutcome::Done(done) => {
                 self.applied += done.applied;
-                self.duplicates += moves.len() - done.applied;
+                self.duplicates += done.duplicates;
+                self.shorter_redeliveries += done.shorter;
                 self.late_deltas += done.late_deltas;
                 self.counter_updates += done.updates;
-                None
+                done.receipts
+                    .into_iter()
+                    .map(|(key, receipt)| (stream_id.clone(), key, receipt))
+                    .collect()
             }
-            Err(error) if !error.source.is_retryable() => {
+            StreamOutcome::Failed(error) if !error.source.is_retryable() => {
                 tracing::error!(
                     stream_id = %stream_id,
                     records = moves.len(),
@@ -121,20 +175,16 @@ impl AggregateReport {
                     "counter update rejected; its records are not applied and not retried"
                 );
                 self.not_applied += moves.len();
-                None
+                Vec::new()
             }
-            Err(error) => {
+            StreamOutcome::Failed(error) => {
                 tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
                 self.failed_streams.push(stream_id);
-                let (first, position) = moves
-                    .positions
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, position)| **position)?;
-                Some((
-                    *position,
-                    moves.sessions[first].sequence.as_str().to_owned(),
-                ))
+                Vec::new()
+            }
+            StreamOutcome::Deferred => {
+                self.deferred_streams.push(stream_id);
+                Vec::new()
             }
         }
     }
@@ -149,12 +199,14 @@ impl AggregateReport {
             unreadable = self.unreadable,
             counter_updates = self.counter_updates,
             failed_streams = self.failed_streams.len(),
+            deferred_streams = self.deferred_streams.len(),
+            receipts_released = self.receipts_released,
             "aggregate batch"
         );
     }
 
     /// The counters this batch adds to the `aggregate` metrics (`infra/contract.json`).
-    pub fn metrics(&self) -> [(&'static str, u64); 7] {
+    pub fn metrics(&self) -> [(&'static str, u64); 9] {
         [
             ("RecordsApplied", self.applied as u64),
             ("DuplicateRecords", self.duplicates as u64),
@@ -163,6 +215,8 @@ impl AggregateReport {
             ("UnreadableRecords", self.unreadable as u64),
             ("CounterUpdates", self.counter_updates as u64),
             ("StreamsFailed", self.failed_streams.len() as u64),
+            ("StreamsDeferred", self.deferred_streams.len() as u64),
+            ("ShorterRedeliveries", self.shorter_redeliveries as u64),
         ]
     }
 }
@@ -178,12 +232,25 @@ impl From<AggregateError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The Lambda entry point: stream batch in, partial batch response out.
+/// The Lambda entry point: stream batch in, partial batch response out. The invocation's
+/// deadline (`context.deadline`, epoch ms; 0 means none) bounds what it starts.
 pub async fn handler(
     aggregator: &Aggregator,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, AggregateError> {
-    Ok(aggregator.process(&event.payload.records).await.response)
+    let deadline = livecount_core::clock::deadline_instant(event.context.deadline);
+    Ok(aggregator
+        .process_until(&event.payload.records, deadline)
+        .await
+        .response)
+}
+
+/// A batch whose counters are updated and whose receipts are not yet removed (see
+/// [`Aggregator::apply_until`]).
+#[derive(Debug)]
+pub struct Applied {
+    pub report: AggregateReport,
+    receipts: Vec<(String, ReceiptKey, Receipt)>,
 }
 
 /// One stream's records reduced to their moves, with their places in the batch.
@@ -209,12 +276,33 @@ impl Aggregator {
             store,
             config,
             clock,
-            known: Mutex::new(HashMap::new()),
+            known: Mutex::new(Memory::default()),
         }
     }
 
-    /// Applies one batch of stream records.
+    /// Applies one batch of stream records, with no deadline.
     pub async fn process(&self, records: &[EventRecord]) -> AggregateReport {
+        self.process_until(records, None).await
+    }
+
+    /// Applies one batch of stream records, starting no counter update later than
+    /// [`DEADLINE_MARGIN`] before `deadline`: first
+    /// [`Aggregator::apply_until`], then [`Aggregator::finish`].
+    pub async fn process_until(
+        &self,
+        records: &[EventRecord],
+        deadline: Option<Instant>,
+    ) -> AggregateReport {
+        let applied = self.apply_until(records, deadline).await;
+        self.finish(applied, deadline).await
+    }
+
+    /// The first step of a batch: every stream's counter updated under its receipts. If any
+    /// stream failed transiently or was not started, the response names the batch's first
+    /// record: Lambda retries the whole batch, and each stream's receipt recognises what was
+    /// applied. An invocation that dies after this step and before [`Aggregator::finish`] is
+    /// retried the same way.
+    pub async fn apply_until(&self, records: &[EventRecord], deadline: Option<Instant>) -> Applied {
         let now = self.clock.now_seconds();
         let mut report = AggregateReport {
             records: records.len(),
@@ -223,27 +311,69 @@ impl Aggregator {
         let by_stream = self.moves_by_stream(records, &mut report);
         let outcomes = stream::iter(by_stream)
             .map(|(stream_id, moves)| async move {
-                let outcome = self.update_stream(&stream_id, &moves, now).await;
+                let outcome = if near(deadline) {
+                    StreamOutcome::Deferred
+                } else {
+                    match self.update_stream(&stream_id, &moves, now).await {
+                        Ok(done) => StreamOutcome::Done(done),
+                        Err(error) => StreamOutcome::Failed(error),
+                    }
+                };
                 (stream_id, moves, outcome)
             })
             .buffer_unordered(self.config.max_concurrent_writes.max(1))
             .collect::<Vec<_>>()
             .await;
-        let mut failures: Vec<(usize, String)> = Vec::new();
+        let mut receipts = Vec::new();
         for (stream_id, moves, outcome) in outcomes {
-            if let Some(failure) = report.add_outcome(stream_id, &moves, outcome) {
-                failures.push(failure);
-            }
+            receipts.extend(report.add_outcome(stream_id, &moves, outcome));
         }
-        failures.sort();
-        for (_, sequence) in failures {
+        if !(report.failed_streams.is_empty() && report.deferred_streams.is_empty())
+            && let Some(first) = records.first()
+        {
             let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(sequence);
+            failure.item_identifier =
+                Some(first.change.sequence_number.clone().unwrap_or_default());
             report.response.batch_item_failures.push(failure);
+        }
+        Applied { report, receipts }
+    }
+
+    /// The last step of a batch: when it succeeded (and the deadline allows), its receipts are
+    /// removed; then the batch is logged and its metrics emitted.
+    pub async fn finish(&self, applied: Applied, deadline: Option<Instant>) -> AggregateReport {
+        let Applied {
+            mut report,
+            receipts,
+        } = applied;
+        if report.response.batch_item_failures.is_empty() && !near(deadline) {
+            report.receipts_released = self.release(receipts).await;
         }
         report.log();
         livecount_core::metrics::emit("aggregate", &report.metrics());
         report
+    }
+
+    /// Removes the receipts of a batch that succeeded; a failure only leaves a receipt for the
+    /// sweep (it is logged). Returns how many were removed.
+    async fn release(&self, receipts: Vec<(String, ReceiptKey, Receipt)>) -> usize {
+        let released = stream::iter(receipts)
+            .map(|(stream_id, key, receipt)| async move {
+                match self.store.release_receipt(&stream_id, key, &receipt).await {
+                    Ok(removed) => {
+                        self.forget_receipt(&stream_id, key);
+                        removed
+                    }
+                    Err(error) => {
+                        tracing::warn!(stream_id, error = %error_chain(&error), "could not remove a receipt; it is swept later");
+                        false
+                    }
+                }
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .collect::<Vec<bool>>()
+            .await;
+        released.into_iter().filter(|&r| r).count()
     }
 
     /// The batch's readable records as moves, by stream; an unreadable one is logged, counted
@@ -284,50 +414,128 @@ impl Aggregator {
         moves: &StreamMoves,
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
-        let sessions = &moves.sessions;
-        let known = self.memory(stream_id).buckets;
-        let Some(plan) = plan_counter_update(stream_id, sessions, &known, &self.config.timing, now)
-        else {
-            // Nothing that changes the count: only late deltas, or moves that cancel out.
-            return Ok(StreamDone {
-                applied: sessions.len(),
-                late_deltas: 0,
-                updates: 0,
-            });
-        };
-        let mut done = StreamDone {
-            applied: 0,
-            late_deltas: plan.late_deltas,
-            updates: 0,
-        };
+        let mut done = StreamDone::default();
         let mut latest = None;
-        for request in plan.requests(self.config.counter_expiry(now)) {
-            let write = self
-                .store
-                .update_counter(&request)
-                .await
-                .map_err(|source| StreamUpdateError {
-                    stream_id: stream_id.to_owned(),
-                    source,
-                })?;
-            let counter = match write {
-                CounterWrite::Applied(counter) => {
-                    done.updates += 1;
-                    done.applied = plan.records;
-                    latest = Some(counter.clone());
-                    counter
-                }
-                CounterWrite::AlreadyApplied(counter) => {
-                    tracing::info!(stream_id, "these records were applied before; not again");
-                    counter
-                }
-            };
-            self.remember_counter(stream_id, &counter);
+        for run in runs(&moves.sessions) {
+            if let Some(counter) = self.apply_run(stream_id, run, now, &mut done).await? {
+                latest = Some(counter);
+            }
         }
         if let Some(counter) = latest {
             self.record_viewers(stream_id, &counter, now).await;
         }
         Ok(done)
+    }
+
+    /// Applies one run of a stream's records under its receipt: a first delivery applies them
+    /// all; a redelivery applies only what its receipt does not cover. Returns the counter as the
+    /// last applied update left it.
+    async fn apply_run(
+        &self,
+        stream_id: &str,
+        run: &[SessionMove],
+        now: i64,
+        done: &mut StreamDone,
+    ) -> Result<Option<CounterItem>, StreamUpdateError> {
+        let failed = |source| StreamUpdateError {
+            stream_id: stream_id.to_owned(),
+            source,
+        };
+        let Some(first) = run.first() else {
+            return Ok(None);
+        };
+        let key = ReceiptKey::of_first_record(&first.record_id);
+        let (mut from, mut replaces) = (0, None);
+        for _ in 0..MAX_RECEIPT_ROUNDS {
+            let known = self.memory(stream_id).counter;
+            let timing = &self.config.timing;
+            let Some(plan) =
+                plan_counter_update(stream_id, run, from, replaces, &known, timing, now)
+            else {
+                // Nothing that changes the count (late deltas only, or moves that cancel out).
+                done.applied += run.len() - from;
+                done.duplicates += from;
+                done.receipts.extend(replaces.map(|r| (key, r)));
+                return Ok(None);
+            };
+            let mut requests = plan.requests(self.config.counter_expiry(now)).into_iter();
+            let Some(head) = requests.next() else {
+                return Ok(None);
+            };
+            match self.store.update_counter(&head).await.map_err(failed)? {
+                CounterWrite::Applied(counter) => {
+                    self.remember_counter(stream_id, &counter);
+                    done.updates += 1;
+                    done.applied += plan.records;
+                    done.duplicates += from;
+                    done.late_deltas += plan.late_deltas;
+                    done.receipts.push((key, plan.receipt.receipt));
+                    for request in requests {
+                        let (CounterWrite::Applied(c) | CounterWrite::ReceiptHeld(c)) =
+                            self.store.update_counter(&request).await.map_err(failed)?;
+                        self.remember_counter(stream_id, &c);
+                    }
+                    return Ok(Some(counter));
+                }
+                CounterWrite::ReceiptHeld(counter) => {
+                    self.remember_counter(stream_id, &counter);
+                    let Some(found) = counter.tallies.receipts.get(&key).copied() else {
+                        // The receipt this redelivery found was removed meanwhile: a delivery
+                        // of the same records ran at once and finished. Never skip: apply all.
+                        tracing::warn!(
+                            stream_id,
+                            "a receipt went away during a redelivery; applying its records"
+                        );
+                        (from, replaces) = (0, None);
+                        continue;
+                    };
+                    match found.redelivery(run) {
+                        // The counter as it is now: the history write the first delivery may not
+                        // have made is made from it.
+                        Redelivery::Applied => {
+                            tracing::info!(
+                                stream_id,
+                                records = run.len(),
+                                "these records were applied before; not again"
+                            );
+                            done.duplicates += run.len();
+                            done.receipts.push((key, found));
+                            return Ok(Some(counter));
+                        }
+                        Redelivery::Shorter => {
+                            tracing::warn!(
+                                stream_id,
+                                records = run.len(),
+                                covered = found.records,
+                                "a redelivery shorter than its receipt; not applied"
+                            );
+                            done.duplicates += run.len();
+                            done.shorter += 1;
+                            return Ok(Some(counter));
+                        }
+                        Redelivery::Rest(applied) => {
+                            tracing::info!(
+                                stream_id,
+                                applied,
+                                records = run.len(),
+                                "a redelivery with more records; applying the rest"
+                            );
+                            (from, replaces) = (applied, Some(found));
+                        }
+                        Redelivery::Unrelated => {
+                            tracing::warn!(
+                                stream_id,
+                                "a receipt of other records under this name; applying all"
+                            );
+                            (from, replaces) = (0, Some(found));
+                        }
+                    }
+                }
+            }
+        }
+        Err(failed(StoreError::Contended {
+            table: self.store.counters_table().to_owned(),
+        }))
     }
 
     /// Keeps the minute's history entry and `peak` at the most viewers seen, with one more
@@ -360,32 +568,68 @@ impl Aggregator {
         }
     }
 
+    /// How many streams the aggregator remembers now (at most [`MAX_REMEMBERED_STREAMS`]).
+    pub fn remembered_streams(&self) -> usize {
+        self.known.lock().map_or(0, |k| k.streams.len())
+    }
+
     fn memory(&self, stream_id: &str) -> StreamMemory {
         self.known
             .lock()
-            .map(|k| k.get(stream_id).cloned().unwrap_or_default())
+            .map(|k| k.streams.get(stream_id).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
 
     fn remember_counter(&self, stream_id: &str, counter: &CounterItem) {
         if let Ok(mut known) = self.known.lock() {
-            known.entry(stream_id.to_owned()).or_default().buckets =
-                counter.tallies.buckets.keys().copied().collect();
+            known.entry(stream_id).counter = KnownCounter {
+                buckets: counter.tallies.buckets.keys().copied().collect(),
+                receipts: counter.tallies.receipts.clone(),
+            };
+        }
+    }
+
+    fn forget_receipt(&self, stream_id: &str, key: ReceiptKey) {
+        if let Ok(mut known) = self.known.lock()
+            && let Some(memory) = known.streams.get_mut(stream_id)
+        {
+            memory.counter.receipts.remove(&key);
         }
     }
 
     fn remember_history(&self, stream_id: &str, history: &HistoryItem) {
         if let Ok(mut known) = self.known.lock() {
-            known.entry(stream_id.to_owned()).or_default().history =
+            known.entry(stream_id).history =
                 Some((history.tallies.history.clone(), history.peak.unwrap_or(0)));
         }
     }
 }
 
+/// Whether `deadline` is within [`DEADLINE_MARGIN`].
+fn near(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d)
+}
+
+/// Conditional rounds one run may take against receipts changing under it (only deliveries of
+/// the same records at once make more than two).
+const MAX_RECEIPT_ROUNDS: usize = 4;
+
+/// How one stream's update went.
+enum StreamOutcome {
+    Done(StreamDone),
+    Failed(StreamUpdateError),
+    Deferred,
+}
+
+#[derive(Default)]
 struct StreamDone {
     applied: usize,
+    duplicates: usize,
+    shorter: usize,
     late_deltas: usize,
     updates: usize,
+    /// Receipts to remove once the whole batch succeeded.
+    receipts: Vec<(ReceiptKey, Receipt)>,
 }
 
 /// Reads a stream record as the move of one session between expiry buckets: out of

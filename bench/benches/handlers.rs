@@ -7,8 +7,7 @@ use livecount_aggregate::session_move;
 use livecount_core::Timing;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::event::parse_body;
-use livecount_core::histogram::plan_counter_update;
-use std::collections::BTreeSet;
+use livecount_core::histogram::{KnownCounter, plan_counter_update, runs};
 use std::hint::black_box;
 
 fn ingest_bodies(n: usize) -> Vec<String> {
@@ -68,14 +67,23 @@ fn handlers(c: &mut Criterion) {
                 .iter()
                 .filter_map(|r| session_move(black_box(r), &timing).ok())
                 .collect();
-            let plan = plan_counter_update(
-                "launch-keynote",
-                &moves,
-                &BTreeSet::new(),
-                &timing,
-                1_700_000_010,
-            );
-            black_box(plan.map(|p| p.deltas.len()))
+            let known = KnownCounter::default();
+            let deltas: usize = runs(&moves)
+                .into_iter()
+                .filter_map(|run| {
+                    plan_counter_update(
+                        "launch-keynote",
+                        run,
+                        0,
+                        None,
+                        &known,
+                        &timing,
+                        1_700_000_010,
+                    )
+                })
+                .map(|p| p.deltas.len())
+                .sum();
+            black_box(deltas)
         });
     });
     group.finish();

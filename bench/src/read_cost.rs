@@ -120,18 +120,21 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
         }
     }
 
-    // A full live counter: the buckets of a window and every fingerprint slot taken (peak and
-    // history live in their own item).
+    // A full live counter: the buckets of a window and as many receipts outstanding as the
+    // 1 KB bound allows (peak and history live in their own item).
     let mut counter = serde_json::json!({"PK": stream, "SK": "live", "updatedAt": now});
     for (i, bucket) in (0..4).map(|i| (i, now - now % 5 + 5 * (i + 1))) {
         counter[format!("b{bucket}")] =
             serde_json::json!(sessions / 4 + u64::from(i == 0) * (sessions % 4));
     }
-    for slot in 0..livecount_core::histogram::FINGERPRINT_SLOTS {
-        counter[format!("f{slot}")] = serde_json::json!(format!(
-            "{:032x}",
-            4_421_584_500_000_000_017_450_439_091_u128 + u128::from(slot)
-        ));
+    for i in 0..livecount_core::histogram::RECEIPTS_IN_ONE_KB {
+        let receipt = livecount_core::histogram::Receipt {
+            at: now,
+            records: 100,
+            fingerprint: livecount_core::histogram::Fingerprint(u64::MAX - i as u64),
+        };
+        let key = livecount_core::histogram::ReceiptKey::of_first_record(&format!("record-{i}"));
+        counter[key.attribute()] = serde_json::json!(receipt.to_text());
     }
     let counter: HashMap<String, AttributeValue> = serde_dynamo::to_item(counter)?;
     let counter_bytes = item_bytes(&counter);

@@ -175,7 +175,22 @@ impl Parts {
         let dead_letters = queue.clone();
         let ingest = Ingest {
             dead_letters: Some(livecount_ingest::DeadLetters::Local(Arc::new(
-                move |id, body, reasons| dead_letters.dead_letter(id, body, reasons),
+                move |letter: &livecount_ingest::DeadLetter| {
+                    dead_letters.dead_letter(livecount_local::queue::DeadLetter {
+                        message_id: letter.message_id.clone(),
+                        body: letter.body.clone(),
+                        attributes: std::collections::BTreeMap::from([
+                            (
+                                livecount_ingest::REASONS_ATTRIBUTE.to_owned(),
+                                letter.reasons.clone(),
+                            ),
+                            (
+                                livecount_ingest::RECEIVED_AT_ATTRIBUTE.to_owned(),
+                                letter.received_ms.to_string(),
+                            ),
+                        ]),
+                    })
+                },
             ))),
             ..Ingest::new(store.clone(), config.clone())
         };

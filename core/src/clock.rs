@@ -50,3 +50,16 @@ impl Clock {
         }
     }
 }
+
+/// The `Instant` of a Lambda invocation's deadline (`context.deadline`: epoch ms by the system
+/// clock; 0 means none), for the handlers to stop starting work before it.
+pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(std::time::Instant::now() + left)
+}

@@ -2,13 +2,16 @@
 //! buckets, how one batch becomes one counter update per stream, and how a reader turns the
 //! buckets into a viewer count. Plain functions over plain types; the store sends what they plan.
 //!
-//! Dedupe is by batch fingerprint, never by sequence-number order: Lambda keeps the order of one
-//! *item's* records only, so no order across items of a stream may be assumed. A plan carries
-//! the fingerprint of the exact set of records it applies (their `eventID`s, which DynamoDB
-//! Streams makes globally unique); the counter keeps the last few fingerprints in
-//! [`FINGERPRINT_SLOTS`] fixed slots, and an update whose fingerprint a slot still holds is that
-//! same set applied before. Anything else is applied: a record is never skipped unless the very
-//! same set of records was applied together.
+//! Dedupe is by *receipt*, never by sequence-number order: Lambda keeps the order of one
+//! *item's* records only, so no order across items of a stream may be assumed. Every retry the
+//! aggregator lets Lambda make starts at the batch's first record (it reports that record when
+//! anything failed, and the deployments do not bisect), so a redelivery of a stream's records
+//! begins with the same record as the delivery before it and holds the same records in the same
+//! order, or more of them. The counter update writes a [`Receipt`] named after the stream's
+//! first record in the batch ([`ReceiptKey`]): how many of the stream's records it applied and
+//! their [`Fingerprint`]. A redelivery finds the receipt under its own name, skips exactly the
+//! records it covers and applies the rest. A receipt is only replaced by a delivery that
+//! starts with the same record, never by another update, and removed once its batch succeeded.
 
 use crate::config::Timing;
 use sha2::{Digest, Sha256};
@@ -105,14 +108,11 @@ impl SessionMove {
 /// live counter item stays within 1 KB.
 pub const MAX_LIVE_BUCKETS: i64 = 20;
 
-/// Slots for recent fingerprints on a counter item (`f0` … `f7`): a fingerprint lives in slot
-/// `fingerprint mod 8` until another update's fingerprint takes the slot.
-pub const FINGERPRINT_SLOTS: u32 = 8;
-
-/// 128 bits of SHA-256 over the sorted record ids of one counter request: equal fingerprints
-/// mean the same set of records (a collision is a 2^-128 event, not a design case).
+/// 64 bits of SHA-256 over the sorted record ids of a set of records: equal fingerprints of
+/// two sets that begin with the same record mean the same set (a collision is a 2^-64 event,
+/// not a design case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Fingerprint(pub u128);
+pub struct Fingerprint(pub u64);
 
 impl Fingerprint {
     /// The fingerprint of a set of records, whatever their order.
@@ -125,45 +125,152 @@ impl Fingerprint {
             hasher.update(id.len().to_le_bytes());
             hasher.update(id.as_bytes());
         }
-        Self::from_digest(&hasher.finalize())
+        Self(first_u64(&hasher.finalize()))
     }
 
-    /// The fingerprint of part `index` of a plan split over several requests.
-    pub fn part(self, index: usize) -> Self {
-        if index == 0 {
-            return self;
-        }
-        let mut hasher = Sha256::new();
-        hasher.update(self.0.to_le_bytes());
-        hasher.update(index.to_le_bytes());
-        Self::from_digest(&hasher.finalize())
-    }
-
-    fn from_digest(digest: &[u8]) -> Self {
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        Self(u128::from_le_bytes(bytes))
-    }
-
-    /// The counter slot this fingerprint is kept in.
-    pub fn slot(self) -> u32 {
-        (self.0 % u128::from(FINGERPRINT_SLOTS)) as u32
-    }
-
-    /// The stored form: 32 lowercase hex digits.
+    /// The stored form: 16 lowercase hex digits.
     pub fn to_hex(self) -> String {
-        format!("{:032x}", self.0)
+        format!("{:016x}", self.0)
     }
 
     pub fn parse_hex(text: &str) -> Option<Self> {
-        (text.len() == 32)
-            .then(|| u128::from_str_radix(text, 16).ok())
+        (text.len() == 16)
+            .then(|| u64::from_str_radix(text, 16).ok())
             .flatten()
             .map(Self)
     }
 }
 
-/// Everything one stream's counter must do for one batch.
+fn first_u64(digest: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+/// The name of a receipt: 48 bits of SHA-256 of the `eventID` of the first of a stream's
+/// records in a batch. Every delivery that starts with that record has the same name; two
+/// deliveries in flight at once start with different records (a record is in one lane), so
+/// their names differ but for a 2^-48 chance per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReceiptKey(u64);
+
+impl ReceiptKey {
+    /// The key of the deliveries that begin with record `first`.
+    pub fn of_first_record(first: &str) -> Self {
+        let digest = Sha256::digest(first.as_bytes());
+        Self(first_u64(&digest) & 0xffff_ffff_ffff)
+    }
+
+    /// The attribute that holds it on the live counter: `r` and 12 hex digits.
+    pub fn attribute(self) -> String {
+        format!("r{:012x}", self.0)
+    }
+
+    /// The key of a receipt attribute name, if `name` is one.
+    pub fn from_attribute(name: &str) -> Option<Self> {
+        let hex = name.strip_prefix('r')?;
+        (hex.len() == 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(hex, 16).ok().map(Self))
+            .flatten()
+    }
+}
+
+/// What a counter holds of one delivery of a stream's records: of the records that begin with
+/// its key's record, in batch order, the first `records` were applied, and their fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// When it was written (aggregator clock, epoch seconds): receipts older than
+    /// [`receipt_lifetime`] are swept.
+    pub at: i64,
+    pub records: usize,
+    pub fingerprint: Fingerprint,
+}
+
+/// How long a receipt is kept at most: `W + B + G` and a minute for clocks. A redelivery later
+/// than `W + B + G` after its records were received has no delta left to apply (every bucket it
+/// touches is older than `now - G`), so it needs no receipt. A receipt is normally removed as
+/// soon as its batch succeeded; this sweep only removes those of invocations that died first.
+pub fn receipt_lifetime(timing: &Timing) -> i64 {
+    timing.window_seconds + timing.bucket_seconds + timing.grace_seconds + 60
+}
+
+impl Receipt {
+    /// The receipt of `moves` (one stream's records of a delivery, in batch order), at `at`.
+    pub fn of(moves: &[SessionMove], at: i64) -> Self {
+        Self {
+            at,
+            records: moves.len(),
+            fingerprint: Fingerprint::of_records(moves.iter().map(|m| m.record_id.as_str())),
+        }
+    }
+
+    /// The stored form: `"{at}.{records}.{fingerprint}"`.
+    pub fn to_text(&self) -> String {
+        format!("{}.{}.{}", self.at, self.records, self.fingerprint.to_hex())
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let at = parts.next()?.parse().ok()?;
+        let records = parts.next()?.parse().ok()?;
+        let fingerprint = Fingerprint::parse_hex(parts.next()?)?;
+        parts.next().is_none().then_some(Self {
+            at,
+            records,
+            fingerprint,
+        })
+    }
+
+    /// What a delivery of `moves` (beginning with this receipt's record) still has to apply.
+    pub fn redelivery(&self, moves: &[SessionMove]) -> Redelivery {
+        if moves.len() < self.records {
+            // Lambda keeps a lane's records in order: a shorter delivery from the same first
+            // record holds records this receipt covers.
+            return Redelivery::Shorter;
+        }
+        let applied =
+            Fingerprint::of_records(moves[..self.records].iter().map(|m| m.record_id.as_str()));
+        if applied != self.fingerprint {
+            Redelivery::Unrelated
+        } else if moves.len() == self.records {
+            Redelivery::Applied
+        } else {
+            Redelivery::Rest(self.records)
+        }
+    }
+}
+
+/// How a delivery relates to the receipt its first record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// The very records the receipt covers: nothing to apply.
+    Applied,
+    /// The receipt's records and more: apply those from this index on.
+    Rest(usize),
+    /// Fewer records than the receipt covers (Lambda does not shorten a retry; counted).
+    Shorter,
+    /// Not the records the receipt covers (a name collision): applied whole, never skipped.
+    Unrelated,
+}
+
+/// What an aggregator knows of a stream's live counter: the buckets and receipts it held when
+/// last seen (so old ones can be removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownCounter {
+    pub buckets: BTreeSet<i64>,
+    pub receipts: BTreeMap<ReceiptKey, Receipt>,
+}
+
+/// The receipt a counter update writes, and what its name must hold for the update to apply:
+/// nothing (a first delivery), or the receipt a redelivery found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptWrite {
+    pub key: ReceiptKey,
+    pub receipt: Receipt,
+    pub replaces: Option<Receipt>,
+}
+
+/// Everything one stream's counter must do for one run of its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterPlan {
     pub stream_id: String,
@@ -172,8 +279,11 @@ pub struct CounterPlan {
     /// `REMOVE b{bucket}`: buckets older than `now - G`: those the counter is known to hold and
     /// the few just below `now - G`, which any writer may have created.
     pub prune: BTreeSet<i64>,
-    /// The records' fingerprint: the update applies only if the counter does not hold it.
-    pub fingerprint: Fingerprint,
+    /// `REMOVE r{key}`: receipts known to be older than [`receipt_lifetime`] (at most
+    /// [`MAX_STALE_RECEIPTS`] a plan).
+    pub stale_receipts: BTreeSet<ReceiptKey>,
+    /// The receipt written with the deltas, in the same request.
+    pub receipt: ReceiptWrite,
     /// The aggregator's clock (`updatedAt`), epoch seconds.
     pub now: i64,
     /// How many records the plan applies.
@@ -182,15 +292,18 @@ pub struct CounterPlan {
     pub late_deltas: usize,
 }
 
-/// One `UpdateItem` of a plan: a plan whose actions exceed [`MAX_ACTIONS_PER_REQUEST`] is
-/// split, each part with its own fingerprint, so every request stays far inside DynamoDB's
-/// expression limits (300 operators, 4 KB) whatever the batch.
+/// One `UpdateItem` of a plan. The first carries every delta and the receipt, conditioned on
+/// the receipt's name; when a plan's `REMOVE`s exceed [`MAX_ACTIONS_PER_REQUEST`] the rest
+/// follow in requests that only remove (which is idempotent), so every request stays far
+/// inside DynamoDB's expression limits (300 operators, 4 KB) whatever the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterRequest {
     pub stream_id: String,
     pub deltas: Vec<(i64, i64)>,
     pub prune: Vec<i64>,
-    pub fingerprint: Fingerprint,
+    pub remove_receipts: Vec<ReceiptKey>,
+    /// Only on the first request of a plan.
+    pub receipt: Option<ReceiptWrite>,
     pub now: i64,
     /// When the counter item expires (`expiresAt`, the counters table's TTL), epoch seconds.
     pub expires_at: i64,
@@ -198,6 +311,18 @@ pub struct CounterRequest {
 
 /// Most `ADD` and `REMOVE` actions in one counter request.
 pub const MAX_ACTIONS_PER_REQUEST: usize = 64;
+
+/// Most distinct buckets the records of one run may touch, so a run's deltas always fit in the
+/// first request with its receipt.
+pub const MAX_BUCKETS_PER_RUN: usize = 48;
+
+/// Receipts outstanding at once that keep the largest live item a valid configuration allows
+/// within 1 KB (a unit test builds it). A receipt is outstanding from its update until its batch
+/// succeeded: deliveries in flight, and those waiting for Lambda's retry.
+pub const RECEIPTS_IN_ONE_KB: usize = 8;
+
+/// Most old receipts one plan removes.
+pub const MAX_STALE_RECEIPTS: usize = 8;
 
 /// Buckets just below `now - G` that every update removes, known or not, so that a writer that
 /// has not seen the item yet still keeps it small.
@@ -208,25 +333,31 @@ impl CounterPlan {
     /// `expires_at` (epoch seconds).
     pub fn requests(&self, expires_at: i64) -> Vec<CounterRequest> {
         let deltas: Vec<(i64, i64)> = self.deltas.iter().map(|(&b, &d)| (b, d)).collect();
+        let receipts: Vec<ReceiptKey> = self.stale_receipts.iter().copied().collect();
         let prune: Vec<i64> = self.prune.iter().copied().collect();
-        let mut requests = Vec::new();
-        let (mut d, mut p) = (deltas.as_slice(), prune.as_slice());
-        loop {
-            let take_d = d.len().min(MAX_ACTIONS_PER_REQUEST);
-            let take_p = p.len().min(MAX_ACTIONS_PER_REQUEST - take_d);
+        let room = MAX_ACTIONS_PER_REQUEST.saturating_sub(deltas.len() + receipts.len());
+        let (first, rest) = prune.split_at(room.min(prune.len()));
+        let mut requests = vec![CounterRequest {
+            stream_id: self.stream_id.clone(),
+            deltas,
+            prune: first.to_vec(),
+            remove_receipts: receipts,
+            receipt: Some(self.receipt),
+            now: self.now,
+            expires_at,
+        }];
+        for chunk in rest.chunks(MAX_ACTIONS_PER_REQUEST) {
             requests.push(CounterRequest {
                 stream_id: self.stream_id.clone(),
-                deltas: d[..take_d].to_vec(),
-                prune: p[..take_p].to_vec(),
-                fingerprint: self.fingerprint.part(requests.len()),
+                deltas: Vec::new(),
+                prune: chunk.to_vec(),
+                remove_receipts: Vec::new(),
+                receipt: None,
                 now: self.now,
                 expires_at,
             });
-            (d, p) = (&d[take_d..], &p[take_p..]);
-            if d.is_empty() && p.is_empty() {
-                return requests;
-            }
         }
+        requests
     }
 }
 
@@ -238,21 +369,51 @@ pub fn minute_of(now: i64) -> i64 {
     now - now.rem_euclid(60)
 }
 
-/// Plans one stream's counter update from its records in one batch.
+/// One stream's records of a delivery (in batch order) cut into runs of consecutive records
+/// that touch at most [`MAX_BUCKETS_PER_RUN`] distinct buckets; each run is applied by its own
+/// update with its own receipt. The cut depends only on the records, never on the clock, so a
+/// redelivery that begins with the same records cuts them the same way (its last run may be
+/// longer).
+pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
+    let mut runs = Vec::new();
+    let (mut start, mut buckets) = (0, BTreeSet::new());
+    for (i, m) in moves.iter().enumerate() {
+        let touched = m.left.into_iter().chain(m.joined);
+        let new = touched.filter(|b| !buckets.contains(b)).count();
+        if buckets.len() + new > MAX_BUCKETS_PER_RUN {
+            runs.push(&moves[start..i]);
+            (start, buckets) = (i, BTreeSet::new());
+        }
+        buckets.extend(m.left.into_iter().chain(m.joined));
+    }
+    if start < moves.len() {
+        runs.push(&moves[start..]);
+    }
+    runs
+}
+
+/// Plans the counter update of one run of a stream's records (see [`runs`]): the deltas of
+/// `run[from..]` (the records a receipt does not already cover), with the receipt of the whole
+/// run, written where `replaces` is (or nothing is).
 ///
 /// Returns `None` when nothing changes the count: every record either has no live delta or
-/// moves a session within one bucket, or the deltas cancel out.
+/// moves a session within one bucket, or the deltas cancel out. Nothing then needs a receipt
+/// either: applying those records again changes nothing.
 pub fn plan_counter_update(
     stream_id: &str,
-    moves: &[SessionMove],
-    known_buckets: &BTreeSet<i64>,
+    run: &[SessionMove],
+    from: usize,
+    replaces: Option<Receipt>,
+    known: &KnownCounter,
     timing: &Timing,
     now: i64,
 ) -> Option<CounterPlan> {
+    let first = run.first()?;
     let oldest_live = timing.oldest_live_bucket(now);
     let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
     let mut late_deltas = 0;
-    for m in moves {
+    let applied = run.get(from..).unwrap_or_default();
+    for m in applied {
         late_deltas += usize::from(m.left.is_some_and(|b| b < oldest_live))
             + usize::from(m.joined.is_some_and(|b| b < oldest_live));
         for (bucket, delta) in m.live_deltas(oldest_live) {
@@ -265,18 +426,32 @@ pub fn plan_counter_update(
     }
     let newest_stale = timing.bucket(oldest_live) - timing.bucket_seconds;
     let blind = (0..BLIND_PRUNE_BUCKETS).map(|i| newest_stale - i * timing.bucket_seconds);
-    let prune = known_buckets
+    let prune = known
+        .buckets
         .range(..oldest_live)
         .copied()
         .chain(blind)
+        .collect();
+    let key = ReceiptKey::of_first_record(&first.record_id);
+    let stale_receipts = known
+        .receipts
+        .iter()
+        .filter(|(k, r)| **k != key && r.at < now - receipt_lifetime(timing))
+        .map(|(k, _)| *k)
+        .take(MAX_STALE_RECEIPTS)
         .collect();
     Some(CounterPlan {
         stream_id: stream_id.to_owned(),
         deltas,
         prune,
-        fingerprint: Fingerprint::of_records(moves.iter().map(|m| m.record_id.as_str())),
+        stale_receipts,
+        receipt: ReceiptWrite {
+            key,
+            receipt: Receipt::of(run, now),
+            replaces,
+        },
         now,
-        records: moves.len(),
+        records: applied.len(),
         late_deltas,
     })
 }
@@ -309,7 +484,7 @@ mod tests {
     }
 
     fn plan(moves: &[SessionMove]) -> Option<CounterPlan> {
-        plan_counter_update("s", moves, &BTreeSet::new(), &T, NOW)
+        plan_counter_update("s", moves, 0, None, &KnownCounter::default(), &T, NOW)
     }
 
     #[test]
@@ -371,20 +546,125 @@ mod tests {
             Fingerprint::of_records(["ab", "c"]),
             Fingerprint::of_records(["a", "bc"])
         );
-        assert_ne!(a.part(1), a);
-        assert_ne!(a.part(1), a.part(2));
-        assert_eq!(a.part(0), a);
         assert_eq!(Fingerprint::parse_hex(&a.to_hex()), Some(a));
-        assert_eq!(a.to_hex().len(), 32);
+        assert_eq!(a.to_hex().len(), 16);
         assert_eq!(Fingerprint::parse_hex("xyz"), None);
-        assert!(a.slot() < FINGERPRINT_SLOTS);
+    }
+
+    #[test]
+    fn receipts_round_trip_and_name_the_first_record() {
+        let moves: Vec<SessionMove> = (0..3).map(|i| mv(i, None, Some(NOW + 15))).collect();
+        let receipt = Receipt::of(&moves, NOW);
+        assert_eq!(receipt.records, 3);
+        assert_eq!(Receipt::parse(&receipt.to_text()), Some(receipt));
+        for bad in [
+            "",
+            "1.2",
+            "1.2.xyz",
+            "a.2.0000000000000000",
+            "1.2.0000000000000000.4",
+        ] {
+            assert_eq!(Receipt::parse(bad), None, "{bad:?}");
+        }
+        let key = ReceiptKey::of_first_record("event-0");
+        assert_eq!(ReceiptKey::from_attribute(&key.attribute()), Some(key));
+        assert_eq!(key.attribute().len(), 13);
+        assert_ne!(key, ReceiptKey::of_first_record("event-1"));
+        for bad in ["r12", "rxyzxyzxyzxyz", "b1700000000", "r0000000000000"] {
+            assert_eq!(ReceiptKey::from_attribute(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Every redelivery Lambda makes from the same first record: the same records, more of them
+    /// (a batch re-read from the checkpoint after more arrived), fewer; and a receipt of other
+    /// records under the name (a collision), which never makes a record skipped.
+    #[test]
+    fn a_redelivery_applies_exactly_the_records_its_receipt_does_not_cover() {
+        let moves: Vec<SessionMove> = (0..6).map(|i| mv(i, None, Some(NOW + 15))).collect();
+        let receipt = Receipt::of(&moves[..4], NOW);
+        assert_eq!(receipt.redelivery(&moves[..4]), Redelivery::Applied);
+        assert_eq!(receipt.redelivery(&moves), Redelivery::Rest(4));
+        assert_eq!(receipt.redelivery(&moves[..2]), Redelivery::Shorter);
+        let other: Vec<SessionMove> = (10..16).map(|i| mv(i, None, Some(NOW + 15))).collect();
+        assert_eq!(receipt.redelivery(&other), Redelivery::Unrelated);
+        let rest = plan_counter_update(
+            "s",
+            &moves,
+            4,
+            Some(receipt),
+            &KnownCounter::default(),
+            &T,
+            NOW + 1,
+        )
+        .expect("plan");
+        assert_eq!(rest.deltas, BTreeMap::from([(NOW + 15, 2)]));
+        assert_eq!(rest.records, 2);
+        assert_eq!(rest.receipt.receipt.records, 6);
+        assert_eq!(rest.receipt.replaces, Some(receipt));
+        assert_eq!(
+            rest.receipt.key,
+            ReceiptKey::of_first_record(&moves[0].record_id)
+        );
+    }
+
+    #[test]
+    fn runs_touch_a_bounded_number_of_buckets_and_cut_a_longer_delivery_the_same_way() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let moves: Vec<SessionMove> = (0..3_000)
+            .map(|i| {
+                let mut bucket = || rng.bool().then(|| NOW - 100 + 5 * rng.i64(0..300));
+                mv(i, bucket(), bucket())
+            })
+            .collect();
+        let all = runs(&moves);
+        assert!(all.len() > 10);
+        assert_eq!(all.iter().map(|r| r.len()).sum::<usize>(), moves.len());
+        for run in &all {
+            let touched: BTreeSet<i64> = run
+                .iter()
+                .flat_map(|m| m.left.into_iter().chain(m.joined))
+                .collect();
+            assert!(touched.len() <= MAX_BUCKETS_PER_RUN);
+        }
+        for cut in [1, 700, 1_999] {
+            let shorter = runs(&moves[..cut]);
+            let (last, full) = shorter.split_last().expect("runs");
+            assert_eq!(full, &all[..full.len()], "cut at {cut}");
+            assert!(all[full.len()].starts_with(last));
+        }
     }
 
     #[test]
     fn known_and_recently_stale_buckets_are_pruned_never_live_ones() {
-        let known = BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]);
-        let p = plan_counter_update("s", &[mv(1, None, Some(NOW + 15))], &known, &T, NOW)
-            .expect("plan");
+        let old = Receipt {
+            at: NOW - receipt_lifetime(&T) - 1,
+            records: 1,
+            fingerprint: Fingerprint(1),
+        };
+        let recent = Receipt { at: NOW - 5, ..old };
+        let (k1, k2) = (
+            ReceiptKey::of_first_record("old"),
+            ReceiptKey::of_first_record("recent"),
+        );
+        let known = KnownCounter {
+            buckets: BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]),
+            receipts: BTreeMap::from([(k1, old), (k2, recent)]),
+        };
+        let p = plan_counter_update(
+            "s",
+            &[mv(1, None, Some(NOW + 15))],
+            0,
+            None,
+            &known,
+            &T,
+            NOW,
+        )
+        .expect("plan");
+        assert_eq!(
+            p.stale_receipts,
+            BTreeSet::from([k1]),
+            "only old receipts go"
+        );
         // known ones below now - G, and the four buckets just below it
         assert_eq!(
             p.prune,
@@ -405,46 +685,57 @@ mod tests {
                     mv(i, bucket(&mut rng), bucket(&mut rng))
                 })
                 .collect();
-            let known: BTreeSet<i64> = (0..rng.i64(0..200)).map(|i| NOW - 5000 + 5 * i).collect();
-            let Some(p) = plan_counter_update("s", &moves, &known, &T, NOW) else {
-                continue;
+            let known = KnownCounter {
+                buckets: (0..rng.i64(0..200)).map(|i| NOW - 5000 + 5 * i).collect(),
+                receipts: BTreeMap::new(),
             };
-            let requests = p.requests(NOW + 86_400);
-            let mut deltas = BTreeMap::new();
-            let mut prune = BTreeSet::new();
-            let mut fingerprints = BTreeSet::new();
-            for r in &requests {
-                assert!(r.deltas.len() + r.prune.len() <= MAX_ACTIONS_PER_REQUEST);
-                deltas.extend(r.deltas.iter().copied());
-                prune.extend(r.prune.iter().copied());
-                assert!(
-                    fingerprints.insert(r.fingerprint),
-                    "parts have their own fingerprints"
-                );
+            for run in runs(&moves) {
+                let Some(p) = plan_counter_update("s", run, 0, None, &known, &T, NOW) else {
+                    continue;
+                };
+                let requests = p.requests(NOW + 86_400);
+                let mut deltas = BTreeMap::new();
+                let mut prune = BTreeSet::new();
+                for (i, r) in requests.iter().enumerate() {
+                    assert!(r.deltas.len() + r.prune.len() <= MAX_ACTIONS_PER_REQUEST);
+                    assert_eq!(
+                        r.receipt.is_some(),
+                        i == 0,
+                        "the first request has the receipt"
+                    );
+                    assert!(i == 0 || r.deltas.is_empty(), "later requests only remove");
+                    deltas.extend(r.deltas.iter().copied());
+                    prune.extend(r.prune.iter().copied());
+                }
+                assert_eq!(deltas, p.deltas);
+                assert_eq!(prune, p.prune);
             }
-            assert_eq!(deltas, p.deltas);
-            assert_eq!(prune, p.prune);
-            assert_eq!(requests[0].fingerprint, p.fingerprint);
         }
     }
 
     /// The defect a sequence-number watermark had: two lanes of one shard, each keeping the
-    /// order of its own items, the later lane committing first. Fingerprint dedupe applies both.
+    /// order of its own items, the later lane committing first. Receipts apply both, and
+    /// recognise an exact redelivery of either lane's batch, whatever was applied in between.
     #[test]
     fn a_later_lane_committing_first_never_hides_the_earlier_lanes_records() {
-        let mut slots: BTreeMap<u32, Fingerprint> = BTreeMap::new();
+        let mut receipts: BTreeMap<ReceiptKey, Receipt> = BTreeMap::new();
         let mut buckets: BTreeMap<i64, i64> = BTreeMap::new();
         let mut apply = |moves: &[SessionMove]| {
-            let Some(p) = plan(moves) else {
-                return viewers(&buckets, NOW);
-            };
-            for r in p.requests(NOW + 86_400) {
-                if slots.get(&r.fingerprint.slot()) == Some(&r.fingerprint) {
-                    continue; // the same set applied before
-                }
-                slots.insert(r.fingerprint.slot(), r.fingerprint);
-                for (b, d) in r.deltas {
-                    *buckets.entry(b).or_default() += d;
+            for run in runs(moves) {
+                let key = ReceiptKey::of_first_record(&run[0].record_id);
+                let (from, replaces) = match receipts.get(&key).map(|r| (r.redelivery(run), *r)) {
+                    Some((Redelivery::Applied | Redelivery::Shorter, _)) => continue,
+                    Some((Redelivery::Rest(from), r)) => (from, Some(r)),
+                    Some((Redelivery::Unrelated, r)) => (0, Some(r)),
+                    None => (0, None),
+                };
+                let known = KnownCounter::default();
+                let Some(p) = plan_counter_update("s", run, from, replaces, &known, &T, NOW) else {
+                    continue;
+                };
+                receipts.insert(key, p.receipt.receipt);
+                for (b, d) in &p.deltas {
+                    *buckets.entry(*b).or_default() += d;
                 }
             }
             viewers(&buckets, NOW)
@@ -456,9 +747,12 @@ mod tests {
             .partition(|m| m.sequence < SequenceNumber::parse("20").expect("digits"));
         assert_eq!(apply(&late), 20);
         assert_eq!(apply(&early), 40);
-        // an exact redelivery of either lane's batch is recognised
+        // an exact redelivery of either lane's batch is recognised, and so is a longer one
         assert_eq!(apply(&early), 40);
         assert_eq!(apply(&late), 40);
+        let mut longer = early.clone();
+        longer.push(mv(99, None, Some(NOW + 15)));
+        assert_eq!(apply(&longer), 41);
     }
 
     #[test]

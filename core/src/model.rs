@@ -1,6 +1,6 @@
 //! The items of the two tables (see `docs/design.md`), mapped with `serde_dynamo`.
 
-use crate::histogram::Fingerprint;
+use crate::histogram::{Receipt, ReceiptKey};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -107,8 +107,9 @@ impl SessionImage {
     }
 }
 
-/// A stream's live counter item: what a dashboard reads, bounded to 1 KB (its buckets within
-/// `now - G … now + W + B` and [`crate::histogram::FINGERPRINT_SLOTS`] fingerprints).
+/// A stream's live counter item: what a dashboard reads, within 1 KB (its buckets within
+/// `now - G … now + W + B`, and the receipts of the deliveries not yet finished: up to
+/// [`crate::histogram::RECEIPTS_IN_ONE_KB`] of them fit).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CounterItem {
@@ -137,14 +138,15 @@ pub struct HistoryItem {
     pub tallies: Tallies,
 }
 
-/// The dynamic attributes of the counter items: `b{epoch}` buckets and `f{slot}` fingerprints
+/// The dynamic attributes of the counter items: `b{epoch}` buckets and `r{key}` receipts
 /// (live item), `h{minute}` history (history item).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
     pub buckets: BTreeMap<i64, i64>,
-    /// Slot → fingerprint of the records a recent update applied.
-    pub fingerprints: BTreeMap<u32, Fingerprint>,
+    /// Receipts of the deliveries whose batches have not finished (see
+    /// [`crate::histogram::Receipt`]).
+    pub receipts: BTreeMap<ReceiptKey, Receipt>,
     /// Minute (epoch seconds of its start) → most viewers the aggregator saw in it.
     pub history: BTreeMap<i64, u64>,
 }
@@ -157,11 +159,6 @@ pub fn bucket_attribute(bucket: i64) -> String {
 /// Attribute name of a minute's viewer peak.
 pub fn minute_attribute(minute: i64) -> String {
     format!("h{minute}")
-}
-
-/// Attribute name of a fingerprint slot.
-pub fn fingerprint_attribute(slot: u32) -> String {
-    format!("f{slot}")
 }
 
 fn numbered(name: &str, prefix: char) -> Option<&str> {
@@ -185,12 +182,12 @@ impl<'de> Deserialize<'de> for Tallies {
                         tallies.buckets.insert(bucket, map.next_value()?);
                     } else if let Some(minute) = numbered(&name, 'h').and_then(|n| n.parse().ok()) {
                         tallies.history.insert(minute, map.next_value()?);
-                    } else if let Some(slot) = numbered(&name, 'f').and_then(|n| n.parse().ok()) {
+                    } else if let Some(key) = ReceiptKey::from_attribute(&name) {
                         let text: String = map.next_value()?;
-                        let fingerprint = Fingerprint::parse_hex(&text).ok_or_else(|| {
-                            serde::de::Error::custom(format!("{name} is not a fingerprint"))
+                        let receipt = Receipt::parse(&text).ok_or_else(|| {
+                            serde::de::Error::custom(format!("{name} is not a receipt: {text:?}"))
                         })?;
-                        tallies.fingerprints.insert(slot, fingerprint);
+                        tallies.receipts.insert(key, receipt);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -209,7 +206,7 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
-    fn counter_items_map_buckets_fingerprints_history_and_peak() {
+    fn counter_items_map_buckets_receipts_history_and_peak() {
         let n = |v: &str| AttributeValue::N(v.to_owned());
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let item: HashMap<String, AttributeValue> = HashMap::from([
@@ -217,7 +214,10 @@ mod tests {
             ("SK".to_owned(), s("live")),
             ("b1700000015".to_owned(), n("3")),
             ("b1700000020".to_owned(), n("-1")),
-            ("f7".to_owned(), s(&format!("{:032x}", 123))),
+            (
+                "r00000000007b".to_owned(),
+                s("1700000001.12.000000000000007b"),
+            ),
             ("updatedAt".to_owned(), n("1700000002")),
             ("bogus".to_owned(), s("ignored")),
         ]);
@@ -229,8 +229,12 @@ mod tests {
             BTreeMap::from([(1_700_000_015, 3), (1_700_000_020, -1)])
         );
         assert_eq!(
-            counter.tallies.fingerprints,
-            BTreeMap::from([(7, Fingerprint(123))])
+            counter.tallies.receipts.into_values().collect::<Vec<_>>(),
+            vec![Receipt {
+                at: 1_700_000_001,
+                records: 12,
+                fingerprint: crate::histogram::Fingerprint(123)
+            }]
         );
 
         let item: HashMap<String, AttributeValue> = HashMap::from([
@@ -248,18 +252,23 @@ mod tests {
             BTreeMap::from([(1_699_999_980, 4)])
         );
 
-        let bad = HashMap::from([("PK".to_owned(), s("st")), ("f1".to_owned(), s("nope"))]);
+        let bad = HashMap::from([
+            ("PK".to_owned(), s("st")),
+            ("r00000000007b".to_owned(), s("nope")),
+        ]);
         assert!(serde_dynamo::from_item::<_, CounterItem>(bad).is_err());
     }
 
     /// The largest live counter item a valid configuration can make: a 128-character stream id,
     /// every bucket of the widest allowed span plus the blind-pruned ones holding a
-    /// seven-digit count, every fingerprint slot taken. It stays within 1 KB: one write unit
-    /// per update, half a read unit per read.
+    /// seven-digit count, [`RECEIPTS_IN_ONE_KB`] receipts of ten-thousand-record deliveries
+    /// outstanding. It stays within 1 KB: one write unit per update, half a read unit per read.
     #[test]
     fn the_largest_live_counter_item_stays_within_one_kilobyte() {
         use crate::capacity::{item_size, read_units, write_units};
-        use crate::histogram::{BLIND_PRUNE_BUCKETS, FINGERPRINT_SLOTS, MAX_LIVE_BUCKETS};
+        use crate::histogram::{
+            BLIND_PRUNE_BUCKETS, Fingerprint, MAX_LIVE_BUCKETS, RECEIPTS_IN_ONE_KB,
+        };
         let now = 1_700_000_000_i64;
         let mut item: HashMap<String, AttributeValue> = HashMap::from([
             ("PK".to_owned(), AttributeValue::S("s".repeat(128))),
@@ -276,10 +285,15 @@ mod tests {
                 AttributeValue::N("-1000000".into()),
             );
         }
-        for slot in 0..FINGERPRINT_SLOTS {
+        for i in 0..RECEIPTS_IN_ONE_KB {
+            let receipt = Receipt {
+                at: now,
+                records: 10_000,
+                fingerprint: Fingerprint(u64::MAX),
+            };
             item.insert(
-                fingerprint_attribute(slot),
-                AttributeValue::S(Fingerprint(u128::MAX).to_hex()),
+                ReceiptKey::of_first_record(&format!("event-{i}")).attribute(),
+                AttributeValue::S(receipt.to_text()),
             );
         }
         let size = item_size(&item);
@@ -287,10 +301,7 @@ mod tests {
         assert_eq!(write_units(size, size), 1.0);
         assert_eq!(read_units(size, false), 0.5);
         let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
-        assert_eq!(
-            counter.tallies.fingerprints.len(),
-            FINGERPRINT_SLOTS as usize
-        );
+        assert_eq!(counter.tallies.receipts.len(), RECEIPTS_IN_ONE_KB);
     }
 
     #[test]

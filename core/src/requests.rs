@@ -3,10 +3,8 @@
 //! output is unit-tested, and every counter request is checked against DynamoDB's expression
 //! limits (300 operators, 4 KB per expression) for any batch.
 
-use crate::histogram::{CounterRequest, HISTORY_SECONDS, minute_of};
-use crate::model::{
-    ItemKey, SessionState, bucket_attribute, fingerprint_attribute, minute_attribute,
-};
+use crate::histogram::{CounterRequest, HISTORY_SECONDS, Receipt, ReceiptKey, minute_of};
+use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -121,18 +119,27 @@ pub fn session_write_request(
     ))
 }
 
-/// One counter request: `SET updatedAt, expiresAt, f{slot} = fingerprint ADD b{bucket} delta …
-/// REMOVE b{bucket} …`, conditioned on slot `f{slot}` not holding the fingerprint already.
+/// One counter request: `SET updatedAt, expiresAt[, r{key} = receipt] ADD b{bucket} delta …
+/// REMOVE b{bucket} …, r{old} …`. With a receipt it is conditioned on the receipt's name: empty
+/// (`attribute_not_exists`) for a first delivery, or holding exactly the receipt a redelivery
+/// found there; a request that only removes has no condition (removing is idempotent).
 pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRequest, StoreError> {
     let mut expr = Expression::new(table);
-    let slot = expr.name(&fingerprint_attribute(request.fingerprint.slot()));
-    let fingerprint = expr.value(&request.fingerprint.to_hex())?;
     let updated = expr.name("updatedAt");
     let now = expr.value(&request.now)?;
     let expires = expr.name(EXPIRES_AT);
     let expires_at = expr.value(&request.expires_at)?;
-    let mut update =
-        format!("SET {updated} = {now}, {expires} = {expires_at}, {slot} = {fingerprint}");
+    let mut update = format!("SET {updated} = {now}, {expires} = {expires_at}");
+    let mut condition = None;
+    if let Some(write) = &request.receipt {
+        let name = expr.name(&write.key.attribute());
+        let receipt = expr.value(&write.receipt.to_text())?;
+        update.push_str(&format!(", {name} = {receipt}"));
+        condition = Some(match &write.replaces {
+            None => format!("attribute_not_exists({name})"),
+            Some(old) => format!("{name} = {}", expr.value(&old.to_text())?),
+        });
+    }
     let adds = request
         .deltas
         .iter()
@@ -147,11 +154,12 @@ pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRe
     if !adds.is_empty() {
         update.push_str(&format!(" ADD {}", adds.join(", ")));
     }
-    let removes: Vec<String> = request
+    let attributes = request
         .prune
         .iter()
-        .map(|b| expr.name(&bucket_attribute(*b)))
-        .collect();
+        .map(|b| bucket_attribute(*b))
+        .chain(request.remove_receipts.iter().map(|k| k.attribute()));
+    let removes: Vec<String> = attributes.map(|a| expr.name(&a)).collect();
     if !removes.is_empty() {
         update.push_str(&format!(" REMOVE {}", removes.join(", ")));
     }
@@ -162,9 +170,25 @@ pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRe
             "a counter key",
         )?,
         update,
-        Some(format!(
-            "attribute_not_exists({slot}) OR {slot} <> {fingerprint}"
-        )),
+        condition,
+    ))
+}
+
+/// Removes a receipt once its batch succeeded: `REMOVE r{key}` if it still holds `receipt` (a
+/// receipt a later redelivery replaced stays).
+pub fn receipt_release_request(
+    table: &str,
+    stream_id: &str,
+    key: ReceiptKey,
+    receipt: &Receipt,
+) -> Result<UpdateRequest, StoreError> {
+    let mut expr = Expression::new(table);
+    let name = expr.name(&key.attribute());
+    let value = expr.value(&receipt.to_text())?;
+    Ok(expr.finish(
+        to_item(&ItemKey::live_counter(stream_id), table, "a counter key")?,
+        format!("REMOVE {name}"),
+        Some(format!("{name} = {value}")),
     ))
 }
 
@@ -353,7 +377,7 @@ impl<'a> Expression<'a> {
 mod tests {
     use super::*;
     use crate::config::Timing;
-    use crate::histogram::{SequenceNumber, SessionMove, plan_counter_update};
+    use crate::histogram::{KnownCounter, SequenceNumber, SessionMove, plan_counter_update, runs};
     use std::collections::BTreeSet;
 
     const NOW: i64 = 1_700_000_000;
@@ -444,10 +468,14 @@ mod tests {
             } else {
                 rng.usize(1..600)
             };
-            let known: BTreeSet<i64> = (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect();
+            let known = KnownCounter {
+                buckets: (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect(),
+                receipts: Default::default(),
+            };
             let batch = moves(&mut rng, count);
-            for stream in batch.chunks(rng.usize(1..=count)) {
-                let Some(plan) = plan_counter_update("s", stream, &known, &timing, NOW) else {
+            for run in batch.chunks(rng.usize(1..=count)).flat_map(runs) {
+                let Some(plan) = plan_counter_update("s", run, 0, None, &known, &timing, NOW)
+                else {
                     continue;
                 };
                 let mut actions = 0;
@@ -467,31 +495,35 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_request_adds_removes_and_keeps_its_fingerprint_in_its_slot() {
-        let plan = plan_counter_update(
-            "s",
-            &moves(&mut fastrand::Rng::with_seed(1), 20),
-            &BTreeSet::from([NOW - 500]),
-            &Timing::default(),
-            NOW,
-        )
-        .expect("plan");
+    fn a_counter_request_adds_removes_and_writes_its_receipt_under_its_condition() {
+        let batch = moves(&mut fastrand::Rng::with_seed(1), 20);
+        let known = KnownCounter {
+            buckets: BTreeSet::from([NOW - 500]),
+            receipts: Default::default(),
+        };
+        let plan = plan_counter_update("s", &batch, 0, None, &known, &Timing::default(), NOW)
+            .expect("plan");
         let part = &plan.requests(NOW + 86_400)[0];
         let request = counter_request("counters", part).expect("builds");
-        let slot = format!("f{}", part.fingerprint.slot());
-        let placeholder = request
-            .names
-            .iter()
-            .find(|(_, a)| **a == slot)
-            .map(|(p, _)| p.clone())
-            .expect("slot named");
+        let write = part.receipt.expect("a receipt");
+        let placeholder = |request: &UpdateRequest, attribute: &str| {
+            request
+                .names
+                .iter()
+                .find(|(_, a)| **a == attribute)
+                .map(|(p, _)| p.clone())
+                .expect("named")
+        };
+        let name = placeholder(&request, &write.key.attribute());
         assert_eq!(
             request.condition.as_deref(),
-            Some(format!("attribute_not_exists({placeholder}) OR {placeholder} <> :v0").as_str())
+            Some(format!("attribute_not_exists({name})").as_str())
         );
-        assert_eq!(
-            request.values.get(":v0"),
-            Some(&AttributeValue::S(part.fingerprint.to_hex()))
+        assert!(
+            request
+                .values
+                .values()
+                .any(|v| v == &AttributeValue::S(write.receipt.to_text()))
         );
         assert!(request.update.contains(" ADD ") && request.update.contains(" REMOVE "));
         assert!(
@@ -504,6 +536,41 @@ mod tests {
             request.key.get("SK"),
             Some(&AttributeValue::S("live".into()))
         );
+
+        // A redelivery replaces exactly the receipt it found.
+        let found = write.receipt;
+        let again = plan_counter_update(
+            "s",
+            &batch,
+            5,
+            Some(found),
+            &known,
+            &Timing::default(),
+            NOW + 1,
+        )
+        .expect("plan");
+        let request =
+            counter_request("counters", &again.requests(NOW + 86_400)[0]).expect("builds");
+        let name = placeholder(&request, &write.key.attribute());
+        let (old, _) = request
+            .values
+            .iter()
+            .find(|(_, v)| **v == AttributeValue::S(found.to_text()))
+            .expect("the old receipt is a value");
+        assert_eq!(
+            request.condition.as_deref(),
+            Some(format!("{name} = {old}").as_str())
+        );
+
+        let release = receipt_release_request("counters", "s", write.key, &found).expect("builds");
+        assert!(release.update.starts_with("REMOVE "));
+        assert!(
+            release
+                .condition
+                .as_deref()
+                .is_some_and(|c| c.contains(" = "))
+        );
+        assert!(release.within_limits());
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! placeholder.
 
 use crate::config::Config;
-use crate::histogram::CounterRequest;
+use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::model::{CounterItem, HISTORY_SK, HistoryItem, ItemKey, LIVE_COUNTER_SK, SessionState};
 use crate::requests::{
-    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, session_write_request,
-    to_item,
+    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, receipt_release_request,
+    session_write_request, to_item,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
@@ -46,6 +46,10 @@ pub enum StoreError {
     Request(#[from] BuildError),
     #[error("table {table} has no stream enabled")]
     NoStream { table: String },
+    #[error(
+        "a counter's receipt kept changing on table {table} (deliveries of the same records at once)"
+    )]
+    Contended { table: String },
 }
 
 impl StoreError {
@@ -58,6 +62,7 @@ impl StoreError {
                 source.code(),
                 Some("ValidationException" | "SerializationException")
             ),
+            Self::Contended { .. } => true,
             Self::Mapping { .. } | Self::Request(_) | Self::NoStream { .. } => false,
         }
     }
@@ -77,9 +82,10 @@ pub enum SessionWrite {
 pub enum CounterWrite {
     /// Applied; the counter as it is now (`ALL_NEW`).
     Applied(CounterItem),
-    /// The counter holds the request's fingerprint: these very records were applied before.
-    /// The counter as it is (`ALL_OLD`).
-    AlreadyApplied(CounterItem),
+    /// The receipt's name does not hold what the request expected (nothing, or the receipt a
+    /// redelivery found): records that begin with the same record were applied before. The
+    /// counter as it is (`ALL_OLD`), with the receipt that is there.
+    ReceiptHeld(CounterItem),
 }
 
 /// DynamoDB access for livecount's two tables.
@@ -148,8 +154,8 @@ impl Store {
         }
     }
 
-    /// Sends one [`CounterRequest`] (see [`counter_request`]): applied unless the counter
-    /// already holds its fingerprint, which means this very set of records was applied before.
+    /// Sends one [`CounterRequest`] (see [`counter_request`]): applied unless the receipt's
+    /// name holds something other than the request expects.
     pub async fn update_counter(
         &self,
         request: &CounterRequest,
@@ -160,10 +166,20 @@ impl Store {
             .await?
         {
             Ok(new) => Ok(CounterWrite::Applied(self.item_from(new, "a counter")?)),
-            Err(old) => Ok(CounterWrite::AlreadyApplied(
-                self.item_from(old, "a counter")?,
-            )),
+            Err(old) => Ok(CounterWrite::ReceiptHeld(self.item_from(old, "a counter")?)),
         }
+    }
+
+    /// Removes a receipt whose batch succeeded (see [`receipt_release_request`]). Returns
+    /// whether it was still there to remove.
+    pub async fn release_receipt(
+        &self,
+        stream_id: &str,
+        key: ReceiptKey,
+        receipt: &Receipt,
+    ) -> Result<bool, StoreError> {
+        let request = receipt_release_request(&self.counters_table, stream_id, key, receipt)?;
+        Ok(self.send(request, ReturnValue::None).await?.is_ok())
     }
 
     /// Records that `viewers` watched at `now` in the stream's history item (see

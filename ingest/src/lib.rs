@@ -19,6 +19,9 @@
 //!   refused with its reason (`TokensRejected`).
 //! - A message received longer than `W + G` ago (after an outage, or redriven from the DLQ) can
 //!   no longer count: it is acknowledged, logged and counted (`MessagesExpired`), never written.
+//!   A message ingest dead-letters carries its original receive time ([`RECEIVED_AT_ATTRIBUTE`]);
+//!   a redriven message (a new message to SQS, with a new `SentTimestamp`) is read as received
+//!   then, so none of its events counts twice or after its window.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
@@ -53,8 +56,24 @@ pub struct Ingest {
 /// The SQS message attribute holding why a message was dead-lettered.
 pub const REASONS_ATTRIBUTE: &str = "livecount-reasons";
 
-/// A function given `(message id, body, reasons)` of an invalid message.
-pub type DeadLetterSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+/// The SQS message attribute holding when the queue first received a dead-lettered message
+/// (epoch ms): a redriven message is read as received then, or at its `SentTimestamp` if that
+/// is earlier (so the attribute can only shorten a message's life, never lengthen it; the public
+/// endpoint sets no message attributes at all).
+pub const RECEIVED_AT_ATTRIBUTE: &str = "livecount-received-at";
+
+/// An invalid message on its way to the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub reasons: String,
+    /// When the queue first received it (epoch ms), sent as [`RECEIVED_AT_ATTRIBUTE`].
+    pub received_ms: i64,
+}
+
+/// A function given each invalid message.
+pub type DeadLetterSink = Arc<dyn Fn(&DeadLetter) + Send + Sync>;
 
 /// Where an invalid message goes.
 #[derive(Clone)]
@@ -65,7 +84,7 @@ pub enum DeadLetters {
         client: aws_sdk_sqs::Client,
         queue_url: String,
     },
-    /// A function given `(message id, body, reasons)`: the local queue's dead-letter list, tests.
+    /// A function given each message: the local queue's dead-letter list, tests.
     Local(DeadLetterSink),
 }
 
@@ -89,30 +108,37 @@ impl DeadLetters {
         })
     }
 
-    /// Sends one invalid message with its reasons; the error says why it could not.
-    async fn send(&self, message_id: &str, body: &str, reasons: &str) -> Result<(), String> {
+    /// Sends one invalid message with its reasons and receive time; the error says why it could
+    /// not.
+    async fn send(&self, letter: &DeadLetter) -> Result<(), String> {
         match self {
             Self::Local(sink) => {
-                sink(message_id, body, reasons);
+                sink(letter);
                 Ok(())
             }
             Self::Sqs { client, queue_url } => {
-                let reasons: String = reasons.chars().take(1000).collect();
-                let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(reasons)
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let body = if body.is_empty() {
+                let attribute = |data_type: &str, value: String| {
+                    aws_sdk_sqs::types::MessageAttributeValue::builder()
+                        .data_type(data_type)
+                        .string_value(value)
+                        .build()
+                        .map_err(|e| e.to_string())
+                };
+                let reasons: String = letter.reasons.chars().take(1000).collect();
+                let body = if letter.body.is_empty() {
                     "(empty body)"
                 } else {
-                    body
+                    &letter.body
                 };
                 client
                     .send_message()
                     .queue_url(queue_url)
                     .message_body(body)
-                    .message_attributes(REASONS_ATTRIBUTE, attribute)
+                    .message_attributes(REASONS_ATTRIBUTE, attribute("String", reasons)?)
+                    .message_attributes(
+                        RECEIVED_AT_ATTRIBUTE,
+                        attribute("Number", letter.received_ms.to_string())?,
+                    )
                     .send()
                     .await
                     .map(|_| ())
@@ -175,6 +201,9 @@ pub struct IngestReport {
     pub expired: Vec<String>,
     /// Events refused for a missing, malformed, wrong or expired token.
     pub tokens_rejected: usize,
+    /// Session writes not started because the invocation's deadline was near (their messages
+    /// are in `failed`).
+    pub deferred: usize,
 }
 
 impl IngestReport {
@@ -188,6 +217,7 @@ impl IngestReport {
             failed = self.failed.len(),
             expired = self.expired.len(),
             tokens_rejected = self.tokens_rejected,
+            deferred = self.deferred,
             "ingest batch"
         );
     }
@@ -244,13 +274,19 @@ impl From<IngestError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The Lambda entry point: SQS batch in, partial batch response out.
+/// How long before its deadline an invocation stops starting session writes: what one write
+/// may take with the SDK's retries. The messages of the writes not started are reported.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The Lambda entry point: SQS batch in, partial batch response out. The invocation's deadline
+/// (`context.deadline`, epoch ms; 0 means none) bounds what it starts.
 pub async fn handler(
     ingest: &Ingest,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, IngestError> {
     let messages = &event.payload.records;
-    let report = ingest.process(messages).await?;
+    let deadline = livecount_core::clock::deadline_instant(event.context.deadline);
+    let report = ingest.process_until(messages, deadline).await?;
     Ok(report.batch_response(messages))
 }
 
@@ -271,8 +307,19 @@ impl Ingest {
         }
     }
 
-    /// Parses, validates, coalesces and writes one SQS batch.
+    /// Parses, validates, coalesces and writes one SQS batch, with no deadline.
     pub async fn process(&self, messages: &[SqsMessage]) -> Result<IngestReport, IngestError> {
+        self.process_until(messages, None).await
+    }
+
+    /// Parses, validates, coalesces and writes one SQS batch, starting no write later than
+    /// [`DEADLINE_MARGIN`] before `deadline`: the messages whose writes were not started (or
+    /// failed) are reported, so SQS delivers them again instead of the whole batch failing.
+    pub async fn process_until(
+        &self,
+        messages: &[SqsMessage],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<IngestReport, IngestError> {
         let mut report = IngestReport::default();
         // (event, index of its message, receive time in ms)
         let mut accepted: Vec<(PlayerEvent, (usize, i64))> = Vec::new();
@@ -292,13 +339,15 @@ impl Ingest {
             let (events, reasons) = self.read_message(message, recv_ms, &mut report);
             accepted.extend(events.into_iter().map(|e| (e, (position, recv_ms))));
             if !reasons.is_empty() {
-                self.refuse(id, message, reasons, &mut report).await;
+                self.refuse(id, message, reasons, recv_ms, &mut report)
+                    .await;
             }
         }
         report.events = accepted.len();
         let winners = newest_per_session(accepted);
         report.stale = report.events - winners.len();
-        self.write_winners(winners, &ids, &mut report).await;
+        self.write_winners(winners, &ids, deadline, &mut report)
+            .await;
         report.log(messages.len());
         livecount_core::metrics::emit("ingest", &report.metrics());
         Ok(report)
@@ -340,10 +389,11 @@ impl Ingest {
         id: String,
         message: &SqsMessage,
         reasons: Vec<String>,
+        recv_ms: i64,
         report: &mut IngestReport,
     ) {
         tracing::warn!(message_id = %id, reasons = ?reasons, "invalid message");
-        if self.dead_letter(&id, message, &reasons).await {
+        if self.dead_letter(&id, message, &reasons, recv_ms).await {
             report.dead_lettered.push(id.clone());
         }
         report.invalid.push(InvalidMessage {
@@ -358,11 +408,16 @@ impl Ingest {
         &self,
         winners: Vec<(PlayerEvent, (usize, i64))>,
         ids: &[String],
+        deadline: Option<std::time::Instant>,
         report: &mut IngestReport,
     ) {
+        let near = || deadline.is_some_and(|d| std::time::Instant::now() + DEADLINE_MARGIN >= d);
         let writes = stream::iter(winners)
             .map(|(event, (position, recv_ms))| async move {
-                (position, self.write(&event, recv_ms).await)
+                if near() {
+                    return (position, None);
+                }
+                (position, Some(self.write(&event, recv_ms).await))
             })
             .buffer_unordered(self.config.max_concurrent_writes.max(1))
             .collect::<Vec<_>>()
@@ -370,10 +425,14 @@ impl Ingest {
         let mut failed = BTreeSet::new();
         for (position, outcome) in writes {
             match outcome {
-                Ok(SessionWrite::Applied) => report.applied += 1,
-                Ok(SessionWrite::Stale) => report.stale += 1,
-                Err(error) => {
+                Some(Ok(SessionWrite::Applied)) => report.applied += 1,
+                Some(Ok(SessionWrite::Stale)) => report.stale += 1,
+                Some(Err(error)) => {
                     tracing::error!(message_id = %ids[position], error = %error_chain(&error), "session write failed");
+                    failed.insert(position);
+                }
+                None => {
+                    report.deferred += 1;
                     failed.insert(position);
                 }
             }
@@ -382,12 +441,23 @@ impl Ingest {
     }
 
     /// Sends an invalid message to the dead-letter queue; whether it got there.
-    async fn dead_letter(&self, id: &str, message: &SqsMessage, reasons: &[String]) -> bool {
+    async fn dead_letter(
+        &self,
+        id: &str,
+        message: &SqsMessage,
+        reasons: &[String],
+        received_ms: i64,
+    ) -> bool {
         let Some(dead_letters) = &self.dead_letters else {
             return false;
         };
-        let body = message.body.as_deref().unwrap_or_default();
-        match dead_letters.send(id, body, &reasons.join("; ")).await {
+        let letter = DeadLetter {
+            message_id: id.to_owned(),
+            body: message.body.clone().unwrap_or_default(),
+            reasons: reasons.join("; "),
+            received_ms,
+        };
+        match dead_letters.send(&letter).await {
             Ok(()) => true,
             Err(reason) => {
                 tracing::error!(message_id = %id, reason = %reason, "could not dead-letter an invalid message; SQS will redeliver it");
@@ -421,12 +491,20 @@ impl Ingest {
     }
 
     /// `SentTimestamp` (the queue's clock), or this function's clock when it is missing.
+    /// When the queue received the message: its `SentTimestamp` (the ingest clock without one),
+    /// or the [`RECEIVED_AT_ATTRIBUTE`] a dead-lettered message carries back, if earlier.
     fn receive_time(&self, message: &SqsMessage) -> i64 {
-        message
+        let sent = message
             .attributes
             .get(SENT_TIMESTAMP)
             .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or_else(|| self.clock.now_ms())
+            .unwrap_or_else(|| self.clock.now_ms());
+        let first = message
+            .message_attributes
+            .get(RECEIVED_AT_ATTRIBUTE)
+            .and_then(|a| a.string_value.as_deref())
+            .and_then(|t| t.parse::<i64>().ok());
+        first.map_or(sent, |first| first.min(sent))
     }
 
     async fn write(

@@ -4,9 +4,23 @@
 //! It reads every shard of a stream (parents before their children, following new shards),
 //! turns each record into the `aws_lambda_events` shape Lambda delivers, and calls the handler
 //! with batches of up to `batch_size` records of one lane, waiting up to `batching_window` to
-//! fill one. On a partial batch response it commits the records before the earliest reported
-//! sequence number and delivers again from there; on an error it delivers the whole batch again;
-//! after `max_retries` failed deliveries it discards the batch (Lambda's on-failure destination).
+//! fill one. What happens after a failure is what AWS's pages say
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html>), no kinder:
+//!
+//! - a partial batch response: "Lambda uses the record with the lowest sequence number as the
+//!   checkpoint. Lambda then retries all records starting from that checkpoint": the records
+//!   before it are committed and the next batch is cut afresh from the checkpoint, so it may
+//!   hold more records than the failed one (those that arrived meanwhile);
+//! - a function error: without `BisectBatchOnFunctionError`, the batch is retried from its
+//!   first record (cut afresh, likewise); with it, "the batch is bisected regardless of your
+//!   ReportBatchItemFailures setting": the first half, then the second, each bisected again if
+//!   it fails;
+//! - with both on, a partial response "bisects the batch at the returned sequence number and
+//!   Lambda retries only the remaining records": exactly those, not a fresh cut;
+//! - after `max_retries` failed deliveries of a batch, or once a record is older than
+//!   `max_record_age`, the records are discarded (Lambda's on-failure destination: counted in
+//!   [`PollReport::discarded`]).
 //!
 //! DynamoDB Local has one shard and Lambda's poller, here, one lane; AWS is harsher. With
 //! `virtual_shards` K and `parallelization_factor` PF, each shard's records are spread over
@@ -44,6 +58,11 @@ pub struct PollerConfig {
     /// Failed deliveries of one batch before it is discarded (Lambda's
     /// `MaximumRetryAttempts`).
     pub max_retries: u32,
+    /// Records older than this are discarded instead of delivered (Lambda's
+    /// `MaximumRecordAgeInSeconds`, by the record's `ApproximateCreationDateTime`).
+    pub max_record_age: Option<Duration>,
+    /// Lambda's `BisectBatchOnFunctionError`.
+    pub bisect_on_error: bool,
     /// The region written into records (`awsRegion`).
     pub region: String,
     /// Virtual shards each real shard is split into (K; 1 = as DynamoDB Local has it).
@@ -74,12 +93,18 @@ impl PollerConfig {
 }
 
 impl Default for PollerConfig {
+    /// The aggregate mapping as CDK and Terraform deploy it (`infra/contract.json`: batch size,
+    /// retry attempts, record age, no bisecting), with no batching window: tests and the dev
+    /// pipeline deliver at once.
     fn default() -> Self {
+        let deployed = |name: &str| deployed_setting(name);
         Self {
-            batch_size: 100,
+            batch_size: deployed("aggregate_batch_size").map_or(100, |v| v as usize),
             batching_window: Duration::ZERO,
             poll_interval: Duration::from_millis(250),
-            max_retries: 10,
+            max_retries: deployed("aggregate_retry_attempts").map_or(5, |v| v as u32),
+            max_record_age: deployed("aggregate_max_record_age_seconds").map(Duration::from_secs),
+            bisect_on_error: false,
             region: "local".to_owned(),
             virtual_shards: 1,
             parallelization_factor: 1,
@@ -87,6 +112,13 @@ impl Default for PollerConfig {
             seed: 0x5eed,
         }
     }
+}
+
+/// A deployment default of `infra/contract.json` ("settings"), as a whole number.
+fn deployed_setting(name: &str) -> Option<u64> {
+    let contract: serde_json::Value =
+        serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).ok()?;
+    contract["settings"][name]["default"].as_u64()
 }
 
 /// A stream call that failed; [`StreamPoller::run`] logs it and polls again.
@@ -151,9 +183,9 @@ struct Lane {
     pending_since: Option<Instant>,
     /// Failed deliveries of the batch at the head of `pending`.
     attempts: u32,
-    /// After a failed invocation, the size of the batch to deliver again: Lambda retries the
-    /// same records, not a batch grown since.
-    retry_take: Option<usize>,
+    /// The sizes of the next batches to deliver exactly (the halves of a bisected batch, or the
+    /// records a partial response left when bisecting): empty means cut afresh.
+    exact_takes: VecDeque<usize>,
 }
 
 impl ShardState {
@@ -245,6 +277,7 @@ impl StreamPoller {
         for id in &ids {
             self.read_shard(id, &mut report).await?;
         }
+        self.discard_expired(&mut report);
         self.deliver_due(&ids, handler, force, &mut report).await;
         Ok(report)
     }
@@ -484,7 +517,9 @@ impl StreamPoller {
                     continue;
                 }
                 let take = lane
-                    .retry_take
+                    .exact_takes
+                    .front()
+                    .copied()
                     .unwrap_or(batch_size)
                     .min(lane.pending.len());
                 let mut event = Event::default();
@@ -500,14 +535,15 @@ impl StreamPoller {
         deliveries
     }
 
-    /// Commits what a delivery's result acknowledges. Returns whether the lane may go on.
+    /// Commits what a delivery's result acknowledges and shapes the retry as Lambda would (see
+    /// the module's documentation). Returns whether the lane may go on.
     fn settle<E: Display>(
         &mut self,
         delivery: &Delivery,
         result: Result<DynamoDbEventResponse, E>,
         report: &mut PollReport,
     ) -> bool {
-        let max_retries = self.config.max_retries;
+        let (max_retries, bisect) = (self.config.max_retries, self.config.bisect_on_error);
         let (id, take) = (&delivery.shard, delivery.take);
         let Some(lane) = self
             .shards
@@ -518,47 +554,97 @@ impl StreamPoller {
         };
         report.batches += 1;
         report.delivered += take;
-        lane.retry_take = None;
-        let committed = match result {
+        let exact = lane.exact_takes.pop_front();
+        let outcome = match result {
             Ok(response) => {
-                committed_before_first_failure(&response, lane.pending.iter().take(take))
+                match committed_before_first_failure(&response, lane.pending.iter().take(take)) {
+                    None => Retry::Done,
+                    Some(ok) => Retry::From(ok),
+                }
             }
             Err(error) => {
                 tracing::warn!(shard = %id, error = %error, "handler failed; the batch will be delivered again");
-                lane.retry_take = Some(take);
-                Some(0)
+                Retry::FunctionError
             }
         };
-        let go_on = match committed {
-            None => {
-                lane.pending.drain(..take);
-                report.committed += take;
-                lane.attempts = 0;
-                true
-            }
-            Some(ok) => {
-                lane.pending.drain(..ok);
-                report.committed += ok;
-                report.failed_deliveries += 1;
-                lane.attempts = if ok > 0 { 1 } else { lane.attempts + 1 };
-                if lane.attempts > max_retries {
-                    let dropped = take - ok;
-                    tracing::error!(
-                        shard = %id,
-                        records = dropped,
-                        "discarding records after {max_retries} retries"
-                    );
-                    lane.pending.drain(..dropped);
-                    report.discarded += dropped;
-                    lane.attempts = 0;
-                    lane.retry_take = None;
+        let ok = match outcome {
+            Retry::Done => take,
+            Retry::From(ok) => ok,
+            Retry::FunctionError => 0,
+        };
+        lane.pending.drain(..ok);
+        report.committed += ok;
+        let left = take - ok;
+        if left == 0 {
+            lane.attempts = 0;
+            lane.pending_since = (!lane.pending.is_empty()).then(Instant::now);
+            return true;
+        }
+        report.failed_deliveries += 1;
+        lane.attempts = if ok > 0 { 1 } else { lane.attempts + 1 };
+        if lane.attempts > max_retries {
+            tracing::error!(shard = %id, records = left, "discarding records after {max_retries} retries");
+            lane.pending.drain(..left);
+            report.discarded += left;
+            lane.attempts = 0;
+            lane.exact_takes.clear();
+        } else if bisect {
+            match outcome {
+                Retry::FunctionError if left > 1 => {
+                    lane.exact_takes.push_front(left - left / 2);
+                    lane.exact_takes.push_front(left / 2);
                 }
-                false
+                // a single record, or "bisected at the returned sequence number": exactly the
+                // remaining records again
+                _ => lane.exact_takes.push_front(left),
             }
-        };
+        } else if let Some(exact) = exact {
+            // a batch that had to be delivered exactly (a half) stays that size
+            lane.exact_takes.push_front(exact - ok);
+        }
         lane.pending_since = (!lane.pending.is_empty()).then(Instant::now);
-        go_on
+        false
     }
+
+    /// Discards the records of every lane older than `max_record_age` (Lambda sends them to the
+    /// on-failure destination instead of the function).
+    fn discard_expired(&mut self, report: &mut PollReport) {
+        let Some(age) = self.config.max_record_age else {
+            return;
+        };
+        let Ok(age) = chrono::Duration::from_std(age) else {
+            return;
+        };
+        let oldest = chrono::Utc::now() - age;
+        let known = chrono::DateTime::UNIX_EPOCH;
+        for lane in self.shards.values_mut().flat_map(|s| s.lanes.values_mut()) {
+            let expired = lane
+                .pending
+                .iter()
+                .map(|r| r.change.approximate_creation_date_time)
+                .take_while(|&t| t > known && t < oldest)
+                .count();
+            if expired > 0 {
+                tracing::error!(
+                    records = expired,
+                    "discarding records older than the maximum record age"
+                );
+                lane.pending.drain(..expired);
+                report.discarded += expired;
+                lane.exact_takes.clear();
+                lane.attempts = 0;
+            }
+        }
+    }
+}
+
+/// How a delivery ended, for the shape of its retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Done,
+    /// A partial batch response: records before this position are committed.
+    From(usize),
+    FunctionError,
 }
 
 /// The lane of a record: a hash of its item key (partition and sort key), so one item's records
@@ -695,6 +781,140 @@ mod tests {
             response.batch_item_failures.push(failure);
         }
         response
+    }
+
+    /// A poller with one shard and one lane holding records with sequence numbers 1..=n, and no
+    /// stream behind it (settling never calls the stream).
+    fn poller_with(n: usize, bisect: bool) -> StreamPoller {
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("local"))
+            .build();
+        let mut poller = StreamPoller::new(
+            Client::from_conf(config),
+            "arn:stream",
+            PollerConfig {
+                batch_size: 8,
+                max_retries: 3,
+                bisect_on_error: bisect,
+                ..PollerConfig::default()
+            },
+        );
+        let seqs: Vec<String> = (1..=n).map(|i| format!("{i:03}")).collect();
+        let refs: Vec<&str> = seqs.iter().map(String::as_str).collect();
+        let mut lane = Lane::default();
+        lane.pending.extend(records(&refs));
+        let mut shard = ShardState::default();
+        shard.lanes.insert(0, lane);
+        poller.shards.insert("shard".into(), shard);
+        poller
+    }
+
+    /// What the lane would deliver next (first and last sequence numbers), as `due_batches` cuts
+    /// it.
+    fn next_delivery(poller: &mut StreamPoller) -> Option<Delivery> {
+        poller
+            .due_batches(&["shard".to_owned()], true, &Default::default())
+            .pop()
+    }
+
+    fn span(delivery: &Delivery) -> (String, String) {
+        let seq = |r: Option<&EventRecord>| {
+            r.and_then(|r| r.change.sequence_number.clone())
+                .unwrap_or_default()
+        };
+        (
+            seq(delivery.event.records.first()),
+            seq(delivery.event.records.last()),
+        )
+    }
+
+    fn settle(
+        poller: &mut StreamPoller,
+        delivery: &Delivery,
+        result: Result<DynamoDbEventResponse, String>,
+    ) -> PollReport {
+        let mut report = PollReport::default();
+        poller.settle(delivery, result, &mut report);
+        report
+    }
+
+    /// A partial batch response: the records before the reported one are committed, and the
+    /// retry is cut afresh from it, so it holds records the failed batch did not.
+    #[test]
+    fn after_a_partial_response_lambda_retries_from_the_checkpoint_with_a_fresh_batch() {
+        let mut poller = poller_with(12, false);
+        let first = next_delivery(&mut poller).expect("a batch");
+        assert_eq!(span(&first), ("001".into(), "008".into()));
+        let report = settle(
+            &mut poller,
+            &first,
+            Ok(response(&[Some("006"), Some("004")])),
+        );
+        assert_eq!((report.committed, report.failed_deliveries), (3, 1));
+        let retry = next_delivery(&mut poller).expect("a retry");
+        assert_eq!(span(&retry), ("004".into(), "011".into()));
+    }
+
+    /// A function error without bisecting: the batch again from its first record (cut afresh).
+    #[test]
+    fn after_a_function_error_lambda_retries_the_batch_from_its_first_record() {
+        let mut poller = poller_with(12, false);
+        let first = next_delivery(&mut poller).expect("a batch");
+        let report = settle(&mut poller, &first, Err("died".into()));
+        assert_eq!((report.committed, report.failed_deliveries), (0, 1));
+        let retry = next_delivery(&mut poller).expect("a retry");
+        assert_eq!(span(&retry), ("001".into(), "008".into()));
+    }
+
+    /// With `BisectBatchOnFunctionError`: a failed batch of 8 comes back as 4 + 4, a failed half
+    /// as 2 + 2; a partial response bisects at the reported record and retries exactly the rest.
+    #[test]
+    fn with_bisect_a_failed_batch_comes_back_in_halves() {
+        let mut poller = poller_with(12, true);
+        let first = next_delivery(&mut poller).expect("a batch");
+        settle(&mut poller, &first, Err("died".into()));
+        let half = next_delivery(&mut poller).expect("first half");
+        assert_eq!(span(&half), ("001".into(), "004".into()));
+        settle(&mut poller, &half, Err("died again".into()));
+        let quarter = next_delivery(&mut poller).expect("a quarter");
+        assert_eq!(span(&quarter), ("001".into(), "002".into()));
+        assert!(settle(&mut poller, &quarter, Ok(response(&[]))).committed == 2);
+        let quarter = next_delivery(&mut poller).expect("the next quarter");
+        assert_eq!(span(&quarter), ("003".into(), "004".into()));
+        settle(&mut poller, &quarter, Ok(response(&[])));
+        let half = next_delivery(&mut poller).expect("second half");
+        assert_eq!(span(&half), ("005".into(), "008".into()));
+        // both on: bisected at the returned record, only the remaining records again
+        settle(&mut poller, &half, Ok(response(&[Some("007")])));
+        let rest = next_delivery(&mut poller).expect("the rest");
+        assert_eq!(span(&rest), ("007".into(), "008".into()));
+        settle(&mut poller, &rest, Ok(response(&[])));
+        let fresh = next_delivery(&mut poller).expect("a fresh batch");
+        assert_eq!(span(&fresh), ("009".into(), "012".into()));
+    }
+
+    /// `MaximumRetryAttempts` 3: the fourth failure discards the batch's records.
+    #[test]
+    fn a_batch_failing_past_its_retry_attempts_is_discarded() {
+        let mut poller = poller_with(10, false);
+        for attempt in 0..4 {
+            let batch = next_delivery(&mut poller).expect("a batch");
+            assert_eq!(span(&batch).0, "001", "attempt {attempt}");
+            let report = settle(&mut poller, &batch, Err("died".into()));
+            assert_eq!(report.discarded, if attempt == 3 { 8 } else { 0 });
+        }
+        let next = next_delivery(&mut poller).expect("the rest");
+        assert_eq!(span(&next), ("009".into(), "010".into()));
+    }
+
+    #[test]
+    fn the_default_mapping_is_the_deployed_one() {
+        let config = PollerConfig::default();
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.max_record_age, Some(Duration::from_secs(80)));
+        assert_eq!(config.batch_size, 100);
+        assert!(!config.bisect_on_error);
     }
 
     #[test]

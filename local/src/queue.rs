@@ -1,9 +1,10 @@
 //! An in-process stand-in for SQS and its Lambda event source mapping: messages are stamped with
 //! `SentTimestamp` when enqueued and handed to the ingest handler in SQS-shaped batches; the
 //! messages a partial batch response names become visible again after the visibility timeout
-//! and move to a dead-letter list after `max_receive_count` receives.
+//! and move to a dead-letter list after `max_receive_count` receives; [`LocalQueue::redrive`]
+//! moves the dead letters back as new messages, their message attributes kept.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use livecount_core::Clock;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Display;
@@ -40,16 +41,28 @@ impl Default for QueueConfig {
 struct Queued {
     id: String,
     body: String,
+    /// Message attributes (string and number ones), kept when a message is dead-lettered and
+    /// redriven, as SQS keeps them.
+    attributes: BTreeMap<String, String>,
     sent_ms: i64,
     receives: u32,
     visible_at: Instant,
+}
+
+/// A message on the dead-letter list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// Its message attributes (ingest's reasons and original receive time among them).
+    pub attributes: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     ready: VecDeque<Queued>,
     next_id: u64,
-    dead_letters: Vec<(String, String)>,
+    dead_letters: Vec<DeadLetter>,
     enqueued: u64,
     /// Enqueued events per stream (by a light parse of each body), for the status line.
     events_by_stream: BTreeMap<String, u64>,
@@ -85,6 +98,12 @@ impl LocalQueue {
 
     /// Enqueues one message body, stamping `SentTimestamp` now; returns its message id.
     pub fn enqueue(&self, body: String) -> String {
+        self.enqueue_with(body, BTreeMap::new())
+    }
+
+    /// Enqueues a message with message attributes (what `SendMessage` with
+    /// `MessageAttributes` does).
+    pub fn enqueue_with(&self, body: String, attributes: BTreeMap<String, String>) -> String {
         let sent_ms = self.clock.now_ms();
         let streams: Vec<String> = livecount_core::event::parse_body(&body)
             .map(|b| {
@@ -106,6 +125,7 @@ impl LocalQueue {
             state.ready.push_back(Queued {
                 id: id.clone(),
                 body,
+                attributes,
                 sent_ms,
                 receives: 0,
                 visible_at: Instant::now(),
@@ -126,22 +146,32 @@ impl LocalQueue {
         }
     }
 
-    /// Messages moved to the dead-letter list, as `(message id, body)`.
-    pub fn dead_letters(&self) -> Vec<(String, String)> {
+    /// Messages moved to the dead-letter list.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.lock().dead_letters.clone()
     }
 
-    /// Puts a message on the dead-letter list at once (what ingest does with an invalid one,
-    /// as it sends it to the dead-letter queue on AWS).
-    pub fn dead_letter(&self, message_id: &str, body: &str, reasons: &str) {
+    /// Puts a message on the dead-letter list at once, with its message attributes (what ingest
+    /// does with an invalid one, as it sends it to the dead-letter queue on AWS).
+    pub fn dead_letter(&self, letter: DeadLetter) {
         tracing::warn!(
-            message_id,
-            reasons,
+            message_id = %letter.message_id,
+            attributes = ?letter.attributes,
             "invalid message moved to the dead-letter list"
         );
-        self.lock()
-            .dead_letters
-            .push((message_id.to_owned(), body.to_owned()));
+        self.lock().dead_letters.push(letter);
+    }
+
+    /// Moves every dead letter back to the queue, as an operator's DLQ redrive does on AWS: each
+    /// becomes a new message (a new id and `SentTimestamp`) with its body and message
+    /// attributes. Returns how many.
+    pub fn redrive(&self) -> usize {
+        let letters = std::mem::take(&mut self.lock().dead_letters);
+        let count = letters.len();
+        for letter in letters {
+            self.enqueue_with(letter.body, letter.attributes);
+        }
+        count
     }
 
     /// Delivers batches to `handler` until `shutdown` resolves.
@@ -258,7 +288,11 @@ impl LocalQueue {
         for message in batch.into_iter().filter(|m| failed.contains(&m.id)) {
             if message.receives >= self.config.max_receive_count {
                 tracing::error!(message_id = %message.id, "message moved to the dead-letter list after {} receives", message.receives);
-                state.dead_letters.push((message.id, message.body));
+                state.dead_letters.push(DeadLetter {
+                    message_id: message.id,
+                    body: message.body,
+                    attributes: message.attributes,
+                });
             } else {
                 state.ready.push_back(Queued {
                     visible_at,
@@ -293,6 +327,23 @@ fn sqs_message(message: &Queued) -> SqsMessage {
             message.sent_ms.to_string(),
         ),
     ]);
+    sqs.message_attributes = message
+        .attributes
+        .iter()
+        .map(|(name, value)| {
+            let mut attribute = SqsMessageAttribute::default();
+            attribute.string_value = Some(value.clone());
+            attribute.data_type = Some(
+                if value.parse::<f64>().is_ok() {
+                    "Number"
+                } else {
+                    "String"
+                }
+                .to_owned(),
+            );
+            (name.clone(), attribute)
+        })
+        .collect();
     sqs.event_source = Some("aws:sqs".to_owned());
     sqs.event_source_arn = Some("arn:aws:sqs:local:000000000000:livecount-events".to_owned());
     sqs.aws_region = Some("local".to_owned());

@@ -225,17 +225,29 @@ fn key_of(key: &Item) -> Result<(&str, &str), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use livecount_core::histogram::{CounterRequest, Fingerprint};
+    use livecount_core::histogram::{
+        CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite,
+    };
     use livecount_core::requests::counter_request;
 
-    fn request(fingerprint: u128, deltas: Vec<(i64, i64)>) -> UpdateRequest {
+    /// A counter request whose receipt is named after record `first`.
+    fn request(first: u64, deltas: Vec<(i64, i64)>) -> UpdateRequest {
         counter_request(
             "counters",
             &CounterRequest {
                 stream_id: "s".into(),
                 deltas,
                 prune: vec![900],
-                fingerprint: Fingerprint(fingerprint),
+                remove_receipts: Vec::new(),
+                receipt: Some(ReceiptWrite {
+                    key: ReceiptKey::of_first_record(&first.to_string()),
+                    receipt: Receipt {
+                        at: 1_000,
+                        records: 1,
+                        fingerprint: Fingerprint(first),
+                    },
+                    replaces: None,
+                }),
                 now: 1_000,
                 expires_at: 2_000,
             },
@@ -244,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_request_adds_and_a_repeated_fingerprint_is_refused_but_charged() {
+    fn a_counter_request_adds_and_a_repeated_receipt_is_refused_but_charged() {
         let mut table = Table::new();
         let first = table
             .update(&request(7, vec![(1_015, 3), (1_020, 1)]))

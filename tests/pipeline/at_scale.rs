@@ -8,7 +8,9 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use livecount_core::capacity::item_size;
-use livecount_core::histogram::{CounterRequest, Fingerprint, HISTORY_SECONDS};
+use livecount_core::histogram::{
+    CounterRequest, Fingerprint, HISTORY_SECONDS, Receipt, ReceiptKey, ReceiptWrite,
+};
 use livecount_core::model::ItemKey;
 use livecount_core::requests::{Item, counter_request};
 use livecount_tests::faults::{Fault, FaultPlan, Faults};
@@ -225,7 +227,16 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
                 stream_id: stream.clone(),
                 deltas: vec![(bucket, delta)],
                 prune: Vec::new(),
-                fingerprint: Fingerprint::of_records([format!("probe-{hour}-{i}").as_str()]),
+                remove_receipts: Vec::new(),
+                receipt: Some(ReceiptWrite {
+                    key: ReceiptKey::of_first_record(&format!("probe-{hour}-{i}")),
+                    receipt: Receipt {
+                        at: now,
+                        records: 1,
+                        fingerprint: Fingerprint(i as u64),
+                    },
+                    replaces: None,
+                }),
                 now,
                 expires_at: p.config.counter_expiry(now),
             };

@@ -29,19 +29,21 @@ async fn an_aws_shaped_sqs_event_is_ingested() {
 
 /// INSERT, MODIFY, REMOVE and a TTL REMOVE (with the service `userIdentity`), as AWS documents
 /// them, deserialize and aggregate: two sessions join, one moves bucket, one is deleted, and an
-/// old TTL deletion is dropped as late.
+/// old TTL deletion is dropped as late; a retry of the batch changes nothing.
 #[tokio::test]
 async fn aws_shaped_stream_records_aggregate() {
     let p = Pipeline::new("aws-stream").await;
     p.clock.set_ms(1_700_000_005_000);
     let event: Event =
         serde_json::from_str(include_str!("../fixtures/dynamodb-event.json")).expect("fixture");
+    // An invocation that applied the batch and died before finishing it, then Lambda's retry
+    // through the handler: the retry is recognised (else 020 would hold 2).
+    let died = p.aggregator.apply_until(&event.records, None).await;
+    assert_eq!(died.report.applied, 5);
     let response = aggregate_handler(&p.aggregator, event.clone())
         .await
         .expect("handler");
     assert!(response.batch_item_failures.is_empty());
-    let report = p.aggregate_batch(&event).await;
-    assert_eq!(report.duplicates, 5, "the same batch again is recognised");
 
     let counter = p
         .store

@@ -15,10 +15,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use livecount_core::capacity::item_size;
-use livecount_core::histogram::{CounterRequest, Fingerprint, minute_of};
+use livecount_core::histogram::{
+    CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite, minute_of,
+};
 use livecount_core::model::{ItemKey, SessionState};
 use livecount_core::requests::{
-    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, session_write_request,
+    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, receipt_release_request,
+    session_write_request,
 };
 use livecount_sim::dynamodb::{Table, Written};
 use livecount_tests::Pipeline;
@@ -326,25 +329,44 @@ async fn sessions(c: &mut Calibration) {
     assert!(inserted.size_after > 512, "{} bytes", inserted.size_after);
 }
 
+/// The receipt of a one-record delivery that began with record `id`.
+fn receipt(id: u64, now: i64) -> (ReceiptKey, Receipt) {
+    let key = ReceiptKey::of_first_record(&format!("record-{id}"));
+    let receipt = Receipt {
+        at: now,
+        records: 1,
+        fingerprint: Fingerprint(id),
+    };
+    (key, receipt)
+}
+
+/// A counter request with the receipt of record `id` (none for 0), replacing `replaces`.
 fn counter(
     stream: &str,
     deltas: Vec<(i64, i64)>,
     prune: Vec<i64>,
-    fingerprint: u128,
+    id: u64,
     now: i64,
 ) -> CounterRequest {
+    let (key, receipt) = receipt(id, now);
     CounterRequest {
         stream_id: stream.to_owned(),
         deltas,
         prune,
-        fingerprint: Fingerprint(fingerprint),
+        remove_receipts: Vec::new(),
+        receipt: (id > 0).then_some(ReceiptWrite {
+            key,
+            receipt,
+            replaces: None,
+        }),
         now,
         expires_at: now + 3 * 86_400,
     }
 }
 
-/// Counter writes: buckets added and pruned, a bucket at zero, a repeated fingerprint refused,
-/// a fingerprint replacing another in its slot; on the longest stream id, an item grown past
+/// Counter writes: buckets added and pruned, a bucket at zero, a repeated receipt refused, a
+/// receipt replaced by the redelivery that found it, released, released again (refused), an
+/// old one removed; on the longest stream id, an item grown past
 /// 1 KB and 4 KB in requests of 60 buckets (and read there), then pruned back: a write that
 /// shrinks the item is charged by its size before.
 async fn counters(c: &mut Calibration) {
@@ -378,20 +400,30 @@ async fn counters(c: &mut Calibration) {
         Meant::Applied,
     )
     .await;
-    let prune_only = counter("calib", vec![], vec![b0 + 10], 18, now + 3);
+    let prune_only = counter("calib", vec![], vec![b0 + 10], 0, now + 3);
     c.send(
-        "counter prunes only, fingerprint replacing another in its slot",
+        "counter prunes only, unconditioned",
         build(&prune_only),
         Meant::Applied,
     )
     .await;
-    let negative = counter("calib", vec![(b0 + 15, -3)], vec![], 2, now + 4);
+    let mut negative = counter("calib", vec![(b0 + 15, -3)], vec![], 2, now + 4);
+    if let Some(write) = negative.receipt.as_mut() {
+        write.replaces = Some(receipt(2, now + 1).1);
+    }
+    negative.remove_receipts = vec![receipt(10, now).0];
     c.send(
-        "counter adds a negative delta to a new bucket, an old fingerprint again",
+        "counter adds a negative delta to a new bucket, replaces the receipt it found, removes another",
         build(&negative),
         Meant::Applied,
     )
     .await;
+    let (key, held) = receipt(2, now + 4);
+    let release = receipt_release_request(&table, "calib", key, &held).expect("builds");
+    c.send("receipt released", release.clone(), Meant::Applied)
+        .await;
+    c.send("receipt released again", release, Meant::Refused)
+        .await;
 
     let long = "s".repeat(128);
     let mut largest = 0;
@@ -401,7 +433,7 @@ async fn counters(c: &mut Calibration) {
         let deltas = (0..60)
             .map(|i| (b0 + 5 * (60 * round + i), (round * 60 + i) * 37 % 1_000 + 1))
             .collect();
-        let request = counter(&long, deltas, vec![], 100 + round as u128, now + round);
+        let request = counter(&long, deltas, vec![], 100 + round as u64, now + round);
         let written = c
             .send(
                 &format!("counter grows by 60 buckets, round {round}"),
@@ -430,7 +462,7 @@ async fn counters(c: &mut Calibration) {
     let mut shrinking = Vec::new();
     for round in 0..4_i64 {
         let prune = (0..60).map(|i| b0 + 5 * (60 * round + i)).collect();
-        let request = counter(&long, vec![], prune, 200 + round as u128, now + 10 + round);
+        let request = counter(&long, vec![], prune, 200 + round as u64, now + 10 + round);
         let written = c
             .send(
                 &format!("counter prunes 60 buckets, round {round}"),

@@ -1,5 +1,6 @@
 //! What ingest refuses before anything is written: unsigned sessions where signing is required,
-//! and messages too old to count.
+//! and messages too old to count; what a dead-letter redrive does; what ingest leaves for a
+//! redelivery when its deadline is near.
 
 use livecount_core::token::TokenSecret;
 use livecount_tests::{Pipeline, event_body_with};
@@ -92,10 +93,12 @@ async fn an_invalid_message_goes_to_the_dead_letter_queue_once_with_its_reasons(
     let sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>> = Default::default();
     let sink = sent.clone();
     p.ingest.dead_letters = Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
-        move |id: &str, body: &str, reasons: &str| {
-            sink.lock()
-                .expect("sink")
-                .push((id.to_owned(), body.to_owned(), reasons.to_owned()));
+        move |letter: &livecount_ingest::DeadLetter| {
+            sink.lock().expect("sink").push((
+                letter.message_id.clone(),
+                letter.body.clone(),
+                letter.reasons.clone(),
+            ));
         },
     )));
     let now = p.clock.now_ms();
@@ -117,5 +120,134 @@ async fn an_invalid_message_goes_to_the_dead_letter_queue_once_with_its_reasons(
     );
     p.aggregate().await;
     assert_eq!(p.viewers("st").await, 1);
+    p.cleanup().await;
+}
+
+/// The redrive: a body holding a valid heartbeat and an invalid event applies the valid
+/// one and goes to the dead-letter queue whole, with its original receive time. When an
+/// operator redrives the queue (a new message, a new `SentTimestamp`), no event of it counts
+/// again: within its window the valid event is refused as stale, past it the message is dropped
+/// as expired; the viewer who stopped sending does not come back.
+#[tokio::test]
+async fn a_redriven_dead_letter_makes_no_ghost_viewer() {
+    use livecount_local::queue::{DeadLetter, LocalQueue, QueueConfig};
+    let mut p = Pipeline::new("redrive").await;
+    p.run_ahead_of_ttl();
+    let queue = LocalQueue::new(QueueConfig::default(), p.clock.clone());
+    let dead_letters = queue.clone();
+    p.ingest.dead_letters = Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
+        move |letter: &livecount_ingest::DeadLetter| {
+            dead_letters.dead_letter(DeadLetter {
+                message_id: letter.message_id.clone(),
+                body: letter.body.clone(),
+                attributes: std::collections::BTreeMap::from([(
+                    livecount_ingest::RECEIVED_AT_ATTRIBUTE.to_owned(),
+                    letter.received_ms.to_string(),
+                )]),
+            });
+        },
+    )));
+    let t0 = p.clock.now_ms();
+    let valid = json!({"streamId": "st", "sessionId": "leaver", "type": "heartbeat", "ts": t0});
+    let body = json!([valid, {"streamId": "st"}]).to_string();
+    queue.enqueue(body);
+    let ingest = p.ingest.clone();
+    let mut handler = async |event: aws_lambda_events::event::sqs::SqsEvent| {
+        livecount_ingest::handler(
+            &ingest,
+            lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+        )
+        .await
+    };
+    queue.drain(&mut handler).await;
+    assert_eq!(
+        queue.stats().dead_letters,
+        1,
+        "the invalid body is dead-lettered"
+    );
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 1, "its valid heartbeat counted");
+
+    // Redriven 10 s later, inside the window: the heartbeat is the one already stored.
+    p.clock.set_ms(t0 + 10_000);
+    assert_eq!(queue.redrive(), 1);
+    queue.drain(&mut handler).await;
+    p.aggregate().await;
+    let timing = p.config.timing;
+    let gone = t0 / 1000 + timing.window_seconds + timing.bucket_seconds + 1;
+    assert_eq!(
+        p.viewers_at("st", gone).await,
+        0,
+        "no second window for the viewer"
+    );
+
+    // Redriven again past its window: dropped as expired, nothing written.
+    p.clock
+        .set_ms(t0 + 1000 * (timing.window_seconds + timing.grace_seconds) + 1_000);
+    assert_eq!(queue.redrive(), 1);
+    let redriven = queue.stats().enqueued;
+    queue.drain(&mut handler).await;
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 0, "no ghost after the redrive");
+    assert_eq!(redriven, 3);
+    p.cleanup().await;
+}
+
+/// 100 messages of 500 events (50,000 sessions) with the invocation's deadline near: ingest
+/// starts no write it cannot finish, and reports exactly the messages it did not write in full;
+/// their redelivery writes the rest. No event is lost and none is written twice.
+#[tokio::test]
+async fn a_batch_larger_than_its_deadline_reports_what_it_did_not_write() {
+    let p = Pipeline::new("ingest-deadline").await;
+    p.run_ahead_of_ttl();
+    let now = p.clock.now_ms();
+    let messages: Vec<_> = (0..100)
+        .map(|m| {
+            let events: Vec<serde_json::Value> = (0..500)
+                .map(|e| json!({"streamId": "big", "sessionId": format!("v-{m}-{e}"), "type": "start", "ts": now}))
+                .collect();
+            p.message_now(serde_json::Value::Array(events).to_string())
+        })
+        .collect();
+    // A deadline already inside the margin: nothing is started, everything is reported.
+    let soon = std::time::Instant::now() + livecount_ingest::DEADLINE_MARGIN / 2;
+    let report = p
+        .ingest
+        .process_until(&messages, Some(soon))
+        .await
+        .expect("ingest");
+    assert_eq!((report.applied, report.deferred), (0, 50_000));
+    assert_eq!(report.failed.len(), 100, "every message is reported");
+    // A deadline that passes while the batch is written: some messages written, the rest
+    // reported; the report accounts for every event.
+    let deadline = std::time::Instant::now()
+        + livecount_ingest::DEADLINE_MARGIN
+        + std::time::Duration::from_millis(1500);
+    let first = p
+        .ingest
+        .process_until(&messages, Some(deadline))
+        .await
+        .expect("ingest");
+    assert!(
+        first.deferred > 0 && first.applied > 0,
+        "{} applied, {} deferred",
+        first.applied,
+        first.deferred
+    );
+    assert_eq!(first.applied + first.stale + first.deferred, 50_000);
+    let failed: std::collections::BTreeSet<&str> =
+        first.failed.iter().map(String::as_str).collect();
+    let redelivered: Vec<_> = messages
+        .iter()
+        .filter(|m| failed.contains(m.message_id.as_deref().unwrap_or_default()))
+        .cloned()
+        .collect();
+    let second = p.ingest(&redelivered).await;
+    assert!(second.failed.is_empty());
+    assert_eq!(
+        first.applied + second.applied,
+        50_000,
+        "every session written once"
+    );
     p.cleanup().await;
 }

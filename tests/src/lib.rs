@@ -72,6 +72,8 @@ pub struct PipelineOptions {
     pub parallelization_factor: u32,
     /// `S`, the sessions-table shards per stream.
     pub session_shards: u32,
+    /// Lambda's `BisectBatchOnFunctionError` in the poller (the deployments leave it off).
+    pub bisect_on_error: bool,
 }
 
 impl Default for PipelineOptions {
@@ -86,6 +88,7 @@ impl Default for PipelineOptions {
             stream_shards: HARSH_SHARDS,
             parallelization_factor: HARSH_PARALLELIZATION,
             session_shards: Config::default().session_shards,
+            bisect_on_error: false,
         }
     }
 }
@@ -196,6 +199,7 @@ impl Pipeline {
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
         let poller_config = PollerConfig {
             max_retries: options.poller_max_retries,
+            bisect_on_error: options.bisect_on_error,
             seed: fastrand::u64(..),
             ..PollerConfig::harsh(options.stream_shards, options.parallelization_factor)
         };

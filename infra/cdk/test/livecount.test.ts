@@ -398,7 +398,7 @@ describe('event source mappings', () => {
     });
   });
 
-  it('aggregate: sessions stream, TRIM_HORIZON, 100 / 1 s, bisect, partial failures, 5 retries, records kept W + B + G (80 s), on-failure queue, parallelization 1', () => {
+  it('aggregate: sessions stream, TRIM_HORIZON, 100 / 1 s, no bisecting, partial failures, 5 retries, records kept W + B + G (80 s), on-failure queue, parallelization 1', () => {
     const m = resource(DEFAULT, DEFAULT.id(c.aggregateMapping)).Properties;
     assert.deepEqual(m, {
       EventSourceArn: getAtt(DEFAULT.id(c.sessions), 'StreamArn'),
@@ -406,7 +406,7 @@ describe('event source mappings', () => {
       StartingPosition: 'TRIM_HORIZON',
       BatchSize: 100,
       MaximumBatchingWindowInSeconds: 1,
-      BisectBatchOnFunctionError: true,
+      BisectBatchOnFunctionError: false,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       MaximumRetryAttempts: 5,
       MaximumRecordAgeInSeconds: 80,
@@ -430,7 +430,7 @@ describe('event source mappings', () => {
       MaximumRetryAttempts: 3,
       MaximumRecordAgeInSeconds: 600,
       ParallelizationFactor: 4,
-      BisectBatchOnFunctionError: true,
+      BisectBatchOnFunctionError: false,
     });
   });
 
