@@ -21,6 +21,8 @@ export interface TrackOptions {
   now?: () => number;
   random?: () => number;
   randomUUID?: () => string;
+  /** Where the last `seq` of each session is kept across reloads (default `localStorage`; `null`: nowhere). */
+  storage?: { getItem(key: string): string | null; setItem(key: string, value: string): void } | null;
   window?: EventTarget;
   document?: EventTarget & { visibilityState?: string };
 }

@@ -9,7 +9,11 @@
 // It sends `start` on the first `playing`, a `heartbeat` every 5 s while playing, `pause` on
 // pause, and `stop` on `ended` or when the page goes away (`pagehide`, by `navigator.sendBeacon`).
 // Every event carries `seq`, which the server uses to order the session's events, so a device
-// clock that jumps cannot hide the viewer. Failed sends are retried with exponential backoff;
+// clock that jumps cannot hide the viewer. `seq` keeps increasing across reloads and players of
+// one `sessionId`: a tracker starts at the clock's milliseconds, or past the last `seq` this
+// browser sent for the session (kept in localStorage) if that is higher, and adds one per event;
+// so a reloaded player is counted at once, and an old event replayed stays older than a `stop`.
+// Failed sends are retried with exponential backoff;
 // only the newest event is ever retried (the server needs no other), so reconnecting never sends
 // a burst. No dependencies; works in every current browser.
 
@@ -42,7 +46,8 @@ export function track(media, options) {
   }
   const env = environment(o);
   const sessionId = o.sessionId ?? env.randomUUID();
-  let seq = 0;
+  const seqKey = `livecount.seq.${o.streamId}.${sessionId}`;
+  let seq = Math.max(Math.floor(env.now()), lastSeq(env.storage, seqKey) + 1);
   let started = false; // a watching event was sent: the server may count this viewer
   let watching = false;
   let heartbeatTimer = null;
@@ -56,6 +61,7 @@ export function track(media, options) {
   const event = (type) => {
     const e = { streamId: o.streamId, sessionId, type, ts: env.now(), seq: seq++ };
     if (o.token) e.token = o.token;
+    remember(env.storage, seqKey, e.seq);
     return e;
   };
 
@@ -185,6 +191,24 @@ export function track(media, options) {
   };
 }
 
+/** The last `seq` this browser sent for a session (-1 if none, or if storage is unavailable). */
+function lastSeq(storage, key) {
+  try {
+    const value = Number(storage?.getItem(key));
+    return Number.isSafeInteger(value) && value >= 0 ? value : -1;
+  } catch {
+    return -1;
+  }
+}
+
+function remember(storage, key, seq) {
+  try {
+    storage?.setItem(key, String(seq));
+  } catch {
+    // storage full or refused (private mode): the clock still orders the next tracker's events
+  }
+}
+
 /** What the client takes from its surroundings; tests pass their own. */
 function environment(o) {
   const g = globalThis;
@@ -196,7 +220,16 @@ function environment(o) {
     now: o.now ?? (() => Date.now()),
     random: o.random ?? Math.random,
     randomUUID: o.randomUUID ?? (() => g.crypto.randomUUID()),
+    storage: 'storage' in o ? o.storage : safeLocalStorage(g),
     window: o.window ?? g.window,
     document: o.document ?? g.document,
   };
+}
+
+function safeLocalStorage(g) {
+  try {
+    return g.localStorage ?? null;
+  } catch {
+    return null; // a sandboxed frame may refuse access
+  }
 }

@@ -5,9 +5,10 @@ use crate::event::PlayerEvent;
 use crate::ids::{SessionId, StreamId};
 use std::collections::HashMap;
 
-/// Keeps the newest of each session's events by [`PlayerEvent::order`]: `seq` when the events
-/// carry it, else `ts`, and on a tie by kind (`stop` > `pause` > `heartbeat` > `start`). Each item carries a tag (the SQS message it came
-/// from, say); the result keeps the winners in first-seen order.
+/// Keeps the newest of each session's events by [`PlayerEvent::supersedes`]: `seq` when the
+/// events carry it, else `ts`, and on a tie by kind (`stop` > `pause` > `heartbeat` > `start`);
+/// a `start` with a later `ts` begins a new run whatever its `seq`. Each item carries a tag (the
+/// SQS message it came from, say); the result keeps the winners in first-seen order.
 pub fn newest_per_session<T>(
     events: impl IntoIterator<Item = (PlayerEvent, T)>,
 ) -> Vec<(PlayerEvent, T)> {
@@ -17,7 +18,7 @@ pub fn newest_per_session<T>(
         let key = (event.stream_id.clone(), event.session_id.clone());
         match index.get(&key) {
             Some(&at) => {
-                if event.order() > winners[at].0.order() {
+                if event.supersedes(&winners[at].0) {
                     winners[at] = (event, tag);
                 }
             }
@@ -47,6 +48,29 @@ mod tests {
             user_id: None,
             device: None,
         }
+    }
+
+    #[test]
+    fn a_sequenced_start_with_a_later_ts_begins_a_new_run() {
+        let seq = |kind, ts, seq| PlayerEvent {
+            seq: Some(seq),
+            ..ev("a", kind, ts)
+        };
+        let old_run = seq(Heartbeat, 100, 720);
+        let reload = seq(Start, 200, 0);
+        assert!(reload.supersedes(&old_run), "a reload's start, seq from 0");
+        assert!(!old_run.supersedes(&reload));
+        assert!(seq(Heartbeat, 205, 1).supersedes(&reload));
+        let stop = seq(Stop, 300, 5);
+        assert!(
+            !seq(Start, 100, 0).supersedes(&stop),
+            "a replayed old start"
+        );
+        assert!(!seq(Heartbeat, 250, 1).supersedes(&stop));
+        // the old page's stop, delivered after the new run's start, does not replace it
+        assert!(!seq(Stop, 150, 721).supersedes(&reload));
+        let winners = newest_per_session([(old_run, 0), (reload, 1)]);
+        assert_eq!(winners.iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]

@@ -99,6 +99,26 @@ pub struct EventOrder {
 }
 
 impl PlayerEvent {
+    /// Whether this event replaces `held` as its session's newest. By [`Self::order`], with one
+    /// rule for players reloaded with the same `sessionId` that restart their `seq`: between
+    /// events that both carry `seq`, a `start` begins a new run, so a `start` with a later `ts`
+    /// (bounded by the receive time) replaces `held` whatever the two `seq`s, and an event with
+    /// an earlier `ts` than a held `start` (the old page's last heartbeat or `stop`, delivered
+    /// late) does not replace it. A replayed old `start` is never later than the `stop` that
+    /// followed it, so it cannot bring a viewer back. (The session write's condition is the same
+    /// rule, `crate::requests::session_write_request`.)
+    pub fn supersedes(&self, held: &PlayerEvent) -> bool {
+        if self.seq.is_some() && held.seq.is_some() {
+            if self.kind == EventKind::Start && self.ts > held.ts {
+                return true;
+            }
+            if held.kind == EventKind::Start && held.ts > self.ts {
+                return false;
+            }
+        }
+        self.order() > held.order()
+    }
+
     /// The order of events of one session (see [`EventOrder`]).
     pub fn order(&self) -> EventOrder {
         EventOrder {

@@ -82,8 +82,10 @@ fn count_operators(expression: &str) -> usize {
 /// The session write: `SET` every attribute of `state` (and `startedAt` if not set), only if
 /// the event is newer than the row's (the order of `PlayerEvent::order`):
 ///
-/// - with `seq`: `attribute_not_exists(PK) OR attribute_not_exists(lastSeq) OR lastSeq < :seq
-///   OR (lastSeq = :seq AND lastRank < :rank)`;
+/// - with `seq`: `attribute_not_exists(PK) OR attribute_not_exists(lastSeq) OR` the event is
+///   later (`lastSeq < :seq OR (lastSeq = :seq AND lastRank < :rank)`); a `start` also when
+///   `lastTs < :ts`, any other event only if the row is not a `start` with a later `ts` (a
+///   reloaded player's new run, [`crate::PlayerEvent::supersedes`]);
 /// - without: `attribute_not_exists(PK) OR (attribute_not_exists(lastSeq) AND (lastTs < :ts OR
 ///   (lastTs = :ts AND lastRank < :rank)))`.
 pub fn session_write_request(
@@ -100,9 +102,17 @@ pub fn session_write_request(
     let newer = match state.last_seq {
         Some(seq) => {
             let seq = expr.value(&seq)?;
-            format!(
-                "attribute_not_exists({last_seq}) OR {last_seq} < {seq} OR ({last_seq} = {seq} AND {last_rank} < {rank})"
-            )
+            let (last_ts, ts) = (expr.name("lastTs"), expr.value(&state.last_ts)?);
+            let later =
+                format!("{last_seq} < {seq} OR ({last_seq} = {seq} AND {last_rank} < {rank})");
+            if state.last_type == crate::EventKind::Start.as_str() {
+                format!("attribute_not_exists({last_seq}) OR {later} OR {last_ts} < {ts}")
+            } else {
+                let start = expr.value(&crate::EventKind::Start.rank())?;
+                format!(
+                    "attribute_not_exists({last_seq}) OR (({later}) AND NOT ({last_rank} = {start} AND {last_ts} > {ts}))"
+                )
+            }
         }
         None => {
             let last_ts = expr.name("lastTs");
@@ -437,6 +447,38 @@ mod tests {
             Some(&AttributeValue::S("st#3".into()))
         );
         assert!(request.within_limits(), "{} operators", request.operators());
+    }
+
+    /// With `seq`, a `start` also replaces an event with an earlier `ts` (a reloaded player's new
+    /// run); every other kind is refused by a `start` with a later `ts`.
+    #[test]
+    fn a_sequenced_start_may_begin_a_new_run_and_nothing_else_may() {
+        let key = ItemKey::session("st", 3, "a");
+        for (kind, new_run) in [("start", true), ("heartbeat", false), ("stop", false)] {
+            let state = SessionState {
+                last_seq: Some(0),
+                last_type: kind.into(),
+                ..state()
+            };
+            let request = session_write_request("sessions", &key, &state).expect("builds");
+            let condition = request.condition.as_deref().expect("a condition");
+            let last_ts = request
+                .names
+                .iter()
+                .find(|(_, a)| *a == "lastTs")
+                .map(|(p, _)| p.clone());
+            let name = last_ts.expect("lastTs named");
+            assert_eq!(
+                condition.contains(&format!(" OR {name} < ")),
+                new_run,
+                "{kind}: {condition}"
+            );
+            assert_eq!(
+                condition.contains(&format!("{name} > ")),
+                !new_run,
+                "{kind}: {condition}"
+            );
+        }
     }
 
     fn moves(rng: &mut fastrand::Rng, count: usize) -> Vec<SessionMove> {

@@ -164,3 +164,66 @@ async fn with_seq_any_delivery_order_gives_the_counts_of_in_order_delivery() {
     in_order.cleanup().await;
     chaotic.cleanup().await;
 }
+
+/// A player reloaded with the same `sessionId` that restarts its `seq` at 0 (after an hour of
+/// heartbeats, `seq` 720) counts again with its `start`, at once, is not hidden by the old page's
+/// `stop` arriving late, and keeps counting with its heartbeats; a replayed old `start` after a
+/// later `stop` does not bring the viewer back.
+#[tokio::test]
+async fn a_reloaded_player_counts_at_once_whatever_seq_it_restarts_from() {
+    let mut p = Pipeline::new("reload").await;
+    p.run_ahead_of_ttl();
+    let t0 = p.clock.now_ms();
+    let old_start = body("st", "tv-1", "start", t0, Some(0));
+    p.send([old_start.clone()]).await;
+    p.clock.set_ms(t0 + HOUR_MS);
+    let late = p.clock.now_ms();
+    p.send([body("st", "tv-1", "heartbeat", late, Some(720))])
+        .await;
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 1);
+
+    // The page reloads 30 s later (the viewer dropped out of the count meanwhile) and its
+    // player starts again from seq 0.
+    let reload = late + 30_000;
+    p.clock.set_ms(reload);
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 0, "gone while the page reloaded");
+    p.send([body("st", "tv-1", "start", reload, Some(0))]).await;
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 1, "counted with its start");
+    // The old page's `stop` (sent on pagehide, before the reload) arrives late.
+    let report = p
+        .send([body("st", "tv-1", "stop", late + 2_000, Some(721))])
+        .await;
+    assert_eq!(
+        report.stale, 1,
+        "the old run's stop is older than the new start"
+    );
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 1, "still counted");
+    for beat in 1..=4_i64 {
+        p.clock.set_ms(reload + beat * 5_000);
+        let now = p.clock.now_ms();
+        p.send([body("st", "tv-1", "heartbeat", now, Some(beat as u64))])
+            .await;
+        p.aggregate().await;
+        assert_eq!(p.viewers("st").await, 1, "heartbeat {beat} of the new run");
+    }
+
+    // The viewer stops; the hour-old start replayed (same bytes) cannot bring it back, and
+    // neither can one of the new run's heartbeats.
+    let stop_at = p.clock.now_ms() + 1_000;
+    p.clock.set_ms(stop_at);
+    p.send([body("st", "tv-1", "stop", stop_at, Some(5))]).await;
+    p.clock.set_ms(stop_at + 1_000);
+    let replayed = p.send([
+        old_start,
+        body("st", "tv-1", "heartbeat", reload + 5_000, Some(1)),
+    ]);
+    let report = replayed.await;
+    assert_eq!((report.applied, report.stale), (0, 2), "{report:?}");
+    p.aggregate().await;
+    assert_eq!(p.viewers("st").await, 0);
+    p.cleanup().await;
+}

@@ -5,7 +5,10 @@
 //!
 //! The rules (README "Events", docs/design.md): a session's events are ordered by `seq` when
 //! they carry one (after every event without it), else by `ts` bounded by the receive time, ties
-//! by type (`stop` > `pause` > `heartbeat` > `start`); the newest event decides. A `start` or
+//! by type (`stop` > `pause` > `heartbeat` > `start`); between two events with `seq`, a `start`
+//! whose bounded `ts` is later than the held event's is newer whatever its `seq`, and an event
+//! with an earlier `ts` than a held `start` is not (a reloaded player's new run); the newest event
+//! decides. A `start` or
 //! `heartbeat` received at `r` ms counts through the second `W` after it, rounded up to a
 //! multiple of `B`; a `pause` or `stop` does not count.
 
@@ -17,6 +20,8 @@ use std::collections::{BTreeSet, HashMap};
 struct Newest {
     /// (has seq, seq or bounded ts, type rank)
     order: (bool, i64, u8),
+    /// `ts`, bounded by the receive time.
+    ts: i64,
     /// Last second the session counts in; `None` when not watching.
     counts_until: Option<i64>,
 }
@@ -74,10 +79,12 @@ impl Oracle {
         };
         self.delivered += 1;
         self.streams.insert(stream.clone());
+        let bounded_ts = if ts > recv_ms { recv_ms } else { ts };
         let order = match event["seq"].as_u64() {
             Some(seq) => (true, seq as i64, rank),
-            None => (false, if ts > recv_ms { recv_ms } else { ts }, rank),
+            None => (false, bounded_ts, rank),
         };
+        let (start, sequenced) = (kind == "start", order.0);
         let watching = rank <= 1;
         let counts_until = watching.then(|| {
             let end_ms = recv_ms + self.window_ms;
@@ -85,15 +92,21 @@ impl Oracle {
             buckets * self.bucket_ms / 1000
         });
         let key = (stream, session);
-        if self
-            .sessions
-            .get(&key)
-            .is_none_or(|held| order > held.order)
-        {
+        if self.sessions.get(&key).is_none_or(|held| {
+            let both = sequenced && held.order.0;
+            if both && start && bounded_ts > held.ts {
+                true
+            } else if both && held.order.2 == 0 && held.ts > bounded_ts {
+                false
+            } else {
+                order > held.order
+            }
+        }) {
             self.sessions.insert(
                 key,
                 Newest {
                     order,
+                    ts: bounded_ts,
                     counts_until,
                 },
             );

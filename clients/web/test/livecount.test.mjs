@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { track } from '../livecount.js';
 
 /** A fake world: a manual clock with timers, a network that can be cut, a page. */
-function world({ online = true } = {}) {
-  let now = 1_700_000_000_000;
+function world({ online = true, storage = new Map(), start = 1_700_000_000_000 } = {}) {
+  let now = start;
   let timers = [];
   let nextId = 1;
   const sent = []; // every request body that reached the server, parsed
@@ -26,6 +26,7 @@ function world({ online = true } = {}) {
       streamId: 'launch',
       sessionId: 'viewer-1',
       now: () => now,
+      storage: { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) },
       random: () => 1, // no jitter: retries wait exactly their delay
       setTimeout: (f, ms) => {
         const id = nextId++;
@@ -90,7 +91,7 @@ test('start on the first playing, then a heartbeat every 5 s while playing', asy
   await w.advance(16_000);
   assert.deepEqual(w.types(), ['start', 'heartbeat', 'heartbeat', 'heartbeat']);
   for (const [i, e] of w.sent.entries()) {
-    assert.equal(e.seq, i, 'seq increases with every event');
+    assert.equal(e.seq, w.sent[0].seq + i, 'seq increases by one with every event');
     assert.equal(e.streamId, 'launch');
     assert.equal(e.sessionId, 'viewer-1');
   }
@@ -130,7 +131,7 @@ test('ended sends stop; leaving the page sends stop by beacon', async () => {
   assert.equal(v.beacons[0].type, 'text/plain');
   const stop = JSON.parse(await v.beacons[0].text());
   assert.equal(stop.type, 'stop');
-  assert.equal(stop.seq, 1);
+  assert.equal(stop.seq, v.sent[0].seq + 1);
 });
 
 test('a page that never played sends nothing when it goes away', async () => {
@@ -155,7 +156,7 @@ test('network loss: retries with backoff, only the newest event, no burst on rec
   w.window.dispatchEvent(new Event('online'));
   await w.advance(0);
   assert.deepEqual(w.types(), ['start', 'heartbeat'], 'one event after reconnecting');
-  assert.ok(w.sent[1].seq >= 12, 'the newest heartbeat, not a stale one');
+  assert.ok(w.sent[1].seq - w.sent[0].seq >= 12, 'the newest heartbeat, not a stale one');
   await w.advance(5_000);
   assert.deepEqual(w.types(), ['start', 'heartbeat', 'heartbeat'], 'then the usual rhythm');
 });
@@ -216,4 +217,42 @@ test("the README's Node token function signs as ingest verifies (the Rust known 
   // session "a", expiry 1 (core/src/token.rs tests the same vector).
   const signature = createHmac('sha256', '0123456789abcdef').update('s\na\n1').digest('base64url');
   assert.equal(`v1.1.${signature}`, 'v1.1.ZZcc13Dt9fHJl8CqMGDcsfkziWQi2KdMP9DJtoC7kCo');
+});
+
+test('a reloaded player continues past the last seq of its session, whatever the clock says', async () => {
+  const storage = new Map();
+  const first = world({ storage });
+  track(first.media, first.options);
+  first.play();
+  await first.advance(60_000);
+  const last = first.sent.at(-1).seq;
+  // The page reloads with the same sessionId; the device clock went back an hour meanwhile.
+  const reloaded = world({ storage, start: first.now - 3_600_000 });
+  track(reloaded.media, reloaded.options);
+  reloaded.play();
+  await reloaded.advance(0);
+  assert.deepEqual(reloaded.types(), ['start']);
+  assert.ok(reloaded.sent[0].seq > last, `${reloaded.sent[0].seq} > ${last}`);
+});
+
+test('another device with the same sessionId starts past it by its clock', async () => {
+  const first = world();
+  track(first.media, first.options);
+  first.play();
+  await first.advance(60_000);
+  const other = world({ start: first.now + 1_000 });
+  track(other.media, other.options);
+  other.play();
+  await other.advance(0);
+  assert.ok(other.sent[0].seq > first.sent.at(-1).seq);
+});
+
+test('no storage (private mode) still works', async () => {
+  const w = world();
+  w.options.storage = null;
+  track(w.media, w.options);
+  w.play();
+  await w.advance(5_000);
+  assert.deepEqual(w.types(), ['start', 'heartbeat']);
+  assert.equal(w.sent[1].seq, w.sent[0].seq + 1);
 });
