@@ -94,9 +94,79 @@ impl TokenSecret {
     }
 }
 
+/// The secrets a deployment accepts tokens of: Secrets Manager's `AWSCURRENT` version, and
+/// `AWSPREVIOUS` while a rotation is under way, so a player holding a token signed before the
+/// rotation keeps counting until the token expires.
+#[derive(Debug, Clone)]
+pub struct TokenKeys {
+    pub current: TokenSecret,
+    pub previous: Option<TokenSecret>,
+}
+
+impl TokenKeys {
+    /// Checks `token` against the current secret, then the previous one (see
+    /// [`TokenSecret::verify`]).
+    pub fn verify(
+        &self,
+        token: Option<&str>,
+        stream_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        match self.current.verify(token, stream_id, session_id, now) {
+            Err(TokenError::Wrong) => match &self.previous {
+                Some(previous) => previous.verify(token, stream_id, session_id, now),
+                None => Err(TokenError::Wrong),
+            },
+            outcome => outcome,
+        }
+    }
+}
+
+impl From<TokenSecret> for TokenKeys {
+    fn from(current: TokenSecret) -> Self {
+        Self {
+            current,
+            previous: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn during_a_rotation_tokens_of_the_current_and_the_previous_secret_verify() {
+        let (old, new) = (
+            secret(),
+            TokenSecret::new("the secret after rotation").expect("long"),
+        );
+        let keys = TokenKeys {
+            current: new.clone(),
+            previous: Some(old.clone()),
+        };
+        let now = 1_700_000_000;
+        for signer in [&old, &new] {
+            let token = signer.sign("s", "a", now + 60);
+            assert_eq!(keys.verify(Some(&token), "s", "a", now), Ok(()));
+            assert_eq!(
+                keys.verify(Some(&token), "s", "b", now),
+                Err(TokenError::Wrong)
+            );
+        }
+        let expired = old.sign("s", "a", now - 1);
+        assert_eq!(
+            keys.verify(Some(&expired), "s", "a", now),
+            Err(TokenError::Expired { expiry: now - 1 })
+        );
+        let after = TokenKeys::from(new);
+        let token = old.sign("s", "a", now + 60);
+        assert_eq!(
+            after.verify(Some(&token), "s", "a", now),
+            Err(TokenError::Wrong)
+        );
+    }
 
     fn secret() -> TokenSecret {
         TokenSecret::new("a secret of enough bytes").expect("long enough")

@@ -53,6 +53,7 @@ module "settings" {
   ingest_throttle_rate                  = var.ingest_throttle_rate
   ingest_throttle_burst                 = var.ingest_throttle_burst
   token_secret_arn                      = var.token_secret_arn
+  token_secret_kms_key_arn              = var.token_secret_kms_key_arn
   expected_stream_shards                = var.expected_stream_shards
   counter_ttl_days                      = var.counter_ttl_days
   architecture                          = var.architecture

@@ -215,7 +215,13 @@ variable "ingest_throttle_burst" {
 }
 
 variable "token_secret_arn" {
-  description = "A Secrets Manager secret whose SecretString signs sessions; when set, every event needs a valid token. Default none."
+  description = "A Secrets Manager secret whose SecretString signs sessions; when set, every event needs a valid token (its current and previous versions are accepted, read again every 5 minutes). Default none."
+  type        = string
+  default     = null
+}
+
+variable "token_secret_kms_key_arn" {
+  description = "The customer-managed KMS key the token secret is encrypted with, if any: ingest is allowed kms:Decrypt with it. Default none (aws/secretsmanager)."
   type        = string
   default     = null
 }

@@ -32,10 +32,12 @@ use livecount_core::event::parse_body;
 use livecount_core::expiry::session_shard;
 use livecount_core::model::{ItemKey, SessionState};
 use livecount_core::store::SessionWrite;
-use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, PlayerEvent, Store, error_chain};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+pub mod tokens;
+pub use tokens::Tokens;
 
 /// The SQS attribute holding the time the queue received the message (epoch ms, server clock).
 pub const SENT_TIMESTAMP: &str = "SentTimestamp";
@@ -47,8 +49,8 @@ pub struct Ingest {
     pub store: Store,
     pub config: Config,
     pub clock: Clock,
-    /// The signed-session secret, when every event must carry a valid token.
-    pub tokens: Option<TokenSecret>,
+    /// The signed-session secrets, when every event must carry a valid token.
+    pub tokens: Option<Tokens>,
     /// Where invalid messages go, once, with their reasons.
     pub dead_letters: Option<DeadLetters>,
 }
@@ -148,32 +150,20 @@ impl DeadLetters {
     }
 }
 
-/// Reads the signed-session secret the configuration names: from Secrets Manager (the
-/// deployed Lambda), or as given (`livecount dev`, tests).
-pub async fn resolve_token_secret(config: &Config) -> Result<Option<TokenSecret>, IngestError> {
-    let arn = match &config.token_secret {
-        None => return Ok(None),
-        Some(TokenSecretSource::Value(secret)) => return Ok(Some(secret.clone())),
-        Some(TokenSecretSource::SecretsManager(arn)) => arn,
-    };
-    let sdk = aws_config::load_from_env().await;
-    let output = aws_sdk_secretsmanager::Client::new(&sdk)
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| IngestError::TokenSecret {
-            arn: arn.clone(),
-            reason: error_chain(&aws_sdk_secretsmanager::Error::from(e)),
-        })?;
-    output
-        .secret_string
-        .and_then(TokenSecret::new)
-        .map(Some)
-        .ok_or_else(|| IngestError::TokenSecret {
-            arn: arn.clone(),
-            reason: "the secret has no SecretString of at least 16 bytes".to_owned(),
-        })
+/// Reads the signed-session secrets the configuration names: from Secrets Manager (the
+/// deployed Lambda, read again while it runs, [`Tokens`]), or as given (`livecount dev`, tests).
+pub async fn resolve_tokens(config: &Config) -> Result<Option<Tokens>, IngestError> {
+    match &config.token_secret {
+        None => Ok(None),
+        Some(TokenSecretSource::Value(secret)) => Ok(Some(Tokens::fixed(secret.clone()))),
+        Some(TokenSecretSource::SecretsManager(arn)) => Tokens::secrets_manager(arn)
+            .await
+            .map(Some)
+            .map_err(|reason| IngestError::TokenSecret {
+                arn: arn.clone(),
+                reason,
+            }),
+    }
 }
 
 /// A message refused as invalid, with one reason per rule it broke.
@@ -292,10 +282,10 @@ pub async fn handler(
 
 impl Ingest {
     /// An ingest with the system clock; a token secret given as a value is used, one in
-    /// Secrets Manager needs [`resolve_token_secret`].
+    /// Secrets Manager needs [`resolve_tokens`].
     pub fn new(store: Store, config: Config) -> Self {
         let tokens = match &config.token_secret {
-            Some(TokenSecretSource::Value(secret)) => Some(secret.clone()),
+            Some(TokenSecretSource::Value(secret)) => Some(Tokens::fixed(secret.clone())),
             _ => None,
         };
         Self {
@@ -320,6 +310,9 @@ impl Ingest {
         messages: &[SqsMessage],
         deadline: Option<std::time::Instant>,
     ) -> Result<IngestReport, IngestError> {
+        if let Some(tokens) = &self.tokens {
+            tokens.refresh_if_due().await;
+        }
         let mut report = IngestReport::default();
         // (event, index of its message, receive time in ms)
         let mut accepted: Vec<(PlayerEvent, (usize, i64))> = Vec::new();
@@ -490,7 +483,6 @@ impl Ingest {
             .map_err(livecount_core::event::InvalidEvent::Token)
     }
 
-    /// `SentTimestamp` (the queue's clock), or this function's clock when it is missing.
     /// When the queue received the message: its `SentTimestamp` (the ingest clock without one),
     /// or the [`RECEIVED_AT_ATTRIBUTE`] a dead-lettered message carries back, if earlier.
     fn receive_time(&self, message: &SqsMessage) -> i64 {

@@ -187,6 +187,13 @@ pub struct World {
     pub longest_backoff_ms: i64,
     /// Requests DynamoDB would refuse as invalid (none is expected).
     pub invalid: Vec<RequestError>,
+    /// Injected faults (the counters table's, in the faults scenario): the share of attempts
+    /// throttled whatever the throughput, and of applied attempts whose answer is lost (the SDK
+    /// then sends the same request again, as it does after a 500).
+    pub throttle_rate: f64,
+    pub lost_answer_rate: f64,
+    pub injected_throttles: u64,
+    pub lost_answers: u64,
 }
 
 /// The model behind every `UpdateItem`: the sessions table (with its stream) and the counters
@@ -224,6 +231,10 @@ impl Aws {
                 attempts: 0,
                 longest_backoff_ms: 0,
                 invalid: Vec::new(),
+                throttle_rate: 0.0,
+                lost_answer_rate: 0.0,
+                injected_throttles: 0,
+                lost_answers: 0,
             }))
         };
         Self {
@@ -276,13 +287,23 @@ impl World {
             if attempt == 0 {
                 throughput.requests += 1;
             }
-            let result = if throughput.exhausted(&pk, second) {
+            let injected = self.throttle_rate > 0.0 && self.rng.f64() < self.throttle_rate;
+            self.injected_throttles += u64::from(injected);
+            let result = if injected || throughput.exhausted(&pk, second) {
                 Ok(None)
             } else {
                 table.update_admitted(request, |units| throughput.take(&pk, second, units))
             };
             match result {
                 Ok(Some(done)) => {
+                    let lost = attempt < 2
+                        && self.lost_answer_rate > 0.0
+                        && self.rng.f64() < self.lost_answer_rate;
+                    if lost {
+                        // Applied, but the answer never came back: the SDK tries again.
+                        self.lost_answers += 1;
+                        continue;
+                    }
                     written = Some(done);
                     break;
                 }

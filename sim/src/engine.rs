@@ -76,6 +76,20 @@ pub struct HandlerCost {
     pub aggregate_ns_per_record: f64,
 }
 
+/// Faults injected into the aggregate side: AWS's failures as they reach livecount.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Faults {
+    /// Share of aggregate invocations that die after their counter updates, before they finish
+    /// (an out-of-memory, a timeout): Lambda retries the batch from its first record.
+    pub function_errors: f64,
+    /// Share of applied counter-table requests whose answer is lost (the SDK sends the same
+    /// request again).
+    pub lost_answers: f64,
+    /// Share of counter-table attempts throttled whatever the throughput (the SDK retries; after
+    /// three throttled attempts the stream fails and the batch is retried).
+    pub throttles: f64,
+}
+
 /// One run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -92,6 +106,7 @@ pub struct Scenario {
     /// Whether the SQS trigger starts scaled out (an audience that has been there for a while),
     /// or at five concurrent batches.
     pub scaled_out: bool,
+    pub faults: Faults,
     pub seed: u64,
 }
 
@@ -181,6 +196,11 @@ pub struct Outcome {
     pub messages_expired: u64,
     pub records_lost: u64,
     pub duplicates_recognised: u64,
+    /// Faults injected, and the records Lambda delivered again because of them.
+    pub function_errors: u64,
+    pub lost_answers: u64,
+    pub injected_throttles: u64,
+    pub records_redelivered: u64,
     pub counter_updates: u64,
     pub partitions: usize,
     pub invalid_requests: usize,
@@ -249,6 +269,14 @@ fn hash_of(parts: &[&str]) -> u64 {
     hasher.finish()
 }
 
+/// The stream a record's session belongs to (`PK = "{stream}#{shard}"`).
+fn stream_of(record: &EventRecord) -> &str {
+    match record.change.keys.get("PK") {
+        Some(serde_dynamo::AttributeValue::S(pk)) => pk.split('#').next().unwrap_or_default(),
+        _ => "",
+    }
+}
+
 fn stream_index(pk: &str) -> u32 {
     pk.strip_prefix("live-")
         .and_then(|rest| rest.split('#').next())
@@ -282,6 +310,11 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
         settings.counters_warm_writes,
         scenario.seed,
     );
+    {
+        let mut counters = aws.counters();
+        counters.lost_answer_rate = scenario.faults.lost_answers;
+        counters.throttle_rate = scenario.faults.throttles;
+    }
     let sdk = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
@@ -320,6 +353,8 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
         out.throttled_attempts = s.throughput.throttled_attempts + c.throughput.throttled_attempts;
         out.write_units = s.throughput.units + c.throughput.units;
         out.invalid_requests = s.invalid.len() + c.invalid.len();
+        out.lost_answers = c.lost_answers;
+        out.injected_throttles = c.injected_throttles;
         out.partitions = s.throughput.partitions();
     }
     out.wall_seconds = started.elapsed().as_secs_f64();
@@ -615,6 +650,8 @@ struct Back<'a> {
     out: Outcome,
     audience_errors: Vec<i64>,
     last_wrong_after_settle: Option<i64>,
+    /// Decides which invocations die (the faults scenario).
+    rng: fastrand::Rng,
 }
 
 impl<'a> Back<'a> {
@@ -658,6 +695,7 @@ impl<'a> Back<'a> {
             },
             audience_errors: Vec::new(),
             last_wrong_after_settle: None,
+            rng: fastrand::Rng::with_seed(scenario.seed ^ 0xfa17),
         }
     }
 
@@ -744,7 +782,18 @@ impl<'a> Back<'a> {
             .drain(..count)
             .map(|p| p.record)
             .collect();
-        let report = futures::executor::block_on(self.lanes[index].aggregator.process(&records));
+        let aggregator = &self.lanes[index].aggregator;
+        let applied = futures::executor::block_on(aggregator.apply_until(&records, None));
+        let rate = self.scenario.faults.function_errors;
+        let dies = rate > 0.0 && self.rng.f64() < rate;
+        let report = if dies {
+            // Died after its updates, before finishing: its receipts stay; Lambda retries the
+            // batch from its first record.
+            self.out.function_errors += 1;
+            applied.report.clone()
+        } else {
+            futures::executor::block_on(aggregator.finish(applied, None))
+        };
         let (attempts, backoff) = {
             let world = self.aws.counters();
             (world.attempts, world.longest_backoff_ms)
@@ -761,24 +810,40 @@ impl<'a> Back<'a> {
         let done_ms = now_ms + duration;
         self.out.duplicates_recognised += report.duplicates as u64;
         self.out.counter_updates += report.counter_updates as u64;
-        // Records before the first failure are done; the rest are retried, in order.
-        let failed_at = report
-            .response
-            .batch_item_failures
+        // Records before the first failure are done; the rest are retried, in order (the
+        // aggregator names the batch's first record when anything failed).
+        let failed_at = if dies {
+            0
+        } else {
+            report
+                .response
+                .batch_item_failures
+                .iter()
+                .filter_map(|f| f.item_identifier.as_deref())
+                .filter_map(|seq| {
+                    records
+                        .iter()
+                        .position(|r| r.change.sequence_number.as_deref() == Some(seq))
+                })
+                .min()
+                .unwrap_or(records.len())
+        };
+        // What the counters took in: every record of a stream whose update went through, even
+        // in an invocation that then died or failed for another stream.
+        let not_applied: std::collections::HashSet<&str> = report
+            .failed_streams
             .iter()
-            .filter_map(|f| f.item_identifier.as_deref())
-            .filter_map(|seq| {
-                records
-                    .iter()
-                    .position(|r| r.change.sequence_number.as_deref() == Some(seq))
-            })
-            .min()
-            .unwrap_or(records.len());
+            .chain(&report.deferred_streams)
+            .map(String::as_str)
+            .collect();
+        for record in &records {
+            if !not_applied.contains(stream_of(record)) {
+                self.settle(record, done_ms);
+            }
+        }
         let mut records = records;
         let retry: Vec<EventRecord> = records.split_off(failed_at);
-        for record in &records {
-            self.settle(record, done_ms);
-        }
+        self.out.records_redelivered += retry.len() as u64;
         let lane = &mut self.lanes[index];
         lane.warm = true;
         lane.busy_until = done_ms;
@@ -824,14 +889,16 @@ impl<'a> Back<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
         let watching = matches!(written.last_type.as_str(), "start" | "heartbeat");
-        self.settled.take(
+        let new = self.settled.take(
             stream_index(&written.pk),
             session_index(&written.sk),
             sequence,
             watching,
             written.recv_at,
         );
-        self.out.lag.add(done_ms - written.recv_at, 1);
+        if new {
+            self.out.lag.add(done_ms - written.recv_at, 1);
+        }
     }
 
     /// Once a second: every stream's counter against both oracles, and the dashboards' reads.

@@ -92,17 +92,26 @@ impl Settled {
     }
 
     /// One change: the session's newest event as written (its type and receive time), with
-    /// the change's sequence in its item's order.
-    pub fn take(&mut self, stream: u32, session: u32, sequence: u64, watching: bool, recv_ms: i64) {
+    /// the change's sequence in its item's order. Returns whether it was new (a change taken
+    /// again, from a retried batch, is not counted twice).
+    pub fn take(
+        &mut self,
+        stream: u32,
+        session: u32,
+        sequence: u64,
+        watching: bool,
+        recv_ms: i64,
+    ) -> bool {
         let until = watching.then(|| counts_until(self.window_s, self.bucket_s, recv_ms));
         let entry = self.sessions.entry((stream, session)).or_insert((0, None));
         if sequence <= entry.0 {
             self.repeated += 1;
-            return;
+            return false;
         }
         let from = entry.1;
         *entry = (sequence, until);
         self.streams.moved(stream, from, until);
+        true
     }
 
     pub fn viewers(&self, stream: u32, second: i64) -> i64 {

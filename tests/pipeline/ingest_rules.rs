@@ -17,7 +17,7 @@ async fn signed_sessions_count_only_with_a_valid_token() {
     let mut p = Pipeline::new("signed").await;
     p.run_ahead_of_ttl();
     let secret = TokenSecret::new("test secret, 32 bytes long......").expect("long enough");
-    p.ingest.tokens = Some(secret.clone());
+    p.ingest.tokens = Some(livecount_ingest::Tokens::fixed(secret.clone()));
     let now = p.clock.now_ms();
     let later = now / 1000 + 3600;
     let cases = [

@@ -30,6 +30,7 @@ export const CONTEXT_KEYS = {
   ingestReservedConcurrency: '', aggregateReservedConcurrency: '', readReservedConcurrency: '',
   ingestEndpoint: 'false: no HTTP endpoint for players', ingestCorsOrigins: 'comma-separated CORS origins of POST /events',
   ingestThrottleRate: 'requests/s', ingestThrottleBurst: 'requests', tokenSecretArn: 'Secrets Manager secret signing sessions',
+  tokenSecretKmsKeyArn: 'customer-managed KMS key of that secret',
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -115,6 +116,7 @@ export function propsFromContext(scope: Construct, get: (key: string) => unknown
     ingestThrottleRate: num('ingestThrottleRate'),
     ingestThrottleBurst: num('ingestThrottleBurst'),
     tokenSecretArn: str('tokenSecretArn'),
+    tokenSecretKmsKeyArn: str('tokenSecretKmsKeyArn'),
     memorySize: num('memorySize'),
     reservedConcurrency: Object.keys(reserved).length > 0 ? reserved : undefined,
     logRetention: retentionDays as logs.RetentionDays | undefined,

@@ -141,10 +141,17 @@ export interface LivecountProps {
   readonly ingestThrottleBurst?: number;
   /**
    * A Secrets Manager secret (ARN) whose SecretString signs sessions: when set, every event must
-   * carry a valid `token` (`LIVECOUNT_TOKEN_SECRET_ARN`; ingest reads it at start).
+   * carry a valid `token` (`LIVECOUNT_TOKEN_SECRET_ARN`; ingest reads its current and previous
+   * versions at start and every 5 minutes, so a rotation refuses no valid token).
    * @default none: sessions are not signed
    */
   readonly tokenSecretArn?: string;
+  /**
+   * The customer-managed KMS key (ARN) the token secret is encrypted with, if not the AWS-managed
+   * one: ingest is allowed `kms:Decrypt` on it, through Secrets Manager only.
+   * @default none: the secret uses the `aws/secretsmanager` key
+   */
+  readonly tokenSecretKmsKeyArn?: string;
 
   // ---- Aggregate (sessions stream) ------------------------------------------------------------
   /** Stream records per aggregate invocation (1-10000). @default 100 */
@@ -600,6 +607,16 @@ export class Livecount extends Construct {
                 sid: 'ReadTokenSecret',
                 actions: ['secretsmanager:GetSecretValue'],
                 resources: [props.tokenSecretArn],
+              }),
+            ]
+          : []),
+        ...(props.tokenSecretArn && props.tokenSecretKmsKeyArn
+          ? [
+              new iam.PolicyStatement({
+                sid: 'DecryptTokenSecret',
+                actions: ['kms:Decrypt'],
+                resources: [props.tokenSecretKmsKeyArn],
+                conditions: { StringLike: { 'kms:ViaService': 'secretsmanager.*.amazonaws.com' } },
               }),
             ]
           : []),

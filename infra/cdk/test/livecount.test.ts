@@ -529,6 +529,23 @@ describe('ingest endpoint (API Gateway HTTP API to SQS)', () => {
       Resource: arn,
     });
   });
+
+  it('a token secret under a customer-managed key: ingest may decrypt with that key, through Secrets Manager only', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf';
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    const s = synth({ tokenSecretArn: arn, tokenSecretKmsKeyArn: key });
+    const statements = resource(s, s.id(s.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
+    assert.deepEqual(statements.at(-1), {
+      Sid: 'DecryptTokenSecret',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: key,
+      Condition: { StringLike: { 'kms:ViaService': 'secretsmanager.*.amazonaws.com' } },
+    });
+    const none = synth({ tokenSecretKmsKeyArn: key });
+    const plain = resource(none, none.id(none.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
+    assert.ok(!plain.some((st: { Sid?: string }) => st.Sid === 'DecryptTokenSecret'), 'no secret, no key grant');
+  });
 });
 
 describe('read API (Function URL)', () => {

@@ -87,6 +87,14 @@ locals {
         Action   = ["secretsmanager:GetSecretValue"]
         Resource = var.token_secret_arn
       },
+      ], var.token_secret_arn == null || var.token_secret_kms_key_arn == null ? [] : [
+      {
+        Sid       = "DecryptTokenSecret"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt"]
+        Resource  = var.token_secret_kms_key_arn
+        Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
+      },
     ])
     aggregate = [
       local.log_statement["aggregate"],

@@ -379,6 +379,16 @@ variable "token_secret_arn" {
   }
 }
 
+variable "token_secret_kms_key_arn" {
+  description = "The customer-managed KMS key the token secret is encrypted with, if not aws/secretsmanager: ingest may kms:Decrypt with it, through Secrets Manager only."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.token_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.token_secret_kms_key_arn))
+    error_message = "token_secret_kms_key_arn must be a KMS key ARN."
+  }
+}
+
 variable "read_timeout_seconds" {
   description = "The read function's timeout."
   type        = number

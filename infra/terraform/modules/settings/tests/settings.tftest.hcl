@@ -683,6 +683,30 @@ run "signed_sessions_give_ingest_the_secret_arn_and_read_access_to_it_only" {
   }
 }
 
+run "a_token_secret_under_a_customer_managed_key_lets_ingest_decrypt_through_secrets_manager_only" {
+  command = plan
+  variables {
+    token_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+    token_secret_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+  }
+  assert {
+    condition = output.policy_statements.ingest[length(output.policy_statements.ingest) - 1] == {
+      Sid       = "DecryptTokenSecret"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt"]
+      Resource  = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+      Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
+    }
+    error_message = "ingest statements: ${jsonencode(output.policy_statements.ingest)}"
+  }
+}
+
+run "a_kms_key_that_is_not_a_kms_arn_is_refused" {
+  command = plan
+  variables { token_secret_kms_key_arn = "alias/my-key" }
+  expect_failures = [var.token_secret_kms_key_arn]
+}
+
 run "ingest_throttle_rate_0_is_refused" {
   command = plan
   variables { ingest_throttle_rate = 0 }
