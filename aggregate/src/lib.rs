@@ -253,10 +253,9 @@ pub struct Applied {
     receipts: Vec<(String, ReceiptKey, Receipt)>,
 }
 
-/// One stream's records reduced to their moves, with their places in the batch.
+/// One stream's records reduced to their moves, in batch order.
 #[derive(Default)]
 struct StreamMoves {
-    positions: Vec<usize>,
     sessions: Vec<SessionMove>,
 }
 
@@ -384,14 +383,13 @@ impl Aggregator {
         report: &mut AggregateReport,
     ) -> BTreeMap<String, StreamMoves> {
         let mut by_stream: BTreeMap<String, StreamMoves> = BTreeMap::new();
-        for (position, record) in records.iter().enumerate() {
+        for record in records {
             match session_move(record, &self.config.timing) {
                 Ok(session) => {
                     let moves = match by_stream.get_mut(&session.stream_id) {
                         Some(moves) => moves,
                         None => by_stream.entry(session.stream_id.clone()).or_default(),
                     };
-                    moves.positions.push(position);
                     moves.sessions.push(session);
                 }
                 Err(reason) => {

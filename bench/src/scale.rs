@@ -425,7 +425,7 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
     }
     let _ = writeln!(
         md,
-        "\n**Retries.** What Lambda delivered again and what the receipts made of it (docs/design.md §4): aggregate invocations that died after their updates, counter answers lost, counter attempts throttled by injection (on top of any the throughput limits made), the records delivered again, those recognised as applied before (the rest were not applied the first time: their stream's update had failed), and the counter against the settled oracle.\n"
+        "\n**Retries.** What Lambda delivered again and what the receipts made of it (docs/design.md §4): aggregate invocations that died after their updates, counter answers lost, counter attempts throttled by injection (on top of any the throughput limits made), the records Lambda delivered again, the records recognised as applied before (by a receipt, on a Lambda retry or on the SDK's own retry of a request whose answer was lost, so this can exceed the records delivered again), and the counter against the settled oracle.\n"
     );
     let _ = writeln!(
         md,

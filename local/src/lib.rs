@@ -5,11 +5,13 @@
 //! local world is as harsh as AWS"). No application code lives here: the dev app is in the CLI.
 //!
 //! - [`poller`]: reads the sessions table's stream and calls the aggregate handler with
-//!   Lambda-shaped batches, with Lambda's batch size, batching window and partial-batch retry,
+//!   Lambda-shaped batches, with Lambda's batch size, batching window and retry shapes (from
+//!   the checkpoint of a partial response, from the first record after a function error, in
+//!   halves when bisecting, retry attempts and record age, the deployed settings by default),
 //!   over virtual shards and parallel lanes; DynamoDB Local's TTL deletions become the service
 //!   `REMOVE`s AWS emits.
-//! - [`queue`]: an in-process SQS with Lambda's SQS batching, partial-batch redelivery and a
-//!   dead-letter list, feeding the ingest handler;
+//! - [`queue`]: an in-process SQS with Lambda's SQS batching, partial-batch redelivery, a
+//!   dead-letter list and its redrive, feeding the ingest handler;
 //! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local;
 //! - [`streams_client`] and [`local_sdk_config`]: clients pointed at a local endpoint.
 
