@@ -211,7 +211,11 @@ async fn a_batch_larger_than_its_deadline_reports_what_it_did_not_write() {
         .collect();
     // A deadline already inside the margin: nothing is started, everything is reported.
     let soon = std::time::Instant::now() + livecount_ingest::DEADLINE_MARGIN / 2;
-    let report = p.ingest.process_until(&messages, Some(soon)).await.expect("ingest");
+    let report = p
+        .ingest
+        .process_until(&messages, Some(soon))
+        .await
+        .expect("ingest");
     assert_eq!((report.applied, report.deferred), (0, 50_000));
     assert_eq!(report.failed.len(), 100, "every message is reported");
     // A deadline that passes while the batch is written: some messages written, the rest
@@ -219,11 +223,25 @@ async fn a_batch_larger_than_its_deadline_reports_what_it_did_not_write() {
     let deadline = std::time::Instant::now()
         + livecount_ingest::DEADLINE_MARGIN
         + std::time::Duration::from_secs(5);
-    let first = p.ingest.process_until(&messages, Some(deadline)).await.expect("ingest");
-    assert!(first.deferred > 0 && first.applied > 0, "{} applied, {} deferred", first.applied, first.deferred);
+    let first = p
+        .ingest
+        .process_until(&messages, Some(deadline))
+        .await
+        .expect("ingest");
+    assert!(
+        first.deferred > 0 && first.applied > 0,
+        "{} applied, {} deferred",
+        first.applied,
+        first.deferred
+    );
     assert_eq!(first.applied + first.stale + first.deferred, 50_000);
-    let failed: std::collections::BTreeSet<&str> = first.failed.iter().map(String::as_str).collect();
-    assert!(failed.len() >= 2 && failed.len() < 100, "{} messages reported", failed.len());
+    let failed: std::collections::BTreeSet<&str> =
+        first.failed.iter().map(String::as_str).collect();
+    assert!(
+        failed.len() >= 2 && failed.len() < 100,
+        "{} messages reported",
+        failed.len()
+    );
     // Each reported message redelivered alone is written in full; what the first call wrote
     // of it is stale.
     for message in messages
