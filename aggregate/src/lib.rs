@@ -41,8 +41,9 @@ use std::time::{Duration, Instant};
 /// the least recently updated are forgotten (an update then relies on its blind pruning).
 pub const MAX_REMEMBERED_STREAMS: usize = 10_000;
 
-/// How long before its deadline an invocation stops starting counter updates: what one update
-/// may take with the SDK's retries. The streams not started are reported for a retry.
+/// How long before its deadline an invocation stops starting counter updates (or a quarter of
+/// the time it has, if less): what one update may take with the SDK's retries. The streams not
+/// started are reported for a retry.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 
 /// What the aggregate handler needs, plus what it remembers between invocations about each
@@ -238,9 +239,9 @@ pub async fn handler(
     aggregator: &Aggregator,
     event: LambdaEvent<Event>,
 ) -> Result<DynamoDbEventResponse, AggregateError> {
-    let deadline = livecount_core::clock::deadline_instant(event.context.deadline);
+    let stop = livecount_core::clock::stop_starting_work(event.context.deadline, DEADLINE_MARGIN);
     Ok(aggregator
-        .process_until(&event.payload.records, deadline)
+        .process_until(&event.payload.records, stop)
         .await
         .response)
 }
@@ -284,9 +285,9 @@ impl Aggregator {
         self.process_until(records, None).await
     }
 
-    /// Applies one batch of stream records, starting no counter update later than
-    /// [`DEADLINE_MARGIN`] before `deadline`: first
-    /// [`Aggregator::apply_until`], then [`Aggregator::finish`].
+    /// Applies one batch of stream records, starting no counter update after `stop` (see
+    /// [`livecount_core::clock::stop_starting_work`]): first [`Aggregator::apply_until`], then
+    /// [`Aggregator::finish`].
     pub async fn process_until(
         &self,
         records: &[EventRecord],
@@ -603,9 +604,9 @@ impl Aggregator {
     }
 }
 
-/// Whether `deadline` is within [`DEADLINE_MARGIN`].
-fn near(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|d| Instant::now() + DEADLINE_MARGIN >= d)
+/// Whether it is past `stop`, when no more work may start.
+fn near(stop: Option<Instant>) -> bool {
+    stop.is_some_and(|stop| Instant::now() >= stop)
 }
 
 /// Conditional rounds one run may take against receipts changing under it (only deliveries of

@@ -51,15 +51,47 @@ impl Clock {
     }
 }
 
-/// The `Instant` of a Lambda invocation's deadline (`context.deadline`: epoch ms by the system
-/// clock; 0 means none), for the handlers to stop starting work before it.
-pub fn deadline_instant(deadline_ms: u64) -> Option<std::time::Instant> {
-    if deadline_ms == 0 {
-        return None;
-    }
+/// When a Lambda invocation should stop starting work: `margin` before its deadline
+/// (`context.deadline`, epoch ms by the system clock; 0 means none), or a quarter of the time it
+/// has left if that is less (a short timeout, like the 3 s default, still gets most of its time).
+/// No deadline (0), or one already past when the invocation starts (which Lambda never gives; a
+/// local runtime emulator may), means no stop.
+pub fn stop_starting_work(
+    deadline_ms: u64,
+    margin: std::time::Duration,
+) -> Option<std::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Some(std::time::Instant::now() + left)
+    if deadline_ms <= now_ms {
+        return None;
+    }
+    let left = std::time::Duration::from_millis(deadline_ms - now_ms);
+    Some(std::time::Instant::now() + left - margin.min(left / 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    /// A 10 s invocation stops starting work 2 s before its end; a 2 s one half a second before
+    /// (a quarter of its time); no deadline, or one already past, no stop.
+    #[test]
+    fn work_stops_a_margin_or_a_quarter_of_the_time_before_the_deadline() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let margin = Duration::from_secs(2);
+        let start = Instant::now();
+        let stop = |left_ms: u64| {
+            stop_starting_work(now_ms + left_ms, margin)
+                .map(|at| at.saturating_duration_since(start).as_millis() as i64)
+        };
+        let near = |got: Option<i64>, want: i64| got.is_some_and(|ms| (ms - want).abs() < 200);
+        assert!(near(stop(10_000), 8_000), "{:?}", stop(10_000));
+        assert!(near(stop(2_000), 1_500), "{:?}", stop(2_000));
+        assert_eq!(stop_starting_work(0, margin), None);
+        assert_eq!(stop_starting_work(now_ms - 1_000, margin), None);
+    }
 }

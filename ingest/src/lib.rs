@@ -264,8 +264,9 @@ impl From<IngestError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// How long before its deadline an invocation stops starting session writes: what one write
-/// may take with the SDK's retries. The messages of the writes not started are reported.
+/// How long before its deadline an invocation stops starting session writes (or a quarter of
+/// the time it has, if less): what one write may take with the SDK's retries. The messages of
+/// the writes not started are reported.
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The Lambda entry point: SQS batch in, partial batch response out. The invocation's deadline
@@ -275,8 +276,8 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, IngestError> {
     let messages = &event.payload.records;
-    let deadline = livecount_core::clock::deadline_instant(event.context.deadline);
-    let report = ingest.process_until(messages, deadline).await?;
+    let stop = livecount_core::clock::stop_starting_work(event.context.deadline, DEADLINE_MARGIN);
+    let report = ingest.process_until(messages, stop).await?;
     Ok(report.batch_response(messages))
 }
 
@@ -302,13 +303,14 @@ impl Ingest {
         self.process_until(messages, None).await
     }
 
-    /// Parses, validates, coalesces and writes one SQS batch, starting no write later than
-    /// [`DEADLINE_MARGIN`] before `deadline`: the messages whose writes were not started (or
-    /// failed) are reported, so SQS delivers them again instead of the whole batch failing.
+    /// Parses, validates, coalesces and writes one SQS batch, starting no write after `stop`
+    /// (see [`livecount_core::clock::stop_starting_work`]): the messages whose writes were not
+    /// started (or failed) are reported, so SQS delivers them again instead of the whole batch
+    /// failing.
     pub async fn process_until(
         &self,
         messages: &[SqsMessage],
-        deadline: Option<std::time::Instant>,
+        stop: Option<std::time::Instant>,
     ) -> Result<IngestReport, IngestError> {
         if let Some(tokens) = &self.tokens {
             tokens.refresh_if_due().await;
@@ -339,8 +341,7 @@ impl Ingest {
         report.events = accepted.len();
         let winners = newest_per_session(accepted);
         report.stale = report.events - winners.len();
-        self.write_winners(winners, &ids, deadline, &mut report)
-            .await;
+        self.write_winners(winners, &ids, stop, &mut report).await;
         report.log(messages.len());
         livecount_core::metrics::emit("ingest", &report.metrics());
         Ok(report)
@@ -401,10 +402,10 @@ impl Ingest {
         &self,
         winners: Vec<(PlayerEvent, (usize, i64))>,
         ids: &[String],
-        deadline: Option<std::time::Instant>,
+        stop: Option<std::time::Instant>,
         report: &mut IngestReport,
     ) {
-        let near = || deadline.is_some_and(|d| std::time::Instant::now() + DEADLINE_MARGIN >= d);
+        let near = || stop.is_some_and(|stop| std::time::Instant::now() >= stop);
         let writes = stream::iter(winners)
             .map(|(event, (position, recv_ms))| async move {
                 if near() {

@@ -244,6 +244,16 @@ impl Aws {
         }
     }
 
+    /// A livecount [`Store`] whose `UpdateItem`s go to this model instead of the network.
+    pub fn store(&self, config: &livecount_core::Config) -> livecount_core::Store {
+        let sdk = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        livecount_core::Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), config)
+            .with_model(Arc::new(self.clone()))
+    }
+
     /// The sessions table (the ingest side's).
     pub fn sessions(&self) -> MutexGuard<'_, World> {
         locked(&self.sessions)

@@ -33,7 +33,6 @@ use livecount_ingest::Ingest;
 use serde::Deserialize;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 /// One round of concurrent DynamoDB requests from Lambda, in ms (DynamoDB documents
 /// "single-digit millisecond" latency; 5 ms is taken).
@@ -315,12 +314,7 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
         counters.lost_answer_rate = scenario.faults.lost_answers;
         counters.throttle_rate = scenario.faults.throttles;
     }
-    let sdk = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .build();
-    let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
-        .with_model(Arc::new(aws.clone()));
+    let store = aws.store(&config);
     let cpu_factor = (FULL_VCPU_MB / f64::from(settings.memory_mb)).max(1.0);
     let parts = Parts {
         scenario,

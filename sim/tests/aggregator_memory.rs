@@ -10,10 +10,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use livecount_aggregate::{Aggregator, MAX_REMEMBERED_STREAMS};
 use livecount_core::histogram::viewers;
 use livecount_core::model::CounterItem;
-use livecount_core::{Clock, Config, Store};
+use livecount_core::{Clock, Config};
 use livecount_sim::aws::{Aws, Change};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 const STREAMS: usize = 200_000;
 const BATCH: usize = 10_000;
@@ -45,12 +44,7 @@ fn insert(stream: usize, exp_date: i64) -> Change {
 fn two_hundred_thousand_streams_through_one_aggregator_keep_its_memory_bounded() {
     let config = Config::default();
     let aws = Aws::new(&config.sessions_table, None, Some(1e9), 7);
-    let sdk = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .build();
-    let store = Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), &config)
-        .with_model(Arc::new(aws.clone()));
+    let store = aws.store(&config);
     let clock = Clock::manual(EPOCH_MS);
     let aggregator = Aggregator::with_clock(store, config, clock.clone());
     let mut largest = 0;
