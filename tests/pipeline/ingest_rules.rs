@@ -218,8 +218,9 @@ async fn a_batch_larger_than_its_deadline_reports_what_it_did_not_write() {
         .expect("ingest");
     assert_eq!((report.applied, report.deferred), (0, 50_000));
     assert_eq!(report.failed.len(), 100, "every message is reported");
-    // A deadline that passes while the batch is written: some messages written, the rest
-    // reported; the report accounts for every event.
+    // A stop that passes while the batch is written (5 s is far too little for 50,000 writes to
+    // DynamoDB Local): some events written, the rest deferred; the report accounts for every
+    // event.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let first = p
         .ingest
@@ -235,10 +236,12 @@ async fn a_batch_larger_than_its_deadline_reports_what_it_did_not_write() {
     assert_eq!(first.applied + first.stale + first.deferred, 50_000);
     let failed: std::collections::BTreeSet<&str> =
         first.failed.iter().map(String::as_str).collect();
+    // However far it got, every message with an event not written is reported.
     assert!(
-        failed.len() >= 2 && failed.len() < 100,
-        "{} messages reported",
-        failed.len()
+        failed.len() >= first.deferred.div_ceil(500).max(2),
+        "{} messages reported for {} events deferred",
+        failed.len(),
+        first.deferred
     );
     // Each reported message redelivered alone is written in full; what the first call wrote
     // of it is stale.
