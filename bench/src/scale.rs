@@ -176,7 +176,8 @@ pub fn run_all(
 pub fn summary(o: &Outcome) -> String {
     format!(
         "  {:.0} s wall; exact {} of {} stream-seconds, largest error {}; audience error max {}; \
-         heal {:?}; hottest keys: sessions {:.0}, counter {:.0} WCU/s; throttled {}; lag p50 {} ms, p99 {} ms",
+         heal {:?}; hottest keys: sessions {:.0}, counter {:.0} WCU/s; throttled {}; lag p50 {} ms, p99 {} ms; \
+         invocations: ingest {}, aggregate {} ({} died); records redelivered {}, lost {}; messages dead-lettered {}",
         o.wall_seconds,
         o.exact_samples,
         o.samples,
@@ -188,6 +189,12 @@ pub fn summary(o: &Outcome) -> String {
         o.throttled_requests,
         o.lag.quantile(0.5),
         o.lag.quantile(0.99),
+        o.ingest.invocations,
+        o.aggregate.invocations,
+        o.function_errors,
+        o.records_redelivered,
+        o.records_lost,
+        o.messages_dead_lettered,
     )
 }
 
@@ -360,9 +367,9 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
             warm(s.counters_warm_writes),
             o.partitions,
             s.parallelization_factor,
-            s.aggregate_window_ms / 1000,
-            s.aggregate_batch_size,
-            s.ingest_batch_size,
+            s.stream.batching_window_ms / 1000,
+            s.stream.batch_size,
+            s.queue.batch_size,
             s.max_concurrent_writes,
             o.ingest.invocations,
             o.ingest.peak_concurrency,

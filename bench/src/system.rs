@@ -11,7 +11,9 @@ use livecount_aggregate::Aggregator;
 use livecount_core::{Clock, Config, Store, Timing, live_count};
 use livecount_ingest::Ingest;
 use livecount_local::poller::{PollerConfig, StreamPoller};
-use livecount_local::queue::{LocalQueue, QueueConfig};
+use livecount_local::queue::LocalQueue;
+use livecount_local::trigger::queue::QueueMapping;
+use livecount_local::trigger::stream::StreamMapping;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -60,15 +62,23 @@ async fn parts(
     let poller = StreamPoller::new(
         livecount_local::streams_client(sdk),
         store.sessions_stream_arn().await?,
-        PollerConfig::default(),
+        PollerConfig {
+            // the pipeline's own latency: the deployed batching windows (1 s each) add to it
+            mapping: StreamMapping {
+                batching_window_ms: 0,
+                ..StreamMapping::deployed()
+            },
+            ..PollerConfig::default()
+        },
     );
     let parts = Parts {
         ingest: Ingest::new(store.clone(), config.clone()),
         aggregator: Aggregator::new(store.clone(), config),
         queue: LocalQueue::new(
-            QueueConfig {
+            QueueMapping {
                 batch_size: queue_batch,
-                ..QueueConfig::default()
+                batching_window_ms: 0,
+                ..QueueMapping::deployed()
             },
             Clock::system(),
         ),

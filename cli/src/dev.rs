@@ -16,7 +16,8 @@ use livecount_core::{Clock, Config, Store, StoreError};
 use livecount_ingest::Ingest;
 use livecount_local::dynamodb_local::{DynamoDbLocal, LaunchError};
 use livecount_local::poller::{PollerConfig, StreamPoller};
-use livecount_local::queue::{LocalQueue, QueueConfig};
+use livecount_local::queue::LocalQueue;
+use livecount_local::trigger::queue::QueueMapping;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,7 +44,7 @@ pub struct DevOptions {
     pub database: Database,
     /// `None` runs no simulated players (events come from `POST /api/events`).
     pub simulator: Option<SimulatorConfig>,
-    pub queue: QueueConfig,
+    pub queue: QueueMapping,
     pub poller: PollerConfig,
     /// How often to print the status line (`None`: never).
     pub status_every: Option<Duration>,

@@ -19,7 +19,8 @@ use clap::{Args, Parser, Subcommand};
 use dev::{Database, DevError, DevOptions};
 use livecount_core::{Config, ConfigError, Store, StoreError, error_chain};
 use livecount_local::poller::PollerConfig;
-use livecount_local::queue::QueueConfig;
+use livecount_local::trigger::queue::QueueMapping;
+use livecount_local::trigger::stream::StreamMapping;
 use simulator::SimulatorConfig;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -105,17 +106,19 @@ pub struct DevArgs {
     /// Share of messages held back until after the session's next one, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub reorder_rate: f64,
-    /// Messages per ingest batch (the SQS event source's BatchSize).
-    #[arg(long, default_value_t = 10)]
+    /// Messages per ingest batch (the SQS event source's BatchSize; default: the deployed one).
+    #[arg(long, default_value_t = QueueMapping::deployed().batch_size)]
     pub queue_batch_size: usize,
-    /// Milliseconds the queue waits to fill an ingest batch.
-    #[arg(long, default_value_t = 0)]
+    /// Milliseconds the queue waits to fill an ingest batch (default: the deployed window).
+    #[arg(long, default_value_t = QueueMapping::deployed().batching_window_ms as u64)]
     pub queue_batching_window_ms: u64,
-    /// Records per aggregate batch (the stream event source's BatchSize).
-    #[arg(long, default_value_t = 100)]
+    /// Records per aggregate batch (the stream event source's BatchSize; default: the deployed
+    /// one).
+    #[arg(long, default_value_t = StreamMapping::deployed().batch_size)]
     pub stream_batch_size: usize,
-    /// Milliseconds the stream poller waits to fill an aggregate batch.
-    #[arg(long, default_value_t = 0)]
+    /// Milliseconds the stream poller waits to fill an aggregate batch (default: the deployed
+    /// window).
+    #[arg(long, default_value_t = StreamMapping::deployed().batching_window_ms as u64)]
     pub stream_batching_window_ms: u64,
     /// Split DynamoDB Local's one stream shard into this many virtual shards, over which one
     /// partition key's items spread (as after DynamoDB splits a hot partition).
@@ -262,19 +265,20 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
         http: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         database,
         simulator,
-        queue: QueueConfig {
+        queue: QueueMapping {
             batch_size: args.queue_batch_size.clamp(1, 10_000),
-            batching_window: Duration::from_millis(args.queue_batching_window_ms),
-            ..QueueConfig::default()
+            batching_window_ms: args.queue_batching_window_ms as i64,
+            ..QueueMapping::deployed()
         },
-        poller: PollerConfig {
-            batch_size: args.stream_batch_size.clamp(1, 10_000),
-            batching_window: Duration::from_millis(args.stream_batching_window_ms),
-            ..if args.stream_shards > 1 || args.parallelization_factor > 1 {
+        poller: {
+            let mut poller = if args.stream_shards > 1 || args.parallelization_factor > 1 {
                 PollerConfig::harsh(args.stream_shards, args.parallelization_factor)
             } else {
                 PollerConfig::default()
-            }
+            };
+            poller.mapping.batch_size = args.stream_batch_size.clamp(1, 10_000);
+            poller.mapping.batching_window_ms = args.stream_batching_window_ms as i64;
+            poller
         },
         status_every: (!args.quiet).then_some(Duration::from_secs(1)),
         cors_origins: args.cors_origins,

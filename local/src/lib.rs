@@ -4,20 +4,21 @@
 //! source mappings and SQS do on AWS, for DynamoDB Local on one machine (`docs/design.md`, "The
 //! local world is as harsh as AWS"). No application code lives here: the dev app is in the CLI.
 //!
-//! - [`poller`]: reads the sessions table's stream and calls the aggregate handler with
-//!   Lambda-shaped batches, with Lambda's batch size, batching window and retry shapes (from
-//!   the checkpoint of a partial response, from the first record after a function error, in
-//!   halves when bisecting, retry attempts and record age, the deployed settings by default),
-//!   over virtual shards and parallel lanes; DynamoDB Local's TTL deletions become the service
-//!   `REMOVE`s AWS emits.
-//! - [`queue`]: an in-process SQS with Lambda's SQS batching, partial-batch redelivery, a
-//!   dead-letter list and its redrive, feeding the ingest handler;
+//! - [`trigger`]: Lambda's two event source mappings as pure state machines on a time given to
+//!   them (batching, retry shapes, visibility, dead letters; the deployed settings by default),
+//!   the one copy of those rules, driven here and by `livecount-sim`;
+//! - [`poller`]: reads the sessions table's stream and feeds its records through the stream
+//!   trigger's lanes to the aggregate handler, over virtual shards and parallel lanes;
+//!   DynamoDB Local's TTL deletions become the service `REMOVE`s AWS emits.
+//! - [`queue`]: an in-process SQS queue through the SQS trigger to the ingest handler, with a
+//!   dead-letter list and its redrive;
 //! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local;
 //! - [`streams_client`] and [`local_sdk_config`]: clients pointed at a local endpoint.
 
 pub mod dynamodb_local;
 pub mod poller;
 pub mod queue;
+pub mod trigger;
 
 pub use poller::{PollReport, PollerConfig, PollerError, StreamPoller};
 

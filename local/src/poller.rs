@@ -2,25 +2,9 @@
 //! (which has no Lambda triggers).
 //!
 //! It reads every shard of a stream (parents before their children, following new shards),
-//! turns each record into the `aws_lambda_events` shape Lambda delivers, and calls the handler
-//! with batches of up to `batch_size` records of one lane, waiting up to `batching_window` to
-//! fill one. What happens after a failure is what AWS's pages say
-//! (<https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-batchfailurereporting.html>,
-//! <https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html>), no kinder:
-//!
-//! - a partial batch response: "Lambda uses the record with the lowest sequence number as the
-//!   checkpoint. Lambda then retries all records starting from that checkpoint": the records
-//!   before it are committed and the next batch is cut afresh from the checkpoint, so it may
-//!   hold more records than the failed one (those that arrived meanwhile);
-//! - a function error: without `BisectBatchOnFunctionError`, the batch is retried from its
-//!   first record (cut afresh, likewise); with it, "the batch is bisected regardless of your
-//!   ReportBatchItemFailures setting": the first half, then the second, each bisected again if
-//!   it fails;
-//! - with both on, a partial response "bisects the batch at the returned sequence number and
-//!   Lambda retries only the remaining records": exactly those, not a fresh cut;
-//! - after `max_retries` failed deliveries of a batch, or once a record is older than
-//!   `max_record_age`, the records are discarded (Lambda's on-failure destination: counted in
-//!   [`PollReport::discarded`]).
+//! turns each record into the `aws_lambda_events` shape Lambda delivers, and hands it to the
+//! lane [`crate::trigger::stream`] assigns; those lanes decide, as Lambda's mapping does, which
+//! batches go to the handler and how a failure is retried (the deployed mapping by default).
 //!
 //! DynamoDB Local has one shard and Lambda's poller, here, one lane; AWS is harsher. With
 //! `virtual_shards` K and `parallelization_factor` PF, each shard's records are spread over
@@ -30,6 +14,7 @@
 //! promises. Every lane's batch is delivered at once, each after a random delay up to
 //! `max_delivery_delay`, so lanes finish in any order.
 
+use crate::trigger::stream::{Lane, Outcome, StreamMapping, lane_of};
 use aws_lambda_events::event::dynamodb::{
     Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
 };
@@ -38,31 +23,18 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use chrono::DateTime;
-use livecount_core::expiry::session_shard;
-use livecount_core::model::ItemKey;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The event source mapping settings the poller imitates.
+/// The poller: the event source mapping it imitates, and how it reads and delivers.
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
-    /// Most records per handler call (Lambda's `BatchSize`; 1-10,000, default 100).
-    pub batch_size: usize,
-    /// How long to gather records before calling the handler with a short batch
-    /// (Lambda's `MaximumBatchingWindowInSeconds`; default 0).
-    pub batching_window: Duration,
+    /// Batch size, batching window, retry attempts, record age, bisecting.
+    pub mapping: StreamMapping,
     /// Pause between polls of an idle stream in [`StreamPoller::run`] (Lambda polls each shard
     /// about four times a second).
     pub poll_interval: Duration,
-    /// Failed deliveries of one batch before it is discarded (Lambda's
-    /// `MaximumRetryAttempts`).
-    pub max_retries: u32,
-    /// Records older than this are discarded instead of delivered (Lambda's
-    /// `MaximumRecordAgeInSeconds`, by the record's `ApproximateCreationDateTime`).
-    pub max_record_age: Option<Duration>,
-    /// Lambda's `BisectBatchOnFunctionError`.
-    pub bisect_on_error: bool,
     /// The region written into records (`awsRegion`).
     pub region: String,
     /// Virtual shards each real shard is split into (K; 1 = as DynamoDB Local has it).
@@ -93,18 +65,12 @@ impl PollerConfig {
 }
 
 impl Default for PollerConfig {
-    /// The aggregate mapping as CDK and Terraform deploy it (`infra/contract.json`: batch size,
-    /// retry attempts, record age, no bisecting), with no batching window: tests and the dev
-    /// pipeline deliver at once.
+    /// The aggregate mapping as CDK and Terraform deploy it ([`StreamMapping::deployed`]), read
+    /// from one shard in one lane.
     fn default() -> Self {
-        let deployed = |name: &str| deployed_setting(name);
         Self {
-            batch_size: deployed("aggregate_batch_size").map_or(100, |v| v as usize),
-            batching_window: Duration::ZERO,
+            mapping: StreamMapping::deployed(),
             poll_interval: Duration::from_millis(250),
-            max_retries: deployed("aggregate_retry_attempts").map_or(5, |v| v as u32),
-            max_record_age: deployed("aggregate_max_record_age_seconds").map(Duration::from_secs),
-            bisect_on_error: false,
             region: "local".to_owned(),
             virtual_shards: 1,
             parallelization_factor: 1,
@@ -112,13 +78,6 @@ impl Default for PollerConfig {
             seed: 0x5eed,
         }
     }
-}
-
-/// A deployment default of `infra/contract.json` ("settings"), as a whole number.
-fn deployed_setting(name: &str) -> Option<u64> {
-    let contract: serde_json::Value =
-        serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).ok()?;
-    contract["settings"][name]["default"].as_u64()
 }
 
 /// A stream call that failed; [`StreamPoller::run`] logs it and polls again.
@@ -174,23 +133,9 @@ struct ShardState {
     lanes: BTreeMap<u32, Lane>,
 }
 
-/// One lane: the records of the items hashed to it, in order.
-#[derive(Debug, Default)]
-struct Lane {
-    /// Records read and not yet committed, oldest first.
-    pending: VecDeque<EventRecord>,
-    /// When the oldest pending record was read (the batching window's start).
-    pending_since: Option<Instant>,
-    /// Failed deliveries of the batch at the head of `pending`.
-    attempts: u32,
-    /// The sizes of the next batches to deliver exactly (the halves of a bisected batch, or the
-    /// records a partial response left when bisecting): empty means cut afresh.
-    exact_takes: VecDeque<usize>,
-}
-
 impl ShardState {
     fn pending(&self) -> usize {
-        self.lanes.values().map(|l| l.pending.len()).sum()
+        self.lanes.values().map(Lane::len).sum()
     }
 
     fn finished(&self) -> bool {
@@ -202,7 +147,6 @@ impl ShardState {
 struct Delivery {
     shard: String,
     lane: u32,
-    take: usize,
     event: Event,
 }
 
@@ -240,20 +184,18 @@ impl StreamPoller {
         let mut batches = Vec::new();
         for id in ids {
             self.read_shard(&id, &mut report).await?;
-            let batch_size = self.config.batch_size;
+            let batch_size = self.config.mapping.batch_size;
             for lane in self
                 .shards
                 .get_mut(&id)
                 .into_iter()
                 .flat_map(|s| s.lanes.values_mut())
             {
-                while !lane.pending.is_empty() {
-                    let take = lane.pending.len().min(batch_size);
+                for records in lane.take_all(batch_size) {
                     let mut event = Event::default();
-                    event.records = lane.pending.drain(..take).collect();
+                    event.records = records;
                     batches.push(event);
                 }
-                lane.pending_since = None;
             }
         }
         self.rng.shuffle(&mut batches);
@@ -376,7 +318,8 @@ impl StreamPoller {
         let Some(shard) = self.shards.get(id) else {
             return Ok(());
         };
-        if shard.closed || shard.pending() >= self.config.batch_size * self.config.lanes() as usize
+        if shard.closed
+            || shard.pending() >= self.config.mapping.batch_size * self.config.lanes() as usize
         {
             return Ok(());
         }
@@ -411,6 +354,7 @@ impl StreamPoller {
         let region = self.config.region.clone();
         let arn = self.stream_arn.clone();
         let lanes = self.config.lanes();
+        let now_ms = now_ms();
         let Some(shard) = self.shards.get_mut(id) else {
             return Ok(());
         };
@@ -420,8 +364,7 @@ impl StreamPoller {
             report.ttl_removes += usize::from(ttl);
             shard.last_read = record.change.sequence_number.clone();
             let lane = shard.lanes.entry(lane_of(&record, lanes)).or_default();
-            lane.pending.push_back(record);
-            lane.pending_since.get_or_insert_with(Instant::now);
+            lane.push(record, now_ms);
         }
         shard.closed = output.next_shard_iterator.is_none();
         shard.iterator = output.next_shard_iterator;
@@ -487,198 +430,108 @@ impl StreamPoller {
             ))
             .await;
             for (delivery, result) in deliveries.into_iter().zip(results) {
-                if !self.settle(&delivery, result, report) {
-                    waiting.insert((delivery.shard, delivery.lane));
+                let lane = (delivery.shard.clone(), delivery.lane);
+                if !self.settle(delivery, result, report) {
+                    waiting.insert(lane);
                 }
             }
         }
     }
 
     /// The next batch of each lane that is due (full, older than the batching window, or all
-    /// when `force`), except lanes `waiting` for the next poll.
+    /// when `force` or the shard is closed), except lanes `waiting` for the next poll.
     fn due_batches(
         &mut self,
         ids: &[String],
         force: bool,
         waiting: &std::collections::BTreeSet<(String, u32)>,
     ) -> Vec<Delivery> {
-        let (batch_size, window) = (self.config.batch_size, self.config.batching_window);
+        let (mapping, now_ms) = (&self.config.mapping, now_ms());
         let mut deliveries = Vec::new();
         for id in ids {
-            let Some(shard) = self.shards.get(id) else {
+            let Some(shard) = self.shards.get_mut(id) else {
                 continue;
             };
-            for (&number, lane) in &shard.lanes {
-                let due = lane.pending.len() >= batch_size
-                    || force
-                    || shard.closed
-                    || lane.pending_since.is_some_and(|t| t.elapsed() >= window);
-                if lane.pending.is_empty() || !due || waiting.contains(&(id.clone(), number)) {
+            let force = force || shard.closed;
+            for (&number, lane) in &mut shard.lanes {
+                if waiting.contains(&(id.clone(), number)) {
                     continue;
                 }
-                let take = lane
-                    .exact_takes
-                    .front()
-                    .copied()
-                    .unwrap_or(batch_size)
-                    .min(lane.pending.len());
-                let mut event = Event::default();
-                event.records = lane.pending.iter().take(take).cloned().collect();
-                deliveries.push(Delivery {
-                    shard: id.clone(),
-                    lane: number,
-                    take,
-                    event,
-                });
+                if let Some(records) = lane.next_batch(mapping, now_ms, force) {
+                    let mut event = Event::default();
+                    event.records = records;
+                    deliveries.push(Delivery {
+                        shard: id.clone(),
+                        lane: number,
+                        event,
+                    });
+                }
             }
         }
         deliveries
     }
 
-    /// Commits what a delivery's result acknowledges and shapes the retry as Lambda would (see
-    /// the module's documentation). Returns whether the lane may go on.
+    /// Settles a delivery's result in its lane (which shapes the retry as Lambda would).
+    /// Returns whether the lane may go on.
     fn settle<E: Display>(
         &mut self,
-        delivery: &Delivery,
+        delivery: Delivery,
         result: Result<DynamoDbEventResponse, E>,
         report: &mut PollReport,
     ) -> bool {
-        let (max_retries, bisect) = (self.config.max_retries, self.config.bisect_on_error);
-        let (id, take) = (&delivery.shard, delivery.take);
         let Some(lane) = self
             .shards
-            .get_mut(id)
+            .get_mut(&delivery.shard)
             .and_then(|s| s.lanes.get_mut(&delivery.lane))
         else {
             return false;
         };
-        report.batches += 1;
-        report.delivered += take;
-        let exact = lane.exact_takes.pop_front();
-        let outcome = match result {
-            Ok(response) => {
-                match committed_before_first_failure(&response, lane.pending.iter().take(take)) {
-                    None => Retry::Done,
-                    Some(ok) => Retry::From(ok),
-                }
-            }
+        let outcome = match &result {
+            Ok(response) => Outcome::Response(response),
             Err(error) => {
-                tracing::warn!(shard = %id, error = %error, "handler failed; the batch will be delivered again");
-                Retry::FunctionError
+                tracing::warn!(shard = %delivery.shard, error = %error, "handler failed; the batch will be delivered again");
+                Outcome::FunctionError
             }
         };
-        let ok = match outcome {
-            Retry::Done => take,
-            Retry::From(ok) => ok,
-            Retry::FunctionError => 0,
-        };
-        lane.pending.drain(..ok);
-        report.committed += ok;
-        let left = take - ok;
-        if left == 0 {
-            lane.attempts = 0;
-            lane.pending_since = (!lane.pending.is_empty()).then(Instant::now);
-            return true;
+        let settled = lane.settle(
+            &self.config.mapping,
+            delivery.event.records,
+            outcome,
+            now_ms(),
+        );
+        report.batches += 1;
+        report.delivered += settled.delivered;
+        report.committed += settled.committed;
+        report.discarded += settled.discarded;
+        if settled.discarded > 0 {
+            tracing::error!(shard = %delivery.shard, records = settled.discarded, "discarding records after the retry attempts");
         }
-        report.failed_deliveries += 1;
-        lane.attempts = if ok > 0 { 1 } else { lane.attempts + 1 };
-        if lane.attempts > max_retries {
-            tracing::error!(shard = %id, records = left, "discarding records after {max_retries} retries");
-            lane.pending.drain(..left);
-            report.discarded += left;
-            lane.attempts = 0;
-            lane.exact_takes.clear();
-        } else if bisect {
-            match outcome {
-                Retry::FunctionError if left > 1 => {
-                    lane.exact_takes.push_front(left - left / 2);
-                    lane.exact_takes.push_front(left / 2);
-                }
-                // a single record, or "bisected at the returned sequence number": exactly the
-                // remaining records again
-                _ => lane.exact_takes.push_front(left),
-            }
-        } else if let Some(exact) = exact {
-            // a batch that had to be delivered exactly (a half) stays that size
-            lane.exact_takes.push_front(exact - ok);
+        if settled.failed() {
+            report.failed_deliveries += 1;
         }
-        lane.pending_since = (!lane.pending.is_empty()).then(Instant::now);
-        false
+        !settled.failed()
     }
 
-    /// Discards the records of every lane older than `max_record_age` (Lambda sends them to the
-    /// on-failure destination instead of the function).
+    /// Discards the records of every lane older than the maximum record age (Lambda sends them
+    /// to the on-failure destination instead of the function).
     fn discard_expired(&mut self, report: &mut PollReport) {
-        let Some(age) = self.config.max_record_age else {
-            return;
-        };
-        let Ok(age) = chrono::Duration::from_std(age) else {
-            return;
-        };
-        let oldest = chrono::Utc::now() - age;
-        let known = chrono::DateTime::UNIX_EPOCH;
+        let (mapping, now_ms) = (&self.config.mapping, now_ms());
         for lane in self.shards.values_mut().flat_map(|s| s.lanes.values_mut()) {
-            let expired = lane
-                .pending
-                .iter()
-                .map(|r| r.change.approximate_creation_date_time)
-                .take_while(|&t| t > known && t < oldest)
-                .count();
+            let expired = lane.discard_expired(mapping, now_ms);
             if expired > 0 {
                 tracing::error!(
                     records = expired,
                     "discarding records older than the maximum record age"
                 );
-                lane.pending.drain(..expired);
                 report.discarded += expired;
-                lane.exact_takes.clear();
-                lane.attempts = 0;
             }
         }
     }
 }
 
-/// How a delivery ended, for the shape of its retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Done,
-    /// A partial batch response: records before this position are committed.
-    From(usize),
-    FunctionError,
-}
-
-/// The lane of a record: a hash of its item key (partition and sort key), so one item's records
-/// keep their order while one partition key's items spread over every lane.
-fn lane_of(record: &EventRecord, lanes: u32) -> u32 {
-    if lanes <= 1 {
-        return 0;
-    }
-    let key: ItemKey = serde_dynamo::from_item(record.change.keys.clone()).unwrap_or_default();
-    session_shard(&format!("{}\u{0}{}", key.pk, key.sk), lanes)
-}
-
-/// The number of records committed before the first reported failure, or `None` if the whole
-/// batch succeeded. An identifier that names no record of the batch fails the whole batch, as
-/// on Lambda.
-fn committed_before_first_failure<'a>(
-    response: &DynamoDbEventResponse,
-    batch: impl Iterator<Item = &'a EventRecord> + Clone,
-) -> Option<usize> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|failure| {
-            failure
-                .item_identifier
-                .as_deref()
-                .and_then(|id| {
-                    batch
-                        .clone()
-                        .position(|r| r.change.sequence_number.as_deref() == Some(id))
-                })
-                .unwrap_or(0)
-        })
-        .min()
+/// The time the lanes run on: the wall clock, as records' `ApproximateCreationDateTime` is.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Converts a DynamoDB Streams record into the record Lambda delivers. Returns whether it was a
@@ -757,186 +610,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::event::dynamodb::EventRecord;
-    use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
     use aws_sdk_dynamodbstreams::types::{
         AttributeValue, OperationType, StreamRecord as SdkRecord,
     };
-
-    fn records(seqs: &[&str]) -> Vec<EventRecord> {
-        seqs.iter()
-            .map(|s| {
-                let mut r = EventRecord::default();
-                r.change.sequence_number = Some((*s).to_owned());
-                r
-            })
-            .collect()
-    }
-
-    fn response(ids: &[Option<&str>]) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
-        for id in ids {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = id.map(str::to_owned);
-            response.batch_item_failures.push(failure);
-        }
-        response
-    }
-
-    /// A poller with one shard and one lane holding records with sequence numbers 1..=n, and no
-    /// stream behind it (settling never calls the stream).
-    fn poller_with(n: usize, bisect: bool) -> StreamPoller {
-        let config = aws_sdk_dynamodbstreams::Config::builder()
-            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodbstreams::config::Region::new("local"))
-            .build();
-        let mut poller = StreamPoller::new(
-            Client::from_conf(config),
-            "arn:stream",
-            PollerConfig {
-                batch_size: 8,
-                max_retries: 3,
-                bisect_on_error: bisect,
-                ..PollerConfig::default()
-            },
-        );
-        let seqs: Vec<String> = (1..=n).map(|i| format!("{i:03}")).collect();
-        let refs: Vec<&str> = seqs.iter().map(String::as_str).collect();
-        let mut lane = Lane::default();
-        lane.pending.extend(records(&refs));
-        let mut shard = ShardState::default();
-        shard.lanes.insert(0, lane);
-        poller.shards.insert("shard".into(), shard);
-        poller
-    }
-
-    /// What the lane would deliver next (first and last sequence numbers), as `due_batches` cuts
-    /// it.
-    fn next_delivery(poller: &mut StreamPoller) -> Option<Delivery> {
-        poller
-            .due_batches(&["shard".to_owned()], true, &Default::default())
-            .pop()
-    }
-
-    fn span(delivery: &Delivery) -> (String, String) {
-        let seq = |r: Option<&EventRecord>| {
-            r.and_then(|r| r.change.sequence_number.clone())
-                .unwrap_or_default()
-        };
-        (
-            seq(delivery.event.records.first()),
-            seq(delivery.event.records.last()),
-        )
-    }
-
-    fn settle(
-        poller: &mut StreamPoller,
-        delivery: &Delivery,
-        result: Result<DynamoDbEventResponse, String>,
-    ) -> PollReport {
-        let mut report = PollReport::default();
-        poller.settle(delivery, result, &mut report);
-        report
-    }
-
-    /// A partial batch response: the records before the reported one are committed, and the
-    /// retry is cut afresh from it, so it holds records the failed batch did not.
-    #[test]
-    fn after_a_partial_response_lambda_retries_from_the_checkpoint_with_a_fresh_batch() {
-        let mut poller = poller_with(12, false);
-        let first = next_delivery(&mut poller).expect("a batch");
-        assert_eq!(span(&first), ("001".into(), "008".into()));
-        let report = settle(
-            &mut poller,
-            &first,
-            Ok(response(&[Some("006"), Some("004")])),
-        );
-        assert_eq!((report.committed, report.failed_deliveries), (3, 1));
-        let retry = next_delivery(&mut poller).expect("a retry");
-        assert_eq!(span(&retry), ("004".into(), "011".into()));
-    }
-
-    /// A function error without bisecting: the batch again from its first record (cut afresh).
-    #[test]
-    fn after_a_function_error_lambda_retries_the_batch_from_its_first_record() {
-        let mut poller = poller_with(12, false);
-        let first = next_delivery(&mut poller).expect("a batch");
-        let report = settle(&mut poller, &first, Err("died".into()));
-        assert_eq!((report.committed, report.failed_deliveries), (0, 1));
-        let retry = next_delivery(&mut poller).expect("a retry");
-        assert_eq!(span(&retry), ("001".into(), "008".into()));
-    }
-
-    /// With `BisectBatchOnFunctionError`: a failed batch of 8 comes back as 4 + 4, a failed half
-    /// as 2 + 2; a partial response bisects at the reported record and retries exactly the rest.
-    #[test]
-    fn with_bisect_a_failed_batch_comes_back_in_halves() {
-        let mut poller = poller_with(12, true);
-        let first = next_delivery(&mut poller).expect("a batch");
-        settle(&mut poller, &first, Err("died".into()));
-        let half = next_delivery(&mut poller).expect("first half");
-        assert_eq!(span(&half), ("001".into(), "004".into()));
-        settle(&mut poller, &half, Err("died again".into()));
-        let quarter = next_delivery(&mut poller).expect("a quarter");
-        assert_eq!(span(&quarter), ("001".into(), "002".into()));
-        assert!(settle(&mut poller, &quarter, Ok(response(&[]))).committed == 2);
-        let quarter = next_delivery(&mut poller).expect("the next quarter");
-        assert_eq!(span(&quarter), ("003".into(), "004".into()));
-        settle(&mut poller, &quarter, Ok(response(&[])));
-        let half = next_delivery(&mut poller).expect("second half");
-        assert_eq!(span(&half), ("005".into(), "008".into()));
-        // both on: bisected at the returned record, only the remaining records again
-        settle(&mut poller, &half, Ok(response(&[Some("007")])));
-        let rest = next_delivery(&mut poller).expect("the rest");
-        assert_eq!(span(&rest), ("007".into(), "008".into()));
-        settle(&mut poller, &rest, Ok(response(&[])));
-        let fresh = next_delivery(&mut poller).expect("a fresh batch");
-        assert_eq!(span(&fresh), ("009".into(), "012".into()));
-    }
-
-    /// `MaximumRetryAttempts` 3: the fourth failure discards the batch's records.
-    #[test]
-    fn a_batch_failing_past_its_retry_attempts_is_discarded() {
-        let mut poller = poller_with(10, false);
-        for attempt in 0..4 {
-            let batch = next_delivery(&mut poller).expect("a batch");
-            assert_eq!(span(&batch).0, "001", "attempt {attempt}");
-            let report = settle(&mut poller, &batch, Err("died".into()));
-            assert_eq!(report.discarded, if attempt == 3 { 8 } else { 0 });
-        }
-        let next = next_delivery(&mut poller).expect("the rest");
-        assert_eq!(span(&next), ("009".into(), "010".into()));
-    }
-
-    #[test]
-    fn the_default_mapping_is_the_deployed_one() {
-        let config = PollerConfig::default();
-        assert_eq!(config.max_retries, 5);
-        assert_eq!(config.max_record_age, Some(Duration::from_secs(80)));
-        assert_eq!(config.batch_size, 100);
-        assert!(!config.bisect_on_error);
-    }
-
-    #[test]
-    fn a_partial_failure_commits_the_records_before_the_earliest_reported_one() {
-        let batch = records(&["10", "11", "12", "13"]);
-        // (reported identifiers, records committed; None = all)
-        let cases: Vec<(Vec<Option<&str>>, Option<usize>)> = vec![
-            (vec![], None),
-            (vec![Some("12")], Some(2)),
-            (vec![Some("13"), Some("11")], Some(1)),
-            (vec![Some("10")], Some(0)),
-            (vec![Some("99")], Some(0)),
-            (vec![None], Some(0)),
-        ];
-        for (ids, committed) in cases {
-            assert_eq!(
-                committed_before_first_failure(&response(&ids), batch.iter()),
-                committed,
-                "{ids:?}"
-            );
-        }
-    }
 
     #[test]
     fn dynamodb_local_ttl_deletions_become_service_removes() {

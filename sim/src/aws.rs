@@ -166,6 +166,8 @@ impl Change {
         record.change.old_image = to_stream(self.old);
         record.change.new_image = to_stream(self.new);
         record.change.sequence_number = Some(format!("{:021}", self.sequence));
+        record.change.approximate_creation_date_time =
+            chrono::DateTime::from_timestamp_millis(self.committed_ms).unwrap_or_default();
         record
     }
 }

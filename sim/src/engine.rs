@@ -8,13 +8,14 @@
 //! is modelled:
 //!
 //! - **SQS trigger**: five concurrent batches at first, up to 300 more per minute while messages
-//!   wait, at most the maximum concurrency; a batch is taken when it is full or its oldest
-//!   message has waited the batching window; failed messages come back after the visibility
-//!   timeout, and go to the dead-letter queue after `maxReceiveCount` receives.
+//!   wait, at most the maximum concurrency; batches, visibility, receive counts and dead
+//!   letters are `livecount_local::trigger::queue`'s, the same rules `livecount dev` and the
+//!   tests run.
 //! - **Stream trigger**: one shard per table partition; each shard's records in
 //!   `ParallelizationFactor` lanes by item (order kept per item only), polled four times a
-//!   second; one batch per lane at a time, full or after the batching window; a failed batch is
-//!   retried from its first failed record, up to the retry attempts.
+//!   second; each lane is a `livecount_local::trigger::stream` lane (batching, the retry shapes
+//!   after a partial response or a function error, retry attempts, record age), the same
+//!   rules `livecount dev` and the tests run.
 //! - **Invocations** last the measured handler cost (scaled by the function's share of a vCPU),
 //!   plus [`REQUEST_MS`] per round of concurrent requests, plus the SDK's retry backoffs, plus a
 //!   cold start on a lane's or slot's first use; they are billed in GB-seconds.
@@ -23,15 +24,19 @@ use crate::audience::{AudienceSpec, Players, Sent};
 use crate::aws::{Aws, Change};
 use crate::oracle::{Audience, Settled};
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_lambda_events::event::sqs::SqsMessage;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use livecount_aggregate::Aggregator;
 use livecount_core::capacity::{item_size, read_units};
 use livecount_core::histogram::viewers;
 use livecount_core::model::CounterItem;
 use livecount_core::{Clock, Config, Store, Timing};
 use livecount_ingest::Ingest;
+use livecount_local::trigger::queue::{Message, Outcome as QueueOutcome, Queue, QueueMapping};
+use livecount_local::trigger::stream::{
+    Lane as StreamLane, Outcome as StreamOutcome, StreamMapping,
+};
 use serde::Deserialize;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 /// One round of concurrent DynamoDB requests from Lambda, in ms (DynamoDB documents
@@ -53,15 +58,12 @@ pub struct Settings {
     pub timing: Timing,
     pub session_shards: u32,
     pub max_concurrent_writes: usize,
-    pub ingest_batch_size: usize,
-    pub ingest_window_ms: i64,
+    /// The ingest queue and its trigger (batch, window, visibility, receives).
+    pub queue: QueueMapping,
     pub ingest_max_concurrency: usize,
-    pub visibility_timeout_ms: i64,
-    pub max_receive_count: u32,
-    pub aggregate_batch_size: usize,
-    pub aggregate_window_ms: i64,
+    /// The aggregate trigger (batch, window, retries, record age, bisecting).
+    pub stream: StreamMapping,
     pub parallelization_factor: usize,
-    pub aggregate_retry_attempts: u32,
     pub memory_mb: u32,
     /// Warm throughput (write units per second) of the sessions and counters tables.
     pub sessions_warm_writes: Option<f64>,
@@ -207,40 +209,11 @@ pub struct Outcome {
     pub wall_seconds: f64,
 }
 
-#[derive(Debug)]
-struct Queued {
-    message: SqsMessage,
-    visible_ms: i64,
-    receives: u32,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        self.visible_ms == other.visible_ms
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.visible_ms.cmp(&self.visible_ms)
-    }
-}
-
-#[derive(Debug)]
-struct Pending {
-    record: EventRecord,
-    visible_ms: i64,
-}
-
+/// One lane of the stream trigger, with its aggregator (a Lambda instance of its own) and
+/// when its current invocation ends.
 struct Lane {
-    records: VecDeque<Pending>,
+    trigger: StreamLane,
     busy_until: i64,
-    retries: u32,
     aggregator: Aggregator,
     warm: bool,
 }
@@ -393,8 +366,7 @@ struct Front<'a> {
     ingest: Ingest,
     players: Players,
     audience: Audience,
-    queue: VecDeque<Queued>,
-    returning: BinaryHeap<Queued>,
+    queue: Queue,
     slots: Vec<(i64, bool)>,
     allowed: f64,
     next_message: u64,
@@ -426,8 +398,7 @@ impl<'a> Front<'a> {
             ingest,
             players: Players::new(scenario.audience.clone(), STEP_MS, scenario.seed),
             audience: Audience::new(timing.window_seconds, timing.bucket_seconds),
-            queue: VecDeque::new(),
-            returning: BinaryHeap::new(),
+            queue: Queue::default(),
             slots: vec![(0, false); settings.ingest_max_concurrency],
             allowed: if scenario.scaled_out {
                 settings.ingest_max_concurrency as f64
@@ -500,34 +471,18 @@ impl<'a> Front<'a> {
         for message in sent {
             self.audience
                 .sent(message.stream, message.session, message.watching, now_ms);
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m{}", self.next_message));
+            let id = format!("m{}", self.next_message);
             self.next_message += 1;
-            m.body = Some(message.body.clone());
-            m.attributes
-                .insert("SentTimestamp".to_owned(), now_ms.to_string());
-            self.queue.push_back(Queued {
-                message: m,
-                visible_ms: now_ms,
-                receives: 0,
-            });
+            self.queue
+                .send(id, message.body.clone(), Default::default(), now_ms);
             self.out.messages += 1;
-        }
-        while self
-            .returning
-            .peek()
-            .is_some_and(|q| q.visible_ms <= now_ms)
-        {
-            if let Some(q) = self.returning.pop() {
-                self.queue.push_back(q);
-            }
         }
     }
 
-    /// The SQS trigger: free slots take batches that are full or have waited the window.
+    /// The SQS trigger: free slots take batches that are due (full, or waited the window).
     fn run_ingest(&mut self, now_ms: i64) {
         let s = self.settings;
-        if !self.queue.is_empty() {
+        if self.queue.visible(now_ms) > 0 {
             self.allowed = (self.allowed + 300.0 * STEP_MS as f64 / 60_000.0)
                 .min(s.ingest_max_concurrency as f64);
         }
@@ -541,69 +496,55 @@ impl<'a> Front<'a> {
             if self.slots[slot].0 > now_ms {
                 continue;
             }
-            let ready = self.queue.len() >= s.ingest_batch_size
-                || self
-                    .queue
-                    .front()
-                    .is_some_and(|q| now_ms - q.visible_ms >= s.ingest_window_ms);
-            if !ready {
+            if !self.queue.batch_due(&s.queue, now_ms, false) {
                 break;
             }
-            let take = self.queue.len().min(s.ingest_batch_size);
-            let batch: Vec<Queued> = self.queue.drain(..take).collect();
+            let batch = self.queue.receive(&s.queue, now_ms);
             let until = self.invoke_ingest(batch, now_ms, !self.slots[slot].1);
             self.slots[slot] = (until, true);
         }
     }
 
-    fn invoke_ingest(&mut self, mut batch: Vec<Queued>, now_ms: i64, cold: bool) -> i64 {
+    fn invoke_ingest(&mut self, batch: Vec<Message>, now_ms: i64, cold: bool) -> i64 {
         {
             let mut world = self.aws.sessions();
             world.attempts = 0;
             world.longest_backoff_ms = 0;
         }
-        let messages: Vec<SqsMessage> = batch
-            .iter_mut()
-            .map(|q| {
-                q.receives += 1;
-                std::mem::take(&mut q.message)
-            })
-            .collect();
+        let messages: Vec<SqsMessage> = batch.iter().map(Message::to_sqs).collect();
         let report = futures::executor::block_on(self.ingest.process(&messages));
         let (attempts, backoff) = {
             let world = self.aws.sessions();
             (world.attempts, world.longest_backoff_ms)
         };
-        let report = match report {
-            Ok(report) => report,
-            Err(_) => livecount_ingest::IngestReport {
-                failed: messages
+        let (events, settled) = match report {
+            Ok(report) => {
+                self.out.expired += report.expired.len() as u64;
+                let mut response = SqsBatchResponse::default();
+                response.batch_item_failures = report
+                    .failed
                     .iter()
-                    .filter_map(|m| m.message_id.clone())
-                    .collect(),
-                ..Default::default()
-            },
+                    .map(|id| {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id.clone();
+                        failure
+                    })
+                    .collect();
+                let outcome = QueueOutcome::Response(&response);
+                let settled = self.queue.settle(&self.settings.queue, batch, outcome);
+                (report.events, settled)
+            }
+            Err(_) => {
+                let outcome = QueueOutcome::FunctionError;
+                (0, self.queue.settle(&self.settings.queue, batch, outcome))
+            }
         };
-        self.out.expired += report.expired.len() as u64;
-        let failed: std::collections::HashSet<&str> =
-            report.failed.iter().map(String::as_str).collect();
-        for (mut queued, message) in batch.into_iter().zip(messages) {
-            if !failed.contains(message.message_id.as_deref().unwrap_or_default()) {
-                continue;
-            }
-            if queued.receives >= self.settings.max_receive_count {
-                self.out.dead_lettered += 1;
-                continue;
-            }
-            queued.message = message;
-            queued.visible_ms = now_ms + self.settings.visibility_timeout_ms;
-            self.returning.push(queued);
-        }
+        self.out.dead_lettered += settled.dead_lettered as u64;
         let duration = duration(
             self.settings,
             self.cpu_factor,
             cold,
-            report.events as f64 * self.cost.ingest_ns_per_event,
+            events as f64 * self.cost.ingest_ns_per_event,
             attempts,
             backoff,
         );
@@ -663,9 +604,8 @@ impl<'a> Back<'a> {
         let shards = aws.sessions().throughput.partitions();
         let lanes = (0..shards * settings.parallelization_factor)
             .map(|_| Lane {
-                records: VecDeque::new(),
+                trigger: StreamLane::default(),
                 busy_until: 0,
-                retries: 0,
                 aggregator: Aggregator::with_clock(store.clone(), config.clone(), clock.clone()),
                 warm: false,
             })
@@ -723,66 +663,49 @@ impl<'a> Back<'a> {
                 + (hash_of(&[&change.partition_key, &change.sort_key]) % pf as u64) as usize;
             // Lambda polls each shard about four times a second.
             let visible_ms = change.committed_ms + 250 - change.committed_ms.rem_euclid(250);
-            self.lanes[lane].records.push_back(Pending {
-                record: change.into_record(),
-                visible_ms,
-            });
+            self.lanes[lane]
+                .trigger
+                .push(change.into_record(), visible_ms);
         }
     }
 
-    /// The stream trigger: each idle lane takes a batch that is full or has waited the window.
+    /// The stream trigger: each idle lane drops records past the maximum record age, then
+    /// takes a batch if one is due (full, or waited the window).
     fn run_aggregate(&mut self, now_ms: i64) {
-        let s = self.settings;
+        let mapping = &self.settings.stream;
         let mut busy = 0;
         for index in 0..self.lanes.len() {
-            let lane = &self.lanes[index];
+            let lane = &mut self.lanes[index];
             if lane.busy_until > now_ms {
                 busy += 1;
                 continue;
             }
-            let Some(first) = lane.records.front() else {
+            if lane.trigger.is_empty() {
+                continue;
+            }
+            self.out.records_lost += lane.trigger.discard_expired(mapping, now_ms) as u64;
+            let Some(records) = lane.trigger.next_batch(mapping, now_ms, false) else {
                 continue;
             };
-            if first.visible_ms > now_ms {
-                continue;
-            }
-            let waited = now_ms - first.visible_ms >= s.aggregate_window_ms;
-            if lane.records.len() < s.aggregate_batch_size && !waited {
-                continue;
-            }
-            let visible = lane
-                .records
-                .iter()
-                .take(s.aggregate_batch_size)
-                .take_while(|p| p.visible_ms <= now_ms)
-                .count();
-            if visible < s.aggregate_batch_size && !waited {
-                continue;
-            }
-            self.invoke_aggregate(index, visible, now_ms);
+            self.invoke_aggregate(index, records, now_ms);
             busy += 1;
         }
         self.out.aggregate.peak_concurrency = self.out.aggregate.peak_concurrency.max(busy);
     }
 
-    fn invoke_aggregate(&mut self, index: usize, count: usize, now_ms: i64) {
+    fn invoke_aggregate(&mut self, index: usize, records: Vec<EventRecord>, now_ms: i64) {
         {
             let mut world = self.aws.counters();
             world.attempts = 0;
             world.longest_backoff_ms = 0;
         }
-        let records: Vec<EventRecord> = self.lanes[index]
-            .records
-            .drain(..count)
-            .map(|p| p.record)
-            .collect();
         let aggregator = &self.lanes[index].aggregator;
         let applied = futures::executor::block_on(aggregator.apply_until(&records, None));
         let rate = self.scenario.faults.function_errors;
         let dies = rate > 0.0 && self.rng.f64() < rate;
         let report = if dies {
-            // Died after its updates, before finishing: its receipts stay; Lambda retries the
-            // batch from its first record.
+            // Died after its updates, before finishing: its receipts stay; Lambda retries as
+            // after any function error.
             self.out.function_errors += 1;
             applied.report.clone()
         } else {
@@ -804,24 +727,6 @@ impl<'a> Back<'a> {
         let done_ms = now_ms + duration;
         self.out.duplicates_recognised += report.duplicates as u64;
         self.out.counter_updates += report.counter_updates as u64;
-        // Records before the first failure are done; the rest are retried, in order (the
-        // aggregator names the batch's first record when anything failed).
-        let failed_at = if dies {
-            0
-        } else {
-            report
-                .response
-                .batch_item_failures
-                .iter()
-                .filter_map(|f| f.item_identifier.as_deref())
-                .filter_map(|seq| {
-                    records
-                        .iter()
-                        .position(|r| r.change.sequence_number.as_deref() == Some(seq))
-                })
-                .min()
-                .unwrap_or(records.len())
-        };
         // What the counters took in: every record of a stream whose update went through, even
         // in an invocation that then died or failed for another stream.
         let not_applied: std::collections::HashSet<&str> = report
@@ -835,26 +740,19 @@ impl<'a> Back<'a> {
                 self.settle(record, done_ms);
             }
         }
-        let mut records = records;
-        let retry: Vec<EventRecord> = records.split_off(failed_at);
-        self.out.records_redelivered += retry.len() as u64;
+        let outcome = if dies {
+            StreamOutcome::FunctionError
+        } else {
+            StreamOutcome::Response(&report.response)
+        };
         let lane = &mut self.lanes[index];
+        let settled = lane
+            .trigger
+            .settle(&self.settings.stream, records, outcome, done_ms);
+        self.out.records_redelivered += settled.retried as u64;
+        self.out.records_lost += settled.discarded as u64;
         lane.warm = true;
         lane.busy_until = done_ms;
-        if retry.is_empty() {
-            lane.retries = 0;
-        } else if lane.retries >= self.settings.aggregate_retry_attempts {
-            self.out.records_lost += retry.len() as u64;
-            lane.retries = 0;
-        } else {
-            lane.retries += 1;
-            for record in retry.into_iter().rev() {
-                lane.records.push_front(Pending {
-                    record,
-                    visible_ms: done_ms,
-                });
-            }
-        }
         bill(
             &mut self.out.aggregate,
             duration,

@@ -25,6 +25,8 @@
 
 use crate::engine::Settings;
 use livecount_core::Timing;
+use livecount_local::trigger::queue::QueueMapping;
+use livecount_local::trigger::stream::StreamMapping;
 
 /// The audience the CDK and Terraform defaults are sized for: 13,000 viewers on one stream
 /// (what a new on-demand table serves without warm throughput).
@@ -115,15 +117,18 @@ impl Sizing {
             timing: Timing::default(),
             session_shards: self.session_shards,
             max_concurrent_writes: self.max_concurrent_writes,
-            ingest_batch_size: self.ingest_batch_size,
-            ingest_window_ms: self.ingest_window_s * 1000,
+            queue: QueueMapping {
+                batch_size: self.ingest_batch_size,
+                batching_window_ms: self.ingest_window_s * 1000,
+                ..QueueMapping::deployed()
+            },
             ingest_max_concurrency: self.ingest_max_concurrency,
-            visibility_timeout_ms: 61_000,
-            max_receive_count: 3,
-            aggregate_batch_size: self.aggregate_batch_size,
-            aggregate_window_ms: self.aggregate_window_s * 1000,
+            stream: StreamMapping {
+                batch_size: self.aggregate_batch_size,
+                batching_window_ms: self.aggregate_window_s * 1000,
+                ..StreamMapping::deployed()
+            },
             parallelization_factor: self.parallelization_factor as usize,
-            aggregate_retry_attempts: 5,
             memory_mb: 256,
             sessions_warm_writes: warm.then_some(self.sessions_warm_writes as f64),
             counters_warm_writes: warm.then_some(self.counters_warm_writes as f64),

@@ -130,10 +130,11 @@ async fn an_invalid_message_goes_to_the_dead_letter_queue_once_with_its_reasons(
 /// as expired; the viewer who stopped sending does not come back.
 #[tokio::test]
 async fn a_redriven_dead_letter_makes_no_ghost_viewer() {
-    use livecount_local::queue::{DeadLetter, LocalQueue, QueueConfig};
+    use livecount_local::queue::{DeadLetter, LocalQueue};
+    use livecount_local::trigger::queue::QueueMapping;
     let mut p = Pipeline::new("redrive").await;
     p.run_ahead_of_ttl();
-    let queue = LocalQueue::new(QueueConfig::default(), p.clock.clone());
+    let queue = LocalQueue::new(QueueMapping::deployed(), p.clock.clone());
     let dead_letters = queue.clone();
     p.ingest.dead_letters = Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
         move |letter: &livecount_ingest::DeadLetter| {

@@ -83,7 +83,7 @@ impl Default for PipelineOptions {
             faults: None,
             recorder: None,
             sdk_max_attempts: None,
-            poller_max_retries: PollerConfig::default().max_retries,
+            poller_max_retries: PollerConfig::default().mapping.max_retries,
             endpoint: None,
             stream_shards: HARSH_SHARDS,
             parallelization_factor: HARSH_PARALLELIZATION,
@@ -197,12 +197,12 @@ impl Pipeline {
             ..Ingest::new(store.clone(), config.clone())
         };
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
-        let poller_config = PollerConfig {
-            max_retries: options.poller_max_retries,
-            bisect_on_error: options.bisect_on_error,
+        let mut poller_config = PollerConfig {
             seed: fastrand::u64(..),
             ..PollerConfig::harsh(options.stream_shards, options.parallelization_factor)
         };
+        poller_config.mapping.max_retries = options.poller_max_retries;
+        poller_config.mapping.bisect_on_error = options.bisect_on_error;
         let poller = StreamPoller::new(
             livecount_local::streams_client(&sdk),
             stream_arn,
