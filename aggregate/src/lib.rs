@@ -27,7 +27,7 @@ use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::histogram::{
     KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove, minute_of,
-    plan_counter_update, runs, viewers,
+    plan_counter_update, published_seconds, runs, viewers_at,
 };
 use livecount_core::model::{CounterItem, HistoryItem, ItemKey, SessionImage};
 use livecount_core::requests::HistoryUpdate;
@@ -91,8 +91,16 @@ impl Memory {
 struct StreamMemory {
     counter: KnownCounter,
     /// The history item's minutes and peak, once seen.
-    history: Option<(BTreeMap<i64, u64>, u64)>,
+    history: Option<KnownHistory>,
     used: u64,
+}
+
+/// What an aggregator last saw of a stream's history item.
+#[derive(Debug, Clone, Default)]
+struct KnownHistory {
+    minutes: BTreeMap<i64, u64>,
+    /// The peak and its second.
+    peak: (u64, i64),
 }
 
 /// Why a stream record was skipped.
@@ -135,6 +143,10 @@ pub struct AggregateReport {
     pub not_applied: usize,
     /// Deltas dropped as older than `now - G`.
     pub late_deltas: usize,
+    /// Start deltas dropped as older than the seconds history still reads (their records came
+    /// more than `HISTORY_LAG_SECONDS + HISTORY_SPAN_SECONDS` after they were received: the
+    /// history of the seconds in between was published without them).
+    pub late_starts: usize,
     /// Counter `UpdateItem`s that committed.
     pub counter_updates: usize,
     /// Streams whose update failed transiently.
@@ -162,6 +174,7 @@ impl AggregateReport {
                 self.duplicates += done.duplicates;
                 self.shorter_redeliveries += done.shorter;
                 self.late_deltas += done.late_deltas;
+                self.late_starts += done.late_starts;
                 self.counter_updates += done.updates;
                 done.receipts
                     .into_iter()
@@ -197,6 +210,7 @@ impl AggregateReport {
             duplicates = self.duplicates,
             not_applied = self.not_applied,
             late_deltas = self.late_deltas,
+            late_starts = self.late_starts,
             unreadable = self.unreadable,
             counter_updates = self.counter_updates,
             failed_streams = self.failed_streams.len(),
@@ -207,7 +221,7 @@ impl AggregateReport {
     }
 
     /// The counters this batch adds to the `aggregate` metrics (`infra/contract.json`).
-    pub fn metrics(&self) -> [(&'static str, u64); 9] {
+    pub fn metrics(&self) -> [(&'static str, u64); 10] {
         [
             ("RecordsApplied", self.applied as u64),
             ("DuplicateRecords", self.duplicates as u64),
@@ -218,6 +232,7 @@ impl AggregateReport {
             ("StreamsFailed", self.failed_streams.len() as u64),
             ("StreamsDeferred", self.deferred_streams.len() as u64),
             ("ShorterRedeliveries", self.shorter_redeliveries as u64),
+            ("StartsLate", self.late_starts as u64),
         ]
     }
 }
@@ -468,6 +483,7 @@ impl Aggregator {
                     done.applied += plan.records;
                     done.duplicates += from;
                     done.late_deltas += plan.late_deltas;
+                    done.late_starts += plan.late_starts;
                     done.receipts.push((key, plan.receipt.receipt));
                     for request in requests {
                         let (CounterWrite::Applied(c) | CounterWrite::ReceiptHeld(c)) =
@@ -537,32 +553,42 @@ impl Aggregator {
         }))
     }
 
-    /// Keeps the minute's history entry and `peak` at the most viewers seen, with one more
-    /// write only when the count reached a new high for the minute (or the first of a minute).
-    /// A failure here only delays the history, so it is logged and the batch goes on.
+    /// Publishes the seconds this update settles ([`published_seconds`]): each minute's
+    /// entry and `peak` kept at the highest count of its seconds, with one conditional write per
+    /// minute only when a second beat what the history holds.
+    /// A failure here only delays the history (the next update publishes the same seconds
+    /// again), so it is logged and the batch goes on.
     async fn record_viewers(&self, stream_id: &str, counter: &CounterItem, now: i64) {
-        let current = viewers(&counter.tallies.buckets, now);
-        let (minutes, peak) = self.memory(stream_id).history.unwrap_or_default();
-        let new_peak = current > peak;
-        if minutes
-            .get(&minute_of(now))
-            .is_some_and(|&high| current <= high)
-            && !new_peak
-        {
-            return;
+        let tallies = &counter.tallies;
+        // minute → (highest count, its first second)
+        let mut highs: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
+        for t in published_seconds(now) {
+            let v = viewers_at(&tallies.buckets, &tallies.starts, t);
+            let high = highs.entry(minute_of(t)).or_insert((v, t));
+            if v > high.0 {
+                *high = (v, t);
+            }
         }
-        let update = HistoryUpdate::new(
-            stream_id,
-            current,
-            now,
-            new_peak,
-            minutes.into_keys(),
-            self.config.counter_expiry(now),
-        );
-        match self.store.record_viewers(&update).await {
-            Ok((_, history)) => self.remember_history(stream_id, &history),
-            Err(error) => {
-                tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
+        for (minute, (v, at)) in highs {
+            let known = self.memory(stream_id).history.unwrap_or_default();
+            let (peak, peak_at) = known.peak;
+            let new_peak = v > peak || (v == peak && v > 0 && at < peak_at);
+            if known.minutes.get(&minute).is_some_and(|&high| v <= high) && !new_peak {
+                continue;
+            }
+            let update = HistoryUpdate::new(
+                stream_id,
+                v,
+                at,
+                new_peak,
+                known.minutes.into_keys(),
+                self.config.counter_expiry(now),
+            );
+            match self.store.record_viewers(&update).await {
+                Ok((_, history)) => self.remember_history(stream_id, &history),
+                Err(error) => {
+                    tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
+                }
             }
         }
     }
@@ -583,6 +609,7 @@ impl Aggregator {
         if let Ok(mut known) = self.known.lock() {
             known.entry(stream_id).counter = KnownCounter {
                 buckets: counter.tallies.buckets.keys().copied().collect(),
+                starts: counter.tallies.starts.keys().copied().collect(),
                 receipts: counter.tallies.receipts.clone(),
             };
         }
@@ -598,8 +625,13 @@ impl Aggregator {
 
     fn remember_history(&self, stream_id: &str, history: &HistoryItem) {
         if let Ok(mut known) = self.known.lock() {
-            known.entry(stream_id).history =
-                Some((history.tallies.history.clone(), history.peak.unwrap_or(0)));
+            known.entry(stream_id).history = Some(KnownHistory {
+                minutes: history.tallies.history.clone(),
+                peak: (
+                    history.peak.unwrap_or(0),
+                    history.peak_at.unwrap_or(i64::MAX),
+                ),
+            });
         }
     }
 }
@@ -626,6 +658,7 @@ struct StreamDone {
     duplicates: usize,
     shorter: usize,
     late_deltas: usize,
+    late_starts: usize,
     updates: usize,
     /// Receipts to remove once the whole batch succeeded.
     receipts: Vec<(ReceiptKey, Receipt)>,
@@ -656,11 +689,27 @@ pub fn session_move(
     };
     let partition = livecount_core::ids::SessionPartition::parse(&pk)
         .ok_or_else(|| UnreadableRecord::PartitionKey(pk.clone()))?;
-    let bucket = |image: Option<SessionImage>| {
+    // When the new state began: its event's receive second, or the old state's if that was
+    // later (an event written after one received later takes effect from then, so a session's
+    // states follow one another in the order its row was written); for a deletion (or a row
+    // written before rows carried `recvAt`), when the stream record was made.
+    let made = change.approximate_creation_date_time.timestamp();
+    let received = |image: &Option<SessionImage>| {
         image
-            .filter(|i| i.watching)
-            .map(|i| timing.bucket(i.exp_date))
+            .as_ref()
+            .and_then(|i| i.recv_at)
+            .map(|ms| ms.div_euclid(1000))
     };
+    let at = match (received(&new), received(&old)) {
+        (Some(new), old) => new.max(old.unwrap_or(i64::MIN)),
+        (None, _) => made,
+    };
+    let left = old
+        .filter(|i| i.watching && i.exp_date >= at)
+        .map(|i| timing.bucket(i.exp_date));
+    let joined = new
+        .filter(|i| i.watching)
+        .map(|i| timing.bucket(i.exp_date));
     let record_id = if record.event_id.is_empty() {
         sequence.as_str().to_owned()
     } else {
@@ -670,8 +719,9 @@ pub fn session_move(
         stream_id: partition.stream_id,
         record_id,
         sequence,
-        left: bucket(old),
-        joined: bucket(new),
+        at,
+        left,
+        joined,
     })
 }
 
@@ -730,7 +780,8 @@ mod tests {
                 (stream.clone(), None, Some(1_700_000_015)), // INSERT
                 (stream.clone(), Some(1_700_000_015), Some(1_700_000_020)), // MODIFY
                 (stream.clone(), Some(1_700_000_015), None), // REMOVE
-                (stream, Some(1_699_999_400), None),         // TTL REMOVE
+                // TTL REMOVE: its state had expired before the deletion, so it leaves nothing
+                (stream, None, None),
             ]
         );
         for record in &records {

@@ -80,21 +80,32 @@ impl fmt::Display for SequenceNumber {
     }
 }
 
-/// One stream record, reduced to what the histogram needs: which bucket the session left and
-/// which it joined, and what identifies the record.
+/// One stream record, reduced to what the histogram needs: the second its new state began,
+/// which bucket the session left and which it joined, and what identifies the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMove {
     pub stream_id: String,
     /// The record's `eventID` (unique in the stream), or its sequence number if it has none.
     pub record_id: String,
     pub sequence: SequenceNumber,
-    /// `bucket(OldImage.expDate)` if the old image exists and was watching.
+    /// The second (epoch) from which the new state holds: the new image's receive second (for a
+    /// deletion, when it happened).
+    pub at: i64,
+    /// `bucket(OldImage.expDate)` if the old image was watching and still counting at `at`
+    /// (`expDate >= at`); an old state that had expired before is not left, it ended.
     pub left: Option<i64>,
     /// `bucket(NewImage.expDate)` if the new image exists and is watching.
     pub joined: Option<i64>,
 }
 
 impl SessionMove {
+    /// The record's change at `s{at}`: `+1` when the session begins counting at `at` (a first
+    /// start, or a start after it had expired), `-1` when it stops counting there (a `pause`
+    /// or `stop` while counting), `0` when a counting session goes on counting.
+    pub fn start_delta(&self) -> i64 {
+        i64::from(self.joined.is_some()) - i64::from(self.left.is_some())
+    }
+
     /// The record's deltas that still matter at `now` (buckets at or after `now - G`).
     fn live_deltas(&self, oldest_live: i64) -> impl Iterator<Item = (i64, i64)> {
         let left = self.left.filter(|&b| b >= oldest_live).map(|b| (b, -1));
@@ -258,6 +269,7 @@ pub enum Redelivery {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KnownCounter {
     pub buckets: BTreeSet<i64>,
+    pub starts: BTreeSet<i64>,
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
 }
 
@@ -276,9 +288,15 @@ pub struct CounterPlan {
     pub stream_id: String,
     /// `ADD b{bucket} :delta`, non-zero deltas only, all at buckets `>= now - G`.
     pub deltas: BTreeMap<i64, i64>,
+    /// `ADD s{second} :delta`, non-zero only, all at seconds history still reads
+    /// (after [`oldest_published_second`]).
+    pub starts: BTreeMap<i64, i64>,
     /// `REMOVE b{bucket}`: buckets older than `now - G`: those the counter is known to hold and
     /// the few just below `now - G`, which any writer may have created.
     pub prune: BTreeSet<i64>,
+    /// `REMOVE s{second}`: start seconds history no longer reads that the counter is known to
+    /// hold.
+    pub prune_starts: BTreeSet<i64>,
     /// `REMOVE r{key}`: receipts known to be older than [`receipt_lifetime`] (at most
     /// [`MAX_STALE_RECEIPTS`] a plan).
     pub stale_receipts: BTreeSet<ReceiptKey>,
@@ -290,6 +308,9 @@ pub struct CounterPlan {
     pub records: usize,
     /// How many of their deltas were dropped as older than `now - G`.
     pub late_deltas: usize,
+    /// How many of their start deltas were dropped as older than the seconds history still
+    /// reads: the history of the seconds between them and now was published without them.
+    pub late_starts: usize,
 }
 
 /// One `UpdateItem` of a plan. The first carries every delta and the receipt, conditioned on
@@ -300,7 +321,9 @@ pub struct CounterPlan {
 pub struct CounterRequest {
     pub stream_id: String,
     pub deltas: Vec<(i64, i64)>,
+    pub starts: Vec<(i64, i64)>,
     pub prune: Vec<i64>,
+    pub prune_starts: Vec<i64>,
     pub remove_receipts: Vec<ReceiptKey>,
     /// Only on the first request of a plan.
     pub receipt: Option<ReceiptWrite>,
@@ -312,14 +335,14 @@ pub struct CounterRequest {
 /// Most `ADD` and `REMOVE` actions in one counter request.
 pub const MAX_ACTIONS_PER_REQUEST: usize = 64;
 
-/// Most distinct buckets the records of one run may touch, so a run's deltas always fit in the
-/// first request with its receipt.
-pub const MAX_BUCKETS_PER_RUN: usize = 48;
+/// Most distinct tallies (buckets and start seconds) the records of one run may touch, so a
+/// run's deltas always fit in the first request with its receipt.
+pub const MAX_TALLIES_PER_RUN: usize = 48;
 
 /// Receipts outstanding at once that keep the largest live item a valid configuration allows
 /// within 1 KB (a unit test builds it). A receipt is outstanding from its update until its batch
 /// succeeded: deliveries in flight, and those waiting for Lambda's retry.
-pub const RECEIPTS_IN_ONE_KB: usize = 8;
+pub const RECEIPTS_IN_ONE_KB: usize = 6;
 
 /// Most old receipts one plan removes.
 pub const MAX_STALE_RECEIPTS: usize = 8;
@@ -333,32 +356,61 @@ impl CounterPlan {
     /// `expires_at` (epoch seconds).
     pub fn requests(&self, expires_at: i64) -> Vec<CounterRequest> {
         let deltas: Vec<(i64, i64)> = self.deltas.iter().map(|(&b, &d)| (b, d)).collect();
+        let starts: Vec<(i64, i64)> = self.starts.iter().map(|(&s, &d)| (s, d)).collect();
         let receipts: Vec<ReceiptKey> = self.stale_receipts.iter().copied().collect();
-        let prune: Vec<i64> = self.prune.iter().copied().collect();
-        let room = MAX_ACTIONS_PER_REQUEST.saturating_sub(deltas.len() + receipts.len());
-        let (first, rest) = prune.split_at(room.min(prune.len()));
-        let mut requests = vec![CounterRequest {
-            stream_id: self.stream_id.clone(),
-            deltas,
-            prune: first.to_vec(),
-            remove_receipts: receipts,
-            receipt: Some(self.receipt),
-            now: self.now,
-            expires_at,
-        }];
-        for chunk in rest.chunks(MAX_ACTIONS_PER_REQUEST) {
-            requests.push(CounterRequest {
+        // what to remove: (is a start second, its number)
+        let removes: Vec<(bool, i64)> = (self.prune.iter().map(|&b| (false, b)))
+            .chain(self.prune_starts.iter().map(|&s| (true, s)))
+            .collect();
+        let room =
+            MAX_ACTIONS_PER_REQUEST.saturating_sub(deltas.len() + starts.len() + receipts.len());
+        let (first, rest) = removes.split_at(room.min(removes.len()));
+        let request = |deltas, starts, removes: &[(bool, i64)], receipts, receipt| {
+            let pick = |start: bool| -> Vec<i64> {
+                removes
+                    .iter()
+                    .filter(|(s, _)| *s == start)
+                    .map(|(_, n)| *n)
+                    .collect()
+            };
+            CounterRequest {
                 stream_id: self.stream_id.clone(),
-                deltas: Vec::new(),
-                prune: chunk.to_vec(),
-                remove_receipts: Vec::new(),
-                receipt: None,
+                deltas,
+                starts,
+                prune: pick(false),
+                prune_starts: pick(true),
+                remove_receipts: receipts,
+                receipt,
                 now: self.now,
                 expires_at,
-            });
+            }
+        };
+        let mut requests = vec![request(deltas, starts, first, receipts, Some(self.receipt))];
+        for chunk in rest.chunks(MAX_ACTIONS_PER_REQUEST) {
+            requests.push(request(Vec::new(), Vec::new(), chunk, Vec::new(), None));
         }
         requests
     }
+}
+
+/// A second's count is published in the history once it is this old (s): by then the records
+/// received in it have been applied, unless one was late by more than this (counted as a late
+/// start, `LateStarts`).
+pub const HISTORY_LAG_SECONDS: i64 = 10;
+
+/// How many seconds back from [`HISTORY_LAG_SECONDS`] each counter update publishes again, so
+/// that updates up to this far apart leave no second unpublished.
+pub const HISTORY_SPAN_SECONDS: i64 = 10;
+
+/// The seconds a counter update at `now` publishes: `now - LAG - SPAN ..= now - LAG`.
+pub fn published_seconds(now: i64) -> std::ops::RangeInclusive<i64> {
+    oldest_published_second(now)..=now - HISTORY_LAG_SECONDS
+}
+
+/// The oldest second a counter update at `now` publishes; start deltas at or before it are
+/// never read again.
+pub fn oldest_published_second(now: i64) -> i64 {
+    now - HISTORY_LAG_SECONDS - HISTORY_SPAN_SECONDS
 }
 
 /// How much per-minute history a stream keeps (an hour), in its own item.
@@ -370,21 +422,26 @@ pub fn minute_of(now: i64) -> i64 {
 }
 
 /// One stream's records of a delivery (in batch order) cut into runs of consecutive records
-/// that touch at most [`MAX_BUCKETS_PER_RUN`] distinct buckets; each run is applied by its own
-/// update with its own receipt. The cut depends only on the records, never on the clock, so a
-/// redelivery that begins with the same records cuts them the same way (its last run may be
-/// longer).
+/// that touch at most [`MAX_TALLIES_PER_RUN`] distinct tallies (buckets and start seconds);
+/// each run is applied by its own update with its own receipt. The cut depends only on the
+/// records, never on the clock, so a redelivery that begins with the same records cuts them
+/// the same way (its last run may be longer).
 pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
+    /// A tally a record touches: `(false, bucket)` or `(true, start second)`.
+    fn touched(m: &SessionMove) -> impl Iterator<Item = (bool, i64)> {
+        let start = (m.start_delta() != 0).then_some((true, m.at));
+        let buckets = m.left.into_iter().chain(m.joined).map(|b| (false, b));
+        buckets.chain(start)
+    }
     let mut runs = Vec::new();
-    let (mut start, mut buckets) = (0, BTreeSet::new());
+    let (mut start, mut tallies) = (0, BTreeSet::new());
     for (i, m) in moves.iter().enumerate() {
-        let touched = m.left.into_iter().chain(m.joined);
-        let new = touched.filter(|b| !buckets.contains(b)).count();
-        if buckets.len() + new > MAX_BUCKETS_PER_RUN {
+        let new = touched(m).filter(|t| !tallies.contains(t)).count();
+        if tallies.len() + new > MAX_TALLIES_PER_RUN {
             runs.push(&moves[start..i]);
-            (start, buckets) = (i, BTreeSet::new());
+            (start, tallies) = (i, BTreeSet::new());
         }
-        buckets.extend(m.left.into_iter().chain(m.joined));
+        tallies.extend(touched(m));
     }
     if start < moves.len() {
         runs.push(&moves[start..]);
@@ -410,8 +467,10 @@ pub fn plan_counter_update(
 ) -> Option<CounterPlan> {
     let first = run.first()?;
     let oldest_live = timing.oldest_live_bucket(now);
+    let oldest_read = oldest_published_second(now);
     let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
-    let mut late_deltas = 0;
+    let mut starts: BTreeMap<i64, i64> = BTreeMap::new();
+    let (mut late_deltas, mut late_starts) = (0, 0);
     let applied = run.get(from..).unwrap_or_default();
     for m in applied {
         late_deltas += usize::from(m.left.is_some_and(|b| b < oldest_live))
@@ -419,9 +478,15 @@ pub fn plan_counter_update(
         for (bucket, delta) in m.live_deltas(oldest_live) {
             *deltas.entry(bucket).or_default() += delta;
         }
+        match m.start_delta() {
+            0 => {}
+            delta if m.at > oldest_read => *starts.entry(m.at).or_default() += delta,
+            _ => late_starts += 1,
+        }
     }
     deltas.retain(|_, d| *d != 0);
-    if deltas.is_empty() {
+    starts.retain(|_, d| *d != 0);
+    if deltas.is_empty() && starts.is_empty() {
         return None;
     }
     let newest_stale = timing.bucket(oldest_live) - timing.bucket_seconds;
@@ -432,6 +497,7 @@ pub fn plan_counter_update(
         .copied()
         .chain(blind)
         .collect();
+    let prune_starts = known.starts.range(..=oldest_read).copied().collect();
     let key = ReceiptKey::of_first_record(&first.record_id);
     let stale_receipts = known
         .receipts
@@ -443,7 +509,9 @@ pub fn plan_counter_update(
     Some(CounterPlan {
         stream_id: stream_id.to_owned(),
         deltas,
+        starts,
         prune,
+        prune_starts,
         stale_receipts,
         receipt: ReceiptWrite {
             key,
@@ -453,13 +521,25 @@ pub fn plan_counter_update(
         now,
         records: applied.len(),
         late_deltas,
+        late_starts,
     })
 }
 
-/// `viewers(now) = sum of b{e} for e >= now`, never below zero.
+/// `viewers(now) = sum of b{e} for e >= now`, never below zero: the live count.
 pub fn viewers(buckets: &BTreeMap<i64, i64>, now: i64) -> u64 {
     let sum: i64 = buckets.range(now..).map(|(_, n)| n).sum();
     sum.max(0).unsigned_abs()
+}
+
+/// The count at a past second `t` once every record received up to `t` is applied:
+/// `sum of b{e} for e >= t  -  sum of s{r} for r > t`, never below zero. Exact for every `t`
+/// whose buckets and later start seconds the item still holds (`t >= now - G`, and `t` at or
+/// after [`oldest_published_second`]); records received after `t` change neither term's
+/// difference, whatever order they were applied in (docs/design.md §3).
+pub fn viewers_at(buckets: &BTreeMap<i64, i64>, starts: &BTreeMap<i64, i64>, t: i64) -> u64 {
+    let ending: i64 = buckets.range(t..).map(|(_, n)| n).sum();
+    let later: i64 = starts.range(t + 1..).map(|(_, n)| n).sum();
+    (ending - later).max(0).unsigned_abs()
 }
 
 #[cfg(test)]
@@ -478,6 +558,7 @@ mod tests {
             stream_id: "s".into(),
             record_id: format!("event-{id}"),
             sequence: SequenceNumber::parse(&format!("{id:021}")).expect("digits"),
+            at: NOW,
             left,
             joined,
         }
@@ -624,7 +705,7 @@ mod tests {
                 .iter()
                 .flat_map(|m| m.left.into_iter().chain(m.joined))
                 .collect();
-            assert!(touched.len() <= MAX_BUCKETS_PER_RUN);
+            assert!(touched.len() <= MAX_TALLIES_PER_RUN);
         }
         for cut in [1, 700, 1_999] {
             let shorter = runs(&moves[..cut]);
@@ -648,6 +729,7 @@ mod tests {
         );
         let known = KnownCounter {
             buckets: BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]),
+            starts: BTreeSet::from([NOW - 21, NOW - 20, NOW - 19]),
             receipts: BTreeMap::from([(k1, old), (k2, recent)]),
         };
         let p = plan_counter_update(
@@ -671,6 +753,9 @@ mod tests {
             BTreeSet::from([NOW - 200, NOW - 80, NOW - 75, NOW - 70, NOW - 65, NOW - 61])
         );
         assert!(p.prune.iter().all(|&b| b < T.oldest_live_bucket(NOW)));
+        // known start seconds history no longer reads
+        assert_eq!(p.prune_starts, BTreeSet::from([NOW - 21, NOW - 20]));
+        assert_eq!(oldest_published_second(NOW), NOW - 20);
     }
 
     #[test]
@@ -682,11 +767,15 @@ mod tests {
                     let bucket = |rng: &mut fastrand::Rng| {
                         rng.bool().then(|| NOW - 100 + 5 * rng.i64(0..300))
                     };
-                    mv(i, bucket(&mut rng), bucket(&mut rng))
+                    SessionMove {
+                        at: NOW - rng.i64(0..30),
+                        ..mv(i, bucket(&mut rng), bucket(&mut rng))
+                    }
                 })
                 .collect();
             let known = KnownCounter {
                 buckets: (0..rng.i64(0..200)).map(|i| NOW - 5000 + 5 * i).collect(),
+                starts: (0..rng.i64(0..200)).map(|i| NOW - 300 + i).collect(),
                 receipts: BTreeMap::new(),
             };
             for run in runs(&moves) {
@@ -694,22 +783,107 @@ mod tests {
                     continue;
                 };
                 let requests = p.requests(NOW + 86_400);
-                let mut deltas = BTreeMap::new();
-                let mut prune = BTreeSet::new();
+                let (mut deltas, mut starts) = (BTreeMap::new(), BTreeMap::new());
+                let (mut prune, mut prune_starts) = (BTreeSet::new(), BTreeSet::new());
                 for (i, r) in requests.iter().enumerate() {
-                    assert!(r.deltas.len() + r.prune.len() <= MAX_ACTIONS_PER_REQUEST);
+                    let actions = r.deltas.len() + r.starts.len() + r.prune.len();
+                    assert!(actions + r.prune_starts.len() <= MAX_ACTIONS_PER_REQUEST);
                     assert_eq!(
                         r.receipt.is_some(),
                         i == 0,
                         "the first request has the receipt"
                     );
-                    assert!(i == 0 || r.deltas.is_empty(), "later requests only remove");
+                    let adds = r.deltas.len() + r.starts.len();
+                    assert!(i == 0 || adds == 0, "later requests only remove");
                     deltas.extend(r.deltas.iter().copied());
+                    starts.extend(r.starts.iter().copied());
                     prune.extend(r.prune.iter().copied());
+                    prune_starts.extend(r.prune_starts.iter().copied());
                 }
-                assert_eq!(deltas, p.deltas);
-                assert_eq!(prune, p.prune);
+                assert_eq!((deltas, starts), (p.deltas, p.starts));
+                assert_eq!((prune, prune_starts), (p.prune, p.prune_starts));
             }
+        }
+    }
+
+    /// `viewers_at(t)` against the definition, for sessions starting, heartbeating, pausing,
+    /// stopping and coming back after they expired: once every record received up to `t` is
+    /// applied, it is the number of sessions whose newest event received by `t` counts at `t`,
+    /// whichever records received later are applied too (each session's in order, sessions
+    /// interleaved at random).
+    #[test]
+    fn viewers_at_a_second_is_the_audience_of_that_second_whatever_came_after() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let expiry = |r: i64, watching: bool| {
+            if watching {
+                (r + T.window_seconds + T.bucket_seconds - 1).div_euclid(T.bucket_seconds)
+                    * T.bucket_seconds
+            } else {
+                r
+            }
+        };
+        for round in 0..200 {
+            // each session's events: (receive second, watching)
+            let sessions: Vec<Vec<(i64, bool)>> = (0..rng.usize(1..12))
+                .map(|_| {
+                    let mut r = NOW + rng.i64(0..20);
+                    (0..rng.usize(1..10))
+                        .map(|_| {
+                            r += rng.i64(0..25);
+                            (r, rng.u8(0..4) != 0)
+                        })
+                        .collect()
+                })
+                .collect();
+            let truth = |t: i64| -> u64 {
+                let counting = sessions.iter().filter(|events| {
+                    let newest = events.iter().rev().find(|(r, _)| *r <= t);
+                    newest.is_some_and(|&(r, w)| w && expiry(r, w) >= t)
+                });
+                counting.count() as u64
+            };
+            // each session's records, as the aggregator reads them
+            let records: Vec<Vec<SessionMove>> = sessions
+                .iter()
+                .map(|events| {
+                    let mut old: Option<(i64, bool)> = None;
+                    let mut moves = Vec::new();
+                    for &(r, w) in events {
+                        let left = old
+                            .filter(|&(or, ow)| ow && expiry(or, ow) >= r)
+                            .map(|(or, ow)| expiry(or, ow));
+                        let joined = w.then(|| expiry(r, w));
+                        moves.push(SessionMove {
+                            at: r,
+                            ..mv(0, left, joined)
+                        });
+                        old = Some((r, w));
+                    }
+                    moves
+                })
+                .collect();
+            let t = NOW + rng.i64(0..150);
+            // everything received by t, then a random prefix of each session's later records
+            let mut applied: Vec<SessionMove> = Vec::new();
+            for moves in &records {
+                let by_t = moves.iter().take_while(|m| m.at <= t).count();
+                let extra = rng.usize(0..=moves.len() - by_t);
+                applied.extend(moves[..by_t + extra].iter().cloned());
+            }
+            rng.shuffle(&mut applied);
+            let (mut buckets, mut starts) = (BTreeMap::new(), BTreeMap::new());
+            for m in &applied {
+                for (b, d) in m.live_deltas(i64::MIN) {
+                    *buckets.entry(b).or_insert(0) += d;
+                }
+                *starts.entry(m.at).or_insert(0) += m.start_delta();
+            }
+            assert_eq!(
+                viewers_at(&buckets, &starts, t),
+                truth(t),
+                "round {round}, t = NOW + {}",
+                t - NOW
+            );
         }
     }
 

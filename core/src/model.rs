@@ -95,11 +95,14 @@ pub struct SessionImage {
     pub pk: String,
     pub exp_date: i64,
     pub watching: bool,
+    /// Receive time of the row's event (epoch ms): when the row's state began.
+    #[serde(default)]
+    pub recv_at: Option<i64>,
 }
 
 impl SessionImage {
     /// The attributes it reads from an image.
-    pub const ATTRIBUTES: [&'static str; 3] = ["PK", "expDate", "watching"];
+    pub const ATTRIBUTES: [&'static str; 4] = ["PK", "expDate", "watching", "recvAt"];
 
     /// The stream and shard of `PK = "{streamId}#{shard}"`.
     pub fn partition(&self) -> Option<crate::ids::SessionPartition> {
@@ -138,12 +141,15 @@ pub struct HistoryItem {
     pub tallies: Tallies,
 }
 
-/// The dynamic attributes of the counter items: `b{epoch}` buckets and `r{key}` receipts
-/// (live item), `h{minute}` history (history item).
+/// The dynamic attributes of the counter items: `b{epoch}` buckets, `s{epoch}` starts and
+/// `r{key}` receipts (live item), `h{minute}` history (history item).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
     pub buckets: BTreeMap<i64, i64>,
+    /// Second (epoch seconds) → sessions that began counting at it less those that stopped
+    /// (see [`crate::histogram::viewers_at`]); kept for the seconds history still reads.
+    pub starts: BTreeMap<i64, i64>,
     /// Receipts of the deliveries whose batches have not finished (see
     /// [`crate::histogram::Receipt`]).
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
@@ -154,6 +160,11 @@ pub struct Tallies {
 /// Attribute name of a bucket.
 pub fn bucket_attribute(bucket: i64) -> String {
     format!("b{bucket}")
+}
+
+/// Attribute name of a second's starts.
+pub fn start_attribute(second: i64) -> String {
+    format!("s{second}")
 }
 
 /// Attribute name of a minute's viewer peak.
@@ -180,6 +191,8 @@ impl<'de> Deserialize<'de> for Tallies {
                 while let Some(name) = map.next_key::<String>()? {
                     if let Some(bucket) = numbered(&name, 'b').and_then(|n| n.parse().ok()) {
                         tallies.buckets.insert(bucket, map.next_value()?);
+                    } else if let Some(second) = numbered(&name, 's').and_then(|n| n.parse().ok()) {
+                        tallies.starts.insert(second, map.next_value()?);
                     } else if let Some(minute) = numbered(&name, 'h').and_then(|n| n.parse().ok()) {
                         tallies.history.insert(minute, map.next_value()?);
                     } else if let Some(key) = ReceiptKey::from_attribute(&name) {
@@ -214,6 +227,7 @@ mod tests {
             ("SK".to_owned(), s("live")),
             ("b1700000015".to_owned(), n("3")),
             ("b1700000020".to_owned(), n("-1")),
+            ("s1700000001".to_owned(), n("2")),
             (
                 "r00000000007b".to_owned(),
                 s("1700000001.12.000000000000007b"),
@@ -228,6 +242,7 @@ mod tests {
             counter.tallies.buckets,
             BTreeMap::from([(1_700_000_015, 3), (1_700_000_020, -1)])
         );
+        assert_eq!(counter.tallies.starts, BTreeMap::from([(1_700_000_001, 2)]));
         assert_eq!(
             counter.tallies.receipts.into_values().collect::<Vec<_>>(),
             vec![Receipt {
@@ -260,14 +275,15 @@ mod tests {
     }
 
     /// The largest live counter item a valid configuration can make: a 128-character stream id,
-    /// every bucket of the widest allowed span plus the blind-pruned ones holding a
-    /// seven-digit count, [`RECEIPTS_IN_ONE_KB`] receipts of ten-thousand-record deliveries
-    /// outstanding. It stays within 1 KB: one write unit per update, half a read unit per read.
+    /// every bucket of the widest allowed span plus the blind-pruned ones and every start second
+    /// history still reads holding a seven-digit count, [`RECEIPTS_IN_ONE_KB`] receipts of
+    /// ten-thousand-record deliveries outstanding. It stays within 1 KB: one write unit per update, half a read unit per read.
     #[test]
     fn the_largest_live_counter_item_stays_within_one_kilobyte() {
         use crate::capacity::{item_size, read_units, write_units};
         use crate::histogram::{
             BLIND_PRUNE_BUCKETS, Fingerprint, MAX_LIVE_BUCKETS, RECEIPTS_IN_ONE_KB,
+            oldest_published_second,
         };
         let now = 1_700_000_000_i64;
         let mut item: HashMap<String, AttributeValue> = HashMap::from([
@@ -282,6 +298,12 @@ mod tests {
         for i in 0..MAX_LIVE_BUCKETS + BLIND_PRUNE_BUCKETS + 1 {
             item.insert(
                 bucket_attribute(now + i),
+                AttributeValue::N("-1000000".into()),
+            );
+        }
+        for second in oldest_published_second(now) + 1..=now {
+            item.insert(
+                start_attribute(second),
                 AttributeValue::N("-1000000".into()),
             );
         }

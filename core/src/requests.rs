@@ -4,7 +4,7 @@
 //! limits (300 operators, 4 KB per expression) for any batch.
 
 use crate::histogram::{CounterRequest, HISTORY_SECONDS, Receipt, ReceiptKey, minute_of};
-use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute};
+use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute, start_attribute};
 use crate::store::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -129,8 +129,8 @@ pub fn session_write_request(
     ))
 }
 
-/// One counter request: `SET updatedAt, expiresAt[, r{key} = receipt] ADD b{bucket} delta …
-/// REMOVE b{bucket} …, r{old} …`. With a receipt it is conditioned on the receipt's name: empty
+/// One counter request: `SET updatedAt, expiresAt[, r{key} = receipt] ADD b{bucket} delta …,
+/// s{second} delta … REMOVE b{bucket} …, s{second} …, r{old} …`. With a receipt it is conditioned on the receipt's name: empty
 /// (`attribute_not_exists`) for a first delivery, or holding exactly the receipt a redelivery
 /// found there; a request that only removes has no condition (removing is idempotent).
 pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRequest, StoreError> {
@@ -150,16 +150,17 @@ pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRe
             Some(old) => format!("{name} = {}", expr.value(&old.to_text())?),
         });
     }
-    let adds = request
+    let buckets = request
         .deltas
         .iter()
-        .map(|(bucket, delta)| {
-            Ok(format!(
-                "{} {}",
-                expr.name(&bucket_attribute(*bucket)),
-                expr.value(delta)?
-            ))
-        })
+        .map(|(bucket, delta)| (bucket_attribute(*bucket), delta));
+    let starts = request
+        .starts
+        .iter()
+        .map(|(second, delta)| (start_attribute(*second), delta));
+    let adds = buckets
+        .chain(starts)
+        .map(|(name, delta)| Ok(format!("{} {}", expr.name(&name), expr.value(delta)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     if !adds.is_empty() {
         update.push_str(&format!(" ADD {}", adds.join(", ")));
@@ -168,6 +169,7 @@ pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRe
         .prune
         .iter()
         .map(|b| bucket_attribute(*b))
+        .chain(request.prune_starts.iter().map(|s| start_attribute(*s)))
         .chain(request.remove_receipts.iter().map(|k| k.attribute()));
     let removes: Vec<String> = attributes.map(|a| expr.name(&a)).collect();
     if !removes.is_empty() {
@@ -202,14 +204,15 @@ pub fn receipt_release_request(
     ))
 }
 
-/// What one history write records: the minute's viewers, the peak when it is a new one, and the
-/// minutes older than an hour that the item is known to hold (removed).
+/// What one history write records: the highest count of a minute's published seconds (and the
+/// first of them to reach it), the peak when it is a new one, and the minutes older than an
+/// hour that the item is known to hold (removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryUpdate {
     pub stream_id: String,
     pub viewers: u64,
-    /// Epoch seconds.
-    pub now: i64,
+    /// The second (epoch) of that count.
+    pub at: i64,
     pub new_peak: bool,
     pub prune_minutes: Vec<i64>,
     /// When the history item expires (`expiresAt`), epoch seconds.
@@ -217,17 +220,17 @@ pub struct HistoryUpdate {
 }
 
 impl HistoryUpdate {
-    /// The update for `viewers` at `now`, removing the minutes of `known` older than an hour and
-    /// the few just before them.
+    /// The update for `viewers` at second `at`, removing the minutes of `known` older than an
+    /// hour before it and the few just before them.
     pub fn new(
         stream_id: &str,
         viewers: u64,
-        now: i64,
+        at: i64,
         new_peak: bool,
         known: impl IntoIterator<Item = i64>,
         expires_at: i64,
     ) -> Self {
-        let oldest = minute_of(now) - HISTORY_SECONDS;
+        let oldest = minute_of(at) - HISTORY_SECONDS;
         let mut prune: Vec<i64> = known
             .into_iter()
             .filter(|&m| m < oldest)
@@ -238,7 +241,7 @@ impl HistoryUpdate {
         Self {
             stream_id: stream_id.to_owned(),
             viewers,
-            now,
+            at,
             new_peak,
             prune_minutes: prune,
             expires_at,
@@ -246,11 +249,12 @@ impl HistoryUpdate {
     }
 }
 
-/// The history write: `SET h{minute} = :v [, peak = :v, peakAt = :now] REMOVE h{old} …` under
-/// `attribute_not_exists(h{minute}) OR h{minute} < :v` (and the same for `peak` when it sets it).
+/// The history write: `SET h{minute} = :v [, peak = :v, peakAt = :at] REMOVE h{old} …` under
+/// `attribute_not_exists(h{minute}) OR h{minute} < :v` (and, when it sets the peak, that the
+/// peak is lower, or as high and reached later: `peakAt` is the first second of the peak).
 pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequest, StoreError> {
     let mut expr = Expression::new(table);
-    let minute = expr.name(&minute_attribute(minute_of(update.now)));
+    let minute = expr.name(&minute_attribute(minute_of(update.at)));
     let v = expr.value(&update.viewers)?;
     let expires = expr.name(EXPIRES_AT);
     let expires_at = expr.value(&update.expires_at)?;
@@ -261,13 +265,12 @@ pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequ
     let mut condition = format!("(attribute_not_exists({minute}) OR {minute} < {v})");
     if update.new_peak {
         let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
-        set.push(format!(
-            "{peak} = {v}, {peak_at} = {}",
-            expr.value(&update.now)?
-        ));
-        condition.push_str(&format!(
-            " AND (attribute_not_exists({peak}) OR {peak} < {v})"
-        ));
+        let at = expr.value(&update.at)?;
+        set.push(format!("{peak} = {v}, {peak_at} = {at}"));
+        condition = format!(
+            "(attribute_not_exists({minute}) OR {minute} <= {v}) AND (attribute_not_exists({peak}) \
+             OR {peak} < {v} OR ({peak} = {v} AND {peak_at} > {at}))"
+        );
     }
     let mut text = format!("SET {}", set.join(", "));
     let removes: Vec<String> = update
@@ -484,11 +487,13 @@ mod tests {
     fn moves(rng: &mut fastrand::Rng, count: usize) -> Vec<SessionMove> {
         (0..count)
             .map(|i| {
+                let at = NOW - rng.i64(0..40);
                 let mut bucket = || rng.bool().then(|| NOW - 120 + 5 * rng.i64(0..2_000));
                 SessionMove {
                     stream_id: "s".into(),
                     record_id: format!("{i}"),
                     sequence: SequenceNumber::parse("1").expect("digits"),
+                    at,
                     left: bucket(),
                     joined: bucket(),
                 }
@@ -512,6 +517,7 @@ mod tests {
             };
             let known = KnownCounter {
                 buckets: (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect(),
+                starts: (0..rng.i64(0..500)).map(|i| NOW - 600 + i).collect(),
                 receipts: Default::default(),
             };
             let batch = moves(&mut rng, count);
@@ -529,9 +535,16 @@ mod tests {
                         request.operators(),
                         request.expression_bytes()
                     );
-                    actions += part.deltas.len() + part.prune.len();
+                    actions += part.deltas.len()
+                        + part.starts.len()
+                        + part.prune.len()
+                        + part.prune_starts.len();
                 }
-                assert_eq!(actions, plan.deltas.len() + plan.prune.len());
+                let planned = plan.deltas.len()
+                    + plan.starts.len()
+                    + plan.prune.len()
+                    + plan.prune_starts.len();
+                assert_eq!(actions, planned);
             }
         }
     }
@@ -541,7 +554,7 @@ mod tests {
         let batch = moves(&mut fastrand::Rng::with_seed(1), 20);
         let known = KnownCounter {
             buckets: BTreeSet::from([NOW - 500]),
-            receipts: Default::default(),
+            ..KnownCounter::default()
         };
         let plan = plan_counter_update("s", &batch, 0, None, &known, &Timing::default(), NOW)
             .expect("plan");

@@ -237,7 +237,9 @@ mod tests {
             &CounterRequest {
                 stream_id: "s".into(),
                 deltas,
+                starts: Vec::new(),
                 prune: vec![900],
+                prune_starts: Vec::new(),
                 remove_receipts: Vec::new(),
                 receipt: Some(ReceiptWrite {
                     key: ReceiptKey::of_first_record(&first.to_string()),

@@ -226,7 +226,9 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
             let request = CounterRequest {
                 stream_id: stream.clone(),
                 deltas: vec![(bucket, delta)],
+                starts: vec![(now, delta)],
                 prune: Vec::new(),
+                prune_starts: Vec::new(),
                 remove_receipts: Vec::new(),
                 receipt: Some(ReceiptWrite {
                     key: ReceiptKey::of_first_record(&format!("probe-{hour}-{i}")),

@@ -349,10 +349,23 @@ fn counter(
     now: i64,
 ) -> CounterRequest {
     let (key, receipt) = receipt(id, now);
+    // the small requests carry start seconds too (20 s before their buckets) and remove them
+    let starts = if deltas.len() <= 2 {
+        deltas.iter().map(|&(b, delta)| (b - 20, delta)).collect()
+    } else {
+        Vec::new()
+    };
+    let prune_starts = if prune.len() == 1 {
+        prune.iter().map(|b| b - 20).collect()
+    } else {
+        Vec::new()
+    };
     CounterRequest {
         stream_id: stream.to_owned(),
+        starts,
         deltas,
         prune,
+        prune_starts,
         remove_receipts: Vec::new(),
         receipt: (id > 0).then_some(ReceiptWrite {
             key,

@@ -1,8 +1,9 @@
 //! Under failure, and under stream delivery as harsh as AWS (virtual shards and parallel lanes
 //! that keep order per item only, finishing in any order; retries shaped as Lambda shapes them
 //! with the deployed settings): every chaos test compares the counters with the [`Oracle`] at
-//! every sample, and they must be equal. Stream records delivered again are recognised by their
-//! receipts, whatever was applied in between.
+//! every sample, and they must be equal; at the end, every stream's peak, `peakAt` and
+//! per-minute history equal the oracle's too. Stream records delivered again are recognised by
+//! their receipts, whatever was applied in between.
 
 // Test helpers outside #[test] functions: a failed step is a failed test.
 #![allow(clippy::expect_used)]
@@ -157,6 +158,31 @@ async fn assert_counts_match(p: &Pipeline, oracle: &Oracle, tick: i64) {
     }
 }
 
+/// Publishes every second up to now, then holds each stream's `peak`, `peakAt` and per-minute
+/// highs to the oracle's over the seconds from `from` (the first with deliveries) to now.
+async fn assert_history_matches(p: &mut Pipeline, oracle: &Oracle, from: i64) {
+    let streams: Vec<String> = oracle.streams().cloned().collect();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    let last = p.publish_history(&names).await;
+    for stream in &streams {
+        let history = p.store.get_history(stream).await.expect("read");
+        let history = history.unwrap_or_default();
+        let ((peak, peak_at), minutes) = oracle.peak_and_minutes(stream, from..=last);
+        assert_eq!(history.peak.unwrap_or(0), peak, "stream {stream}: peak");
+        if peak > 0 {
+            assert_eq!(history.peak_at, Some(peak_at), "stream {stream}: peakAt");
+        }
+        for (minute, high) in minutes {
+            let published = history.tallies.history.get(&minute).copied();
+            assert_eq!(
+                published.unwrap_or(0),
+                high,
+                "stream {stream}: minute {minute}"
+            );
+        }
+    }
+}
+
 /// A pipeline whose handlers' DynamoDB client goes through [`Faults`], with SDK retries off so
 /// every injected fault reaches a batch response, and its clock ahead of TTL.
 async fn faulty_pipeline(name: &str, seed: u64) -> (Faults, Pipeline) {
@@ -234,6 +260,7 @@ async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_hea
         ingest_redeliveries > 10 && aggregate_redeliveries > 10 && deliveries.redelivered() > 10,
         "faults were injected ({ingest_redeliveries}, {aggregate_redeliveries})"
     );
+    assert_history_matches(&mut p, &oracle, t0 / 1000).await;
     p.cleanup().await;
 }
 
@@ -297,6 +324,7 @@ async fn an_invocation_failing_after_some_updates_is_retried_without_double_coun
         recognised.get(),
         deliveries.redelivered()
     );
+    assert_history_matches(&mut p, &oracle, t0 / 1000).await;
     p.cleanup().await;
 }
 
@@ -362,6 +390,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
     deliver(&mut oracle, &last);
     p.aggregate().await;
     assert_counts_match(&p, &oracle, tick).await;
+    assert_history_matches(&mut p, &oracle, t0 / 1000).await;
     p.cleanup().await;
 }
 

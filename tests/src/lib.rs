@@ -29,6 +29,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::{AggregateReport, Aggregator};
+use livecount_core::histogram::HISTORY_LAG_SECONDS;
 use livecount_core::{Clock, Config, Store, Timing, viewers_now};
 use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP};
 use livecount_local::{PollReport, PollerConfig, StreamPoller};
@@ -287,6 +288,24 @@ impl Pipeline {
         let aggregator = &self.aggregator;
         let handler = async |event: Event| aggregate_handler(aggregator, event).await;
         self.poller.drain(&handler).await.expect("stream poll")
+    }
+
+    /// Publishes the history of every second up to now for `streams`, as their next records
+    /// would: advances the clock by [`HISTORY_LAG_SECONDS`] and updates each stream's counter
+    /// with the start of a probe session (received after every second it publishes). Returns
+    /// the last second published (the clock's second before the call).
+    pub async fn publish_history(&mut self, streams: &[&str]) -> i64 {
+        let last = self.clock.now_seconds();
+        self.clock.advance_ms(HISTORY_LAG_SECONDS * 1000);
+        let now = self.clock.now_ms();
+        self.send(
+            streams
+                .iter()
+                .map(|stream| event_body(stream, "history-probe", "start", now)),
+        )
+        .await;
+        self.aggregate().await;
+        last
     }
 
     /// Runs the aggregator on one batch of records the test holds.

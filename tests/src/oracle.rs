@@ -32,8 +32,23 @@ pub struct Oracle {
     window_ms: i64,
     bucket_ms: i64,
     sessions: HashMap<(String, String), Newest>,
+    /// Every delivery in order (session, event, receive ms), to replay the audience of a past
+    /// second.
+    log: Vec<((String, String), Newest, i64)>,
     streams: BTreeSet<String>,
     delivered: usize,
+}
+
+/// Whether `event` replaces `held` as a session's newest (the rules in the module's doc).
+fn supersedes(event: &Newest, held: &Newest) -> bool {
+    let both = event.order.0 && held.order.0;
+    if both && event.order.2 == 0 && event.ts > held.ts {
+        true
+    } else if both && held.order.2 == 0 && held.ts > event.ts {
+        false
+    } else {
+        event.order > held.order
+    }
 }
 
 impl Oracle {
@@ -84,33 +99,80 @@ impl Oracle {
             Some(seq) => (true, seq as i64, rank),
             None => (false, bounded_ts, rank),
         };
-        let (start, sequenced) = (kind == "start", order.0);
         let watching = rank <= 1;
         let counts_until = watching.then(|| {
             let end_ms = recv_ms + self.window_ms;
             let buckets = (end_ms + self.bucket_ms - 1) / self.bucket_ms;
             buckets * self.bucket_ms / 1000
         });
+        let event = Newest {
+            order,
+            ts: bounded_ts,
+            counts_until,
+        };
         let key = (stream, session);
-        if self.sessions.get(&key).is_none_or(|held| {
-            let both = sequenced && held.order.0;
-            if both && start && bounded_ts > held.ts {
-                true
-            } else if both && held.order.2 == 0 && held.ts > bounded_ts {
-                false
-            } else {
-                order > held.order
-            }
-        }) {
-            self.sessions.insert(
-                key,
-                Newest {
-                    order,
-                    ts: bounded_ts,
-                    counts_until,
-                },
-            );
+        self.log.push((key.clone(), event, recv_ms));
+        if self
+            .sessions
+            .get(&key)
+            .is_none_or(|held| supersedes(&event, held))
+        {
+            self.sessions.insert(key, event);
         }
+    }
+
+    /// The audience of `stream_id` at the past second `t`: each session's events replayed in
+    /// delivery order, each newest one taking effect at its receive second (or at the second the
+    /// event it replaced took effect, if later); a session counts at `t` if the event in effect
+    /// at `t` does.
+    pub fn viewers_at_second(&self, stream_id: &str, t: i64) -> u64 {
+        // session -> (newest event, since when it is in effect, the event in effect at t)
+        let mut sessions: HashMap<&str, (Newest, i64, Option<Newest>)> = HashMap::new();
+        for ((stream, session), event, recv_ms) in &self.log {
+            if stream != stream_id {
+                continue;
+            }
+            let received = recv_ms.div_euclid(1000);
+            match sessions.get_mut(session.as_str()) {
+                None => {
+                    let at_t = (received <= t).then_some(*event);
+                    sessions.insert(session, (*event, received, at_t));
+                }
+                Some((held, since, at_t)) if supersedes(event, held) => {
+                    *since = received.max(*since);
+                    *held = *event;
+                    if *since <= t {
+                        *at_t = Some(*event);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        sessions
+            .values()
+            .filter_map(|(_, _, at_t)| *at_t)
+            .filter(|n| n.counts_until.is_some_and(|until| until >= t))
+            .count() as u64
+    }
+
+    /// The highest audience of `stream_id` over the seconds `seconds`, and the first second it
+    /// was reached; and the highest of each minute (by its first second) among them.
+    pub fn peak_and_minutes(
+        &self,
+        stream_id: &str,
+        seconds: std::ops::RangeInclusive<i64>,
+    ) -> ((u64, i64), std::collections::BTreeMap<i64, u64>) {
+        let mut peak = (0, i64::MAX);
+        let mut minutes = std::collections::BTreeMap::new();
+        for t in seconds {
+            let v = self.viewers_at_second(stream_id, t);
+            if v > peak.0 {
+                peak = (v, t);
+            }
+            let high = minutes.entry(t - t.rem_euclid(60)).or_insert(0);
+            *high = (*high).max(v);
+        }
+        (peak, minutes)
     }
 
     /// Sessions of `stream_id` watching at `now` (epoch seconds).

@@ -36,6 +36,7 @@ export const AGGREGATE_METRICS = [
   'StreamsFailed',
   'StreamsDeferred',
   'ShorterRedeliveries',
+  'StartsLate',
 ] as const;
 
 /** The three functions, by the name of their binary and of their `target/lambda/<name>/` folder. */

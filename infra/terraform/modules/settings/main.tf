@@ -242,7 +242,7 @@ locals {
   # ---- Dashboard ------------------------------------------------------------------------------
   # The handlers' EMF metrics (namespace livecount, dimension Function).
   ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesDeadLettered", "MessagesFailed", "MessagesExpired", "TokensRejected"]
-  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries"]
+  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries", "StartsLate"]
 
   graph = { view = "timeSeries", stacked = false, region = local.r.region, period = 60 }
 
