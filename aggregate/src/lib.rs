@@ -4,15 +4,19 @@
 //! become one counter update per live stream. [`Aggregator::process`] is the algorithm;
 //! [`handler`] is the Lambda entry point, also called by the local stream poller.
 //!
-//! - Each record moves one session between expiry buckets: `-1` at its old bucket if the old
-//!   image was watching, `+1` at its new bucket if the new image is. INSERT, MODIFY, REMOVE and
-//!   TTL deletions are handled alike; deltas older than `now - G` are dropped.
+//! - Each record moves one session between expiry buckets from the second its new state began:
+//!   `-1` at its old bucket if the old image was watching and still counting then, `+1` at its
+//!   new bucket if the new image is, and their difference at that start second. INSERT,
+//!   MODIFY, REMOVE and TTL deletions are handled alike; deltas older than `now - G` are
+//!   dropped.
 //! - Deltas are summed per stream and bucket over the batch; each stream gets one `UpdateItem`
 //!   (more only for a run of records touching more than 48 buckets).
 //! - Each update writes a receipt named after the stream's first record in the batch, under the
 //!   condition that the name holds nothing (or the receipt a redelivery found there): a
 //!   redelivery that begins with the same record skips exactly the records applied before and
 //!   applies the rest. Receipts are removed once the whole batch succeeded.
+//! - After its updates, a stream's seconds from 20 s to 10 s ago are published: the count of
+//!   each, from the buckets and start seconds, raises `peak` and the minute's high by condition.
 //! - When anything fails that a retry can fix (throttling, 5xx, the invocation's deadline
 //!   near), the batch item failure is the batch's *first* record, so Lambda retries from there
 //!   and every stream's redelivery begins with the record its receipt is named after. A record

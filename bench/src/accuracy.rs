@@ -4,7 +4,7 @@
 use crate::designs::{Error, NaiveCounter, ThirtySecondBuckets, query_viewers};
 use aws_lambda_events::event::sqs::SqsMessage;
 use livecount_tests::oracle::Oracle;
-use livecount_tests::{Audience, Pipeline, PlayerState};
+use livecount_tests::{Crowd, Pipeline, PlayerState};
 
 pub const DESIGNS: [&str; 4] = [
     "(a) livecount",
@@ -14,9 +14,9 @@ pub const DESIGNS: [&str; 4] = [
 ];
 
 pub enum Workload {
-    FivePlayers(Audience),
+    FivePlayers(Crowd),
     Crowd {
-        crowd: Audience,
+        crowd: Crowd,
         duplicate_rate: f64,
         reorder_rate: f64,
     },

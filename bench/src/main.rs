@@ -1,6 +1,8 @@
 //! `livecount-bench`: runs every benchmark against the DynamoDB Local at
 //! `AWS_ENDPOINT_URL_DYNAMODB` and writes `BENCHMARKS.md` and `docs/benchmarks.png`
-//! (`make bench` runs it, after the criterion benches, under a fresh DynamoDB Local).
+//! (`make bench` runs it, after the criterion benches, under a fresh DynamoDB Local);
+//! `livecount-bench scale` runs the scale simulation (`make bench-scale`). Unknown arguments are
+//! refused before anything runs.
 
 mod accuracy;
 mod designs;
@@ -10,7 +12,8 @@ mod scale;
 mod system;
 
 use accuracy::Workload;
-use livecount_tests::Audience;
+use clap::{Parser, Subcommand};
+use livecount_tests::Crowd;
 
 use report::{Handlers, Report};
 use std::path::{Path, PathBuf};
@@ -21,9 +24,35 @@ use std::process::{Command, ExitCode};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[derive(Parser)]
+#[command(name = "livecount-bench", about = "livecount's benchmarks")]
+struct Args {
+    /// A smoke run with small sizes (the numbers are not the published ones; BENCHMARKS.md is
+    /// written all the same).
+    #[arg(long)]
+    quick: bool,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// The scale scenarios in the simulation (no DynamoDB needed); a full run writes the scale
+    /// section of BENCHMARKS.md and docs/scale.png.
+    Scale {
+        /// Scale every audience by this factor (a partial run: nothing is written).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Run only the scenario with this key (a, b, …; a partial run: nothing is written).
+        #[arg(long)]
+        only: Option<String>,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
+    let args = Args::parse();
+    match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("livecount-bench: {error}");
@@ -32,17 +61,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), designs::Error> {
+async fn run(args: Args) -> Result<(), designs::Error> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    if std::env::args().nth(1).as_deref() == Some("scale") {
-        return run_scale(&root);
+    if let Some(Mode::Scale { scale, only }) = args.mode {
+        return run_scale(&root, scale, only);
     }
     let endpoint = livecount_tests::dynamodb_endpoint();
     let sdk = livecount_local::local_sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
 
-    // `--quick`: a smoke run with small sizes (the numbers are not the published ones).
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = args.quick;
     let (seconds, sizes, probes, events): (i64, &[u64], usize, u64) = if quick {
         (40, &[100, 1_000], 10, 2_000)
     } else {
@@ -51,14 +79,14 @@ async fn run() -> Result<(), designs::Error> {
 
     eprintln!("bench: accuracy, five players");
     let five = accuracy::run(
-        Workload::FivePlayers(Audience::five_players("five")),
+        Workload::FivePlayers(Crowd::five_players("five")),
         if quick { 90 } else { 120 },
         1,
     )
     .await?;
     eprintln!("bench: accuracy, 1,000 players over 20 streams");
     let crowd = Workload::Crowd {
-        crowd: Audience::crowd(6, 20, 50, seconds),
+        crowd: Crowd::random(6, 20, 50, seconds),
         duplicate_rate: 0.1,
         reorder_rate: 0.05,
     };
@@ -104,16 +132,7 @@ async fn run() -> Result<(), designs::Error> {
 }
 
 /// `livecount-bench scale [--scale F] [--only KEY]`: the scale scenarios (no DynamoDB needed).
-fn run_scale(root: &Path) -> Result<(), designs::Error> {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let factor: f64 = value("--scale").and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let only = value("--only");
+fn run_scale(root: &Path, factor: f64, only: Option<String>) -> Result<(), designs::Error> {
     let cost = livecount_sim::engine::HandlerCost {
         ingest_ns_per_event: criterion_mean(root, "ingest/parse_validate_coalesce_per_event")
             .map_or(600.0, |ns| ns / 1000.0),
@@ -121,6 +140,11 @@ fn run_scale(root: &Path) -> Result<(), designs::Error> {
             .map_or(900.0, |ns| ns / 1000.0),
     };
     let outcomes = scale::run_all(factor, only.as_deref(), cost);
+    if let Some(key) = only.as_deref()
+        && outcomes.is_empty()
+    {
+        return Err(format!("no scale scenario has the key {key:?}").into());
+    }
     if factor != 1.0 || only.is_some() {
         eprintln!("bench-scale: a partial run (--scale or --only); BENCHMARKS.md left as it is");
         return Ok(());

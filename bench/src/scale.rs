@@ -3,7 +3,7 @@
 
 use livecount_sim::audience::{AudienceSpec, Shape};
 use livecount_sim::engine::{Faults, HandlerCost, Outcome, Scenario, run};
-use livecount_sim::sizing::{Audience, size};
+use livecount_sim::sizing::{PeakAudience, size};
 use std::fmt::Write as _;
 
 /// us-east-1 list prices, on-demand (in effect since 1 November 2024, used on 2026-11-26).
@@ -30,15 +30,15 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
         silent_share: 1.0 / 3.0,
         duplicate_share: 0.01,
     };
-    let million = size(Audience {
+    let million = size(PeakAudience {
         viewers_per_stream: n(1e6),
         streams: 1,
     });
-    let small = size(Audience {
+    let small = size(PeakAudience {
         viewers_per_stream: 100,
         streams: n(1e4),
     });
-    let half = size(Audience {
+    let half = size(PeakAudience {
         viewers_per_stream: n(5e5),
         streams: 1,
     });
@@ -305,7 +305,7 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "{BEGIN}\n## 7. At scale: a million viewers, simulated\n"
+        "{BEGIN}\n## 6. At scale: a million viewers, simulated\n"
     );
     let _ = writeln!(
         md,
@@ -462,19 +462,19 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
     );
     for audience in [
         livecount_sim::sizing::DEFAULT_AUDIENCE,
-        Audience {
+        PeakAudience {
             viewers_per_stream: 100_000,
             streams: 1,
         },
-        Audience {
+        PeakAudience {
             viewers_per_stream: 500_000,
             streams: 1,
         },
-        Audience {
+        PeakAudience {
             viewers_per_stream: 1_000_000,
             streams: 1,
         },
-        Audience {
+        PeakAudience {
             viewers_per_stream: 100,
             streams: 10_000,
         },

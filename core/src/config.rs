@@ -101,7 +101,7 @@ impl Default for Config {
 pub struct ConfigError {
     pub variable: &'static str,
     pub value: String,
-    pub rule: &'static str,
+    pub rule: std::borrow::Cow<'static, str>,
 }
 
 impl Config {
@@ -165,14 +165,16 @@ impl Config {
             return Err(ConfigError {
                 variable: "LIVECOUNT_GRACE_SECONDS",
                 value: self.timing.grace_seconds.to_string(),
-                rule: "(W + B + G) / B may be at most 20, so the live counter item stays within 1 KB",
+                rule:
+                    "(W + B + G) / B may be at most 20, so the live counter item stays within 1 KB"
+                        .into(),
             });
         }
         if self.sessions_table == self.counters_table {
             return Err(ConfigError {
                 variable: "LIVECOUNT_COUNTERS_TABLE",
                 value: self.counters_table.clone(),
-                rule: "the counters table must differ from the sessions table",
+                rule: "the counters table must differ from the sessions table".into(),
             });
         }
         Ok(())
@@ -191,7 +193,7 @@ fn table(
         Some(value) => Err(ConfigError {
             variable,
             value,
-            rule: "a table name is 3-255 characters of [A-Za-z0-9_.-]",
+            rule: "a table name is 3-255 characters of [A-Za-z0-9_.-]".into(),
         }),
     }
 }
@@ -210,7 +212,7 @@ fn number(
             _ => Err(ConfigError {
                 variable,
                 value,
-                rule: "expected a whole number from 1 up to its documented maximum",
+                rule: format!("expected a whole number from 1 to {max}").into(),
             }),
         },
     }
@@ -232,12 +234,13 @@ fn token_secret(
             .ok_or(ConfigError {
                 variable: "LIVECOUNT_TOKEN_SECRET",
                 value: "(hidden)".to_owned(),
-                rule: "a token secret is at least 16 bytes",
+                rule: "a token secret is at least 16 bytes".into(),
             }),
         (Some(arn), _) => Err(ConfigError {
             variable: "LIVECOUNT_TOKEN_SECRET_ARN",
             value: arn,
-            rule: "set a secret ARN or, for local use, LIVECOUNT_TOKEN_SECRET; not both, not empty",
+            rule: "set a secret ARN or, for local use, LIVECOUNT_TOKEN_SECRET; not both, not empty"
+                .into(),
         }),
     }
 }

@@ -1,6 +1,8 @@
 //! The expiry histogram (see `docs/design.md`): how stream records move sessions between expiry
-//! buckets, how one batch becomes one counter update per stream, and how a reader turns the
-//! buckets into a viewer count. Plain functions over plain types; the store sends what they plan.
+//! buckets (and mark the seconds sessions began and stopped counting), how one batch becomes one
+//! counter update per stream, how a reader turns the buckets into a viewer count, and how the
+//! count of a recent second is read back for the history ([`viewers_at`]). Plain functions over
+//! plain types; the store sends what they plan.
 //!
 //! Dedupe is by *receipt*, never by sequence-number order: Lambda keeps the order of one
 //! *item's* records only, so no order across items of a stream may be assumed. Every retry the

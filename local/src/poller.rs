@@ -14,7 +14,7 @@
 //! promises. Every lane's batch is delivered at once, each after a random delay up to
 //! `max_delivery_delay`, so lanes finish in any order.
 
-use crate::trigger::stream::{Lane, Outcome, StreamMapping, lane_of};
+use crate::trigger::stream::{Lane, LaneOutcome, StreamMapping, lane_of};
 use aws_lambda_events::event::dynamodb::{
     Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
 };
@@ -487,10 +487,10 @@ impl StreamPoller {
             return false;
         };
         let outcome = match &result {
-            Ok(response) => Outcome::Response(response),
+            Ok(response) => LaneOutcome::Response(response),
             Err(error) => {
                 tracing::warn!(shard = %delivery.shard, error = %error, "handler failed; the batch will be delivered again");
-                Outcome::FunctionError
+                LaneOutcome::FunctionError
             }
         };
         let settled = lane.settle(

@@ -4,7 +4,7 @@
 //! handed to the handler in SQS-shaped batches when due; [`LocalQueue::redrive`] moves the dead
 //! letters back as new messages, their message attributes kept.
 
-use crate::trigger::queue::{Message, Outcome, Queue, QueueMapping};
+use crate::trigger::queue::{Queue, QueueMapping, QueueOutcome, QueuedMessage};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use livecount_core::Clock;
 use std::collections::BTreeMap;
@@ -165,7 +165,7 @@ impl LocalQueue {
         }
     }
 
-    async fn next_batch(&self) -> Vec<Message> {
+    async fn next_batch(&self) -> Vec<QueuedMessage> {
         loop {
             let notified = self.notify.notified();
             let batch = self.take(false);
@@ -193,7 +193,7 @@ impl LocalQueue {
     }
 
     /// The batch due now (or anything visible, when `force`), received.
-    fn take(&self, force: bool) -> Vec<Message> {
+    fn take(&self, force: bool) -> Vec<QueuedMessage> {
         let now_ms = self.clock.now_ms();
         let mut state = self.lock();
         if !state.queue.batch_due(&self.mapping, now_ms, force) {
@@ -202,19 +202,19 @@ impl LocalQueue {
         state.queue.receive(&self.mapping, now_ms)
     }
 
-    async fn deliver<H, E>(&self, batch: Vec<Message>, handler: &mut H)
+    async fn deliver<H, E>(&self, batch: Vec<QueuedMessage>, handler: &mut H)
     where
         H: AsyncFnMut(SqsEvent) -> Result<SqsBatchResponse, E>,
         E: Display,
     {
         let mut event = SqsEvent::default();
-        event.records = batch.iter().map(Message::to_sqs).collect();
+        event.records = batch.iter().map(QueuedMessage::to_sqs).collect();
         let result = handler(event).await;
         let outcome = match &result {
-            Ok(response) => Outcome::Response(response),
+            Ok(response) => QueueOutcome::Response(response),
             Err(error) => {
                 tracing::warn!(error = %error, "ingest handler failed; the whole batch will be delivered again");
-                Outcome::FunctionError
+                QueueOutcome::FunctionError
             }
         };
         let settled = self.lock().queue.settle(&self.mapping, batch, outcome);

@@ -22,7 +22,7 @@
 
 use crate::audience::{AudienceSpec, Players, Sent};
 use crate::aws::{Aws, Change};
-use crate::oracle::{Audience, Settled};
+use crate::oracle::{SentAudience, Settled};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use livecount_aggregate::Aggregator;
@@ -31,10 +31,8 @@ use livecount_core::histogram::viewers;
 use livecount_core::model::CounterItem;
 use livecount_core::{Clock, Config, Store, Timing};
 use livecount_ingest::Ingest;
-use livecount_local::trigger::queue::{Message, Outcome as QueueOutcome, Queue, QueueMapping};
-use livecount_local::trigger::stream::{
-    Lane as StreamLane, Outcome as StreamOutcome, StreamMapping,
-};
+use livecount_local::trigger::queue::{Queue, QueueMapping, QueueOutcome, QueuedMessage};
+use livecount_local::trigger::stream::{Lane as StreamLane, LaneOutcome, StreamMapping};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -365,7 +363,7 @@ struct Front<'a> {
     aws: Aws,
     ingest: Ingest,
     players: Players,
-    audience: Audience,
+    audience: SentAudience,
     queue: Queue,
     slots: Vec<(i64, bool)>,
     allowed: f64,
@@ -397,7 +395,7 @@ impl<'a> Front<'a> {
             aws: aws.clone(),
             ingest,
             players: Players::new(scenario.audience.clone(), STEP_MS, scenario.seed),
-            audience: Audience::new(timing.window_seconds, timing.bucket_seconds),
+            audience: SentAudience::new(timing.window_seconds, timing.bucket_seconds),
             queue: Queue::default(),
             slots: vec![(0, false); settings.ingest_max_concurrency],
             allowed: if scenario.scaled_out {
@@ -505,13 +503,13 @@ impl<'a> Front<'a> {
         }
     }
 
-    fn invoke_ingest(&mut self, batch: Vec<Message>, now_ms: i64, cold: bool) -> i64 {
+    fn invoke_ingest(&mut self, batch: Vec<QueuedMessage>, now_ms: i64, cold: bool) -> i64 {
         {
             let mut world = self.aws.sessions();
             world.attempts = 0;
             world.longest_backoff_ms = 0;
         }
-        let messages: Vec<SqsMessage> = batch.iter().map(Message::to_sqs).collect();
+        let messages: Vec<SqsMessage> = batch.iter().map(QueuedMessage::to_sqs).collect();
         let report = futures::executor::block_on(self.ingest.process(&messages));
         let (attempts, backoff) = {
             let world = self.aws.sessions();
@@ -741,9 +739,9 @@ impl<'a> Back<'a> {
             }
         }
         let outcome = if dies {
-            StreamOutcome::FunctionError
+            LaneOutcome::FunctionError
         } else {
-            StreamOutcome::Response(&report.response)
+            LaneOutcome::Response(&report.response)
         };
         let lane = &mut self.lanes[index];
         let settled = lane

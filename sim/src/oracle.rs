@@ -5,7 +5,7 @@
 //! - [`Settled`]: from every session change the counters have taken in (each stream record once,
 //!   in the order of its item, whatever lane or batch brought it): what the counter must show
 //!   when it counted every change it got exactly once. Equality with it is exactness.
-//! - [`Audience`]: from every message the players sent, at the moment they sent it: what a
+//! - [`SentAudience`]: from every message the players sent, at the moment they sent it: what a
 //!   perfect, instant counter would show. The difference is the pipeline's delay (and, under
 //!   throttling, what was lost).
 
@@ -126,14 +126,14 @@ impl Settled {
 
 /// What a perfect, instant counter would show, from what the players sent.
 #[derive(Debug)]
-pub struct Audience {
+pub struct SentAudience {
     window_s: i64,
     bucket_s: i64,
     sessions: HashMap<u32, Option<i64>>,
     streams: PerStream,
 }
 
-impl Audience {
+impl SentAudience {
     pub fn new(window_s: i64, bucket_s: i64) -> Self {
         Self {
             window_s,

@@ -15,10 +15,11 @@
 //!   a stream's counter key takes up to `3 x lanes / w` writes per second
 //!   ([`WRITES_PER_LANE_BATCH`]), `lanes = min(S, shards) x PF`: `w = ceil(lanes / 100)`
 //!   seconds, at least 1. Lanes that start together fire in the same second, so the key's peak
-//!   grows with the lanes holding the stream whatever `w` is (BENCHMARKS.md §7 measures it at a
-//!   million viewers, 241 lanes).
-//! - **Counters warm throughput**: every stream's counter key at `3 x min(lanes, PF x S) / w`
-//!   writes per second.
+//!   grows with the lanes holding the stream whatever `w` is (BENCHMARKS.md §6 measures it at a
+//!   million viewers).
+//! - **Counters warm throughput**: `3 x lanes / w` writes per second for each stream's counter
+//!   key, times the streams, times 1.25 for headroom, at least the 4,000 a new table has,
+//!   rounded up to a thousand.
 //! - **Batches**: above 10,000 events per second, ingest takes 1,000 messages a batch with 64
 //!   concurrent writes and up to 100 concurrent batches, and the aggregate 10,000 records a
 //!   batch; below, 100 messages, 16 writes, 50 batches and 100 records.
@@ -30,7 +31,7 @@ use livecount_local::trigger::stream::StreamMapping;
 
 /// The audience the CDK and Terraform defaults are sized for: 13,000 viewers on one stream
 /// (what a new on-demand table serves without warm throughput).
-pub const DEFAULT_AUDIENCE: Audience = Audience {
+pub const DEFAULT_AUDIENCE: PeakAudience = PeakAudience {
     viewers_per_stream: 13_000,
     streams: 1,
 };
@@ -40,14 +41,14 @@ pub const UNITS_PER_VIEWER: f64 = 0.3;
 
 /// A peak audience to size for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Audience {
+pub struct PeakAudience {
     /// The largest stream's peak viewers.
     pub viewers_per_stream: u64,
     /// Streams live at once at that size (the total is their product).
     pub streams: u64,
 }
 
-impl Audience {
+impl PeakAudience {
     pub fn total(&self) -> u64 {
         self.viewers_per_stream * self.streams
     }
@@ -74,7 +75,7 @@ pub struct Sizing {
 pub const WRITES_PER_LANE_BATCH: f64 = 3.0;
 
 /// The rule.
-pub fn size(audience: Audience) -> Sizing {
+pub fn size(audience: PeakAudience) -> Sizing {
     let per_stream = audience.viewers_per_stream.max(1);
     let session_shards = per_stream.div_ceil(3_200).next_power_of_two() as u32;
     let total = audience.total().max(1) as f64;
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn a_million_viewers_on_one_stream() {
-        let s = size(Audience {
+        let s = size(PeakAudience {
             viewers_per_stream: 1_000_000,
             streams: 1,
         });
@@ -159,7 +160,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_streams_of_a_hundred() {
-        let s = size(Audience {
+        let s = size(PeakAudience {
             viewers_per_stream: 100,
             streams: 10_000,
         });

@@ -15,7 +15,7 @@ use livecount_core::event::parse_body;
 use livecount_core::ids::SessionPartition;
 use livecount_tests::faults::{Fault, FaultPlan, Faults, within_call};
 use livecount_tests::oracle::Oracle;
-use livecount_tests::{Audience, Deliveries, Pipeline, PipelineOptions, aggregate_handler};
+use livecount_tests::{Crowd, Deliveries, Pipeline, PipelineOptions, aggregate_handler};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 
@@ -218,7 +218,7 @@ async fn throttling_and_server_errors_fail_exactly_the_affected_messages_and_hea
     let (faults, mut p) = faulty_pipeline("chaos-throttle", 0xfa17).await;
     let mut oracle = Oracle::new(p.config.timing);
     let deliveries = Deliveries::default();
-    let mut crowd = Audience::crowd(41, 12, 5, 60 + HEALING_TICKS);
+    let mut crowd = Crowd::random(41, 12, 5, 60 + HEALING_TICKS);
     let t0 = p.clock.now_ms();
     let (mut ingest_redeliveries, mut aggregate_redeliveries) = (0, 0);
     for tick in 0..60 + HEALING_TICKS {
@@ -273,7 +273,7 @@ async fn an_invocation_failing_after_some_updates_is_retried_without_double_coun
     let (faults, mut p) = faulty_pipeline("chaos-lost", 0xb0b).await;
     let mut oracle = Oracle::new(p.config.timing);
     let deliveries = Deliveries::default();
-    let mut crowd = Audience::crowd(42, 10, 6, 60 + HEALING_TICKS);
+    let mut crowd = Crowd::random(42, 10, 6, 60 + HEALING_TICKS);
     let t0 = p.clock.now_ms();
     let (calls, failed_invocations, recognised) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let mut lost_responses = 0;
@@ -337,7 +337,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
     p.run_ahead_of_ttl();
     let mut oracle = Oracle::new(p.config.timing);
     let mut rng = fastrand::Rng::with_seed(0xd00d);
-    let mut crowd = Audience::crowd(43, 50, 8, 150);
+    let mut crowd = Crowd::random(43, 50, 8, 150);
     let t0 = p.clock.now_ms();
     let mut late: Vec<SqsMessage> = Vec::new();
     let mut events = 0;
@@ -415,7 +415,7 @@ async fn the_pipeline_recovers_by_itself_when_dynamodb_restarts() {
     let mut p = Pipeline::with_options("chaos-restart", options).await;
     let timing = p.config.timing;
     let mut oracle = Oracle::new(timing);
-    let mut crowd = Audience::crowd(44, 4, 5, 70);
+    let mut crowd = Crowd::random(44, 4, 5, 70);
     let mut pending: Vec<SqsMessage> = Vec::new();
     let (mut ingest_failures, mut poll_failures, mut exact_samples) = (0, 0, 0);
     let mut back_at: Option<i64> = None;

@@ -1,11 +1,11 @@
 use livecount_core::EventKind;
-use livecount_tests::{Audience, Pipeline, PlayerState};
+use livecount_tests::{Crowd, Pipeline, PlayerState};
 
 #[tokio::test]
 async fn five_players_stay_five_then_stops_and_a_silent_leave_count_down() {
     let mut p = Pipeline::new("five-players").await;
     p.run_ahead_of_ttl();
-    let mut audience = Audience::five_players("launch-keynote");
+    let mut audience = Crowd::five_players("launch-keynote");
     let t0 = p.clock.now_ms();
     let mut exact_samples = 0;
 

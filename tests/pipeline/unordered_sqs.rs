@@ -1,4 +1,4 @@
-use livecount_tests::{Audience, Pipeline, PlayerState};
+use livecount_tests::{Crowd, Pipeline, PlayerState};
 
 /// SQS is at-least-once and unordered: every message arrives twice, shuffled, split across
 /// batches of random sizes, and a third copy arrives 1 to 9 seconds late, so a session's older
@@ -11,7 +11,7 @@ async fn duplicated_and_reordered_sqs_gives_the_same_counts_as_in_order_delivery
     in_order.run_ahead_of_ttl();
     chaotic.clock.set_ms(in_order.clock.now_ms());
     let mut rng = fastrand::Rng::with_seed(0x5eed_0001);
-    let mut audience = Audience::five_players("match-day");
+    let mut audience = Crowd::five_players("match-day");
     let t0 = in_order.clock.now_ms();
     // (tick to deliver at, tick sent, message)
     let mut late_copies: Vec<(i64, i64, aws_lambda_events::event::sqs::SqsMessage)> = Vec::new();

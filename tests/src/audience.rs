@@ -5,7 +5,7 @@
 use livecount_core::EventKind;
 
 /// Players of one or more streams.
-pub struct Audience {
+pub struct Crowd {
     pub players: Vec<Player>,
 }
 
@@ -31,7 +31,7 @@ pub enum PlayerState {
     Silent,
 }
 
-impl Audience {
+impl Crowd {
     /// Five sessions of one stream, each with its own phase in the 5 s heartbeat cycle and its
     /// own device clock (years off, minutes off, exact); a test makes them leave.
     pub fn five_players(stream_id: &str) -> Self {
@@ -57,7 +57,7 @@ impl Audience {
 
     /// A deterministic crowd: `streams` x `players` sessions, some joining late, 40 % leaving
     /// within `ticks`, half of those silently.
-    pub fn crowd(seed: u64, streams: usize, players: usize, ticks: i64) -> Self {
+    pub fn random(seed: u64, streams: usize, players: usize, ticks: i64) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut crowd = Vec::new();
         for s in 0..streams {
@@ -81,7 +81,7 @@ impl Audience {
         Self { players: crowd }
     }
 
-    /// The stream of the first player (the only one of [`Audience::five_players`]).
+    /// The stream of the first player (the only one of [`Crowd::five_players`]).
     pub fn stream_id(&self) -> &str {
         self.players.first().map_or("", |p| p.stream_id.as_str())
     }

@@ -2,7 +2,7 @@
 //!
 //! The one test kit of livecount: the integration tests (`tests/pipeline/`), the CLI and API
 //! tests and the benchmarks take their DynamoDB endpoint ([`dynamodb_endpoint`]), unique names
-//! ([`unique_name`]), audiences ([`Audience`]), oracle, fault injection and fixtures from here.
+//! ([`unique_name`]), audiences ([`Crowd`]), oracle, fault injection and fixtures from here.
 //! Every [`Pipeline`] gets its own uniquely named tables in the DynamoDB Local that `make test`
 //! starts, and drives the real ingest and aggregate handlers, the real stream poller and the
 //! one-GetItem read.
@@ -21,7 +21,7 @@ pub mod audience;
 pub mod faults;
 pub mod oracle;
 
-pub use audience::{Audience, Player, PlayerState};
+pub use audience::{Crowd, Player, PlayerState};
 pub mod recorder;
 
 use aws_lambda_events::event::dynamodb::Event;

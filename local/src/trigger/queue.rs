@@ -51,7 +51,7 @@ impl QueueMapping {
 
 /// A message in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub struct QueuedMessage {
     pub id: String,
     pub body: String,
     /// Message attributes (string and number ones).
@@ -64,7 +64,7 @@ pub struct Message {
     visible_ms: i64,
 }
 
-impl Message {
+impl QueuedMessage {
     /// The message as Lambda's SQS event source delivers it.
     pub fn to_sqs(&self) -> SqsMessage {
         let mut sqs = SqsMessage::default();
@@ -118,7 +118,7 @@ pub struct DeadLetter {
 
 /// How an invocation ended, as the mapping sees it.
 #[derive(Debug, Clone, Copy)]
-pub enum Outcome<'a> {
+pub enum QueueOutcome<'a> {
     /// The function returned this partial batch response (empty: every message succeeded).
     Response(&'a SqsBatchResponse),
     /// The function failed: every message of the batch stays.
@@ -127,7 +127,7 @@ pub enum Outcome<'a> {
 
 /// What settling one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Settled {
+pub struct QueueSettled {
     pub deleted: usize,
     /// Failed messages that will be visible again after the visibility timeout.
     pub returning: usize,
@@ -136,7 +136,7 @@ pub struct Settled {
 
 /// A hidden message, ordered by when it becomes visible (earliest first out of the heap).
 #[derive(Debug)]
-struct Hidden(Message);
+struct Hidden(QueuedMessage);
 
 impl PartialEq for Hidden {
     fn eq(&self, other: &Self) -> bool {
@@ -159,7 +159,7 @@ impl Ord for Hidden {
 #[derive(Debug, Default)]
 pub struct Queue {
     /// Visible messages, in the order they became visible.
-    visible: VecDeque<Message>,
+    visible: VecDeque<QueuedMessage>,
     /// Messages waiting out a visibility timeout.
     hidden: BinaryHeap<Hidden>,
     dead_letters: Vec<DeadLetter>,
@@ -176,7 +176,7 @@ impl Queue {
         now_ms: i64,
     ) -> String {
         self.sent += 1;
-        self.visible.push_back(Message {
+        self.visible.push_back(QueuedMessage {
             id: id.clone(),
             body,
             attributes,
@@ -229,7 +229,7 @@ impl Queue {
 
     /// Receives up to a batch of visible messages at `now_ms` (each one's receive count up by
     /// one), hidden for the visibility timeout until [`Queue::settle`].
-    pub fn receive(&mut self, mapping: &QueueMapping, now_ms: i64) -> Vec<Message> {
+    pub fn receive(&mut self, mapping: &QueueMapping, now_ms: i64) -> Vec<QueuedMessage> {
         self.reveal(now_ms);
         let take = self.visible.len().min(mapping.batch_size);
         self.visible
@@ -247,20 +247,20 @@ impl Queue {
     pub fn settle(
         &mut self,
         mapping: &QueueMapping,
-        batch: Vec<Message>,
-        outcome: Outcome<'_>,
-    ) -> Settled {
+        batch: Vec<QueuedMessage>,
+        outcome: QueueOutcome<'_>,
+    ) -> QueueSettled {
         let failed: Option<HashSet<&str>> = match outcome {
-            Outcome::Response(response) => Some(
+            QueueOutcome::Response(response) => Some(
                 response
                     .batch_item_failures
                     .iter()
                     .map(|f| f.item_identifier.as_str())
                     .collect(),
             ),
-            Outcome::FunctionError => None,
+            QueueOutcome::FunctionError => None,
         };
-        let mut settled = Settled::default();
+        let mut settled = QueueSettled::default();
         let mut stays = Vec::new();
         for message in batch {
             if failed
@@ -350,7 +350,7 @@ mod tests {
         response
     }
 
-    fn ids(batch: &[Message]) -> Vec<&str> {
+    fn ids(batch: &[QueuedMessage]) -> Vec<&str> {
         batch.iter().map(|m| m.id.as_str()).collect()
     }
 
@@ -372,7 +372,7 @@ mod tests {
         let mut queue = queue_with(2);
         let batch = queue.receive(&m, 0);
         assert_eq!(ids(&batch), ["m0", "m1"]);
-        let settled = queue.settle(&m, batch, Outcome::Response(&failing(&["m1"])));
+        let settled = queue.settle(&m, batch, QueueOutcome::Response(&failing(&["m1"])));
         assert_eq!((settled.deleted, settled.returning), (1, 1));
         assert_eq!(queue.visible(60_999), 0);
         let again = queue.receive(&m, 61_000);
@@ -393,7 +393,7 @@ mod tests {
             let now = (receive - 1) * m.visibility_timeout_ms;
             let batch = queue.receive(&m, now);
             assert_eq!(batch[0].receives as i64, receive);
-            let settled = queue.settle(&m, batch, Outcome::FunctionError);
+            let settled = queue.settle(&m, batch, QueueOutcome::FunctionError);
             assert_eq!(settled.dead_lettered, usize::from(receive == 3));
         }
         assert!(queue.is_empty());

@@ -67,7 +67,7 @@ impl StreamMapping {
 
 /// How an invocation ended, as the mapping sees it.
 #[derive(Debug, Clone, Copy)]
-pub enum Outcome<'a> {
+pub enum LaneOutcome<'a> {
     /// The function returned this response (an empty one: the whole batch succeeded).
     Response(&'a DynamoDbEventResponse),
     /// The function failed: an error, a timeout, an out-of-memory.
@@ -76,7 +76,7 @@ pub enum Outcome<'a> {
 
 /// What settling one delivery did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Settled {
+pub struct LaneSettled {
     /// Records in the delivery.
     pub delivered: usize,
     /// Records committed: the lane will not deliver them again.
@@ -87,7 +87,7 @@ pub struct Settled {
     pub discarded: usize,
 }
 
-impl Settled {
+impl LaneSettled {
     /// Whether the delivery failed in whole or in part.
     pub fn failed(&self) -> bool {
         self.committed < self.delivered
@@ -181,22 +181,22 @@ impl Lane {
         &mut self,
         mapping: &StreamMapping,
         batch: Vec<EventRecord>,
-        outcome: Outcome<'_>,
+        outcome: LaneOutcome<'_>,
         retry_at_ms: i64,
-    ) -> Settled {
+    ) -> LaneSettled {
         self.out = None;
         let take = batch.len();
         let exact = self.exact_takes.pop_front();
         let ok = match outcome {
-            Outcome::Response(response) => {
+            LaneOutcome::Response(response) => {
                 committed_before_first_failure(response, batch.iter()).unwrap_or(take)
             }
-            Outcome::FunctionError => 0,
+            LaneOutcome::FunctionError => 0,
         };
-        let mut settled = Settled {
+        let mut settled = LaneSettled {
             delivered: take,
             committed: ok,
-            ..Settled::default()
+            ..LaneSettled::default()
         };
         let left = take - ok;
         if left == 0 {
@@ -213,7 +213,7 @@ impl Lane {
         settled.retried = left;
         if mapping.bisect_on_error {
             match outcome {
-                Outcome::FunctionError if left > 1 => {
+                LaneOutcome::FunctionError if left > 1 => {
                     self.exact_takes.push_front(left - left / 2);
                     self.exact_takes.push_front(left / 2);
                 }
@@ -376,7 +376,7 @@ mod tests {
         let batch = next(&mut lane, &m);
         assert_eq!(span(&batch), span_of("001", "008"));
         let failures = response(&[Some("006"), Some("004")]);
-        let settled = lane.settle(&m, batch, Outcome::Response(&failures), 0);
+        let settled = lane.settle(&m, batch, LaneOutcome::Response(&failures), 0);
         assert_eq!((settled.committed, settled.retried), (3, 5));
         assert_eq!(span(&next(&mut lane, &m)), span_of("004", "011"));
     }
@@ -386,7 +386,7 @@ mod tests {
     fn after_a_function_error_lambda_retries_the_batch_from_its_first_record() {
         let (m, mut lane) = (mapping(false), lane_with(12));
         let batch = next(&mut lane, &m);
-        let settled = lane.settle(&m, batch, Outcome::FunctionError, 0);
+        let settled = lane.settle(&m, batch, LaneOutcome::FunctionError, 0);
         assert_eq!((settled.committed, settled.retried), (0, 8));
         assert_eq!(span(&next(&mut lane, &m)), span_of("001", "008"));
     }
@@ -397,30 +397,30 @@ mod tests {
     fn with_bisect_a_failed_batch_comes_back_in_halves() {
         let (m, mut lane) = (mapping(true), lane_with(12));
         let ok = response(&[]);
-        let deliver = |lane: &mut Lane, outcome: Outcome<'_>| {
+        let deliver = |lane: &mut Lane, outcome: LaneOutcome<'_>| {
             let batch = next(lane, &m);
             let delivered = span(&batch);
             let settled = lane.settle(&m, batch, outcome, 0);
             (delivered, settled.committed)
         };
-        let died = Outcome::FunctionError;
+        let died = LaneOutcome::FunctionError;
         assert_eq!(deliver(&mut lane, died), (span_of("001", "008"), 0));
         assert_eq!(
             deliver(&mut lane, died),
             (span_of("001", "004"), 0),
             "first half"
         );
-        let quarter = deliver(&mut lane, Outcome::Response(&ok));
+        let quarter = deliver(&mut lane, LaneOutcome::Response(&ok));
         assert_eq!(quarter, (span_of("001", "002"), 2), "a quarter");
-        let quarter = deliver(&mut lane, Outcome::Response(&ok));
+        let quarter = deliver(&mut lane, LaneOutcome::Response(&ok));
         assert_eq!(quarter, (span_of("003", "004"), 2), "the next quarter");
         // both on: bisected at the returned record, only the remaining records again
         let at_007 = response(&[Some("007")]);
-        let half = deliver(&mut lane, Outcome::Response(&at_007));
+        let half = deliver(&mut lane, LaneOutcome::Response(&at_007));
         assert_eq!(half, (span_of("005", "008"), 2), "second half");
-        let rest = deliver(&mut lane, Outcome::Response(&ok));
+        let rest = deliver(&mut lane, LaneOutcome::Response(&ok));
         assert_eq!(rest, (span_of("007", "008"), 2), "the rest");
-        let fresh = deliver(&mut lane, Outcome::Response(&ok));
+        let fresh = deliver(&mut lane, LaneOutcome::Response(&ok));
         assert_eq!(fresh, (span_of("009", "012"), 4), "a fresh batch");
     }
 
@@ -431,7 +431,7 @@ mod tests {
         for attempt in 0..4 {
             let batch = next(&mut lane, &m);
             assert_eq!(span(&batch).0, "001", "attempt {attempt}");
-            let settled = lane.settle(&m, batch, Outcome::FunctionError, 0);
+            let settled = lane.settle(&m, batch, LaneOutcome::FunctionError, 0);
             assert_eq!(settled.discarded, if attempt == 3 { 8 } else { 0 });
         }
         assert_eq!(span(&next(&mut lane, &m)), span_of("009", "010"));
@@ -444,7 +444,7 @@ mod tests {
         let batch = next(&mut lane, &m);
         assert!(lane.next_batch(&m, 0, false).is_none(), "a batch is out");
         assert_eq!(lane.len(), 12);
-        lane.settle(&m, batch, Outcome::FunctionError, 500);
+        lane.settle(&m, batch, LaneOutcome::FunctionError, 500);
         assert!(lane.next_batch(&m, 499, false).is_none());
         let retry = lane.next_batch(&m, 500, false).expect("the retry");
         assert_eq!(span(&retry), span_of("001", "008"));
