@@ -59,11 +59,9 @@ package: $(LAMBDA_VENV)/bin/cargo-lambda
 	done
 
 ## lambda-test: the x86_64 release bootstraps (this machine's) under cargo lambda's runtime
-## emulator, against DynamoDB Local; built without LTO and with 16 codegen units (the same code,
-## minutes faster to build: the arm64 zips `package` ships keep thin LTO and one codegen unit)
+## emulator, against DynamoDB Local
 lambda-test:
-	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-	  $(MAKE) package LAMBDA_ARCH=x86_64 LAMBDA_DIR=target/lambda-x86_64
+	$(MAKE) package LAMBDA_ARCH=x86_64 LAMBDA_DIR=target/lambda-x86_64
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" CARGO_LAMBDA=$(LAMBDA_VENV)/bin/cargo-lambda \
 	  LIVECOUNT_LAMBDA_DIR=$(CURDIR)/target/lambda-x86_64 \
 	  scripts/with-dynamodb-local.sh $(CARGO) test -p livecount-tests --test lambda_contract -- --ignored

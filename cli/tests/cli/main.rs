@@ -3,6 +3,7 @@
 //! `make test` starts (`AWS_ENDPOINT_URL_DYNAMODB`), except where a test starts its own.
 
 mod dashboard;
+mod docs;
 mod errors;
 mod harness;
 mod player;

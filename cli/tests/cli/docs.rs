@@ -1,0 +1,112 @@
+//! README.md and docs/ name only what exists: every `make` target, `livecount` command and
+//! `LIVECOUNT_*` environment variable they mention.
+
+// Test helpers outside #[test] functions: a failed step is a failed test.
+#![allow(clippy::expect_used)]
+
+use clap::CommandFactory;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// README.md and every page of docs/, with their names.
+fn pages() -> Vec<(String, String)> {
+    let mut paths = vec![root().join("README.md")];
+    let docs = std::fs::read_dir(root().join("docs")).expect("docs/");
+    paths.extend(
+        docs.filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md")),
+    );
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("a page");
+            (p.display().to_string(), text)
+        })
+        .collect()
+}
+
+/// The words that follow `prefix` in `text` (a word: letters, digits, `-` and `_`).
+fn words_after<'a>(text: &'a str, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    text.match_indices(prefix).map(move |(at, _)| {
+        let rest = &text[at + prefix.len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(rest.len());
+        &rest[..end]
+    })
+}
+
+/// Every source file's text: code, infrastructure and scripts (where a variable must be read).
+fn sources() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !["target", "node_modules", "cdk.out", "dist", ".terraform"].contains(&&*name) {
+                    walk(&path, out);
+                }
+            } else if ["rs", "ts", "tf", "sh", "json"]
+                .iter()
+                .any(|x| name.ends_with(&format!(".{x}")))
+            {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = String::new();
+    for dir in [
+        "core",
+        "ingest",
+        "aggregate",
+        "read",
+        "api",
+        "local",
+        "cli",
+        "infra",
+        "scripts",
+    ] {
+        walk(&root().join(dir).join(""), &mut out);
+    }
+    out
+}
+
+#[test]
+fn every_make_target_command_and_variable_the_docs_name_exists() {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let targets: Vec<&str> = makefile
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(t, _)| t))
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .collect();
+    let cli = livecount_cli::Cli::command();
+    let commands: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    let sources = sources();
+    let mut missing = Vec::new();
+    for (page, text) in pages() {
+        for target in words_after(&text, "`make ") {
+            if !targets.contains(&target) {
+                missing.push(format!("{page}: make {target}"));
+            }
+        }
+        for command in words_after(&text, "`livecount ") {
+            if !commands.contains(&command) {
+                missing.push(format!("{page}: livecount {command}"));
+            }
+        }
+        for variable in words_after(&text, "LIVECOUNT_") {
+            let name = format!("LIVECOUNT_{variable}");
+            if !variable.is_empty() && !sources.contains(&format!("\"{name}\"")) {
+                missing.push(format!("{page}: {name}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "named but missing: {missing:#?}");
+}
