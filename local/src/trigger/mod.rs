@@ -22,3 +22,8 @@ fn deployed_setting(name: &str) -> Option<u64> {
         serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).ok()?;
     contract["settings"][name]["default"].as_u64()
 }
+
+/// A deployment default of `infra/contract.json` given in seconds, in milliseconds.
+fn deployed_ms(name: &str) -> Option<i64> {
+    deployed_setting(name).map(|seconds| seconds as i64 * 1000)
+}

@@ -37,13 +37,12 @@ pub struct QueueMapping {
 impl QueueMapping {
     /// The ingest queue and mapping as CDK and Terraform deploy them (`infra/contract.json`).
     pub fn deployed() -> Self {
-        let deployed = super::deployed_setting;
+        use super::{deployed_ms, deployed_setting as deployed};
         Self {
             batch_size: deployed("ingest_batch_size").map_or(100, |v| v as usize),
-            batching_window_ms: deployed("ingest_max_batching_window_seconds")
-                .map_or(0, |v| v as i64 * 1000),
-            visibility_timeout_ms: deployed("queue_visibility_timeout_seconds")
-                .map_or(61_000, |v| v as i64 * 1000),
+            batching_window_ms: deployed_ms("ingest_max_batching_window_seconds").unwrap_or(0),
+            visibility_timeout_ms: deployed_ms("queue_visibility_timeout_seconds")
+                .unwrap_or(61_000),
             max_receive_count: deployed("max_receive_count").map_or(3, |v| v as u32),
         }
     }

@@ -52,14 +52,12 @@ impl StreamMapping {
     /// The aggregate mapping as CDK and Terraform deploy it (`infra/contract.json`): batch size,
     /// batching window, retry attempts, record age, no bisecting.
     pub fn deployed() -> Self {
-        let deployed = super::deployed_setting;
+        use super::{deployed_ms, deployed_setting as deployed};
         Self {
             batch_size: deployed("aggregate_batch_size").map_or(100, |v| v as usize),
-            batching_window_ms: deployed("aggregate_max_batching_window_seconds")
-                .map_or(0, |v| v as i64 * 1000),
+            batching_window_ms: deployed_ms("aggregate_max_batching_window_seconds").unwrap_or(0),
             max_retries: deployed("aggregate_retry_attempts").map_or(5, |v| v as u32),
-            max_record_age_ms: deployed("aggregate_max_record_age_seconds")
-                .map(|v| v as i64 * 1000),
+            max_record_age_ms: deployed_ms("aggregate_max_record_age_seconds"),
             bisect_on_error: false,
         }
     }
