@@ -44,12 +44,12 @@ $(LAMBDA_VENV)/bin/cargo-lambda:
 	python3 -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install --quiet cargo-lambda
 
-## package: release bootstrap.zip of the ingest, aggregate and read Lambdas in target/lambda/,
+## package: release bootstrap.zip of the ingest, aggregate, read and edge Lambdas in target/lambda/,
 ## for LAMBDA_ARCH (arm64 by default; LAMBDA_ARCH=x86_64 to match architecture = x86_64)
 package: $(LAMBDA_VENV)/bin/cargo-lambda
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" cargo lambda build --release --target $(LAMBDA_TARGET) \
-	  --output-format zip --lambda-dir $(LAMBDA_DIR) --bin ingest --bin aggregate --bin read
-	@for f in ingest aggregate read; do \
+	  --output-format zip --lambda-dir $(LAMBDA_DIR) --bin ingest --bin aggregate --bin read --bin edge
+	@for f in ingest aggregate read edge; do \
 	  unzip -o -q $(LAMBDA_DIR)/$$f/bootstrap.zip -d $(LAMBDA_DIR)/$$f 2>/dev/null \
 	    || python3 -m zipfile -e $(LAMBDA_DIR)/$$f/bootstrap.zip $(LAMBDA_DIR)/$$f; \
 	  chmod +x $(LAMBDA_DIR)/$$f/bootstrap; \

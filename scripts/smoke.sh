@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# A smoke test after a deploy: sends a start event through the ingest endpoint, reads the count
-# back through the read API, sends a stop and reads again. Exits non-zero, naming the step, when a
-# count is not what it should be within its deadline.
+# A smoke test after a deploy: sends a start event through the public edge, reads the count
+# back through the badge, sends a stop and reads again. Exits non-zero, naming the step, when a
+# request is refused or a count is not what it should be within its deadline.
 #
-#   scripts/smoke.sh INGEST_URL READ_URL
+#   scripts/smoke.sh EDGE_URL BADGE_URL
 #
-#   INGEST_URL  the stack output IngestUrl / ingest_url (…/events), or http://127.0.0.1:8080/events
-#   READ_URL    the read API's base (the ReadUrl output, needs publicRead or a signing proxy), or
-#               http://127.0.0.1:8080 for `livecount dev`
+#   EDGE_URL   the stack output EdgeUrl / edge_url (…/events), or http://127.0.0.1:8080/events
+#   BADGE_URL  the stack output BadgeUrl / badge_url (the CDN in front of the read function), or
+#              http://127.0.0.1:8080 for `livecount dev`
 #
 # Environment: SMOKE_TOKEN_SECRET signs the session when the deployment requires signed sessions
 # (same format as `livecount token`); SMOKE_DEADLINE_SECONDS (default 30) bounds each wait.
 set -euo pipefail
 
-ingest="${1:?usage: scripts/smoke.sh INGEST_URL READ_URL}"
-read_url="${2:?usage: scripts/smoke.sh INGEST_URL READ_URL}"
+edge="${1:?usage: scripts/smoke.sh EDGE_URL BADGE_URL}"
+read_url="${2:?usage: scripts/smoke.sh EDGE_URL BADGE_URL}"
 read_url="${read_url%/}"
 deadline="${SMOKE_DEADLINE_SECONDS:-30}"
 stream="smoke-$(date +%s)-$$"
@@ -30,13 +30,15 @@ fi
 
 send() { # send TYPE SEQ
   local body="{\"streamId\":\"$stream\",\"sessionId\":\"$session\",\"type\":\"$1\",\"ts\":$(date +%s000),\"seq\":$2$token_field}"
-  local status
-  status=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'content-type: text/plain' --data "$body" "$ingest")
-  [[ "$status" == 2* ]] || { echo "smoke: POST $ingest answered $status" >&2; exit 1; }
+  local status answer
+  answer=$(mktemp)
+  status=$(curl -sS -o "$answer" -w '%{http_code}' -X POST -H 'content-type: text/plain' --data "$body" "$edge")
+  [[ "$status" == 2* ]] || { echo "smoke: POST $edge answered $status: $(cat "$answer")" >&2; rm -f "$answer"; exit 1; }
+  rm -f "$answer"
 }
 
 viewers() {
-  curl -sS "$read_url/api/streams/$stream" | python3 -c 'import json, sys; print(json.load(sys.stdin)["viewers"])'
+  curl -sS "$read_url/api/streams/$stream/viewers" | python3 -c 'import json, sys; print(json.load(sys.stdin)["viewers"])'
 }
 
 expect() { # expect COUNT STEP

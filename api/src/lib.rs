@@ -7,21 +7,27 @@
 //! - `GET /api/streams`: every stream with a counter, with its viewers (a `Scan`, for tools);
 //! - `POST /api/events`: player events (a JSON object, a JSON array, or JSON lines), validated
 //!   and enqueued, where the deployment has a queue to put them in;
-//! - `POST /events`: the players' ingest endpoint, as the deployed API Gateway route has it: the
-//!   body (`application/json` or `text/plain`, what `navigator.sendBeacon` sends) becomes one
-//!   queue message as it is, with CORS for the configured origins;
+//! - `GET /api/streams/{id}/viewers`: the audience's count (the badge): one `GetItem` of the
+//!   live counter, a small body, cacheable by a CDN for a second, with a weak `ETag` (a `304`
+//!   when it is unchanged) and CORS for any origin;
 //! - `GET /`: the dashboard; `GET /player`: a page with a `<video>` instrumented by the web
 //!   client, served at `GET /clients/web/livecount.js` (all embedded, nothing from a CDN).
+//!
+//! A request carrying [`PUBLIC_HEADER`] (the CDN in front of the read function adds it to every
+//! request it forwards) may only get the badge: everything else answers 404 to it.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use livecount_core::event::{check_stream_id, parse_body};
+use livecount_core::ids::StreamId;
 use livecount_core::{Clock, LiveCount, Store, error_chain};
 use serde::Serialize;
 use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Where `POST /api/events` puts accepted message bodies (the local queue, or SQS).
 pub trait EventSink: Send + Sync {
@@ -35,9 +41,14 @@ pub struct ApiState {
     pub store: Store,
     pub clock: Clock,
     pub events: Option<Arc<dyn EventSink>>,
-    /// Origins allowed to `POST /events` from a browser (`*` for any).
-    pub cors_origins: Vec<String>,
 }
+
+/// The header the CDN adds to each request it forwards to the read function: such a request is
+/// the public's, and may only read the badge.
+pub const PUBLIC_HEADER: &str = "x-livecount-public";
+
+/// How long a CDN (and a browser) may keep a badge answer, in seconds.
+pub const BADGE_MAX_AGE_SECONDS: u64 = 1;
 
 /// The routes of the API and dashboard.
 pub fn router(state: ApiState) -> Router {
@@ -48,11 +59,81 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/streams", get(list_streams))
         .route("/api/streams/{id}", get(stream_count))
         .route("/api/events", axum::routing::post(post_events))
-        .route(
-            "/events",
-            axum::routing::post(ingest_events).options(ingest_preflight),
+        .with_state(state.clone())
+        .layer(middleware::from_fn(public_only_badge))
+        .merge(
+            Router::new()
+                .route("/api/streams/{id}/viewers", get(badge))
+                .layer(
+                    CorsLayer::new()
+                        .allow_origin(AllowOrigin::any())
+                        .allow_methods([Method::GET])
+                        .expose_headers([header::ETAG]),
+                )
+                .with_state(state),
         )
-        .with_state(state)
+}
+
+/// A request with [`PUBLIC_HEADER`] that is not for the badge: 404.
+async fn public_only_badge(request: Request, next: Next) -> Response {
+    if request.headers().contains_key(PUBLIC_HEADER) {
+        return error(StatusCode::NOT_FOUND, "only the viewer count is public");
+    }
+    next.run(request).await
+}
+
+/// `GET /api/streams/{id}/viewers`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Badge {
+    viewers: u64,
+    /// The second the count is for (epoch seconds).
+    as_of: i64,
+}
+
+async fn badge(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let stream = match StreamId::parse(&id) {
+        Ok(stream) => stream,
+        Err(reason) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid stream id: {reason}"),
+            );
+        }
+    };
+    let now = state.clock.now_seconds();
+    let viewers = match livecount_core::viewers_now(&state.store, &stream, now).await {
+        Ok(viewers) => viewers,
+        Err(e) => {
+            tracing::error!(error = %error_chain(&e), "badge read failed");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the count could not be read; try again",
+            );
+        }
+    };
+    let etag = format!("W/\"{viewers}\"");
+    let cache = format!("public, max-age={BADGE_MAX_AGE_SECONDS}");
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let headers = [(header::CACHE_CONTROL, cache), (header::ETAG, etag)];
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (
+        headers,
+        Json(Badge {
+            viewers,
+            as_of: now,
+        }),
+    )
+        .into_response()
 }
 
 /// The dashboard page.
@@ -63,9 +144,6 @@ pub const PLAYER_HTML: &str = include_str!("../assets/player.html");
 
 /// The web client module (`clients/web/livecount.js`).
 pub const WEB_CLIENT_JS: &str = include_str!("../../clients/web/livecount.js");
-
-/// The largest body `POST /events` takes: SQS's message limit.
-pub const MAX_INGEST_BYTES: usize = 256 * 1024;
 
 async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD_HTML)
@@ -81,97 +159,6 @@ async fn web_client() -> Response {
         WEB_CLIENT_JS,
     )
         .into_response()
-}
-
-/// `Access-Control-Allow-Origin` for a request from `origin`, if it is allowed.
-fn allowed_origin(state: &ApiState, headers: &HeaderMap) -> Option<HeaderValue> {
-    let origin = headers.get(header::ORIGIN)?;
-    if state.cors_origins.iter().any(|o| o == "*") {
-        return Some(HeaderValue::from_static("*"));
-    }
-    let text = origin.to_str().ok()?;
-    state
-        .cors_origins
-        .iter()
-        .any(|o| o == text)
-        .then(|| origin.clone())
-}
-
-fn with_cors(state: &ApiState, headers: &HeaderMap, mut response: Response) -> Response {
-    if let Some(origin) = allowed_origin(state, headers) {
-        let h = response.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(header::VARY, HeaderValue::from_static("origin"));
-    }
-    response
-}
-
-/// `OPTIONS /events`: the CORS preflight of a `fetch` with `content-type: application/json`.
-async fn ingest_preflight(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    if allowed_origin(&state, &headers).is_some() {
-        let h = response.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("content-type"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-    }
-    with_cors(&state, &headers, response)
-}
-
-/// `POST /events`: one queue message, the body as it is, as API Gateway's SQS-SendMessage
-/// integration does (the ingest Lambda validates it, and reports an invalid one).
-async fn ingest_events(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let response = match &state.events {
-        None => error(
-            StatusCode::NOT_FOUND,
-            "players post to the ingest endpoint of the deployment, not here",
-        ),
-        Some(_) if !is_event_content_type(&headers) => error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send events as application/json or text/plain",
-        ),
-        Some(_) if body.trim().is_empty() => error(StatusCode::BAD_REQUEST, "the body is empty"),
-        Some(_) if body.len() > MAX_INGEST_BYTES => error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the body is {} bytes; the limit is {MAX_INGEST_BYTES}",
-                body.len()
-            ),
-        ),
-        Some(sink) => {
-            let message_id = sink.enqueue(body);
-            Json(serde_json::json!({ "messageId": message_id })).into_response()
-        }
-    };
-    with_cors(&state, &headers, response)
-}
-
-fn is_event_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return true;
-    };
-    let essence = value
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    matches!(essence.as_str(), "application/json" | "text/plain")
 }
 
 /// An error body: `{"error": "..."}`.

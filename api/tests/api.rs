@@ -1,15 +1,15 @@
-//! The API router served in-process on port 0, as `livecount dev` and the read Lambda serve it:
-//! the status and body of every answer a dashboard or a player can get.
+//! The API router in-process, as `livecount dev` and the read Lambda serve it: the status,
+//! headers and body of every answer a dashboard, a tool or the audience can get.
 
 // Test helpers: a failed step is a failed test.
 #![allow(clippy::expect_used)]
 
-use livecount_api::{ApiState, EventSink, router};
+use livecount_api::{ApiState, EventSink, PUBLIC_HEADER, router};
 use livecount_core::{Clock, Config, Store};
-use std::net::SocketAddr;
+use livecount_tests::{Pipeline, call, event_body};
 use std::sync::{Arc, Mutex};
 
-/// Collects what `POST /events` enqueues.
+/// Collects what `POST /api/events` enqueues.
 #[derive(Default)]
 struct Sink(Mutex<Vec<String>>);
 
@@ -21,103 +21,96 @@ impl EventSink for Sink {
     }
 }
 
-/// A store at `endpoint` with tables of this test's own.
-async fn store(endpoint: &str, name: &str) -> Store {
-    let config = Config {
-        sessions_table: livecount_tests::unique_name(&format!("api-sessions-{name}")),
-        counters_table: livecount_tests::unique_name(&format!("api-counters-{name}")),
-        ..Config::default()
-    };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "test",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    Store::new(client, &config)
-}
-
-/// Serves the router on a free port; the server stops with the test's runtime.
-async fn serve(store: Store, events: Option<Arc<dyn EventSink>>) -> SocketAddr {
-    let state = ApiState {
-        store,
-        clock: Clock::system(),
+fn api(p: &Pipeline, events: Option<Arc<dyn EventSink>>) -> axum::Router {
+    router(ApiState {
+        store: p.store.clone(),
+        clock: p.clock.clone(),
         events,
-        cors_origins: vec!["https://player.example".to_owned()],
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
-    address
-}
-
-/// (status, access-control-allow-origin, body) of one request.
-async fn request(
-    method: &'static str,
-    url: String,
-    content_type: Option<&'static str>,
-    body: &'static str,
-) -> (u16, Option<String>, String) {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = if method == "GET" {
-            agent.get(&url).call()
-        } else {
-            let mut request = agent.post(&url).header("origin", "https://player.example");
-            if let Some(content_type) = content_type {
-                request = request.header("content-type", content_type);
-            }
-            request.send(body.as_bytes())
-        }
-        .expect("request");
-        let origin = response
-            .headers()
-            .get("access-control-allow-origin")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (response.status().as_u16(), origin, text)
     })
-    .await
-    .expect("request thread")
 }
 
-use livecount_tests::dynamodb_endpoint as endpoint;
+fn header<'a>(answer: &'a livecount_tests::Answer, name: &str) -> Option<&'a str> {
+    answer.headers.get(name).and_then(|v| v.to_str().ok())
+}
 
 #[tokio::test]
 async fn a_stream_count_is_200_a_bad_id_400_an_unknown_path_404() {
-    let store = store(&endpoint(), "reads").await;
-    store.create_tables().await.expect("tables");
-    let base = format!("http://{}", serve(store.clone(), None).await);
+    let p = Pipeline::new("api-reads").await;
+    let app = api(&p, None);
+    let answer = call(&app, "GET", "/api/streams/launch", &[], "").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["streamId"], "launch");
+    assert_eq!(answer.json["viewers"], 0);
+    assert_eq!(header(&answer, "cache-control"), Some("no-store"));
 
-    let (status, _, body) = request("GET", format!("{base}/api/streams/launch"), None, "").await;
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(json["streamId"], "launch");
-    assert_eq!(json["viewers"], 0);
+    let answer = call(&app, "GET", "/api/streams/bad%23id", &[], "").await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.json["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid stream id")),
+        "{}",
+        answer.json
+    );
+    assert_eq!(
+        call(&app, "GET", "/api/nothing-here", &[], "").await.status,
+        404
+    );
+    assert_eq!(call(&app, "GET", "/api/streams", &[], "").await.status, 200);
+    p.cleanup().await;
+}
 
-    let (status, _, body) = request("GET", format!("{base}/api/streams/bad%23id"), None, "").await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("invalid stream id"), "{body}");
+/// The badge: the live count alone, cacheable by a CDN for a second, a weak `ETag` that
+/// changes with the count and a `304` while it has not, CORS for any page.
+#[tokio::test]
+async fn the_badge_is_small_cacheable_and_answers_304_while_unchanged() {
+    let mut p = Pipeline::new("api-badge").await;
+    let app = api(&p, None);
+    let path = "/api/streams/launch/viewers";
+    let origin = [("origin", "https://fans.example")];
+    let answer = call(&app, "GET", path, &origin, "").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json["viewers"], 0);
+    assert_eq!(header(&answer, "cache-control"), Some("public, max-age=1"));
+    assert_eq!(header(&answer, "etag"), Some("W/\"0\""));
+    assert_eq!(header(&answer, "access-control-allow-origin"), Some("*"));
 
-    let (status, _, _) = request("GET", format!("{base}/api/nothing-here"), None, "").await;
-    assert_eq!(status, 404);
+    let unchanged = call(&app, "GET", path, &[("if-none-match", "W/\"0\"")], "").await;
+    assert_eq!(unchanged.status, 304);
+    assert_eq!(header(&unchanged, "etag"), Some("W/\"0\""));
 
-    let (status, _, body) = request("GET", format!("{base}/api/streams"), None, "").await;
-    assert_eq!(status, 200, "{body}");
-    store.delete_tables().await.expect("delete");
+    let now = p.clock.now_ms();
+    p.send(["a", "b"].map(|s| event_body("launch", s, "start", now)))
+        .await;
+    p.aggregate().await;
+    let changed = call(&app, "GET", path, &[("if-none-match", "W/\"0\"")], "").await;
+    assert_eq!(changed.status, 200);
+    assert_eq!(changed.json["viewers"], 2);
+    assert_eq!(header(&changed, "etag"), Some("W/\"2\""));
+    assert!(
+        serde_json::to_vec(&changed.json).expect("json").len() < 64,
+        "{}",
+        changed.json
+    );
+
+    let bad = call(&app, "GET", "/api/streams/a%23b/viewers", &[], "").await;
+    assert_eq!(bad.status, 400);
+    p.cleanup().await;
+}
+
+/// What the CDN forwards carries [`PUBLIC_HEADER`]: it gets the badge and nothing else.
+#[tokio::test]
+async fn the_public_gets_the_badge_and_nothing_else() {
+    let p = Pipeline::new("api-public").await;
+    let app = api(&p, None);
+    let public = [(PUBLIC_HEADER, "1")];
+    for path in ["/api/streams/launch", "/api/streams", "/", "/player"] {
+        let answer = call(&app, "GET", path, &public, "").await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+    let badge = call(&app, "GET", "/api/streams/launch/viewers", &public, "").await;
+    assert_eq!(badge.status, 200);
+    p.cleanup().await;
 }
 
 #[tokio::test]
@@ -126,42 +119,59 @@ async fn reads_are_503_while_dynamodb_is_down() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = format!("http://{}", closed.local_addr().expect("address"));
     drop(closed);
-    let base = format!("http://{}", serve(store(&dead, "down").await, None).await);
-    for path in ["/api/streams/launch", "/api/streams"] {
-        let (status, _, body) = request("GET", format!("{base}{path}"), None, "").await;
-        assert_eq!(status, 503, "{path}: {body}");
-        assert!(body.contains("try again"), "{body}");
+    let sdk = livecount_local::local_sdk_config(&dead).await;
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &Config::default());
+    let app = router(ApiState {
+        store,
+        clock: Clock::system(),
+        events: None,
+    });
+    for path in [
+        "/api/streams/launch",
+        "/api/streams",
+        "/api/streams/launch/viewers",
+    ] {
+        let answer = call(&app, "GET", path, &[], "").await;
+        assert_eq!(answer.status, 503, "{path}: {}", answer.json);
+        assert!(
+            answer.json["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("try again")),
+            "{}",
+            answer.json
+        );
     }
 }
 
 #[tokio::test]
-async fn post_events_enqueues_the_body_as_it_is_with_cors_and_refuses_what_sqs_would() {
+async fn post_api_events_enqueues_each_message_or_names_the_bad_line() {
+    let p = Pipeline::new("api-events").await;
     let sink = Arc::new(Sink::default());
-    let store = store(&endpoint(), "events").await;
-    let base = format!("http://{}", serve(store.clone(), Some(sink.clone())).await);
+    let app = api(&p, Some(sink.clone()));
     let event = r#"{"streamId":"x","sessionId":"a","type":"start","ts":1}"#;
-    for content_type in ["application/json", "text/plain;charset=UTF-8"] {
-        let (status, origin, body) =
-            request("POST", format!("{base}/events"), Some(content_type), event).await;
-        assert_eq!(status, 200, "{content_type}: {body}");
-        assert!(body.contains("messageId"), "{body}");
-        assert_eq!(origin.as_deref(), Some("https://player.example"));
-    }
-    assert_eq!(sink.0.lock().expect("sink").as_slice(), [event, event]);
-
-    let (status, _, _) = request("POST", format!("{base}/events"), Some("image/png"), event).await;
-    assert_eq!(status, 415);
-    let (status, _, _) = request("POST", format!("{base}/events"), Some("text/plain"), "  ").await;
-    assert_eq!(status, 400);
-
-    // The read Lambda has no queue: players post to the deployment's ingest endpoint instead.
-    let read_only = format!("http://{}", serve(store, None).await);
-    let (status, _, body) = request(
+    let answer = call(
+        &app,
         "POST",
-        format!("{read_only}/events"),
-        Some("text/plain"),
-        event,
+        "/api/events",
+        &[],
+        format!("{event}\n{event}"),
     )
     .await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    assert_eq!(answer.json["accepted"], 2);
+    assert_eq!(sink.0.lock().expect("sink").as_slice(), [event, event]);
+
+    let answer = call(&app, "POST", "/api/events", &[], "{\"streamId\":\"x\"}").await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json["error"], "line 1: `sessionId` is missing");
+
+    // The read Lambda has no queue: players post to the deployment's edge instead.
+    let read_only = api(&p, None);
+    assert_eq!(
+        call(&read_only, "POST", "/api/events", &[], event)
+            .await
+            .status,
+        404
+    );
+    p.cleanup().await;
 }

@@ -13,6 +13,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::Aggregator;
 use livecount_api::{ApiState, EventSink};
 use livecount_core::{Clock, Config, Store, StoreError};
+use livecount_edge::Edge;
 use livecount_ingest::Ingest;
 use livecount_local::dynamodb_local::{DynamoDbLocal, LaunchError};
 use livecount_local::poller::{PollerConfig, StreamPoller};
@@ -231,7 +232,10 @@ impl Parts {
             store: store.clone(),
             clock,
             events: Some(Arc::new(QueueSink(queue.clone()))),
-            cors_origins: options.cors_origins.clone(),
+        };
+        let edge = Edge {
+            serve_metrics: true,
+            ..Edge::new(ingest.clone(), options.cors_origins.clone())
         };
         let stopping = async {
             shutdown.await;
@@ -242,7 +246,7 @@ impl Parts {
             ingesting(&ingest, &queue, &stop),
             aggregating(&aggregator, poller, &lag, &stop),
             simulating(options.simulator.clone(), &queue, &stop),
-            serving(listener, state, &stop),
+            serving(listener, state, edge, &stop),
             reporting(options.status_every, &store, &queue, &lag, &stop),
             stopping
         );
@@ -288,8 +292,8 @@ async fn simulating(
     }
 }
 
-async fn serving(listener: TcpListener, state: ApiState, stop: &CancellationToken) {
-    let app = livecount_api::router(state);
+async fn serving(listener: TcpListener, state: ApiState, edge: Edge, stop: &CancellationToken) {
+    let app = livecount_api::router(state).merge(livecount_edge::router(edge));
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await
@@ -310,7 +314,7 @@ async fn reporting(
     }
 }
 
-/// The local queue as the API's event sink (`POST /events`, `POST /api/events`).
+/// The local queue as the API's event sink (`POST /api/events`: the relays' path, as SQS is).
 struct QueueSink(LocalQueue);
 
 impl EventSink for QueueSink {

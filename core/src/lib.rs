@@ -24,6 +24,7 @@ pub mod capacity;
 pub mod clock;
 pub mod coalesce;
 pub mod config;
+pub mod edge;
 pub mod event;
 pub mod expiry;
 pub mod histogram;

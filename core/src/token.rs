@@ -123,6 +123,30 @@ impl TokenKeys {
     }
 }
 
+/// What checks a token: the secrets themselves ([`TokenKeys`]), or a holder that re-reads them.
+pub trait VerifyToken: Send + Sync {
+    /// Checks `token` for `stream_id` and `session_id` at `now` (epoch seconds).
+    fn verify_token(
+        &self,
+        token: Option<&str>,
+        stream_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), TokenError>;
+}
+
+impl VerifyToken for TokenKeys {
+    fn verify_token(
+        &self,
+        token: Option<&str>,
+        stream_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        self.verify(token, stream_id, session_id, now)
+    }
+}
+
 impl From<TokenSecret> for TokenKeys {
     fn from(current: TokenSecret) -> Self {
         Self {

@@ -500,6 +500,22 @@ impl Ingest {
         first.map_or(sent, |first| first.min(sent))
     }
 
+    /// Writes one player's events, already checked, as received at `recv_ms` (the public edge:
+    /// the events of one session): only the newest is written, with one conditional write.
+    /// `None` if there were none.
+    pub async fn write_player_events(
+        &self,
+        events: Vec<PlayerEvent>,
+        recv_ms: i64,
+    ) -> Option<Result<SessionWrite, livecount_core::StoreError>> {
+        let winners = newest_per_session(events.into_iter().map(|e| (e.received_at(recv_ms), ())));
+        let mut outcome = None;
+        for (event, ()) in winners {
+            outcome = Some(self.write(&event, recv_ms).await);
+        }
+        outcome
+    }
+
     async fn write(
         &self,
         event: &PlayerEvent,

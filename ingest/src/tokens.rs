@@ -104,6 +104,18 @@ impl Tokens {
     }
 }
 
+impl livecount_core::token::VerifyToken for Tokens {
+    fn verify_token(
+        &self,
+        token: Option<&str>,
+        stream_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        self.verify(token, stream_id, session_id, now)
+    }
+}
+
 async fn read_versions(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,

@@ -14,6 +14,5 @@ pub fn state(store: Store) -> ApiState {
         store,
         clock: Clock::system(),
         events: None,
-        cors_origins: Vec::new(),
     }
 }

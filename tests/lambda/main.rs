@@ -6,7 +6,8 @@
 // Test plumbing: a failed step is a failed test, said with its reason.
 #![allow(clippy::expect_used)]
 
-use livecount_tests::{Pipeline, event_body};
+use livecount_core::token::TokenSecret;
+use livecount_tests::{Pipeline, event_body, event_body_with};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -68,7 +69,13 @@ fn emulator(port: u16) -> Running {
 }
 
 /// Runs `target/lambda/{name}/bootstrap` against the emulator, with the pipeline's tables.
-fn function(name: &str, port: u16, p: &Pipeline, endpoint: &str) -> Running {
+fn function(
+    name: &str,
+    port: u16,
+    p: &Pipeline,
+    endpoint: &str,
+    extra: &[(&str, &str)],
+) -> Running {
     let dir = std::env::var("LIVECOUNT_LAMBDA_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| workspace().join("target/lambda"));
@@ -94,6 +101,7 @@ fn function(name: &str, port: u16, p: &Pipeline, endpoint: &str) -> Running {
         .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
         .env("LIVECOUNT_SESSIONS_TABLE", &p.config.sessions_table)
         .env("LIVECOUNT_COUNTERS_TABLE", &p.config.counters_table)
+        .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -180,12 +188,20 @@ async fn release_bootstraps_honour_the_lambda_contract() {
         .expect("run under scripts/with-dynamodb-local.sh");
     let p = Pipeline::new("lambda-contract").await;
     // One emulator per function: each serves the function named `_` on its own port.
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let _emulators: Vec<Running> = ports.iter().map(|&port| emulator(port)).collect();
-    let [ingest_port, aggregate_port, read_port] = ports;
-    let _ingest = function("ingest", ingest_port, &p, &endpoint);
-    let _aggregate = function("aggregate", aggregate_port, &p, &endpoint);
-    let _read = function("read", read_port, &p, &endpoint);
+    let [ingest_port, aggregate_port, read_port, edge_port] = ports;
+    let _ingest = function("ingest", ingest_port, &p, &endpoint, &[]);
+    let _aggregate = function("aggregate", aggregate_port, &p, &endpoint, &[]);
+    let _read = function("read", read_port, &p, &endpoint, &[]);
+    let secret = "a lambda-test secret of 32 bytes";
+    let _edge = function(
+        "edge",
+        edge_port,
+        &p,
+        &endpoint,
+        &[("LIVECOUNT_TOKEN_SECRET", secret)],
+    );
     let now = livecount_tests::wall_clock_second_ms();
 
     // SQS → ingest: three sessions and one invalid message; the response names only that one.
@@ -216,22 +232,59 @@ async fn release_bootstraps_honour_the_lambda_contract() {
     assert_eq!(p.viewers_at("keynote", now / 1000).await, 3);
 
     // Function URL → read: the one-GetItem read over HTTP.
-    let request = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": "/api/streams/keynote", "rawQueryString": "",
-        "headers": {"accept": "application/json", "host": "abc.lambda-url.us-east-1.on.aws"},
+    let response = invoke(
+        read_port,
+        "read",
+        &url_request("GET", "/api/streams/keynote", "", now),
+    );
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let body = answer_body(&response);
+    assert_eq!(body["streamId"], "keynote");
+    assert_eq!(body["viewers"], 3, "{body}");
+
+    // Function URL → edge: a signed player is written and answered with the count; an unsigned
+    // one is refused with its reason.
+    let token = TokenSecret::new(secret.as_bytes().to_vec())
+        .expect("secret")
+        .sign("keynote", "s-4", now / 1000 + 60);
+    let signed = event_body_with("keynote", "s-4", "start", now, &[("token", json!(token))]);
+    let response = invoke(
+        edge_port,
+        "edge",
+        &url_request("POST", "/events", &signed, now),
+    );
+    assert_eq!(response["statusCode"], 202, "{response}");
+    assert_eq!(answer_body(&response)["viewers"], 3, "{response}");
+    assert_eq!(p.session_rows().await, 4);
+    let unsigned = event_body("keynote", "s-5", "start", now);
+    let response = invoke(
+        edge_port,
+        "edge",
+        &url_request("POST", "/events", &unsigned, now),
+    );
+    assert_eq!(response["statusCode"], 401, "{response}");
+    assert_eq!(answer_body(&response)["reason"], "RefusedUnsigned");
+    assert_eq!(p.session_rows().await, 4);
+    p.cleanup().await;
+}
+
+/// A Function URL request (payload format 2.0) as Lambda hands it to the function.
+fn url_request(method: &str, path: &str, body: &str, now: i64) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"accept": "application/json", "content-type": "text/plain", "host": "abc.lambda-url.us-east-1.on.aws"},
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc", "domainName": "abc.lambda-url.us-east-1.on.aws",
-            "domainPrefix": "abc", "http": {"method": "GET", "path": "/api/streams/keynote", "protocol": "HTTP/1.1",
+            "domainPrefix": "abc", "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
             "sourceIp": "203.0.113.7", "userAgent": "curl/8"}, "requestId": "r-1", "routeKey": "$default",
             "stage": "$default", "time": "25/Nov/2026:20:00:00 +0000", "timeEpoch": now
         },
+        "body": body,
         "isBase64Encoded": false
-    });
-    let response = invoke(read_port, "read", &request);
-    assert_eq!(response["statusCode"], 200, "{response}");
-    let body: Value =
-        serde_json::from_str(response["body"].as_str().expect("body")).expect("JSON body");
-    assert_eq!(body["streamId"], "keynote");
-    assert_eq!(body["viewers"], 3, "{body}");
-    p.cleanup().await;
+    })
+}
+
+/// The JSON body of a Function URL response.
+fn answer_body(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().expect("body")).expect("JSON body")
 }

@@ -65,5 +65,16 @@ async fn each_function_calls_exactly_the_dynamodb_operations_the_contract_grants
         contract_dynamodb_operations("read"),
         "read"
     );
+
+    // The edge: one player's event written, and the count it answers with.
+    let edge = livecount_edge::router(p.edge(None));
+    let event = event_body("st", "s-9", "start", p.clock.now_ms());
+    let answer = livecount_tests::call(&edge, "POST", "/events", &[], event).await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    assert_eq!(
+        recorder.take(),
+        contract_dynamodb_operations("edge"),
+        "edge"
+    );
     p.cleanup().await;
 }

@@ -10,6 +10,7 @@ mod contract;
 mod device_clocks;
 mod five_players;
 mod ingest_rules;
+mod public_edge;
 mod stream_retries;
 mod ttl;
 mod unordered_sqs;

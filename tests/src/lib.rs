@@ -30,8 +30,9 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::{AggregateReport, Aggregator};
 use livecount_core::histogram::HISTORY_LAG_SECONDS;
+use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, Store, Timing, viewers_now};
-use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP};
+use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP, tokens as ingest_tokens};
 use livecount_local::{PollReport, PollerConfig, StreamPoller};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,6 +140,48 @@ pub async fn own_dynamodb_local(
     .expect("start DynamoDB Local")
 }
 
+/// One answer of an in-process router.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: axum::http::HeaderMap,
+    /// The body as JSON (`Null` if empty or not JSON).
+    pub json: serde_json::Value,
+}
+
+/// Sends one request to `router` in-process (no socket): `headers` as given, `body` as is.
+pub async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<axum::body::Body>,
+) -> Answer {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(body.into()).expect("a request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    Answer {
+        status,
+        headers,
+        json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// The edge's counters, as `GET /events/metrics` serves them (`livecount dev`, tests).
+pub async fn edge_metrics(router: &axum::Router) -> std::collections::BTreeMap<String, u64> {
+    let answer = call(router, "GET", "/events/metrics", &[], "").await;
+    serde_json::from_value(answer.json).expect("the edge's counters")
+}
+
 /// The real wall clock, in epoch milliseconds, rounded down to a whole second.
 pub fn wall_clock_second_ms() -> i64 {
     Clock::system().now_seconds() * 1000
@@ -217,6 +260,19 @@ impl Pipeline {
             poller,
             clock,
             next_message: AtomicU64::new(0),
+        }
+    }
+
+    /// The public edge over this pipeline's store and clock; with `secret`, only signed
+    /// sessions count.
+    pub fn edge(&self, secret: Option<TokenSecret>) -> livecount_edge::Edge {
+        let ingest = Ingest {
+            tokens: secret.map(ingest_tokens::Tokens::fixed),
+            ..self.ingest.clone()
+        };
+        livecount_edge::Edge {
+            serve_metrics: true,
+            ..livecount_edge::Edge::new(ingest, vec!["*".to_owned()])
         }
     }
 

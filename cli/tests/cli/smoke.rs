@@ -24,8 +24,9 @@ fn smoke(dev: &Dev, secret: Option<&str>) -> (bool, String) {
 }
 
 /// `scripts/smoke.sh`, the check to run after a deploy, against `livecount dev`: it passes
-/// through the same `POST /events` and read API, with and without signed sessions, and fails
-/// when the count does not follow (here: a signed deployment and no secret to sign with).
+/// through the same `POST /events` and badge, with and without signed sessions, and fails
+/// naming the refusal when the edge refuses (here: a signed deployment and no secret to sign
+/// with).
 #[test]
 fn the_post_deploy_smoke_test_passes_against_livecount_dev_and_fails_when_counts_do_not_follow() {
     let plain = Dev::start(&unique("smoke"), &["--players", "0"]);
@@ -44,5 +45,6 @@ fn the_post_deploy_smoke_test_passes_against_livecount_dev_and_fails_when_counts
     assert!(ok, "the script's tokens (openssl) verify in Rust: {text}");
     let (ok, text) = smoke(&signed, None);
     assert!(!ok, "an unsigned session must not count: {text}");
-    assert!(text.contains("expected 1 viewer(s) within 20 s"), "{text}");
+    assert!(text.contains("answered 401"), "{text}");
+    assert!(text.contains("RefusedUnsigned"), "{text}");
 }
