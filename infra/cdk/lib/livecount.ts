@@ -1,15 +1,18 @@
-// The livecount construct: players -> SQS -> ingest -> sessions table -> stream -> aggregate ->
-// counters table <- read (Function URL). See docs/design.md for the algorithm; this file only wires
-// AWS. Players reach the queue through an HTTP API whose POST /events sends the body to SQS.
+// The livecount construct: players -> edge (public Function URL) -> sessions table -> stream ->
+// aggregate -> counters table <- read (Function URL, IAM) <- CloudFront (the badge). Relays send
+// batches to SQS -> ingest -> sessions table. See docs/design.md for the algorithm; this file only
+// wires AWS.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CfnResource, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
-import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, IConstruct } from 'constructs';
 
@@ -39,9 +42,27 @@ export const AGGREGATE_METRICS = [
   'StartsLate',
 ] as const;
 
-/** The three functions, by the name of their binary and of their `target/lambda/<name>/` folder. */
-export type FunctionName = 'ingest' | 'aggregate' | 'read';
-export const FUNCTION_NAMES: readonly FunctionName[] = ['ingest', 'aggregate', 'read'];
+/** Metric names the edge handler emits (dimension `Function` = `edge`): refusals by reason first. */
+export const EDGE_METRICS = [
+  'RefusedInvalid',
+  'RefusedTooLarge',
+  'RefusedManySessions',
+  'RefusedUnsigned',
+  'RefusedForged',
+  'RefusedExpired',
+  'EventsApplied',
+  'EventsStale',
+  'WritesFailed',
+  'CountReads',
+] as const;
+/** The edge's refusal metrics, one per reason. */
+export const REFUSAL_METRICS = EDGE_METRICS.filter((m) => m.startsWith('Refused'));
+
+/** The four functions, by the name of their binary and of their `target/lambda/<name>/` folder. */
+export type FunctionName = 'ingest' | 'aggregate' | 'read' | 'edge';
+export const FUNCTION_NAMES: readonly FunctionName[] = ['ingest', 'aggregate', 'read', 'edge'];
+/** The header CloudFront adds to each badge request it forwards: the read function then serves only the badge. */
+export const PUBLIC_HEADER = 'x-livecount-public';
 
 /**
  * The defaults are sized for a peak of 13,000 viewers on one stream (the README's sizing rule,
@@ -59,6 +80,8 @@ export interface LivecountProps {
   readonly aggregateCode?: string;
   /** @default `<repo>/target/lambda/read/bootstrap.zip` */
   readonly readCode?: string;
+  /** @default `<repo>/target/lambda/edge/bootstrap.zip` */
+  readonly edgeCode?: string;
 
   // ---- Configuration: each prop is the environment variable of the same name ---------------
   /** `LIVECOUNT_SESSIONS_TABLE`: the sessions table's name. @default `${stackName}-sessions` */
@@ -128,31 +151,40 @@ export interface LivecountProps {
    */
   readonly ingestTimeout?: Duration;
 
-  // ---- Ingest endpoint (players) ----------------------------------------------------------------
+  // ---- The public edge (players) ----------------------------------------------------------------
   /**
-   * An HTTP API with `POST /events` that sends the request body to the events queue (no Lambda
-   * in the path): what browsers, TVs and phones post to. @default true
+   * The edge function behind a public Function URL: what browsers, TVs and phones post their
+   * events to (`POST /events`, one player's events per request). @default true
    */
-  readonly ingestEndpoint?: boolean;
-  /** Origins CORS lets post events (`['*']` for any). @default ['*'] */
-  readonly ingestCorsOrigins?: string[];
-  /** Steady requests per second the endpoint's stage takes (1-100000). @default 10000 */
-  readonly ingestThrottleRate?: number;
-  /** Burst of requests the stage takes (1-100000). @default 5000 */
-  readonly ingestThrottleBurst?: number;
+  readonly publicEdge?: boolean;
+  /** Origins CORS lets post events (`['*']` for any: a page cannot count without a token). @default ['*'] */
+  readonly edgeCorsOrigins?: string[];
+  /** @default 5 seconds */
+  readonly edgeTimeout?: Duration;
   /**
-   * A Secrets Manager secret (ARN) whose SecretString signs sessions: when set, every event must
-   * carry a valid `token` (`LIVECOUNT_TOKEN_SECRET_ARN`; ingest reads its current and previous
-   * versions at start and every 5 minutes, so a rotation refuses no valid token).
-   * @default none: sessions are not signed
+   * Only signed sessions count (the edge refuses an event without a valid token). Turning it off
+   * lets anyone who can reach the edge add viewers (docs/deploy.md, "What unsigned exposes").
+   * @default true
+   */
+  readonly signedSessions?: boolean;
+  /**
+   * A Secrets Manager secret (ARN) whose SecretString signs sessions (`LIVECOUNT_TOKEN_SECRET_ARN`;
+   * the edge reads its current and previous versions at start and every 5 minutes, so a rotation
+   * refuses no valid token). @default a secret the stack creates (48 random characters)
    */
   readonly tokenSecretArn?: string;
   /**
    * The customer-managed KMS key (ARN) the token secret is encrypted with, if not the AWS-managed
-   * one: ingest is allowed `kms:Decrypt` on it, through Secrets Manager only.
+   * one: the edge is allowed `kms:Decrypt` on it, through Secrets Manager only.
    * @default none: the secret uses the `aws/secretsmanager` key
    */
   readonly tokenSecretKmsKeyArn?: string;
+  /**
+   * A CloudFront distribution in front of the read function serving only the badge
+   * (`GET /api/streams/{id}/viewers`, cached 1 s), so the audience's reads do not grow with it.
+   * @default true
+   */
+  readonly badgeCdn?: boolean;
 
   // ---- Aggregate (sessions stream) ------------------------------------------------------------
   /** Stream records per aggregate invocation (1-10000). @default 100 */
@@ -180,12 +212,7 @@ export interface LivecountProps {
   // ---- Read API -------------------------------------------------------------------------------
   /** @default 10 seconds */
   readonly readTimeout?: Duration;
-  /**
-   * Opt-in public read API: the Function URL takes auth type NONE (anyone can GET the counts).
-   * Requires `allowedOrigins`. @default false (auth type AWS_IAM: callers sign with SigV4)
-   */
-  readonly publicRead?: boolean;
-  /** Origins allowed by CORS to GET the read API (e.g. the dashboard's origin). @default none */
+  /** Origins allowed by CORS to GET the read API with signed requests (e.g. the dashboard's origin). @default none */
   readonly allowedOrigins?: string[];
 
   // ---- All functions --------------------------------------------------------------------------
@@ -193,8 +220,9 @@ export interface LivecountProps {
   readonly memorySize?: number;
   /**
    * Reserved concurrency of each function. @default aggregate: expectedStreamShards x
-   * aggregateParallelizationFactor (it can always read every lane); read: 10 (dashboards cannot
-   * starve the pipeline); ingest: none (capped by ingestMaxConcurrency instead)
+   * aggregateParallelizationFactor (it can always read every lane); read: 10 (dashboards and
+   * the CDN's misses cannot starve the pipeline); ingest: none (capped by ingestMaxConcurrency
+   * instead); edge: none (it scales with the audience; a refusal costs about a millisecond)
    */
   readonly reservedConcurrency?: Partial<Record<FunctionName, number>>;
   /** `arm64` (Graviton, the default: cheaper per GB-second) or `x86_64`; `make package` builds the matching zips. @default 'arm64' */
@@ -210,6 +238,11 @@ export interface LivecountProps {
   readonly iteratorAgeAlarmSeconds?: number;
   /** The invalid-message alarm fires when MessagesInvalid (Sum, 5 min) exceeds this. @default 0 */
   readonly invalidMessagesThreshold?: number;
+  /**
+   * The EdgeRefusals alarm fires when the edge refuses more requests than this in 5 minutes
+   * (an inflation attempt, or a player sending what it should not). @default 1000
+   */
+  readonly refusalsAlarmThreshold?: number;
   /** Actions of every alarm, e.g. `new SnsAction(topic)`. @default none */
   readonly alarmActions?: cloudwatch.IAlarmAction[];
   /** @default generated by CloudFormation */
@@ -306,19 +339,55 @@ const QUEUE_CHECKOV_SKIPS: readonly CheckovSkip[] = [
   },
 ];
 
-const INGEST_API_CHECKOV_SKIPS: readonly CheckovSkip[] = [
+const EDGE_URL_SKIP: CheckovSkip = {
+  id: 'CKV_AWS_258',
+  comment:
+    'The edge is the public door players (browsers, TVs) post to without AWS credentials: every request is checked (one session, a few events, a valid token by default) and refused before any write; its role can only UpdateItem the sessions table and GetItem the counters table.',
+};
+
+const BADGE_CDN_CHECKOV_SKIPS: readonly CheckovSkip[] = [
   {
-    id: 'CKV_AWS_309',
+    id: 'CKV_AWS_68',
     comment:
-      'POST /events is the public ingest endpoint players (browsers, TVs) post to without AWS credentials; it can only send a message to the events queue, is throttled per stage, and sessions can be signed (tokenSecretArn).',
+      'The badge serves public viewer counts, cached 1 s, from an origin only this distribution can call (origin access control); its misses are bounded by the cache, so a WAF ($5/month plus $0.60 per million requests) buys nothing here.',
+  },
+  {
+    id: 'CKV_AWS_86',
+    comment: 'Access logs of a public counter badge would cost more than the badge; CloudFront metrics cover its traffic.',
+  },
+  {
+    id: 'CKV_AWS_174',
+    comment: 'The default CloudFront certificate (*.cloudfront.net) is used; add a custom domain and certificate (TLSv1.2_2021) in your own stack if you need one.',
+  },
+  {
+    id: 'CKV_AWS_310',
+    comment: 'One origin, the read function in this region; an origin group would need a second deployment.',
+  },
+  {
+    id: 'CKV_AWS_305',
+    comment: 'The distribution serves only /api/streams/{id}/viewers; there is no root object.',
+  },
+  {
+    id: 'CKV2_AWS_32',
+    comment: 'The badge is JSON read by scripts, not a page; the read function sets its own headers (Cache-Control, ETag, CORS).',
+  },
+  {
+    id: 'CKV2_AWS_47',
+    comment: 'No WAF (see CKV_AWS_68); the origin is a Rust function, not Log4j.',
   },
 ];
 
-const PUBLIC_URL_SKIP: CheckovSkip = {
-  id: 'CKV_AWS_258',
-  comment:
-    'publicRead was chosen explicitly: the read API only returns viewer counts (GET), CORS is restricted to allowedOrigins, and the function role can only GetItem/Scan the counters table.',
-};
+const SECRET_CHECKOV_SKIPS: readonly CheckovSkip[] = [
+  {
+    id: 'CKV_AWS_149',
+    comment: 'Encrypted with the AWS managed key (aws/secretsmanager); pass tokenSecretArn (and tokenSecretKmsKeyArn) to use a secret under your own key.',
+  },
+  {
+    id: 'CKV2_AWS_57',
+    comment:
+      'Rotated by put-secret-value (docs/deploy.md): the edge accepts tokens of the AWSCURRENT and AWSPREVIOUS versions, so a rotation refuses no valid token; the backend that issues tokens reads the new version itself, which a rotation Lambda could not arrange.',
+  },
+];
 
 /** Adds checkov skip entries to the CloudFormation resource behind `scope`. */
 export function addCheckovSkips(scope: IConstruct, skips: readonly CheckovSkip[]): void {
@@ -366,8 +435,9 @@ function checkTableName(name: string, value: string): void {
 
 /**
  * Everything livecount needs on AWS: the two tables, the events queue and its DLQ, the ingest,
- * aggregate and read functions with one least-privilege role each, the read Function URL,
- * log groups, alarms and a dashboard.
+ * aggregate, read and edge functions with one least-privilege role each, the edge's public
+ * Function URL, the read Function URL and the badge's CDN, the token secret, log groups, alarms
+ * and a dashboard.
  */
 export class Livecount extends Construct {
   /** The raw, TTL'd session rows (stream NEW_AND_OLD_IMAGES). */
@@ -381,13 +451,20 @@ export class Livecount extends Construct {
   /** Where the sessions stream mapping reports batches it gave up on. */
   public readonly aggregateFailures: sqs.Queue;
   public readonly ingestFunction: lambda.Function;
-  /** The players' endpoint, when `ingestEndpoint` is on. */
-  public readonly ingestApi?: apigwv2.CfnApi;
-  /** `https://…/events`, when `ingestEndpoint` is on. */
-  public readonly ingestUrl?: string;
   public readonly aggregateFunction: lambda.Function;
   public readonly readFunction: lambda.Function;
   public readonly readUrl: lambda.FunctionUrl;
+  /** The public edge players post to, when `publicEdge` is on. */
+  public readonly edgeFunction?: lambda.Function;
+  public readonly edgeFunctionUrl?: lambda.FunctionUrl;
+  /** `https://…/events`, when `publicEdge` is on. */
+  public readonly edgeUrl?: string;
+  /** The secret sessions are signed with, when `signedSessions` is on (created unless `tokenSecretArn` is given). */
+  public readonly tokenSecret?: secretsmanager.ISecret;
+  /** The badge's CDN, when `badgeCdn` is on. */
+  public readonly badgeDistribution?: cloudfront.Distribution;
+  /** `https://…` (the badge is `/api/streams/{id}/viewers` below it), when `badgeCdn` is on. */
+  public readonly badgeUrl?: string;
   public readonly ingestMapping: lambda.EventSourceMapping;
   public readonly aggregateMapping: lambda.EventSourceMapping;
   public readonly logGroups: Record<FunctionName, logs.LogGroup>;
@@ -464,14 +541,16 @@ export class Livecount extends Construct {
     checkRange('iteratorAgeAlarmSeconds', iteratorAgeAlarmSeconds, 1, 604_800);
     const invalidThreshold = props.invalidMessagesThreshold ?? 0;
     checkRange('invalidMessagesThreshold', invalidThreshold, 0, 1_000_000_000);
-    const throttleRate = props.ingestThrottleRate ?? 10_000;
-    checkRange('ingestThrottleRate', throttleRate, 1, 100_000);
-    const throttleBurst = props.ingestThrottleBurst ?? 5_000;
-    checkRange('ingestThrottleBurst', throttleBurst, 1, 100_000);
-    if (props.publicRead && !(props.allowedOrigins && props.allowedOrigins.length > 0)) {
-      throw new Error(
-        'livecount: publicRead needs allowedOrigins (the dashboard origins CORS lets GET the counts; ["*"] allows any)',
-      );
+    const refusalsThreshold = props.refusalsAlarmThreshold ?? 1000;
+    checkRange('refusalsAlarmThreshold', refusalsThreshold, 0, 1_000_000_000);
+    const edgeTimeout = props.edgeTimeout ?? Duration.seconds(5);
+    checkRange('edgeTimeout (seconds)', edgeTimeout.toSeconds(), 1, 900);
+    const publicEdge = props.publicEdge ?? true;
+    // The functions this deployment has: the edge only with publicEdge.
+    const deployed = FUNCTION_NAMES.filter((name) => name !== 'edge' || publicEdge);
+    const signed = props.signedSessions ?? true;
+    if (!signed && props.tokenSecretArn) {
+      throw new Error('livecount: signedSessions is false but tokenSecretArn is given; drop one of them');
     }
 
     const deploymentName = props.deploymentName ?? stackName;
@@ -487,11 +566,25 @@ export class Livecount extends Construct {
       LIVECOUNT_COUNTER_TTL_DAYS: String(config.counterTtlDays),
       RUST_LOG: props.logLevel ?? 'info',
     };
-    // Only the secret's ARN: ingest reads the secret itself at start, so it is never in the
-    // template or the function's configuration.
-    const ingestEnvironment: Record<string, string> = {
+    // Signed sessions: the secret's ARN only; the edge reads the secret itself at start, so it is
+    // never in the template or the function's configuration.
+    if (signed) {
+      if (props.tokenSecretArn) {
+        this.tokenSecret = secretsmanager.Secret.fromSecretCompleteArn(this, 'TokenSecret', props.tokenSecretArn);
+      } else {
+        const secret = new secretsmanager.Secret(this, 'TokenSecret', {
+          description: `livecount: signs the sessions players count with (${stackName}); rotate with put-secret-value`,
+          generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        });
+        addCheckovSkips(secret, SECRET_CHECKOV_SKIPS);
+        this.tokenSecret = secret;
+      }
+    }
+    const tokenSecretArn = this.tokenSecret?.secretArn;
+    const edgeEnvironment: Record<string, string> = {
       ...this.environment,
-      ...(props.tokenSecretArn ? { LIVECOUNT_TOKEN_SECRET_ARN: props.tokenSecretArn } : {}),
+      LIVECOUNT_CORS_ORIGINS: (props.edgeCorsOrigins ?? ['*']).join(','),
+      ...(tokenSecretArn ? { LIVECOUNT_TOKEN_SECRET_ARN: tokenSecretArn } : { LIVECOUNT_UNSIGNED: 'allow' }),
     };
 
     // ---- Tables ---------------------------------------------------------------------------
@@ -565,7 +658,7 @@ export class Livecount extends Construct {
     // ---- Functions ------------------------------------------------------------------------
     const retention = props.logRetention ?? logs.RetentionDays.TWO_WEEKS;
     const logGroups = {} as Record<FunctionName, logs.LogGroup>;
-    for (const name of FUNCTION_NAMES) {
+    for (const name of deployed) {
       logGroups[name] = new logs.LogGroup(this, `${capitalize(name)}Logs`, {
         retention,
         removalPolicy: RemovalPolicy.DESTROY,
@@ -602,16 +695,31 @@ export class Livecount extends Construct {
           actions: ['sqs:SendMessage'],
           resources: [this.deadLetterQueue.queueArn],
         }),
-        ...(props.tokenSecretArn
+      ],
+      edge: !publicEdge
+        ? []
+        : [
+        logStatement('edge'),
+        new iam.PolicyStatement({
+          sid: 'WriteSessions',
+          actions: ['dynamodb:UpdateItem'],
+          resources: [this.sessions.tableArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadCounts',
+          actions: ['dynamodb:GetItem'],
+          resources: [this.counters.tableArn],
+        }),
+        ...(tokenSecretArn
           ? [
               new iam.PolicyStatement({
                 sid: 'ReadTokenSecret',
                 actions: ['secretsmanager:GetSecretValue'],
-                resources: [props.tokenSecretArn],
+                resources: [tokenSecretArn],
               }),
             ]
           : []),
-        ...(props.tokenSecretArn && props.tokenSecretKmsKeyArn
+        ...(tokenSecretArn && props.tokenSecretKmsKeyArn
           ? [
               new iam.PolicyStatement({
                 sid: 'DecryptTokenSecret',
@@ -659,15 +767,23 @@ export class Livecount extends Construct {
       ingest: ingestTimeout,
       aggregate: props.aggregateTimeout ?? Duration.seconds(60),
       read: props.readTimeout ?? Duration.seconds(10),
+      edge: edgeTimeout,
     };
     const codePaths: Record<FunctionName, string> = {
       ingest: props.ingestCode ?? defaultCodePath('ingest'),
       aggregate: props.aggregateCode ?? defaultCodePath('aggregate'),
       read: props.readCode ?? defaultCodePath('read'),
+      edge: props.edgeCode ?? defaultCodePath('edge'),
+    };
+    const environments: Record<FunctionName, Record<string, string>> = {
+      ingest: { ...this.environment, LIVECOUNT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl },
+      aggregate: this.environment,
+      read: this.environment,
+      edge: edgeEnvironment,
     };
     const roles = {} as Record<FunctionName, iam.Role>;
     const functions = {} as Record<FunctionName, lambda.Function>;
-    for (const name of FUNCTION_NAMES) {
+    for (const name of deployed) {
       const codePath = path.resolve(codePaths[name]);
       if (!fs.existsSync(codePath)) {
         throw new Error(
@@ -690,11 +806,17 @@ export class Livecount extends Construct {
         timeout: timeouts[name],
         role: roles[name],
         logGroup: logGroups[name],
-        environment:
-          name === 'ingest'
-            ? { ...ingestEnvironment, LIVECOUNT_DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl }
-            : this.environment,
+        environment: environments[name],
         reservedConcurrentExecutions: reserved,
+        // The edge is invoked once per heartbeat: Lambda's START/END/REPORT lines would cost more
+        // in CloudWatch Logs than the invocation (WARN drops them; the EMF lines stay).
+        ...(name === 'edge'
+          ? {
+              loggingFormat: lambda.LoggingFormat.JSON,
+              systemLogLevelV2: lambda.SystemLogLevel.WARN,
+              applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+            }
+          : {}),
       });
       addCheckovSkips(functions[name], FUNCTION_CHECKOV_SKIPS);
       if (reserved === undefined) addCheckovSkips(functions[name], [RESERVED_CONCURRENCY_SKIP]);
@@ -703,6 +825,7 @@ export class Livecount extends Construct {
     this.ingestFunction = functions.ingest;
     this.aggregateFunction = functions.aggregate;
     this.readFunction = functions.read;
+    this.edgeFunction = functions.edge;
 
     // ---- Triggers ---------------------------------------------------------------------------
     // Plain EventSourceMappings (not the aws-lambda-event-sources helpers): those add their own
@@ -735,86 +858,60 @@ export class Livecount extends Construct {
       onFailure: { bind: () => ({ destination: failures.queueArn }) },
     });
 
-    // ---- Ingest endpoint ----------------------------------------------------------------------
-    if (props.ingestEndpoint ?? true) {
-      const api = new apigwv2.CfnApi(this, 'IngestApi', {
-        name: `${stack.stackName}-ingest`,
-        description: 'livecount: players POST their events to /events; the body goes to the events queue',
-        protocolType: 'HTTP',
-        corsConfiguration: {
-          allowOrigins: props.ingestCorsOrigins ?? ['*'],
-          allowMethods: ['POST'],
-          allowHeaders: ['content-type'],
-          maxAge: 600,
-        },
-      });
-      const role = new iam.Role(this, 'IngestApiRole', {
-        assumedBy: new iam.ServicePrincipal('apigateway.amazonaws.com'),
-        description: `livecount ingest endpoint: send events to the queue (${stack.stackName})`,
-        inlinePolicies: {
-          livecount: new iam.PolicyDocument({
-            statements: [
-              new iam.PolicyStatement({
-                sid: 'SendEvents',
-                actions: ['sqs:SendMessage'],
-                resources: [this.queue.queueArn],
-              }),
-            ],
-          }),
-        },
-      });
-      const integration = new apigwv2.CfnIntegration(this, 'IngestToQueue', {
-        apiId: api.ref,
-        integrationType: 'AWS_PROXY',
-        integrationSubtype: 'SQS-SendMessage',
-        credentialsArn: role.roleArn,
-        payloadFormatVersion: '1.0',
-        requestParameters: { QueueUrl: this.queue.queueUrl, MessageBody: '$request.body' },
-      });
-      new apigwv2.CfnRoute(this, 'IngestRoute', {
-        apiId: api.ref,
-        routeKey: 'POST /events',
-        target: `integrations/${integration.ref}`,
-      });
-      const accessLogs = new logs.LogGroup(this, 'IngestApiLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
-      addCheckovSkips(accessLogs, LOG_GROUP_CHECKOV_SKIPS);
-      new apigwv2.CfnStage(this, 'IngestStage', {
-        apiId: api.ref,
-        stageName: '$default',
-        autoDeploy: true,
-        defaultRouteSettings: { throttlingRateLimit: throttleRate, throttlingBurstLimit: throttleBurst },
-        accessLogSettings: {
-          destinationArn: accessLogs.logGroupArn,
-          format: JSON.stringify({
-            requestId: '$context.requestId',
-            ip: '$context.identity.sourceIp',
-            requestTime: '$context.requestTime',
-            routeKey: '$context.routeKey',
-            status: '$context.status',
-            responseLength: '$context.responseLength',
-            integrationError: '$context.integrationErrorMessage',
-          }),
-        },
-      });
-      addCheckovSkips(api, INGEST_API_CHECKOV_SKIPS);
-      this.ingestApi = api;
-      this.ingestUrl = `${api.attrApiEndpoint}/events`;
+    // ---- The public edge -----------------------------------------------------------------------
+    if (functions.edge) {
+      this.edgeFunctionUrl = functions.edge.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+      addCheckovSkips(this.edgeFunctionUrl, [EDGE_URL_SKIP]);
+      this.edgeUrl = `${this.edgeFunctionUrl.url}events`;
     }
 
-    // ---- Read API ---------------------------------------------------------------------------
-    const origins = props.allowedOrigins ?? [];
+    // ---- Read API and the badge's CDN ------------------------------------------------------------
+    const readOrigins = props.allowedOrigins ?? [];
     this.readUrl = this.readFunction.addFunctionUrl({
-      authType: props.publicRead ? lambda.FunctionUrlAuthType.NONE : lambda.FunctionUrlAuthType.AWS_IAM,
+      authType: lambda.FunctionUrlAuthType.AWS_IAM,
       cors:
-        origins.length > 0
+        readOrigins.length > 0
           ? {
-              allowedOrigins: origins,
+              allowedOrigins: readOrigins,
               allowedMethods: [lambda.HttpMethod.GET],
               maxAge: Duration.hours(1),
             }
           : undefined,
     });
-    if (props.publicRead) addCheckovSkips(this.readUrl, [PUBLIC_URL_SKIP]);
+    if (props.badgeCdn ?? true) {
+      // The CDN signs each request it forwards (origin access control) and marks it public: the
+      // read function then serves it the badge and nothing else. The answer says how long to keep
+      // it (Cache-Control: public, max-age=1); the policy bounds that, and keys on the path alone.
+      const cachePolicy = new cloudfront.CachePolicy(this, 'BadgeCachePolicy', {
+        comment: 'livecount badge: the origin says how long (max-age=1); the path is the key',
+        minTtl: Duration.seconds(0),
+        defaultTtl: Duration.seconds(1),
+        maxTtl: Duration.seconds(10),
+        headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+        cookieBehavior: cloudfront.CacheCookieBehavior.none(),
+        queryStringBehavior: cloudfront.CacheQueryStringBehavior.none(),
+        enableAcceptEncodingBrotli: true,
+        enableAcceptEncodingGzip: true,
+      });
+      this.badgeDistribution = new cloudfront.Distribution(this, 'BadgeDistribution', {
+        comment: `livecount badge (${stackName}): GET /api/streams/{id}/viewers`,
+        defaultBehavior: {
+          origin: origins.FunctionUrlOrigin.withOriginAccessControl(this.readUrl, {
+            customHeaders: { [PUBLIC_HEADER]: '1' },
+          }),
+          viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD,
+          cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
+          cachePolicy,
+          compress: true,
+        },
+        priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
+        httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+        enableIpv6: true,
+      });
+      addCheckovSkips(this.badgeDistribution, BADGE_CDN_CHECKOV_SKIPS);
+      this.badgeUrl = `https://${this.badgeDistribution.distributionDomainName}`;
+    }
 
     // ---- Alarms -----------------------------------------------------------------------------
     const alarms: Record<string, cloudwatch.Alarm> = {};
@@ -828,7 +925,7 @@ export class Livecount extends Construct {
     };
     const fiveMinutes = Duration.minutes(5);
     const oneMinute = Duration.minutes(1);
-    const metric = (m: string, period: Duration = oneMinute) => handlerMetric(deploymentName, m.split('/')[0] as 'ingest' | 'aggregate', m.split('/')[1], period);
+    const metric = (m: string, period: Duration = oneMinute) => handlerMetric(deploymentName, m.split('/')[0] as MetricFunction, m.split('/')[1], period);
     // A message that waits longer than W / 2 leaves too little of its window: viewers drop out.
     alarm('EventsQueueAge', {
       alarmDescription: `livecount: events wait more than ${config.windowSeconds / 2} s (W / 2) in the queue; viewers start dropping out of the count (docs/operations.md)`,
@@ -904,7 +1001,7 @@ export class Livecount extends Construct {
         evaluationPeriods: 1,
       });
     }
-    for (const name of FUNCTION_NAMES) {
+    for (const name of deployed) {
       const fn = functions[name];
       alarm(`${capitalize(name)}Errors`, {
         alarmDescription: `livecount: the ${name} function returned errors`,
@@ -943,12 +1040,33 @@ export class Livecount extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,
     });
+    if (functions.edge) {
+      const refused = Object.fromEntries(REFUSAL_METRICS.map((m, i) => [`r${i}`, metric(`edge/${m}`, fiveMinutes)]));
+      alarm('EdgeRefusals', {
+        alarmDescription: `livecount: the edge refused more than ${refusalsThreshold} requests in 5 minutes: an inflation attempt or a player sending what it should not (docs/operations.md)`,
+        metric: new cloudwatch.MathExpression({
+          expression: REFUSAL_METRICS.map((_, i) => `FILL(r${i}, 0)`).join(' + '),
+          usingMetrics: refused,
+          period: fiveMinutes,
+        }),
+        threshold: refusalsThreshold,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+      alarm('EdgeWritesFailed', {
+        alarmDescription: 'livecount: the edge could not write players\' events (503 to the player, which retries; see the edge logs)',
+        metric: metric('edge/WritesFailed', fiveMinutes),
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
     this.alarms = alarms;
 
     // ---- Dashboard --------------------------------------------------------------------------
     const minute = Duration.minutes(1);
     const perFunction = (f: (fn: lambda.Function, name: FunctionName) => cloudwatch.IMetric) =>
-      FUNCTION_NAMES.map((name) => f(functions[name], name));
+      deployed.map((name) => f(functions[name], name));
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: props.dashboardName,
       defaultInterval: Duration.hours(3),
@@ -956,7 +1074,7 @@ export class Livecount extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.TextWidget({
         markdown:
-          '# livecount\nViewer counts are not a metric: read them with one GetItem on the counters table (or the read API). ' +
+          '# livecount\nViewer counts are not a metric: read them with one GetItem on the counters table (or the read API, or the badge). ' +
           'These graphs show the pipeline that keeps them exact.',
         width: 24,
         height: 2,
@@ -964,14 +1082,20 @@ export class Livecount extends Construct {
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({
-        title: 'Ingest: events per minute',
+        title: 'Edge: counted and refused per minute',
+        left: ['EventsApplied', 'EventsStale'].map((m) => handlerMetric(deploymentName, 'edge', m, minute)),
+        right: REFUSAL_METRICS.map((m) => handlerMetric(deploymentName, 'edge', m, minute)),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Ingest (relays): events per minute',
         left: INGEST_METRICS.map((m) => handlerMetric(deploymentName, 'ingest', m, minute)),
-        width: 12,
+        width: 8,
       }),
       new cloudwatch.GraphWidget({
         title: 'Aggregate: records and updates per minute',
         left: AGGREGATE_METRICS.map((m) => handlerMetric(deploymentName, 'aggregate', m, minute)),
-        width: 12,
+        width: 8,
       }),
     );
     this.dashboard.addWidgets(
@@ -1033,10 +1157,13 @@ export class Livecount extends Construct {
   }
 }
 
+/** The functions that emit their own metrics. */
+export type MetricFunction = 'ingest' | 'aggregate' | 'edge';
+
 /** One of the handlers' EMF metrics: namespace `livecount`, dimension `Function`. */
 export function handlerMetric(
   deployment: string,
-  fn: 'ingest' | 'aggregate',
+  fn: MetricFunction,
   metricName: string,
   period: Duration,
 ): cloudwatch.Metric {

@@ -11,14 +11,19 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { propsFromContext } from '../lib/context';
 import {
   AGGREGATE_METRICS,
   CONFIG_RANGES,
+  EDGE_METRICS,
+  REFUSAL_METRICS,
   CONFIG_VARIABLES,
   FUNCTION_NAMES,
+  FunctionName,
   INGEST_METRICS,
   Livecount,
   LivecountProps,
@@ -40,7 +45,7 @@ function tempDir(prefix: string): string {
   return dir;
 }
 
-/** A folder with ingest/, aggregate/, read/, each holding a dummy `bootstrap`. */
+/** A folder with ingest/, aggregate/, read/, edge/, each holding a dummy `bootstrap`. */
 function dummyCode(): string {
   const dir = tempDir('livecount-code-');
   for (const name of FUNCTION_NAMES) {
@@ -54,6 +59,7 @@ const codeProps = {
   ingestCode: path.join(CODE, 'ingest'),
   aggregateCode: path.join(CODE, 'aggregate'),
   readCode: path.join(CODE, 'read'),
+  edgeCode: path.join(CODE, 'edge'),
 };
 
 interface Synth {
@@ -86,6 +92,12 @@ function synth(props: LivecountProps = {}): Synth {
 }
 
 const DEFAULT = synth();
+/** The construct's function called `name`. */
+const fnOf = (c: Livecount, name: (typeof FUNCTION_NAMES)[number]): lambda.Function => {
+  const fn = { ingest: c.ingestFunction, aggregate: c.aggregateFunction, read: c.readFunction, edge: c.edgeFunction }[name];
+  assert.ok(fn, `no ${name} function`);
+  return fn;
+};
 const getAtt = (logicalId: string, attr: string) => ({ 'Fn::GetAtt': [logicalId, attr] });
 const ref = (logicalId: string) => ({ Ref: logicalId });
 const resource = (s: Synth, logicalId: string) => {
@@ -239,22 +251,27 @@ describe('queues', () => {
 describe('functions', () => {
   const { construct: c } = DEFAULT;
 
-  it('three functions: provided.al2023, x86_64, handler bootstrap, own role and log group', () => {
-    DEFAULT.template.resourceCountIs('AWS::Lambda::Function', 3);
-    const reserved = { ingest: undefined, aggregate: 4, read: 10 };
+  it('four functions: provided.al2023, arm64, handler bootstrap, own role and log group', () => {
+    DEFAULT.template.resourceCountIs('AWS::Lambda::Function', 4);
+    const reserved = { ingest: undefined, aggregate: 4, read: 10, edge: undefined };
     for (const name of FUNCTION_NAMES) {
-      const fn = { ingest: c.ingestFunction, aggregate: c.aggregateFunction, read: c.readFunction }[name];
+      const fn = fnOf(c, name);
       const p = resource(DEFAULT, DEFAULT.id(fn)).Properties;
       assert.equal(p.Runtime, 'provided.al2023');
       assert.deepEqual(p.Architectures, ['arm64']);
       assert.equal(p.Handler, 'bootstrap');
       assert.deepEqual(p.Role, getAtt(DEFAULT.id(c.roles[name]), 'Arn'));
-      assert.deepEqual(p.LoggingConfig, { LogGroup: ref(DEFAULT.id(c.logGroups[name])) });
+      const logGroup = { LogGroup: ref(DEFAULT.id(c.logGroups[name])) };
+      // The edge runs once per heartbeat: Lambda's own START/END/REPORT lines (INFO) are dropped.
+      const logging =
+        name === 'edge' ? { ...logGroup, LogFormat: 'JSON', SystemLogLevel: 'WARN', ApplicationLogLevel: 'INFO' } : logGroup;
+      assert.deepEqual(p.LoggingConfig, logging, name);
       assert.equal(p.MemorySize, 256);
       assert.equal(p.ReservedConcurrentExecutions, reserved[name], name);
     }
     assert.equal(resource(DEFAULT, DEFAULT.id(c.aggregateFunction)).Properties.Timeout, 60);
     assert.equal(resource(DEFAULT, DEFAULT.id(c.readFunction)).Properties.Timeout, 10);
+    assert.equal(resource(DEFAULT, DEFAULT.id(fnOf(c, 'edge'))).Properties.Timeout, 5);
   });
 
   it('every function gets exactly the documented environment, with the documented defaults', () => {
@@ -263,6 +280,13 @@ describe('functions', () => {
     }
     assert.deepEqual(resource(DEFAULT, DEFAULT.id(c.ingestFunction)).Properties.Environment, {
       Variables: { ...ENV_DEFAULTS, LIVECOUNT_DEAD_LETTER_QUEUE_URL: ref(DEFAULT.id(c.deadLetterQueue)) },
+    });
+    assert.deepEqual(resource(DEFAULT, DEFAULT.id(fnOf(c, 'edge'))).Properties.Environment, {
+      Variables: {
+        ...ENV_DEFAULTS,
+        LIVECOUNT_CORS_ORIGINS: '*',
+        LIVECOUNT_TOKEN_SECRET_ARN: ref(DEFAULT.id(c.tokenSecret as secretsmanager.Secret)),
+      },
     });
   });
 
@@ -439,140 +463,22 @@ describe('event source mappings', () => {
   });
 });
 
-describe('ingest endpoint (API Gateway HTTP API to SQS)', () => {
+describe('the public edge (Function URL)', () => {
   const { construct: c } = DEFAULT;
-  const only = (s: Synth, type: string) => {
-    const found = resourcesOfType(s, type);
-    assert.equal(found.length, 1, type);
-    return found[0];
-  };
+  const edgeEnv = (x: Synth) => resource(x, x.id(fnOf(x.construct, 'edge'))).Properties.Environment.Variables;
+  const statements = (x: Synth, name: 'ingest' | 'edge') =>
+    resource(x, x.id(x.construct.roles[name])).Properties.Policies[0].PolicyDocument.Statement;
 
-  it('POST /events sends the request body to the events queue, no Lambda in the path', () => {
-    const [apiId, api] = only(DEFAULT, 'AWS::ApiGatewayV2::Api');
-    assert.equal(api.Properties.ProtocolType, 'HTTP');
-    const [integrationId, integration] = only(DEFAULT, 'AWS::ApiGatewayV2::Integration');
-    assert.deepEqual(integration.Properties, {
-      ApiId: ref(apiId),
-      IntegrationType: 'AWS_PROXY',
-      IntegrationSubtype: 'SQS-SendMessage',
-      CredentialsArn: getAtt(DEFAULT.id(c.node.findChild('IngestApiRole') as iam.Role), 'Arn'),
-      PayloadFormatVersion: '1.0',
-      RequestParameters: { QueueUrl: ref(DEFAULT.id(c.queue)), MessageBody: '$request.body' },
-    });
-    const [, route] = only(DEFAULT, 'AWS::ApiGatewayV2::Route');
-    assert.deepEqual(route.Properties, {
-      ApiId: ref(apiId),
-      RouteKey: 'POST /events',
-      Target: { 'Fn::Join': ['', ['integrations/', ref(integrationId)]] },
-    });
-    assert.ok(c.ingestUrl);
-  });
-
-  it("the integration's role may only sqs:SendMessage on the events queue", () => {
-    const role = resource(DEFAULT, DEFAULT.id(c.node.findChild('IngestApiRole') as iam.Role)).Properties;
-    assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [
-      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' } },
-    ]);
-    assert.equal(role.ManagedPolicyArns, undefined);
-    assert.deepEqual(role.Policies.map((p: any) => p.PolicyDocument.Statement), [
-      [{ Sid: 'SendEvents', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt(DEFAULT.id(c.queue), 'Arn') }],
-    ]);
-  });
-
-  it('CORS for any origin, the $default stage throttled (10000/s, burst 5000) with JSON access logs', () => {
-    const [, api] = only(DEFAULT, 'AWS::ApiGatewayV2::Api');
-    assert.deepEqual(api.Properties.CorsConfiguration, {
-      AllowOrigins: ['*'],
-      AllowMethods: ['POST'],
-      AllowHeaders: ['content-type'],
-      MaxAge: 600,
-    });
-    const [, stage] = only(DEFAULT, 'AWS::ApiGatewayV2::Stage');
-    assert.equal(stage.Properties.StageName, '$default');
-    assert.equal(stage.Properties.AutoDeploy, true);
-    assert.deepEqual(stage.Properties.DefaultRouteSettings, { ThrottlingRateLimit: 10000, ThrottlingBurstLimit: 5000 });
-    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
-    assert.equal(format.status, '$context.status');
-    assert.equal(format.integrationError, '$context.integrationErrorMessage');
-    const logGroup = stage.Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][0];
-    assert.equal(resource(DEFAULT, logGroup).Type, 'AWS::Logs::LogGroup');
-  });
-
-  it('origins and throttling are props; the endpoint can be turned off', () => {
-    const s = synth({ ingestCorsOrigins: ['https://player.example'], ingestThrottleRate: 200, ingestThrottleBurst: 50 });
-    const [, api] = only(s, 'AWS::ApiGatewayV2::Api');
-    assert.deepEqual(api.Properties.CorsConfiguration.AllowOrigins, ['https://player.example']);
-    const [, stage] = only(s, 'AWS::ApiGatewayV2::Stage');
-    assert.deepEqual(stage.Properties.DefaultRouteSettings, { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 50 });
-    const off = synth({ ingestEndpoint: false });
-    for (const type of ['AWS::ApiGatewayV2::Api', 'AWS::ApiGatewayV2::Integration', 'AWS::ApiGatewayV2::Stage']) {
-      off.template.resourceCountIs(type, 0);
-    }
-    assert.equal(off.construct.ingestUrl, undefined);
-    assert.throws(() => synth({ ingestThrottleRate: 0 }), /ingestThrottleRate/);
-  });
-
-  it('signed sessions: ingest gets the secret ARN (never the secret) and may read only that secret', () => {
-    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf';
-    const s = synth({ tokenSecretArn: arn });
-    const env = (name: 'ingest' | 'aggregate') =>
-      resource(s, s.id(name === 'ingest' ? s.construct.ingestFunction : s.construct.aggregateFunction)).Properties
-        .Environment.Variables;
-    assert.equal(env('ingest').LIVECOUNT_TOKEN_SECRET_ARN, arn);
-    assert.equal(env('ingest').LIVECOUNT_TOKEN_SECRET, undefined);
-    assert.equal(env('aggregate').LIVECOUNT_TOKEN_SECRET_ARN, undefined);
-    const statements = resource(s, s.id(s.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
-    assert.deepEqual(statements.at(-1), {
-      Sid: 'ReadTokenSecret',
-      Effect: 'Allow',
-      Action: 'secretsmanager:GetSecretValue',
-      Resource: arn,
-    });
-  });
-
-  it('a token secret under a customer-managed key: ingest may decrypt with that key, through Secrets Manager only', () => {
-    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf';
-    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
-    const s = synth({ tokenSecretArn: arn, tokenSecretKmsKeyArn: key });
-    const statements = resource(s, s.id(s.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
-    assert.deepEqual(statements.at(-1), {
-      Sid: 'DecryptTokenSecret',
-      Effect: 'Allow',
-      Action: 'kms:Decrypt',
-      Resource: key,
-      Condition: { StringLike: { 'kms:ViaService': 'secretsmanager.*.amazonaws.com' } },
-    });
-    const none = synth({ tokenSecretKmsKeyArn: key });
-    const plain = resource(none, none.id(none.construct.roles.ingest)).Properties.Policies[0].PolicyDocument.Statement;
-    assert.ok(!plain.some((st: { Sid?: string }) => st.Sid === 'DecryptTokenSecret'), 'no secret, no key grant');
-  });
-});
-
-describe('read API (Function URL)', () => {
-  it('defaults to AWS_IAM auth, no CORS, no public invoke permission', () => {
-    const { construct: c } = DEFAULT;
-    const url = resource(DEFAULT, DEFAULT.id(c.readUrl)).Properties;
-    assert.deepEqual(url, {
-      AuthType: 'AWS_IAM',
-      TargetFunctionArn: getAtt(DEFAULT.id(c.readFunction), 'Arn'),
-    });
-    DEFAULT.template.resourceCountIs('AWS::Lambda::Url', 1);
-    DEFAULT.template.resourceCountIs('AWS::Lambda::Permission', 0);
-  });
-
-  it('publicRead: auth NONE, CORS GET from the allowed origins, a public invoke permission, a justified checkov skip', () => {
-    const s = synth({ publicRead: true, allowedOrigins: ['https://dash.example.com', 'https://ops.example.com'] });
-    const url = resource(s, s.id(s.construct.readUrl));
-    assert.equal(url.Properties.AuthType, 'NONE');
-    assert.deepEqual(url.Properties.Cors, {
-      AllowMethods: ['GET'],
-      AllowOrigins: ['https://dash.example.com', 'https://ops.example.com'],
-      MaxAge: 3600,
-    });
-    assert.ok(url.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_258' && x.comment.length > 20));
+  it('players post to a public Function URL (auth NONE) of the edge; the function answers CORS itself', () => {
+    const edge = fnOf(c, 'edge');
+    const url = resource(DEFAULT, DEFAULT.id(c.edgeFunctionUrl as lambda.FunctionUrl));
+    assert.deepEqual(url.Properties, { AuthType: 'NONE', TargetFunctionArn: getAtt(DEFAULT.id(edge), 'Arn') });
+    assert.ok(url.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_258' && x.comment.length > 40));
     // Since October 2025 a public URL needs both statements; the second only via the URL.
-    const fn = getAtt(s.id(s.construct.readFunction), 'Arn');
-    const permissions = resourcesOfType(s, 'AWS::Lambda::Permission').map(([, p]) => p.Properties);
+    const fn = getAtt(DEFAULT.id(edge), 'Arn');
+    const permissions = resourcesOfType(DEFAULT, 'AWS::Lambda::Permission')
+      .map(([, p]) => p.Properties)
+      .filter((p) => JSON.stringify(p.FunctionName) === JSON.stringify(fn));
     assert.deepEqual(
       permissions.sort((a, b) => a.Action.localeCompare(b.Action)),
       [
@@ -580,11 +486,141 @@ describe('read API (Function URL)', () => {
         { Action: 'lambda:InvokeFunctionUrl', FunctionName: fn, FunctionUrlAuthType: 'NONE', Principal: '*' },
       ],
     );
-    assertNoWildcards(s.json);
+    assert.ok(c.edgeUrl?.endsWith('events'));
+    DEFAULT.template.resourceCountIs('AWS::ApiGatewayV2::Api', 0);
   });
 
-  it('publicRead without allowedOrigins is refused', () => {
-    assert.throws(() => synth({ publicRead: true }), /publicRead needs allowedOrigins/);
+  it('signed by default: the stack creates the secret; only the edge gets its ARN (never the secret) and may read it', () => {
+    DEFAULT.template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    const secretId = DEFAULT.id(c.tokenSecret as secretsmanager.Secret);
+    const secret = resource(DEFAULT, secretId);
+    assert.deepEqual(secret.Properties.GenerateSecretString, { ExcludePunctuation: true, PasswordLength: 48 });
+    for (const id of ['CKV_AWS_149', 'CKV2_AWS_57']) {
+      assert.ok(secret.Metadata.checkov.skip.some((x: any) => x.id === id), id);
+    }
+    assert.equal(edgeEnv(DEFAULT).LIVECOUNT_TOKEN_SECRET_ARN.Ref, secretId);
+    assert.equal(edgeEnv(DEFAULT).LIVECOUNT_UNSIGNED, undefined);
+    assert.deepEqual(statements(DEFAULT, 'edge').at(-1), {
+      Sid: 'ReadTokenSecret',
+      Effect: 'Allow',
+      Action: 'secretsmanager:GetSecretValue',
+      Resource: ref(secretId),
+    });
+    // The events queue is the relays' path, authenticated by IAM: ingest holds no secret.
+    const ingest = resource(DEFAULT, DEFAULT.id(c.ingestFunction)).Properties.Environment.Variables;
+    assert.equal(ingest.LIVECOUNT_TOKEN_SECRET_ARN, undefined);
+    assert.ok(!statements(DEFAULT, 'ingest').some((st: { Sid: string }) => st.Sid.includes('Token')));
+  });
+
+  it('a given secret is used instead; under a customer-managed key the edge may decrypt with it, through Secrets Manager only', () => {
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf';
+    const key = 'arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    const s = synth({ tokenSecretArn: arn, tokenSecretKmsKeyArn: key });
+    s.template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    assert.equal(edgeEnv(s).LIVECOUNT_TOKEN_SECRET_ARN, arn);
+    const edge = statements(s, 'edge');
+    assert.deepEqual(edge.at(-2).Resource, arn);
+    assert.deepEqual(edge.at(-1), {
+      Sid: 'DecryptTokenSecret',
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: key,
+      Condition: { StringLike: { 'kms:ViaService': 'secretsmanager.*.amazonaws.com' } },
+    });
+  });
+
+  it('unsigned only when said: LIVECOUNT_UNSIGNED=allow, no secret and no grant; with a secret ARN it is refused', () => {
+    const s = synth({ signedSessions: false });
+    s.template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    assert.equal(edgeEnv(s).LIVECOUNT_UNSIGNED, 'allow');
+    assert.equal(edgeEnv(s).LIVECOUNT_TOKEN_SECRET_ARN, undefined);
+    assert.ok(!statements(s, 'edge').some((st: { Sid: string }) => st.Sid.includes('Token')));
+    assert.equal(s.construct.tokenSecret, undefined);
+    assert.throws(
+      () => synth({ signedSessions: false, tokenSecretArn: 'arn:aws:secretsmanager:eu-west-1:1:secret:x' }),
+      /signedSessions is false but tokenSecretArn/,
+    );
+  });
+
+  it('CORS origins are a prop; the edge can be turned off', () => {
+    const s = synth({ edgeCorsOrigins: ['https://player.example', 'https://tv.example'] });
+    assert.equal(edgeEnv(s).LIVECOUNT_CORS_ORIGINS, 'https://player.example,https://tv.example');
+    const off = synth({ publicEdge: false });
+    off.template.resourceCountIs('AWS::Lambda::Function', 3);
+    assert.equal(off.construct.edgeFunction, undefined);
+    assert.equal(off.construct.edgeUrl, undefined);
+    assert.equal(off.construct.alarms.EdgeRefusals, undefined);
+    assert.throws(() => synth({ edgeTimeout: Duration.seconds(0) }), /edgeTimeout/);
+  });
+});
+
+describe('read API (Function URL) and the badge CDN', () => {
+  const { construct: c } = DEFAULT;
+
+  it('the read URL is always AWS_IAM, without CORS by default', () => {
+    const url = resource(DEFAULT, DEFAULT.id(c.readUrl)).Properties;
+    assert.deepEqual(url, {
+      AuthType: 'AWS_IAM',
+      TargetFunctionArn: getAtt(DEFAULT.id(c.readFunction), 'Arn'),
+    });
+    const s = synth({ allowedOrigins: ['https://dash.example.com'] });
+    assert.deepEqual(resource(s, s.id(s.construct.readUrl)).Properties.Cors, {
+      AllowMethods: ['GET'],
+      AllowOrigins: ['https://dash.example.com'],
+      MaxAge: 3600,
+    });
+  });
+
+  it('CloudFront signs every badge request (origin access control) and marks it public; only it may call the read URL', () => {
+    const distribution = c.badgeDistribution as cloudfront.Distribution;
+    const config = resource(DEFAULT, DEFAULT.id(distribution)).Properties.DistributionConfig;
+    assert.equal(config.Origins.length, 1);
+    const origin = config.Origins[0];
+    assert.deepEqual(origin.OriginCustomHeaders, [{ HeaderName: 'x-livecount-public', HeaderValue: '1' }]);
+    assert.ok(origin.OriginAccessControlId, 'an origin access control');
+    const [, oac] = resourcesOfType(DEFAULT, 'AWS::CloudFront::OriginAccessControl')[0];
+    assert.equal(oac.Properties.OriginAccessControlConfig.OriginAccessControlOriginType, 'lambda');
+    assert.equal(oac.Properties.OriginAccessControlConfig.SigningBehavior, 'always');
+    assert.equal(oac.Properties.OriginAccessControlConfig.SigningProtocol, 'sigv4');
+    const cdn = resourcesOfType(DEFAULT, 'AWS::Lambda::Permission')
+      .map(([, p]) => p.Properties)
+      .filter((p) => p.Principal === 'cloudfront.amazonaws.com');
+    assert.deepEqual(cdn.map((p) => p.Action).sort(), ['lambda:InvokeFunction', 'lambda:InvokeFunctionUrl']);
+    for (const p of cdn) {
+      assert.deepEqual(p.FunctionName, getAtt(DEFAULT.id(c.readUrl), 'FunctionArn'));
+      assert.ok(JSON.stringify(p.SourceArn).includes(DEFAULT.id(distribution)), 'limited to this distribution');
+    }
+    // Nobody else may invoke the read function: its URL stays AWS_IAM.
+    const others = resourcesOfType(DEFAULT, 'AWS::Lambda::Permission')
+      .map(([, p]) => p.Properties)
+      .filter((p) => p.Principal === '*');
+    assert.ok(others.every((p) => JSON.stringify(p.FunctionName).includes(DEFAULT.id(fnOf(c, 'edge')))));
+    assert.ok(c.badgeUrl?.startsWith('https://'));
+  });
+
+  it('the badge is cached as the read function says (max-age=1), bounded 0-10 s, keyed by its path alone; GET and HEAD over HTTPS', () => {
+    const config = resource(DEFAULT, DEFAULT.id(c.badgeDistribution as cloudfront.Distribution)).Properties
+      .DistributionConfig;
+    const behavior = config.DefaultCacheBehavior;
+    assert.deepEqual(behavior.AllowedMethods, ['GET', 'HEAD']);
+    assert.equal(behavior.ViewerProtocolPolicy, 'redirect-to-https');
+    assert.equal(behavior.Compress, true);
+    assert.equal(config.PriceClass, 'PriceClass_100');
+    const [, policy] = resourcesOfType(DEFAULT, 'AWS::CloudFront::CachePolicy')[0];
+    const p = policy.Properties.CachePolicyConfig;
+    assert.deepEqual([p.MinTTL, p.DefaultTTL, p.MaxTTL], [0, 1, 10]);
+    const key = p.ParametersInCacheKeyAndForwardedToOrigin;
+    assert.equal(key.HeadersConfig.HeaderBehavior, 'none');
+    assert.equal(key.CookiesConfig.CookieBehavior, 'none');
+    assert.equal(key.QueryStringsConfig.QueryStringBehavior, 'none');
+    const skips = resource(DEFAULT, DEFAULT.id(c.badgeDistribution as cloudfront.Distribution)).Metadata.checkov.skip;
+    assert.ok(skips.length >= 5 && skips.every((x: any) => x.comment.length > 30));
+  });
+
+  it('badgeCdn: false has no distribution', () => {
+    const s = synth({ badgeCdn: false });
+    s.template.resourceCountIs('AWS::CloudFront::Distribution', 0);
+    assert.equal(s.construct.badgeUrl, undefined);
   });
 });
 
@@ -636,7 +672,7 @@ function assertNoWildcards(json: any): void {
 
 describe('IAM', () => {
   const { construct: c } = DEFAULT;
-  const inline = (name: 'ingest' | 'aggregate' | 'read') => {
+  const inline = (name: FunctionName) => {
     const role = resource(DEFAULT, DEFAULT.id(c.roles[name])).Properties;
     assert.deepEqual(role.AssumeRolePolicyDocument, {
       Version: '2012-10-17',
@@ -647,7 +683,7 @@ describe('IAM', () => {
     assert.equal(role.Policies[0].PolicyDocument.Version, '2012-10-17');
     return role.Policies[0].PolicyDocument.Statement;
   };
-  const logs = (name: 'ingest' | 'aggregate' | 'read') => ({
+  const logs = (name: FunctionName) => ({
     Sid: 'OwnLogGroup',
     Effect: 'Allow',
     Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -674,14 +710,13 @@ describe('IAM', () => {
   });
 
   it("each role allows every operation infra/contract.json says its function calls", () => {
-    const actions = (name: 'ingest' | 'aggregate' | 'read', props: LivecountProps = {}) => {
+    const actions = (name: FunctionName, props: LivecountProps = {}) => {
       const s = synth(props);
       const doc = resource(s, s.id(s.construct.roles[name])).Properties.Policies[0].PolicyDocument;
       return doc.Statement.flatMap((st: any) => (Array.isArray(st.Action) ? st.Action : [st.Action]));
     };
-    const withSecret = { tokenSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:t-AbCdEf' };
-    for (const name of ['ingest', 'aggregate', 'read'] as const) {
-      const granted = actions(name, withSecret);
+    for (const name of FUNCTION_NAMES) {
+      const granted = actions(name);
       for (const operation of CONTRACT.operations[name]) {
         assert.ok(granted.includes(operation), `${name} calls ${operation} but its role does not allow it`);
       }
@@ -707,6 +742,20 @@ describe('IAM', () => {
     ]);
   });
 
+  it('edge: its own log group, UpdateItem on the sessions table, GetItem on the counters table, read the token secret', () => {
+    assert.deepEqual(inline('edge'), [
+      logs('edge'),
+      { Sid: 'WriteSessions', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: getAtt(DEFAULT.id(c.sessions), 'Arn') },
+      { Sid: 'ReadCounts', Effect: 'Allow', Action: 'dynamodb:GetItem', Resource: getAtt(DEFAULT.id(c.counters), 'Arn') },
+      {
+        Sid: 'ReadTokenSecret',
+        Effect: 'Allow',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: ref(DEFAULT.id(c.tokenSecret as secretsmanager.Secret)),
+      },
+    ]);
+  });
+
   it('read: its own log group, GetItem and Scan on the counters table', () => {
     assert.deepEqual(inline('read'), [
       logs('read'),
@@ -719,7 +768,7 @@ describe('IAM', () => {
     ]);
   });
 
-  it('one role per function, one for the ingest endpoint, and nothing else grants permissions', () => {
+  it('one role per function, and nothing else grants permissions', () => {
     DEFAULT.template.resourceCountIs('AWS::IAM::Role', 4);
     DEFAULT.template.resourceCountIs('AWS::IAM::Policy', 0);
   });
@@ -768,7 +817,7 @@ describe('IAM', () => {
 });
 
 describe('logs', () => {
-  it('one log group per function and one for the ingest endpoint, 14 days by default', () => {
+  it('one log group per function, 14 days by default', () => {
     DEFAULT.template.resourceCountIs('AWS::Logs::LogGroup', 4);
     for (const name of FUNCTION_NAMES) {
       assert.equal(resource(DEFAULT, DEFAULT.id(DEFAULT.construct.logGroups[name])).Properties.RetentionInDays, 14);
@@ -797,6 +846,10 @@ describe('alarms', () => {
       'AggregateThrottles',
       'CountersTableThrottled',
       'DeadLetterArrivals',
+      'EdgeErrors',
+      'EdgeRefusals',
+      'EdgeThrottles',
+      'EdgeWritesFailed',
       'EventsQueueAge',
       'IngestErrors',
       'IngestThrottles',
@@ -808,7 +861,7 @@ describe('alarms', () => {
       'SessionsTableThrottled',
       'UnreadableRecords',
     ]);
-    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 16);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 20);
     for (const [key, a] of Object.entries(c.alarms)) {
       const p = resource(DEFAULT, DEFAULT.id(a)).Properties;
       assert.equal(p.TreatMissingData, key === 'PipelineStalled' ? 'breaching' : 'notBreaching', key);
@@ -957,17 +1010,37 @@ describe('alarms', () => {
     assert.equal(a.Threshold, 0);
   });
 
+  it('edge refusals: the sum of every refusal reason over 5 minutes above 1000 (an inflation attempt); failed writes above 0', () => {
+    const a = alarm(DEFAULT, 'EdgeRefusals');
+    assert.equal(a.Threshold, 1000);
+    assert.equal(a.ComparisonOperator, 'GreaterThanThreshold');
+    const metrics = Object.values(mathMetrics(a));
+    assert.deepEqual(metrics.map((m) => m.Metric.MetricName).sort(), [...REFUSAL_METRICS].sort());
+    for (const m of metrics) {
+      assert.deepEqual(m.Metric.Dimensions, [
+        { Name: 'Deployment', Value: 'Test' },
+        { Name: 'Function', Value: 'edge' },
+      ]);
+      assert.equal(m.Period, 300);
+    }
+    assert.equal(expression(a).split('+').length, REFUSAL_METRICS.length);
+    const w = alarm(DEFAULT, 'EdgeWritesFailed');
+    assert.equal(w.MetricName, 'WritesFailed');
+    assert.equal(w.Threshold, 0);
+  });
+
   it('thresholds and actions are props', () => {
-    const s = synth({ iteratorAgeAlarmSeconds: 120, invalidMessagesThreshold: 25 });
+    const s = synth({ iteratorAgeAlarmSeconds: 120, invalidMessagesThreshold: 25, refusalsAlarmThreshold: 50 });
     assert.equal(alarm(s, 'AggregateIteratorAge').Threshold, 120_000);
     assert.equal(alarm(s, 'MessagesInvalid').Threshold, 25);
+    assert.equal(alarm(s, 'EdgeRefusals').Threshold, 50);
 
     const app = new App({ context: CONTEXT });
     const stack = new Stack(app, 'WithActions');
     const topic = new sns.Topic(stack, 'Topic');
     new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
     const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, 16);
+    assert.equal(Object.keys(alarms).length, 20);
     for (const a of Object.values(alarms)) {
       assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
     }
@@ -980,6 +1053,7 @@ describe('dashboard', () => {
     for (const m of ['EventsApplied', 'EventsStale', 'MessagesInvalid']) assert.ok((INGEST_METRICS as readonly string[]).includes(m), m);
     assert.deepEqual([...INGEST_METRICS], CONTRACT.metrics.ingest, 'the ingest metrics are the contract');
     assert.deepEqual([...AGGREGATE_METRICS], CONTRACT.metrics.aggregate, 'the aggregate metrics are the contract');
+    assert.deepEqual([...EDGE_METRICS], CONTRACT.metrics.edge, 'the edge metrics are the contract');
     DEFAULT.template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     const [[, d]] = resourcesOfType(DEFAULT, 'AWS::CloudWatch::Dashboard');
     // The body is an Fn::Join of JSON text and references; its literal parts carry the metric specs.
@@ -987,6 +1061,7 @@ describe('dashboard', () => {
     for (const [fn, metrics] of [
       ['ingest', INGEST_METRICS],
       ['aggregate', AGGREGATE_METRICS],
+      ['edge', ['EventsApplied', 'EventsStale', ...REFUSAL_METRICS]],
     ] as const) {
       for (const m of metrics) {
         const spec = JSON.stringify(['livecount', m, 'Deployment', 'Test', 'Function', fn]).slice(0, -1);
@@ -996,7 +1071,7 @@ describe('dashboard', () => {
     for (const m of ['IteratorAge', 'Errors', 'Throttles', 'Duration', 'ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage']) {
       assert.ok(body.includes(`\\"${m}\\"`), m);
     }
-    for (const title of ['Ingest: events per minute', 'Aggregate iterator age', 'Errors and throttles', 'Dead letters']) {
+    for (const title of ['Edge: counted and refused per minute', 'Ingest (relays): events per minute', 'Aggregate iterator age', 'Errors and throttles', 'Dead letters']) {
       assert.ok(body.includes(title), title);
     }
   });
@@ -1010,7 +1085,7 @@ describe('dashboard', () => {
 describe('checkov skips', () => {
   it('every skip in the template carries a justification', () => {
     let count = 0;
-    for (const s of [DEFAULT, synth({ publicRead: true, allowedOrigins: ['*'], pointInTimeRecovery: false })]) {
+    for (const s of [DEFAULT, synth({ signedSessions: false, pointInTimeRecovery: false })]) {
       for (const [id, r] of Object.entries(s.json.Resources as Record<string, any>)) {
         for (const skip of r.Metadata?.checkov?.skip ?? []) {
           assert.match(skip.id, /^CKV2?_AWS_\d+$/, id);
@@ -1039,8 +1114,8 @@ describe('parity with Terraform (infra/contract.json settings)', () => {
     const aggregateMapping = props(c.aggregateMapping);
     const queue = props(c.queue);
     const fn = (f: lambda.Function) => props(f);
-    const [, stage] = resourcesOfType(DEFAULT, 'AWS::ApiGatewayV2::Stage')[0];
     const table = props(c.sessions);
+    const edge = fnOf(c, 'edge');
     const actual: Record<string, unknown> = {
       max_receive_count: queue.RedrivePolicy.maxReceiveCount,
       ingest_batch_size: ingestMapping.BatchSize,
@@ -1066,13 +1141,16 @@ describe('parity with Terraform (infra/contract.json settings)', () => {
         ingest: fn(c.ingestFunction).Timeout,
         aggregate: fn(c.aggregateFunction).Timeout,
         read: fn(c.readFunction).Timeout,
+        edge: fn(edge).Timeout,
       },
       queue_visibility_timeout_seconds: queue.VisibilityTimeout,
       queue_retention_seconds: queue.MessageRetentionPeriod,
-      ingest_throttle_rate: stage.Properties.DefaultRouteSettings.ThrottlingRateLimit,
-      ingest_throttle_burst: stage.Properties.DefaultRouteSettings.ThrottlingBurstLimit,
       iterator_age_alarm_seconds: resource(DEFAULT, DEFAULT.id(c.alarms.AggregateIteratorAge)).Properties.Threshold / 1000,
-      public_read: props(c.readUrl).AuthType === 'NONE',
+      public_edge: props(c.edgeFunctionUrl as lambda.FunctionUrl).AuthType === 'NONE',
+      signed_sessions: fn(edge).Environment.Variables.LIVECOUNT_TOKEN_SECRET_ARN !== undefined,
+      badge_cdn: resourcesOfType(DEFAULT, 'AWS::CloudFront::Distribution').length === 1,
+      edge_cors_origins: fn(edge).Environment.Variables.LIVECOUNT_CORS_ORIGINS.split(','),
+      refusals_alarm_threshold: resource(DEFAULT, DEFAULT.id(c.alarms.EdgeRefusals)).Properties.Threshold,
       sessions_warm_write_units: table.WarmThroughput?.WriteUnitsPerSecond ?? null,
       counters_warm_write_units: props(c.counters).WarmThroughput?.WriteUnitsPerSecond ?? null,
     };
@@ -1149,7 +1227,9 @@ describe('app', () => {
       windowSeconds: '20',
       sessionShards: '64',
       countersTable: 'ctx-counters',
-      publicRead: 'true',
+      signedSessions: 'false',
+      badgeCdn: 'false',
+      edgeCorsOrigins: 'https://tv.example',
       allowedOrigins: 'https://a.example, https://b.example',
       maxReceiveCount: '7',
       aggregateMaxRecordAgeSeconds: '900',
@@ -1172,7 +1252,12 @@ describe('app', () => {
       },
       ReservedConcurrentExecutions: 5,
     });
-    t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ LIVECOUNT_UNSIGNED: 'allow', LIVECOUNT_CORS_ORIGINS: 'https://tv.example' }),
+      },
+    });
+    t.resourceCountIs('AWS::CloudFront::Distribution', 0);
     t.hasResourceProperties('AWS::SQS::Queue', { RedrivePolicy: Match.objectLike({ maxReceiveCount: 7 }) });
     t.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumRecordAgeInSeconds: 900 });
     t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
@@ -1182,7 +1267,7 @@ describe('app', () => {
 
   it('bad context values are refused with the key named', () => {
     const stack = new Stack(new App(), 'Bad');
-    assert.throws(() => propsFromContext(stack, (k) => (k === 'publicRead' ? 'yes' : undefined)), /publicRead/);
+    assert.throws(() => propsFromContext(stack, (k) => (k === 'signedSessions' ? 'yes' : undefined)), /signedSessions/);
     assert.throws(() => propsFromContext(stack, (k) => (k === 'windowSeconds' ? 'ten' : undefined)), /windowSeconds/);
     assert.throws(() => propsFromContext(stack, (k) => (k === 'logRetentionDays' ? '15' : undefined)), /logRetentionDays/);
   });
@@ -1199,21 +1284,25 @@ describe('app', () => {
     });
     const template = JSON.parse(fs.readFileSync(path.join(out, 'LivecountTest.template.json'), 'utf8'));
     const types = Object.values(template.Resources as Record<string, any>).map((r) => r.Type);
-    assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 3);
+    assert.equal(types.filter((t) => t === 'AWS::Lambda::Function').length, 4);
     assertNoWildcards(template);
     assert.deepEqual(Object.keys(template.Outputs).sort(), [
       'AggregateFailureQueueUrl',
+      'BadgeUrl',
       'CountersTableName',
       'DashboardName',
       'DeadLetterQueueUrl',
+      'EdgeUrl',
       'EventsQueueArn',
       'EventsQueueUrl',
-      'IngestUrl',
       'ReadUrl',
       'SessionsTableName',
+      'TokenSecretArn',
     ]);
-    const [apiId] = Object.entries(template.Resources as Record<string, any>).find(([, r]) => r.Type === 'AWS::ApiGatewayV2::Api')!;
-    assert.deepEqual(template.Outputs.IngestUrl.Value, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [apiId, 'ApiEndpoint'] }, '/events']] });
+    const [urlId] = Object.entries(template.Resources as Record<string, any>).find(
+      ([, r]) => r.Type === 'AWS::Lambda::Url' && r.Properties.AuthType === 'NONE',
+    )!;
+    assert.deepEqual(template.Outputs.EdgeUrl.Value, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [urlId, 'FunctionUrl'] }, 'events']] });
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     assert.equal(manifest.artifacts.LivecountTest.environment, 'aws://unknown-account/unknown-region');
   });

@@ -14,6 +14,8 @@ const stream = `e2e-${process.pid}`;
 const FIRST_COUNT_MS = 6000;
 // pause, stop and the beacon count at once: long before a silent viewer's window (15 s) runs out.
 const AT_ONCE_MS = 3000;
+// The badge polls every second (its interval attribute) and may be a second old.
+const BADGE_MS = 4000;
 
 async function viewers() {
   const response = await fetch(`${base}/api/streams/${stream}`);
@@ -56,6 +58,12 @@ try {
 
   const page = await open();
   report.firstCountMs = await countBecomes(1, FIRST_COUNT_MS, 'playing');
+  // The audience's view: <livecount-viewers> polls the badge (max-age 1 s) and shows the count.
+  const start = Date.now();
+  await page
+    .waitForFunction(() => window.livecount.badge.dataset.viewers === '1', null, { timeout: BADGE_MS })
+    .catch(() => assert.fail(`<livecount-viewers> did not show 1 within ${BADGE_MS} ms`));
+  report.badgeMs = Date.now() - start;
   await page.evaluate(() => window.livecount.video.pause());
   report.pauseMs = await countBecomes(0, AT_ONCE_MS, 'pause()');
   await page.evaluate(() => window.livecount.video.play());
