@@ -9,14 +9,14 @@ LAMBDA_DIR ?= target/lambda
 LAMBDA_TARGET = $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,aarch64)-unknown-linux-gnu.2.17
 LAMBDA_ELF_MACHINE = $(if $(filter x86_64,$(LAMBDA_ARCH)),62,183)
 
-.PHONY: run test unit lint fmt chromium web-client package lambda-test infra-test fuzz bench bench-scale clean-local
+.PHONY: run test unit lint fmt chromium nginx web-client package lambda-test infra-test fuzz bench bench-scale clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
 ## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local
-test: lint chromium web-client
+test: lint chromium nginx web-client
 	cd clients/web && npm test
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
 
@@ -32,9 +32,13 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## chromium: Debian's Chromium, for the dashboard's end-to-end test
+## chromium: Debian's Chromium, for the dashboard's and the player's end-to-end tests
 chromium:
-	@command -v chromium >/dev/null || scripts/install-chromium.sh
+	@scripts/install-debian-package.sh chromium chromium
+
+## nginx: Debian's nginx, the HTTP cache that stands in for the CDN in the badge test
+nginx:
+	@scripts/install-debian-package.sh nginx nginx
 
 ## web-client: the web client's test dependency (playwright-core drives Debian's Chromium)
 web-client:

@@ -72,13 +72,13 @@ fi
 # cdk synth, as a deployer runs it but offline; with the real zips when `make package` made them.
 code_args=()
 have_zips=1
-for f in ingest aggregate read; do
+for f in ingest aggregate read edge; do
   [[ -f "$ROOT/target/lambda/$f/bootstrap.zip" ]] || have_zips=0
 done
 if [[ $have_zips == 1 ]]; then
   code_note="the zips from make package"
 else
-  for f in ingest aggregate read; do
+  for f in ingest aggregate read edge; do
     mkdir -p "$WORK/code/$f"
     printf '#!/bin/sh\necho "placeholder for infra tests"\n' >"$WORK/code/$f/bootstrap"
     chmod +x "$WORK/code/$f/bootstrap"
@@ -94,10 +94,10 @@ synth() { # synth OUTDIR CONTEXT...
     --output "$out" "${code_args[@]}" "$@")
 }
 run cdk-synth synth cdk.out
-# The opt-in public read API too, so its checkov skips are checked (not kept).
-run cdk-synth-public synth "$WORK/cdk-public" -c publicRead=true -c allowedOrigins=https://dashboard.example.com
+# The explicit opt-outs too (unsigned sessions, no CDN), so their templates are checked as well.
+run cdk-synth-unsigned synth "$WORK/cdk-unsigned" -c signedSessions=false -c badgeCdn=false
 templates=("$CDK"/cdk.out/*.template.json)
-echo "infra-test: cdk synth: ${#templates[@]} template(s) in infra/cdk/cdk.out, and the publicRead variant ($code_note)"
+echo "infra-test: cdk synth: ${#templates[@]} template(s) in infra/cdk/cdk.out, and the unsigned variant ($code_note)"
 
 # ---- Terraform ------------------------------------------------------------------------------------
 
@@ -207,7 +207,7 @@ checkov() {
   echo "infra-test: checkov $name: $counts"
 }
 checkov cdk --framework cloudformation --file "${templates[@]}"
-checkov cdk-public-read --framework cloudformation --file "$WORK"/cdk-public/*.template.json
+checkov cdk-unsigned --framework cloudformation --file "$WORK"/cdk-unsigned/*.template.json
 checkov terraform --framework terraform --directory "$TF"
 
 # ---- cfn-lint -------------------------------------------------------------------------------------
@@ -218,8 +218,8 @@ if [[ "$("$VENV/bin/cfn-lint" --version 2>/dev/null || true)" != "cfn-lint $CFN_
   run cfn-lint-install "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
   echo "infra-test: installed cfn-lint $CFN_LINT_VERSION into .local/venv"
 fi
-run cfn-lint "$VENV/bin/cfn-lint" --non-zero-exit-code warning --ignore-checks W3005 -- "${templates[@]}" "$WORK"/cdk-public/*.template.json
-echo "infra-test: cfn-lint: no errors or warnings in ${#templates[@]} template(s) and the publicRead variant (W3005 ignored)"
+run cfn-lint "$VENV/bin/cfn-lint" --non-zero-exit-code warning --ignore-checks W3005 -- "${templates[@]}" "$WORK"/cdk-unsigned/*.template.json
+echo "infra-test: cfn-lint: no errors or warnings in ${#templates[@]} template(s) and the unsigned variant (W3005 ignored)"
 
 # ---- The CDK tests' summary, last ------------------------------------------------------------------
 

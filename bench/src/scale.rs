@@ -2,11 +2,11 @@
 //! priced, and written into BENCHMARKS.md (between the scale markers) with docs/scale.png.
 
 use livecount_sim::audience::{AudienceSpec, Shape};
-use livecount_sim::engine::{Faults, HandlerCost, Outcome, Scenario, run};
+use livecount_sim::engine::{Door, Faults, HandlerCost, Outcome, Scenario, Settings, run};
 use livecount_sim::sizing::{PeakAudience, size};
 use std::fmt::Write as _;
 
-/// us-east-1 list prices, on-demand (in effect since 1 November 2024, used on 2026-11-26).
+/// us-east-1 list prices, on-demand (in effect since 1 November 2024, used on 2026-12-02).
 pub struct Prices;
 
 impl Prices {
@@ -58,6 +58,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 measure_from_s: 10,
                 scaled_out: true,
                 faults: Faults::default(),
+                attack_per_second: 0,
                 seed: 1,
             },
         ),
@@ -73,6 +74,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 measure_from_s: 10,
                 scaled_out: true,
                 faults: Faults::default(),
+                attack_per_second: 0,
                 seed: 2,
             },
         ),
@@ -97,6 +99,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 measure_from_s: 0,
                 scaled_out: false,
                 faults: Faults::default(),
+                attack_per_second: 0,
                 seed: 3,
             },
         ));
@@ -119,6 +122,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 measure_from_s: 10,
                 scaled_out: true,
                 faults: Faults::default(),
+                attack_per_second: 0,
                 seed: 4,
             },
         ));
@@ -142,7 +146,55 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 lost_answers: 0.01,
                 throttles: 0.05,
             },
+            attack_per_second: 0,
             seed: 6,
+        },
+    ));
+    // The relays' path at the same size: the events queue and ingest's batches.
+    out.push((
+        "q".to_owned(),
+        Scenario {
+            name: format!(
+                "(q) {} viewers on one stream through the events queue (relays), 10 %/min churn",
+                n(1e6)
+            ),
+            audience: steady(n(1e6), 1),
+            seconds: 65,
+            settings: Settings {
+                door: Door::Queue,
+                ..million.settings(true)
+            },
+            dashboards: 1_000,
+            settles_at_s: None,
+            measure_from_s: 10,
+            scaled_out: true,
+            faults: Faults::default(),
+            attack_per_second: 0,
+            seed: 7,
+        },
+    ));
+    let hundred_thousand = size(PeakAudience {
+        viewers_per_stream: n(1e5),
+        streams: 1,
+    });
+    out.push((
+        "g".to_owned(),
+        Scenario {
+            name: format!(
+                "(g) {} viewers on one stream while one client sends {} forged requests a second",
+                n(1e5),
+                n(1e4)
+            ),
+            audience: steady(n(1e5), 1),
+            seconds: 65,
+            settings: hundred_thousand.settings(true),
+            dashboards: 1_000,
+            settles_at_s: None,
+            measure_from_s: 10,
+            scaled_out: true,
+            faults: Faults::default(),
+            attack_per_second: n(1e4),
+            seed: 8,
         },
     ));
     out
@@ -177,7 +229,7 @@ pub fn summary(o: &Outcome) -> String {
     format!(
         "  {:.0} s wall; exact {} of {} stream-seconds, largest error {}; audience error max {}; \
          heal {:?}; hottest keys: sessions {:.0}, counter {:.0} WCU/s; throttled {}; lag p50 {} ms, p99 {} ms; \
-         invocations: ingest {}, aggregate {} ({} died); records redelivered {}, lost {}; messages dead-lettered {}",
+         invocations: ingest {}, aggregate {} ({} died), edge {} (peak {}); count reads {} (peak {}/s, {}/stream-s), age p99 {} ms; refused {}; records redelivered {}, lost {}; messages dead-lettered {}",
         o.wall_seconds,
         o.exact_samples,
         o.samples,
@@ -192,6 +244,13 @@ pub fn summary(o: &Outcome) -> String {
         o.ingest.invocations,
         o.aggregate.invocations,
         o.function_errors,
+        o.edge.function.invocations,
+        o.edge.function.peak_concurrency,
+        o.edge.count_reads,
+        o.edge.peak_count_reads_per_second,
+        o.edge.peak_count_reads_per_stream_second,
+        o.edge.count_age.quantile(0.99),
+        o.edge.refused,
         o.records_redelivered,
         o.records_lost,
         o.messages_dead_lettered,
@@ -213,18 +272,33 @@ impl Cost {
     }
 }
 
-/// livecount's cost for a run: every request unit, invocation and GB-second the model counted;
-/// SQS `SendMessage` per message plus one `ReceiveMessage` and one `DeleteMessageBatch` per 10.
-pub fn cost(o: &Outcome) -> Cost {
+/// livecount's cost for a run: every request unit, invocation and GB-second the model counted
+/// (the edge's count reads at half a read unit each: eventually consistent, under 4 KB); through
+/// the queue, SQS `SendMessage` per message plus one `ReceiveMessage` and one
+/// `DeleteMessageBatch` per 10. The attack's requests are left out (see [`attack_cost`]).
+pub fn cost(o: &Outcome, door: Door) -> Cost {
     let messages = o.messages as f64;
+    let functions = [&o.ingest, &o.aggregate, &o.edge.function];
     Cost {
         dynamodb: o.write_units * Prices::WRITE_REQUEST_UNIT
-            + o.read_units * Prices::READ_REQUEST_UNIT,
-        lambda: (o.ingest.invocations + o.aggregate.invocations) as f64 * Prices::LAMBDA_REQUEST
-            + (o.ingest.gb_seconds + o.aggregate.gb_seconds) * Prices::LAMBDA_ARM_GB_SECOND,
-        sqs: messages * 1.2 * Prices::SQS_REQUEST,
-        http_api: messages * Prices::HTTP_API_REQUEST,
+            + (o.read_units + 0.5 * o.edge.count_reads as f64) * Prices::READ_REQUEST_UNIT,
+        lambda: functions.iter().map(|f| lambda_cost(f)).sum(),
+        sqs: match door {
+            Door::Queue => messages * 1.2 * Prices::SQS_REQUEST,
+            Door::Edge => 0.0,
+        },
+        http_api: 0.0,
     }
+}
+
+fn lambda_cost(f: &livecount_sim::engine::FunctionUse) -> f64 {
+    f.invocations as f64 * Prices::LAMBDA_REQUEST + f.gb_seconds * Prices::LAMBDA_ARM_GB_SECOND
+}
+
+/// What the forged requests cost the operator, in dollars (edge invocations and their GB-seconds;
+/// they make no write and no read).
+pub fn attack_cost(o: &Outcome) -> f64 {
+    lambda_cost(&o.edge.attack)
 }
 
 /// Dollars per million viewer-hours.
@@ -350,6 +424,45 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
             o.lag.quantile(0.99) as f64 / 1000.0,
         );
     }
+    let _ = writeln!(
+        md,
+        "\n**The public edge.** Every scenario but (q) has its players post to the edge (one request per event, written at once, answered with the stream's count, read by an instance at most once a second: what a player's badge shows). *Count age* is how old the count in an answer was, on top of the pipeline's lag above. (g) adds one client sending forged requests, refused by the token check before any write; what they cost is the edge's invocations for them.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scenario | edge invocations, peak concurrency, GB-s | count reads: total, peak per second, peak per stream-second (read units of 3,000) | count age p50 / p99 | forged requests refused | their cost |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (_, scenario, o) in outcomes {
+        if scenario.settings.door != Door::Edge {
+            continue;
+        }
+        let e = &o.edge;
+        let _ = writeln!(
+            md,
+            "| {} | {}, {}, {:.0} | {}, {}, {} ({:.0}) | {} / {} ms | {} | {} |",
+            scenario.name,
+            e.function.invocations,
+            e.function.peak_concurrency,
+            e.function.gb_seconds,
+            e.count_reads,
+            e.peak_count_reads_per_second,
+            e.peak_count_reads_per_stream_second,
+            0.5 * e.peak_count_reads_per_stream_second as f64,
+            e.count_age.quantile(0.5),
+            e.count_age.quantile(0.99),
+            e.refused,
+            if e.refused == 0 {
+                "—".to_owned()
+            } else {
+                format!(
+                    "${:.4} (${:.2} an hour; ${:.3} per million)",
+                    attack_cost(o),
+                    attack_cost(o) / o.seconds as f64 * 3600.0,
+                    attack_cost(o) / e.refused as f64 * 1e6
+                )
+            },
+        );
+    }
     let _ = writeln!(md, "\n**Settings and Lambda.**\n");
     let _ = writeln!(
         md,
@@ -386,14 +499,14 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
     }
     let _ = writeln!(
         md,
-        "\n**Cost per million viewer-hours.** us-east-1 on-demand list prices in effect since 1 November 2024 (used 2026-11-26): DynamoDB $0.625 per million write request units and $0.125 per million read request units (stream reads by Lambda are free); Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second; SQS standard $0.40 per million requests; API Gateway HTTP API $1.00 per million requests. Storage (a few hundred MB of session rows) is left out.\n"
+        "\n**Cost per million viewer-hours.** us-east-1 on-demand list prices in effect since 1 November 2024 (used 2026-12-02): DynamoDB $0.625 per million write request units and $0.125 per million read request units (stream reads by Lambda are free); Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second (a Function URL adds nothing); SQS standard $0.40 per million requests; API Gateway HTTP API $1.00 per million requests (the seed designs' front door, and livecount's before the edge). Storage (a few hundred MB of session rows) and CloudWatch Logs (one metrics line per edge instance a minute) are left out.\n"
     );
     let _ = writeln!(
         md,
         "| design | scenario | DynamoDB | Lambda | SQS | HTTP API | total | hottest key asked for |\n|---|---|---:|---:|---:|---:|---:|---:|"
     );
     for (_, scenario, o) in outcomes {
-        let c = cost(o);
+        let c = cost(o, scenario.settings.door);
         let per = |d: f64| format!("${:.2}", per_million_viewer_hours(d, o));
         let _ = writeln!(
             md,

@@ -16,6 +16,10 @@ pub const MAX_PLAYER_BODY_BYTES: usize = 4096;
 /// few while offline may send them together).
 pub const MAX_PLAYER_EVENTS: usize = 4;
 
+/// How old the count an edge answer carries may be, ms: an edge instance reads a stream's live
+/// counter at most this often, whatever the audience it serves.
+pub const COUNT_MAX_AGE_MS: i64 = 1000;
+
 /// Why the public edge refused a request. Each reason is a metric ([`Refusal::metric`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {

@@ -19,7 +19,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use livecount_core::edge::{MAX_PLAYER_BODY_BYTES, REFUSAL_METRICS, Refusal, check_player_request};
+use livecount_core::edge::{
+    COUNT_MAX_AGE_MS, MAX_PLAYER_BODY_BYTES, REFUSAL_METRICS, Refusal, check_player_request,
+};
 use livecount_core::ids::StreamId;
 use livecount_core::store::SessionWrite;
 use livecount_core::token::VerifyToken;
@@ -49,9 +51,6 @@ pub const EDGE_METRICS: [&str; 10] = [
 /// How often an instance prints its counters as one EMF line (one line per request would cost
 /// more in CloudWatch Logs than the request itself).
 pub const METRICS_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How old a stream's count may be when an answer carries it.
-pub const COUNT_MAX_AGE_MS: i64 = 1000;
 
 /// The counters of one instance since it last printed them. Clones share them.
 #[derive(Debug, Clone)]

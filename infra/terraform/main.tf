@@ -1,12 +1,14 @@
-# livecount on AWS: players -> SQS -> ingest -> sessions table -> stream -> aggregate -> counters
-# table <- read (Function URL). The settings, policies, alarms and dashboard are computed (and
-# validated, and tested offline) in modules/settings; this file turns them into resources.
+# livecount on AWS: players -> edge (public Function URL) -> sessions table -> stream -> aggregate
+# -> counters table <- read (Function URL, AWS_IAM) <- CloudFront (the badge). Relays send batches
+# to SQS -> ingest -> sessions table. The settings, policies, alarms and dashboard, and which
+# optional resources exist, are computed (and validated, and tested offline) in modules/settings;
+# this file turns them into resources.
 
 data "aws_region" "current" {}
 
 locals {
   s         = module.settings.settings
-  functions = toset(["ingest", "aggregate", "read"])
+  functions = toset(module.settings.functions)
 
   function_names = { for f in local.functions : f => "${local.s.name_prefix}-${f}" }
 
@@ -15,7 +17,12 @@ locals {
     ingest    = coalesce(var.ingest_zip, "${path.module}/../../target/lambda/ingest/bootstrap.zip")
     aggregate = coalesce(var.aggregate_zip, "${path.module}/../../target/lambda/aggregate/bootstrap.zip")
     read      = coalesce(var.read_zip, "${path.module}/../../target/lambda/read/bootstrap.zip")
+    edge      = coalesce(var.edge_zip, "${path.module}/../../target/lambda/edge/bootstrap.zip")
   }
+
+  edge         = module.settings.edge
+  token_secret = module.settings.token_secret
+  badge_cdn    = module.settings.badge_cdn
 }
 
 module "settings" {
@@ -44,14 +51,14 @@ module "settings" {
   aggregate_parallelization_factor      = var.aggregate_parallelization_factor
   aggregate_timeout_seconds             = var.aggregate_timeout_seconds
   read_timeout_seconds                  = var.read_timeout_seconds
-  public_read                           = var.public_read
+  edge_timeout_seconds                  = var.edge_timeout_seconds
   sessions_warm_write_units             = var.sessions_warm_write_units
   counters_warm_write_units             = var.counters_warm_write_units
   allowed_origins                       = var.allowed_origins
-  ingest_endpoint                       = var.ingest_endpoint
-  ingest_cors_origins                   = var.ingest_cors_origins
-  ingest_throttle_rate                  = var.ingest_throttle_rate
-  ingest_throttle_burst                 = var.ingest_throttle_burst
+  badge_cdn                             = var.badge_cdn
+  public_edge                           = var.public_edge
+  edge_cors_origins                     = var.edge_cors_origins
+  signed_sessions                       = var.signed_sessions
   token_secret_arn                      = var.token_secret_arn
   token_secret_kms_key_arn              = var.token_secret_kms_key_arn
   expected_stream_shards                = var.expected_stream_shards
@@ -62,6 +69,7 @@ module "settings" {
   log_retention_days                    = var.log_retention_days
   iterator_age_alarm_seconds            = var.iterator_age_alarm_seconds
   invalid_messages_threshold            = var.invalid_messages_threshold
+  refusals_alarm_threshold              = var.refusals_alarm_threshold
 
   resources = {
     region                       = data.aws_region.current.region
@@ -77,6 +85,7 @@ module "settings" {
     aggregate_failure_queue_name = aws_sqs_queue.aggregate_failures.name
     log_group_arns               = { for f, g in aws_cloudwatch_log_group.function : f => g.arn }
     function_names               = local.function_names
+    token_secret_arn             = one(aws_secretsmanager_secret.token[*].arn)
   }
 }
 
@@ -179,7 +188,7 @@ resource "aws_sqs_queue" "dead_letter" {
   tags                      = var.tags
 }
 
-# Players send their events here.
+# Relays send batches of events here (players post to the edge).
 resource "aws_sqs_queue" "events" {
   name                       = "${local.s.name_prefix}-events"
   sqs_managed_sse_enabled    = true
@@ -257,12 +266,12 @@ resource "aws_iam_role_policy" "function" {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB and SQS public AWS endpoints over TLS with IAM auth; a VPC would add NAT or endpoint cost and cold-start time for no isolation gain.
-  #checkov:skip=CKV_AWS_116:A function DLQ only serves asynchronous invocations; these functions are invoked synchronously (SQS and DynamoDB Streams event source mappings, Function URL). Failures go to the events DLQ and the stream on-failure queue.
-  #checkov:skip=CKV_AWS_173:The environment holds only table names and numeric tuning values, no secrets; Lambda encrypts it at rest with an AWS managed key.
+  #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB, SQS and Secrets Manager public AWS endpoints over TLS with IAM auth; a VPC would add NAT or endpoint cost and cold-start time for no isolation gain.
+  #checkov:skip=CKV_AWS_116:A function DLQ only serves asynchronous invocations; these functions are invoked synchronously (SQS and DynamoDB Streams event source mappings, Function URLs). Failures go to the events DLQ and the stream on-failure queue; the edge answers the player, which retries.
+  #checkov:skip=CKV_AWS_173:The environment holds only table and queue names, numeric tuning values, CORS origins and the token secret's ARN (never the secret: the edge reads it from Secrets Manager); Lambda encrypts it at rest with an AWS managed key.
   #checkov:skip=CKV_AWS_272:Code signing is not configured: the zips are built from source by make package in the deploying pipeline. Add an AWS Signer profile if your organisation requires signed artifacts.
   #checkov:skip=CKV_AWS_50:X-Ray tracing needs xray:PutTraceSegments on Resource "*" (no resource-level permissions), which this least-privilege design forbids; the handlers emit EMF metrics and logs instead.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency is opt-in (reserved_concurrency, default none: -1): reserving takes capacity from the account pool and can fail on accounts with a low limit; ingest can be capped with ingest_max_concurrency, aggregate is bounded by stream shards x parallelization factor.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency is set where it bounds something (aggregate: stream shards x parallelization factor; read: 10); ingest is capped by ingest_max_concurrency instead, and the edge scales with the audience (a refusal costs about a millisecond): reserving for them takes capacity from the account pool. reserved_concurrency sets any of them.
   for_each      = local.functions
   function_name = local.function_names[each.key]
   description   = "livecount ${each.key}"
@@ -280,18 +289,22 @@ resource "aws_lambda_function" "function" {
   reserved_concurrent_executions = lookup(local.s.reserved_concurrency, each.key, -1)
 
   environment {
-    variables = each.key == "ingest" ? module.settings.ingest_environment : module.settings.environment
+    variables = module.settings.environments[each.key]
   }
 
+  # The edge logs JSON at system level WARN (no START/END/REPORT lines), application level INFO.
   logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.function[each.key].name
+    log_format            = module.settings.logging[each.key].log_format
+    system_log_level      = module.settings.logging[each.key].system_log_level
+    application_log_level = module.settings.logging[each.key].application_log_level
+    log_group             = aws_cloudwatch_log_group.function[each.key].name
   }
 
   tags = var.tags
 
-  # The event source mappings check the role's permissions when they are created.
-  depends_on = [aws_iam_role_policy.function]
+  # The event source mappings check the role's permissions when they are created; the edge reads
+  # the token secret's current version when it starts.
+  depends_on = [aws_iam_role_policy.function, aws_secretsmanager_secret_version.token]
 }
 
 # ---- Triggers -------------------------------------------------------------------------------------
@@ -332,7 +345,63 @@ resource "aws_lambda_event_source_mapping" "aggregate" {
   }
 }
 
-# ---- Read API -------------------------------------------------------------------------------------
+# ---- Token secret (signed sessions) ---------------------------------------------------------------
+# Created when sessions are signed and no token_secret_arn was given. Its first value is generated
+# here; rotate it with `aws secretsmanager put-secret-value` (the edge accepts tokens of the
+# AWSCURRENT and AWSPREVIOUS versions), which the ignored secret_string leaves alone.
+
+resource "aws_secretsmanager_secret" "token" {
+  #checkov:skip=CKV_AWS_149:Encrypted with the AWS managed key (aws/secretsmanager): only the edge's role may GetSecretValue it. Pass token_secret_arn (and token_secret_kms_key_arn) to use a secret under your own key.
+  #checkov:skip=CKV2_AWS_57:Rotated by put-secret-value (docs/deploy.md): the edge accepts tokens of the AWSCURRENT and AWSPREVIOUS versions, so a rotation refuses no valid token; the backend that issues tokens reads the new version itself, which a rotation Lambda could not arrange.
+  count       = local.token_secret == null ? 0 : 1
+  name        = local.token_secret.name
+  description = local.token_secret.description
+  tags        = var.tags
+}
+
+data "aws_secretsmanager_random_password" "token" {
+  count               = local.token_secret == null ? 0 : 1
+  password_length     = local.token_secret.password_length
+  exclude_punctuation = local.token_secret.exclude_punctuation
+}
+
+resource "aws_secretsmanager_secret_version" "token" {
+  count         = local.token_secret == null ? 0 : 1
+  secret_id     = aws_secretsmanager_secret.token[0].id
+  secret_string = data.aws_secretsmanager_random_password.token[0].random_password
+
+  # The data source draws a new password at every plan: only the first one is stored, and a
+  # rotation by put-secret-value is not undone.
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
+}
+
+# ---- The public edge (players) ---------------------------------------------------------------------
+
+resource "aws_lambda_function_url" "edge" {
+  #checkov:skip=CKV_AWS_258:The edge is the public door players (browsers, TVs) post to without AWS credentials: every request is checked (one session, a few events, a valid token by default) and refused before any write; its role can only UpdateItem the sessions table and GetItem the counters table.
+  count              = local.edge == null ? 0 : 1
+  function_name      = aws_lambda_function.function["edge"].function_name
+  authorization_type = local.edge.function_url.authorization_type
+  # No CORS configuration: the function answers CORS itself (edge_cors_origins).
+}
+
+# Anyone may call the edge through its URL (and only through it). Since October 2025 a URL needs
+# both statements. The provider also adds its own, untracked copies when it creates a URL with
+# auth type NONE; these tracked ones go away with public_edge.
+resource "aws_lambda_permission" "edge_url" {
+  #checkov:skip=CKV_AWS_301:The edge's public Function URL (see aws_lambda_function_url.edge): InvokeFunctionUrl is limited to auth type NONE URLs, InvokeFunction to calls through the Function URL (invoked_via_function_url), so there is no direct Invoke API access.
+  for_each                 = local.edge == null ? {} : local.edge.permissions
+  statement_id             = each.value.statement_id
+  action                   = each.value.action
+  function_name            = aws_lambda_function.function["edge"].function_name
+  principal                = each.value.principal
+  function_url_auth_type   = each.value.function_url_auth_type
+  invoked_via_function_url = each.value.invoked_via_function_url
+}
+
+# ---- Read API and the badge's CDN -------------------------------------------------------------------
 
 resource "aws_lambda_function_url" "read" {
   function_name      = aws_lambda_function.function["read"].function_name
@@ -348,120 +417,107 @@ resource "aws_lambda_function_url" "read" {
   }
 }
 
-# public_read: anyone may GET the counts through the URL (and only through it). Since October 2025
-# a URL needs both statements. The provider also adds its own, untracked copies when it creates a
-# URL with auth type NONE; these tracked ones go away when public_read is turned off.
-resource "aws_lambda_permission" "public_url" {
-  #checkov:skip=CKV_AWS_301:Exists only when public_read = true was chosen explicitly: the read API only returns viewer counts (GET), CORS is limited to allowed_origins, and the function's role can only GetItem/Scan the counters table.
-  count                  = local.s.public_read ? 1 : 0
-  statement_id           = "LivecountPublicFunctionUrl"
-  action                 = "lambda:InvokeFunctionUrl"
-  function_name          = aws_lambda_function.function["read"].function_name
-  principal              = "*"
-  function_url_auth_type = "NONE"
+# CloudFront signs every request it forwards to the read URL (origin access control) and marks it
+# public (x-livecount-public): the read function then serves it the badge and nothing else.
+resource "aws_cloudfront_origin_access_control" "badge" {
+  count                             = local.badge_cdn == null ? 0 : 1
+  name                              = local.badge_cdn.origin_access_control.name
+  description                       = local.badge_cdn.origin_access_control.description
+  origin_access_control_origin_type = local.badge_cdn.origin_access_control.origin_type
+  signing_behavior                  = local.badge_cdn.origin_access_control.signing_behavior
+  signing_protocol                  = local.badge_cdn.origin_access_control.signing_protocol
 }
 
-resource "aws_lambda_permission" "public_url_invoke" {
-  #checkov:skip=CKV_AWS_301:Exists only when public_read = true; invoked_via_function_url limits it to calls through the Function URL (no direct Invoke API access).
-  count                    = local.s.public_read ? 1 : 0
-  statement_id             = "LivecountPublicFunctionUrlInvoke"
-  action                   = "lambda:InvokeFunction"
+resource "aws_cloudfront_cache_policy" "badge" {
+  count       = local.badge_cdn == null ? 0 : 1
+  name        = local.badge_cdn.cache_policy.name
+  comment     = local.badge_cdn.cache_policy.comment
+  min_ttl     = local.badge_cdn.cache_policy.min_ttl
+  default_ttl = local.badge_cdn.cache_policy.default_ttl
+  max_ttl     = local.badge_cdn.cache_policy.max_ttl
+
+  parameters_in_cache_key_and_forwarded_to_origin {
+    cookies_config {
+      cookie_behavior = local.badge_cdn.cache_policy.cookie_behavior
+    }
+    headers_config {
+      header_behavior = local.badge_cdn.cache_policy.header_behavior
+    }
+    query_strings_config {
+      query_string_behavior = local.badge_cdn.cache_policy.query_string_behavior
+    }
+    enable_accept_encoding_brotli = local.badge_cdn.cache_policy.enable_brotli
+    enable_accept_encoding_gzip   = local.badge_cdn.cache_policy.enable_gzip
+  }
+}
+
+resource "aws_cloudfront_distribution" "badge" {
+  #checkov:skip=CKV_AWS_68:The badge serves public viewer counts, cached 1 s, from an origin only this distribution can call (origin access control); its misses are bounded by the cache, so a WAF ($5/month plus $0.60 per million requests) buys nothing here; attach one (web_acl_id) in your own stack as the optional flood layer.
+  #checkov:skip=CKV2_AWS_47:No WAF (see CKV_AWS_68); the origin is a Rust function serving counts, not Log4j.
+  #checkov:skip=CKV_AWS_86:Access logs of a public counter badge would cost more than the badge; CloudFront's metrics cover its traffic.
+  #checkov:skip=CKV_AWS_174:The default CloudFront certificate (*.cloudfront.net) is used, which CloudFront serves with its own TLS policy; add a custom domain and certificate (TLSv1.2_2021) in your own stack if you need one.
+  #checkov:skip=CKV2_AWS_42:No custom domain: the badge is served on the distribution's cloudfront.net name (badge_url); a custom certificate needs a domain this module does not own.
+  #checkov:skip=CKV_AWS_310:One origin, the read function in this region; an origin group would need a second deployment, and a stale badge for a few seconds is the failure mode anyway.
+  #checkov:skip=CKV_AWS_305:The distribution serves only /api/streams/{id}/viewers; there is no root object.
+  #checkov:skip=CKV2_AWS_32:The badge is JSON read by scripts and pages, not a page itself; the read function sets its own headers (Cache-Control, ETag, CORS).
+  #checkov:skip=CKV_AWS_374:Viewer counts are public and viewers are worldwide; geo restriction belongs to the player's own CDN, not the badge.
+  count           = local.badge_cdn == null ? 0 : 1
+  enabled         = true
+  comment         = local.badge_cdn.comment
+  price_class     = local.badge_cdn.price_class
+  http_version    = local.badge_cdn.http_version
+  is_ipv6_enabled = local.badge_cdn.is_ipv6_enabled
+
+  origin {
+    origin_id                = local.badge_cdn.origin.id
+    domain_name              = split("/", aws_lambda_function_url.read.function_url)[2] # https://<domain>/
+    origin_access_control_id = aws_cloudfront_origin_access_control.badge[0].id
+
+    dynamic "custom_header" {
+      for_each = local.badge_cdn.origin.custom_headers
+      content {
+        name  = custom_header.key
+        value = custom_header.value
+      }
+    }
+
+    custom_origin_config {
+      http_port              = local.badge_cdn.origin.http_port
+      https_port             = local.badge_cdn.origin.https_port
+      origin_protocol_policy = local.badge_cdn.origin.origin_protocol_policy
+      origin_ssl_protocols   = local.badge_cdn.origin.origin_ssl_protocols
+    }
+  }
+
+  default_cache_behavior {
+    target_origin_id       = local.badge_cdn.origin.id
+    viewer_protocol_policy = local.badge_cdn.default_cache_behavior.viewer_protocol_policy
+    allowed_methods        = local.badge_cdn.default_cache_behavior.allowed_methods
+    cached_methods         = local.badge_cdn.default_cache_behavior.cached_methods
+    compress               = local.badge_cdn.default_cache_behavior.compress
+    cache_policy_id        = aws_cloudfront_cache_policy.badge[0].id
+  }
+
+  restrictions {
+    geo_restriction {
+      restriction_type = "none"
+    }
+  }
+
+  viewer_certificate {
+    cloudfront_default_certificate = true
+  }
+
+  tags = var.tags
+}
+
+# Only this distribution may call the read URL (and, through it, the function).
+resource "aws_lambda_permission" "badge_cdn" {
+  for_each                 = local.badge_cdn == null ? {} : local.badge_cdn.permissions
+  statement_id             = each.value.statement_id
+  action                   = each.value.action
   function_name            = aws_lambda_function.function["read"].function_name
-  principal                = "*"
-  invoked_via_function_url = true
-}
-
-# ---- Ingest endpoint (players) --------------------------------------------------------------------
-# POST /events sends the request body to the events queue: no Lambda in the path.
-
-locals {
-  ingest_api = module.settings.ingest_api
-}
-
-resource "aws_apigatewayv2_api" "ingest" {
-  #checkov:skip=CKV_AWS_309:POST /events is the public ingest endpoint players (browsers, TVs) post to without AWS credentials; it can only send a message to the events queue, is throttled per stage, and sessions can be signed (token_secret_arn).
-  count         = local.ingest_api == null ? 0 : 1
-  name          = "${local.s.name_prefix}-ingest"
-  description   = "livecount: players POST their events to /events; the body goes to the events queue"
-  protocol_type = "HTTP"
-
-  cors_configuration {
-    allow_origins = local.ingest_api.cors.allow_origins
-    allow_methods = local.ingest_api.cors.allow_methods
-    allow_headers = local.ingest_api.cors.allow_headers
-    max_age       = local.ingest_api.cors.max_age
-  }
-
-  tags = var.tags
-}
-
-resource "aws_iam_role" "ingest_api" {
-  count       = local.ingest_api == null ? 0 : 1
-  name        = "${local.s.name_prefix}-ingest-api"
-  description = "livecount ingest endpoint: send events to the queue"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "apigateway.amazonaws.com" }
-    }]
-  })
-  tags = var.tags
-}
-
-resource "aws_iam_role_policy" "ingest_api" {
-  count  = local.ingest_api == null ? 0 : 1
-  name   = "livecount"
-  role   = aws_iam_role.ingest_api[0].id
-  policy = local.ingest_api.policy
-}
-
-resource "aws_apigatewayv2_integration" "ingest" {
-  count                  = local.ingest_api == null ? 0 : 1
-  api_id                 = aws_apigatewayv2_api.ingest[0].id
-  integration_type       = local.ingest_api.integration.integration_type
-  integration_subtype    = local.ingest_api.integration.integration_subtype
-  credentials_arn        = aws_iam_role.ingest_api[0].arn
-  payload_format_version = local.ingest_api.integration.payload_format_version
-  request_parameters = {
-    QueueUrl    = aws_sqs_queue.events.url
-    MessageBody = local.ingest_api.integration.message_body
-  }
-}
-
-resource "aws_apigatewayv2_route" "ingest" {
-  #checkov:skip=CKV_AWS_309:The players' public ingest endpoint (see aws_apigatewayv2_api.ingest).
-  count     = local.ingest_api == null ? 0 : 1
-  api_id    = aws_apigatewayv2_api.ingest[0].id
-  route_key = local.ingest_api.route_key
-  target    = "integrations/${aws_apigatewayv2_integration.ingest[0].id}"
-}
-
-resource "aws_cloudwatch_log_group" "ingest_api" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts log data at rest with AWS managed keys; a customer managed KMS key adds cost and key policy management for operational logs.
-  #checkov:skip=CKV_AWS_338:Operational access logs, retained log_retention_days (default 14); shorter retention is deliberate.
-  count             = local.ingest_api == null ? 0 : 1
-  name              = "/aws/apigateway/${local.s.name_prefix}-ingest"
-  retention_in_days = local.s.log_retention_days
-  tags              = var.tags
-}
-
-resource "aws_apigatewayv2_stage" "ingest" {
-  count       = local.ingest_api == null ? 0 : 1
-  api_id      = aws_apigatewayv2_api.ingest[0].id
-  name        = "$default"
-  auto_deploy = true
-
-  default_route_settings {
-    throttling_rate_limit  = local.ingest_api.throttle.rate_limit
-    throttling_burst_limit = local.ingest_api.throttle.burst_limit
-  }
-
-  access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.ingest_api[0].arn
-    format          = local.ingest_api.access_log_format
-  }
-
-  tags = var.tags
+  principal                = each.value.principal
+  source_arn               = aws_cloudfront_distribution.badge[0].arn
+  invoked_via_function_url = each.value.invoked_via_function_url
 }

@@ -1,10 +1,20 @@
-output "ingest_url" {
-  description = "Players POST their events here (application/json or text/plain); null when ingest_endpoint is false."
-  value       = length(aws_apigatewayv2_api.ingest) == 0 ? null : "${aws_apigatewayv2_api.ingest[0].api_endpoint}/events"
+output "edge_url" {
+  description = "Players POST their events here (one player's events per request); null without public_edge."
+  value       = length(aws_lambda_function_url.edge) == 0 ? null : "${aws_lambda_function_url.edge[0].function_url}events" # the URL ends with "/"
+}
+
+output "badge_url" {
+  description = "The badge's CDN: GET <badge_url>/api/streams/{id}/viewers; null without badge_cdn."
+  value       = length(aws_cloudfront_distribution.badge) == 0 ? null : "https://${aws_cloudfront_distribution.badge[0].domain_name}"
+}
+
+output "token_secret_arn" {
+  description = "The secret sessions are signed with (the one the module created, or token_secret_arn): the backend that issues tokens reads it. Null when signed_sessions is false."
+  value       = module.settings.token_secret_arn
 }
 
 output "events_queue_url" {
-  description = "Players send their events here (sqs:SendMessage)."
+  description = "Relays send batches of events here (sqs:SendMessage)."
   value       = aws_sqs_queue.events.url
 }
 
@@ -39,22 +49,22 @@ output "counters_table_arn" {
 }
 
 output "read_url" {
-  description = "The read API: GET /api/streams/{id}, GET /api/streams, GET /."
+  description = "The read API (AWS_IAM): GET /api/streams/{id}, GET /api/streams, GET /."
   value       = aws_lambda_function_url.read.function_url
 }
 
 output "function_names" {
-  description = "The three functions, by role."
+  description = "The functions, by role (edge only with public_edge)."
   value       = { for f, fn in aws_lambda_function.function : f => fn.function_name }
 }
 
 output "role_arns" {
-  description = "The three functions' roles."
+  description = "The functions' roles."
   value       = { for f, r in aws_iam_role.function : f => r.arn }
 }
 
 output "environment" {
-  description = "The environment of all three functions."
+  description = "The environment every function shares (ingest and the edge add their own variables)."
   value       = module.settings.environment
 }
 

@@ -26,6 +26,12 @@ variable "read_zip" {
   default     = null
 }
 
+variable "edge_zip" {
+  description = "The edge function's zip. Default: <repo>/target/lambda/edge/bootstrap.zip."
+  type        = string
+  default     = null
+}
+
 # ---- Settings (validated in modules/settings) ------------------------------------------------------
 
 variable "name_prefix" {
@@ -77,7 +83,7 @@ variable "max_concurrent_writes" {
 }
 
 variable "log_level" {
-  description = "RUST_LOG of the three functions. Default \"info\"."
+  description = "RUST_LOG of the functions. Default \"info\"."
   type        = string
   default     = null
 }
@@ -178,50 +184,50 @@ variable "counters_warm_write_units" {
   default     = null
 }
 
-variable "public_read" {
-  description = "Opt-in public read API: the Function URL takes auth type NONE (needs allowed_origins). Default false: AWS_IAM."
-  type        = bool
-  default     = null
-}
-
 variable "allowed_origins" {
-  description = "Origins allowed by CORS to GET the read API. Default none."
+  description = "Origins allowed by CORS to GET the read API with signed (AWS_IAM) requests. Default none."
   type        = list(string)
   default     = null
 }
 
-variable "ingest_endpoint" {
-  description = "An HTTP API whose POST /events sends the request body to the events queue. Default true."
+variable "badge_cdn" {
+  description = "A CloudFront distribution in front of the read function serving only the badge (GET /api/streams/{id}/viewers, cached 1 s); its URL is badge_url. Default true."
   type        = bool
-  default     = true
+  default     = null
 }
 
-variable "ingest_cors_origins" {
-  description = "Origins CORS lets post events. Default [\"*\"]."
+variable "public_edge" {
+  description = "The edge function behind a public Function URL (auth NONE): players POST one player's events to edge_url. Default true."
+  type        = bool
+  default     = null
+}
+
+variable "edge_cors_origins" {
+  description = "Origins CORS lets post events to the edge (LIVECOUNT_CORS_ORIGINS). Default [\"*\"] (a page cannot count without a token)."
   type        = list(string)
-  default     = ["*"]
+  default     = null
 }
 
-variable "ingest_throttle_rate" {
-  description = "Steady requests per second the ingest endpoint takes (1-100000). Default 10000."
+variable "edge_timeout_seconds" {
+  description = "The edge function's timeout (1-900). Default 5."
   type        = number
-  default     = 10000
+  default     = null
 }
 
-variable "ingest_throttle_burst" {
-  description = "Burst of requests the ingest endpoint takes (1-100000). Default 5000."
-  type        = number
-  default     = 5000
+variable "signed_sessions" {
+  description = "Only signed sessions count: the edge refuses an event without a valid token. Without token_secret_arn the module creates the secret (<name_prefix>-token-secret, 48 random characters; output token_secret_arn). false: the edge gets LIVECOUNT_UNSIGNED=allow, and anyone who can reach it can add viewers (refused together with token_secret_arn). Default true."
+  type        = bool
+  default     = null
 }
 
 variable "token_secret_arn" {
-  description = "A Secrets Manager secret whose SecretString signs sessions; when set, every event needs a valid token (its current and previous versions are accepted, read again every 5 minutes). Default none."
+  description = "Your own Secrets Manager secret whose SecretString signs sessions, instead of the one the module creates; the edge accepts tokens of its current and previous versions, read again every 5 minutes. Default: the module creates one (signed_sessions)."
   type        = string
   default     = null
 }
 
 variable "token_secret_kms_key_arn" {
-  description = "The customer-managed KMS key the token secret is encrypted with, if any: ingest is allowed kms:Decrypt with it. Default none (aws/secretsmanager)."
+  description = "The customer-managed KMS key the token secret is encrypted with, if any: the edge is allowed kms:Decrypt with it, through Secrets Manager only. Default none (aws/secretsmanager)."
   type        = string
   default     = null
 }
@@ -251,7 +257,7 @@ variable "memory_size" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency by function (keys ingest, aggregate, read). Default aggregate = expected_stream_shards x parallelization factor, read = 10."
+  description = "Reserved concurrency by function (keys ingest, aggregate, read, edge). Default aggregate = expected_stream_shards x parallelization factor, read = 10; ingest and edge none."
   type        = map(number)
   default     = null
 }
@@ -270,6 +276,12 @@ variable "iterator_age_alarm_seconds" {
 
 variable "invalid_messages_threshold" {
   description = "The invalid-message alarm fires when MessagesInvalid (Sum, 5 min) exceeds this. Default 0."
+  type        = number
+  default     = null
+}
+
+variable "refusals_alarm_threshold" {
+  description = "The edge-refusals alarm fires when the edge refuses more requests than this in 5 minutes (all Refused* reasons): an inflation attempt or a broken player. Default 1000."
   type        = number
   default     = null
 }

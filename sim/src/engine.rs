@@ -1,5 +1,7 @@
-//! The simulation: a clock stepping 10 ms at a time, the players' messages into an SQS queue,
-//! the SQS trigger invoking livecount's ingest handler on batches, the sessions table's stream
+//! The simulation: a clock stepping 10 ms at a time, the players' events through the public
+//! edge (one request each, written at once and answered with the count) or into an SQS queue
+//! (the SQS trigger invoking livecount's ingest handler on batches: the relays' path), the
+//! sessions table's stream
 //! split into shards and lanes, the stream trigger invoking livecount's aggregate handler per
 //! lane, and once a second, every stream's counter read and held against the oracles.
 //!
@@ -16,6 +18,12 @@
 //!   second; each lane is a `livecount_local::trigger::stream` lane (batching, the retry shapes
 //!   after a partial response or a function error, retry attempts, record age), the same
 //!   rules `livecount dev` and the tests run.
+//! - **Edge**: each request goes to an idle instance of the edge function, picked at random
+//!   (a new one, cold, when none is idle); it runs livecount's own checks and session write
+//!   ([`livecount_core::edge::check_player_request`], `Ingest::write_player_events`) and reads
+//!   the stream's count when the instance's copy is older than [`COUNT_MAX_AGE_MS`], as
+//!   the edge's `Counts` does. Forged requests (an attack) are refused by the same check,
+//!   with a real token secret, before any write.
 //! - **Invocations** last the measured handler cost (scaled by the function's share of a vCPU),
 //!   plus [`REQUEST_MS`] per round of concurrent requests, plus the SDK's retry backoffs, plus a
 //!   cold start on a lane's or slot's first use; they are billed in GB-seconds.
@@ -27,6 +35,7 @@ use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use livecount_aggregate::Aggregator;
 use livecount_core::capacity::{item_size, read_units};
+use livecount_core::edge::COUNT_MAX_AGE_MS;
 use livecount_core::histogram::viewers;
 use livecount_core::model::CounterItem;
 use livecount_core::{Clock, Config, Store, Timing};
@@ -47,12 +56,27 @@ pub const STEP_MS: i64 = 10;
 /// A Lambda execution environment's first invocation, in ms.
 pub const COLD_START_MS: i64 = 150;
 
+/// The edge's CPU per request beyond parsing the event: one HMAC-SHA256 over about 200 bytes
+/// (about a microsecond; taken generously, as it is far below Lambda's 1 ms billing unit).
+pub const EDGE_VERIFY_NS: f64 = 5_000.0;
+
 /// A Lambda function's share of a vCPU at 1,769 MB.
 const FULL_VCPU_MB: f64 = 1769.0;
+
+/// How the players' events reach the sessions table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// The public edge: one request per event, written at once, answered with the count (the
+    /// deployments' default).
+    Edge,
+    /// The events queue and the ingest function's batches (what relays use).
+    Queue,
+}
 
 /// What livecount is deployed with, as the simulation needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    pub door: Door,
     pub timing: Timing,
     pub session_shards: u32,
     pub max_concurrent_writes: usize,
@@ -106,6 +130,8 @@ pub struct Scenario {
     /// or at five concurrent batches.
     pub scaled_out: bool,
     pub faults: Faults,
+    /// Forged requests a second at the edge (an attack), refused before any write.
+    pub attack_per_second: u64,
     pub seed: u64,
 }
 
@@ -158,6 +184,26 @@ pub struct FunctionUse {
     pub cold_starts: u64,
 }
 
+/// What the edge did: its Lambda use, the count reads it made and how old the counts it
+/// answered with were.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeUse {
+    /// The players' requests.
+    pub function: FunctionUse,
+    /// The attack's forged requests (what the attack costs the operator).
+    pub attack: FunctionUse,
+    /// Requests answered with the count (every accepted one).
+    pub answered: u64,
+    /// Forged requests refused.
+    pub refused: u64,
+    pub count_reads: u64,
+    /// The most count reads (`GetItem`s) in one second, over all streams, and per stream.
+    pub peak_count_reads_per_second: u64,
+    pub peak_count_reads_per_stream_second: u64,
+    /// How old each answered count was (since its instance read it), in 10 ms bins.
+    pub count_age: LagHistogram,
+}
+
 /// What a run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -187,6 +233,7 @@ pub struct Outcome {
     pub largest_counter_item: usize,
     pub lag: LagHistogram,
     pub ingest: FunctionUse,
+    pub edge: EdgeUse,
     pub aggregate: FunctionUse,
     pub write_units: f64,
     pub read_units: f64,
@@ -304,6 +351,7 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
         (front.join().unwrap_or_default(), out)
     });
     out.ingest = front_use.ingest;
+    out.edge = front_use.edge;
     out.messages = front_use.messages;
     out.messages_dead_lettered = front_use.dead_lettered;
     out.messages_expired = front_use.expired;
@@ -347,6 +395,7 @@ struct StepOut {
 #[derive(Debug, Default)]
 struct FrontUse {
     ingest: FunctionUse,
+    edge: EdgeUse,
     waited: std::time::Duration,
     messages: u64,
     dead_lettered: u64,
@@ -368,7 +417,79 @@ struct Front<'a> {
     slots: Vec<(i64, bool)>,
     allowed: f64,
     next_message: u64,
+    edge: EdgePool,
     out: FrontUse,
+}
+
+/// The edge function's instances: each busy until some time, each with its copy of the counts
+/// of the streams it answered for (stream → when it read it, ms).
+struct EdgePool {
+    instances: Vec<HashMap<u32, i64>>,
+    busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+    idle: Vec<usize>,
+    rng: fastrand::Rng,
+    /// The secret forged requests fail against.
+    keys: livecount_core::token::TokenKeys,
+    /// Count reads in the current second: in all, and per stream.
+    second: i64,
+    reads_this_second: u64,
+    reads_by_stream: HashMap<u32, u64>,
+}
+
+impl EdgePool {
+    fn new(seed: u64) -> Self {
+        let secret =
+            livecount_core::token::TokenSecret::new(b"the simulation's token secret".to_vec())
+                .unwrap_or_else(|| unreachable!("a secret of 16 bytes or more"));
+        Self {
+            instances: Vec::new(),
+            busy: std::collections::BinaryHeap::new(),
+            idle: Vec::new(),
+            rng: fastrand::Rng::with_seed(seed ^ 0xED6E),
+            keys: secret.into(),
+            second: 0,
+            reads_this_second: 0,
+            reads_by_stream: HashMap::new(),
+        }
+    }
+
+    /// Frees the instances whose invocation ended by `now_ms`.
+    fn free(&mut self, now_ms: i64) {
+        while let Some(std::cmp::Reverse((until, i))) = self.busy.peek().copied() {
+            if until > now_ms {
+                break;
+            }
+            self.busy.pop();
+            self.idle.push(i);
+        }
+    }
+
+    /// An idle instance (at random), or a new one: (index, cold).
+    fn take(&mut self) -> (usize, bool) {
+        if self.idle.is_empty() {
+            self.instances.push(HashMap::new());
+            return (self.instances.len() - 1, true);
+        }
+        let pick = self.rng.usize(..self.idle.len());
+        (self.idle.swap_remove(pick), false)
+    }
+
+    fn note_read(&mut self, stream: u32, now_ms: i64, out: &mut EdgeUse) {
+        let second = now_ms.div_euclid(1000);
+        if second != self.second {
+            self.second = second;
+            self.reads_this_second = 0;
+            self.reads_by_stream.clear();
+        }
+        self.reads_this_second += 1;
+        let by_stream = self.reads_by_stream.entry(stream).or_default();
+        *by_stream += 1;
+        out.count_reads += 1;
+        out.peak_count_reads_per_second =
+            out.peak_count_reads_per_second.max(self.reads_this_second);
+        out.peak_count_reads_per_stream_second =
+            out.peak_count_reads_per_stream_second.max(*by_stream);
+    }
 }
 
 impl<'a> Front<'a> {
@@ -404,6 +525,7 @@ impl<'a> Front<'a> {
                 5.0
             },
             next_message: 0,
+            edge: EdgePool::new(scenario.seed),
             out: FrontUse::default(),
         }
     }
@@ -417,8 +539,13 @@ impl<'a> Front<'a> {
             self.aws.sessions().now_ms = now_ms;
             sent.clear();
             self.players.step(t, EPOCH_MS, &mut sent);
-            self.enqueue(&sent, now_ms);
-            self.run_ingest(now_ms);
+            match self.settings.door {
+                Door::Queue => {
+                    self.enqueue(&sent, now_ms);
+                    self.run_ingest(now_ms);
+                }
+                Door::Edge => self.through_the_edge(&sent, now_ms),
+            }
             let changes = std::mem::take(&mut self.aws.sessions().changes);
             if (t + STEP_MS) % 1000 == 0 && std::env::var_os("SCALE_DEBUG").is_some() {
                 let world = self.aws.sessions();
@@ -475,6 +602,112 @@ impl<'a> Front<'a> {
                 .send(id, message.body.clone(), Default::default(), now_ms);
             self.out.messages += 1;
         }
+    }
+
+    /// The public edge: each event one request to an instance, checked, written at once, and
+    /// answered with its stream's count; each forged request of the attack refused.
+    fn through_the_edge(&mut self, sent: &[Sent], now_ms: i64) {
+        self.edge.free(now_ms);
+        let attack = self.scenario.attack_per_second * STEP_MS as u64 / 1000;
+        for _ in 0..attack {
+            self.forged_request(now_ms);
+        }
+        for message in sent {
+            self.audience
+                .sent(message.stream, message.session, message.watching, now_ms);
+            self.out.messages += 1;
+            self.edge_request(message, now_ms);
+        }
+        self.out.edge.function.peak_concurrency = self
+            .out
+            .edge
+            .function
+            .peak_concurrency
+            .max(self.edge.busy.len());
+    }
+
+    fn edge_request(&mut self, message: &Sent, now_ms: i64) {
+        let (instance, cold) = self.edge.take();
+        {
+            let mut world = self.aws.sessions();
+            world.attempts = 0;
+            world.longest_backoff_ms = 0;
+        }
+        let now_s = now_ms.div_euclid(1000);
+        let written = match livecount_core::edge::check_player_request(&message.body, None, now_s) {
+            Ok(events) => {
+                futures::executor::block_on(self.ingest.write_player_events(events, now_ms))
+            }
+            Err(_) => None,
+        };
+        let (attempts, backoff) = {
+            let world = self.aws.sessions();
+            (world.attempts, world.longest_backoff_ms)
+        };
+        let mut ms = duration(
+            self.settings,
+            self.cpu_factor,
+            cold,
+            self.cost.ingest_ns_per_event + EDGE_VERIFY_NS,
+            attempts,
+            backoff,
+        );
+        if matches!(written, Some(Ok(_))) {
+            // The answer's count: the instance's copy, or one GetItem if it is too old.
+            let held = self.edge.instances[instance].get(&message.stream).copied();
+            let read_at = match held {
+                Some(at) if now_ms - at < COUNT_MAX_AGE_MS => at,
+                _ => {
+                    ms += REQUEST_MS;
+                    self.edge
+                        .note_read(message.stream, now_ms, &mut self.out.edge);
+                    self.edge.instances[instance].insert(message.stream, now_ms);
+                    now_ms
+                }
+            };
+            self.out.edge.answered += 1;
+            self.out.edge.count_age.add(now_ms - read_at, 1);
+        }
+        bill(
+            &mut self.out.edge.function,
+            ms,
+            self.settings.memory_mb,
+            cold,
+        );
+        self.edge
+            .busy
+            .push(std::cmp::Reverse((now_ms + ms, instance)));
+    }
+
+    /// A forged request: a new session with a made-up token, refused by the token check.
+    fn forged_request(&mut self, now_ms: i64) {
+        let (instance, cold) = self.edge.take();
+        let id = self.next_message;
+        self.next_message += 1;
+        let body = format!(
+            r#"{{"streamId":"live-0","sessionId":"forged-{id}","type":"start","ts":{now_ms},"token":"v1.{}.{}"}}"#,
+            now_ms / 1000 + 3600,
+            "A".repeat(43)
+        );
+        let refused = livecount_core::edge::check_player_request(
+            &body,
+            Some(&self.edge.keys as &dyn livecount_core::token::VerifyToken),
+            now_ms.div_euclid(1000),
+        )
+        .is_err();
+        self.out.edge.refused += u64::from(refused);
+        let ms = duration(
+            self.settings,
+            self.cpu_factor,
+            cold,
+            self.cost.ingest_ns_per_event + EDGE_VERIFY_NS,
+            0,
+            0,
+        );
+        bill(&mut self.out.edge.attack, ms, self.settings.memory_mb, cold);
+        self.edge
+            .busy
+            .push(std::cmp::Reverse((now_ms + ms, instance)));
     }
 
     /// The SQS trigger: free slots take batches that are due (full, or waited the window).

@@ -24,7 +24,7 @@
 //!   concurrent writes and up to 100 concurrent batches, and the aggregate 10,000 records a
 //!   batch; below, 100 messages, 16 writes, 50 batches and 100 records.
 
-use crate::engine::Settings;
+use crate::engine::{Door, Settings};
 use livecount_core::Timing;
 use livecount_local::trigger::queue::QueueMapping;
 use livecount_local::trigger::stream::StreamMapping;
@@ -115,6 +115,7 @@ impl Sizing {
     /// on-demand table).
     pub fn settings(&self, warm: bool) -> Settings {
         Settings {
+            door: Door::Edge,
             timing: Timing::default(),
             session_shards: self.session_shards,
             max_concurrent_writes: self.max_concurrent_writes,

@@ -4,6 +4,7 @@
 mod at_scale;
 mod aws_shapes;
 mod bad_input;
+mod badge_cdn;
 mod calibration;
 mod chaos;
 mod contract;

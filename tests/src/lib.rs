@@ -19,6 +19,7 @@
 
 pub mod audience;
 pub mod faults;
+pub mod http_cache;
 pub mod oracle;
 
 pub use audience::{Crowd, Player, PlayerState};

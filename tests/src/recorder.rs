@@ -4,7 +4,7 @@
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -13,12 +13,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     operations: Arc<Mutex<BTreeSet<String>>>,
+    /// Every call so far, by operation (never forgotten).
+    calls: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Recorder {
     /// The operations recorded since the last call, forgetting them.
     pub fn take(&self) -> BTreeSet<String> {
         std::mem::take(&mut *self.operations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many times `operation` (`dynamodb:GetItem`) was sent so far.
+    pub fn calls(&self, operation: &str) -> u64 {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.get(operation).copied().unwrap_or(0)
     }
 }
 
@@ -40,10 +48,17 @@ impl Intercept for Recorder {
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or_default()
             .to_owned();
+        let operation = format!("dynamodb:{target}");
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operation.clone())
+            .or_default() += 1;
         self.operations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(format!("dynamodb:{target}"));
+            .insert(operation);
         Ok(())
     }
 }

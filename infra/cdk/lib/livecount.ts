@@ -948,10 +948,14 @@ export class Livecount extends Construct {
     alarm('PipelineStalled', {
       alarmDescription:
         'livecount: events were applied to sessions but the aggregator was not invoked for 3 minutes; counts are frozen (docs/operations.md)',
+      // Events applied by either path: the edge (players) and ingest (relays).
       metric: new cloudwatch.MathExpression({
-        expression: 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)',
+        expression: publicEdge
+          ? 'IF(FILL(applied, 0) + FILL(edgeApplied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)'
+          : 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)',
         usingMetrics: {
           applied: metric('ingest/EventsApplied'),
+          ...(publicEdge ? { edgeApplied: metric('edge/EventsApplied') } : {}),
           invocations: this.aggregateFunction.metricInvocations({ statistic: 'Sum', period: oneMinute }),
         },
         period: oneMinute,

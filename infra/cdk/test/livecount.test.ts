@@ -903,14 +903,22 @@ describe('alarms', () => {
 
   it('pipeline stalled: events applied but no aggregate invocation for 3 minutes, silence breaching', () => {
     const a = alarm(DEFAULT, 'PipelineStalled');
-    assert.equal(expression(a), 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)');
+    // Events applied by the edge (players) or by ingest (relays) both need the aggregator.
+    assert.equal(expression(a), 'IF(FILL(applied, 0) + FILL(edgeApplied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)');
     const m = mathMetrics(a);
-    assert.equal(m.applied.Metric.Namespace, 'livecount');
-    assert.equal(m.applied.Metric.MetricName, 'EventsApplied');
-    assert.deepEqual(m.applied.Metric.Dimensions, [
-      { Name: 'Deployment', Value: 'Test' },
-      { Name: 'Function', Value: 'ingest' },
-    ]);
+    for (const [id, fn] of [
+      ['applied', 'ingest'],
+      ['edgeApplied', 'edge'],
+    ]) {
+      assert.equal(m[id].Metric.Namespace, 'livecount');
+      assert.equal(m[id].Metric.MetricName, 'EventsApplied');
+      assert.deepEqual(m[id].Metric.Dimensions, [
+        { Name: 'Deployment', Value: 'Test' },
+        { Name: 'Function', Value: fn },
+      ]);
+    }
+    const noEdge = synth({ publicEdge: false });
+    assert.equal(expression(alarm(noEdge, 'PipelineStalled')), 'IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)');
     assert.equal(m.invocations.Metric.MetricName, 'Invocations');
     assert.deepEqual(m.invocations.Metric.Dimensions, [{ Name: 'FunctionName', Value: ref(DEFAULT.id(c.aggregateFunction)) }]);
     assert.equal(a.Threshold, 1);

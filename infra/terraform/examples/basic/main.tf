@@ -1,4 +1,4 @@
-# The smallest complete deployment: `make package` first (it builds the three zips), then
+# The smallest complete deployment: `make package` first (it builds the four zips), then
 #   terraform init && terraform apply
 # from this folder. Every module variable is optional; the ones below are the usual knobs.
 
@@ -28,8 +28,12 @@ module "livecount" {
   grace_seconds  = 60
   session_shards = 8
 
-  # The read API: AWS_IAM by default; set public_read = true and the dashboard's origin to open it.
-  public_read     = var.public_read
+  # Players post to the public edge (edge_url), signed sessions by default: the module creates
+  # the token secret (token_secret_arn) your backend signs tokens with.
+  signed_sessions = var.signed_sessions
+
+  # The read API is AWS_IAM; the dashboard's origin may call it with signed requests. The badge
+  # is public, through CloudFront (badge_url).
   allowed_origins = var.allowed_origins
 
   alarm_actions = var.alarm_actions

@@ -1,5 +1,20 @@
+output "edge_url" {
+  description = "Players POST their events here."
+  value       = module.livecount.edge_url
+}
+
+output "badge_url" {
+  description = "GET <badge_url>/api/streams/{id}/viewers: the public badge."
+  value       = module.livecount.badge_url
+}
+
+output "token_secret_arn" {
+  description = "The secret your backend signs session tokens with."
+  value       = module.livecount.token_secret_arn
+}
+
 output "events_queue_url" {
-  description = "Players send their events here."
+  description = "Relays send batches of events here."
   value       = module.livecount.events_queue_url
 }
 

@@ -4,14 +4,14 @@ variable "region" {
   default     = "us-east-1"
 }
 
-variable "public_read" {
-  description = "Open the read API to anyone (auth type NONE); needs allowed_origins."
+variable "signed_sessions" {
+  description = "Only signed sessions count (the module creates the token secret); false lets anyone who can reach the edge add viewers."
   type        = bool
-  default     = false
+  default     = true
 }
 
 variable "allowed_origins" {
-  description = "Origins allowed by CORS to GET the read API, e.g. [\"https://dashboard.example.com\"]."
+  description = "Origins allowed by CORS to GET the read API with signed requests, e.g. [\"https://dashboard.example.com\"]."
   type        = list(string)
   default     = []
 }

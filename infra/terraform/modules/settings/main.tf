@@ -1,8 +1,13 @@
-# Everything about livecount that is pure computation: the functions' environment, each role's
-# policy, the alarms and the dashboard. The root module turns these into resources.
+# Everything about livecount that is pure computation: which functions and optional resources
+# exist, the functions' environment and logging, each role's policy, the public edge's URL, the
+# badge's CDN, the alarms and the dashboard. The root module turns these into resources.
 
 locals {
-  functions = ["ingest", "aggregate", "read"]
+  # The edge exists only with public_edge.
+  functions = concat(["ingest", "aggregate", "read"], var.public_edge ? ["edge"] : [])
+
+  # Signed sessions need a secret: the caller's, or one the root module creates.
+  create_token_secret = var.signed_sessions && var.token_secret_arn == null
 
   sessions_table = coalesce(var.sessions_table, "${var.name_prefix}-sessions")
   counters_table = coalesce(var.counters_table, "${var.name_prefix}-counters")
@@ -19,6 +24,7 @@ locals {
     ingest    = var.ingest_timeout_seconds
     aggregate = var.aggregate_timeout_seconds
     read      = var.read_timeout_seconds
+    edge      = var.edge_timeout_seconds
   }
 
   environment = {
@@ -34,12 +40,40 @@ locals {
     RUST_LOG                        = var.log_level
   }
 
-  # Only the secret's ARN: ingest reads the secret itself at start.
-  ingest_environment = merge(local.environment, {
-    LIVECOUNT_DEAD_LETTER_QUEUE_URL = local.r.dead_letter_queue_url
-    }, var.token_secret_arn == null ? {} : {
-    LIVECOUNT_TOKEN_SECRET_ARN = var.token_secret_arn
-  })
+  # The secret sessions are signed with (null when unsigned): only its ARN reaches the edge,
+  # which reads the secret itself at start and every 5 minutes.
+  token_secret_arn = !var.signed_sessions ? null : (var.token_secret_arn != null ? var.token_secret_arn : local.r.token_secret_arn)
+
+  # Ingest takes the relays' batches from the queue (authenticated by IAM SendMessage): no token
+  # secret. The edge verifies each player's token, or is told in so many words that it need not.
+  all_environments = {
+    ingest = merge(local.environment, {
+      LIVECOUNT_DEAD_LETTER_QUEUE_URL = local.r.dead_letter_queue_url
+    })
+    aggregate = local.environment
+    read      = local.environment
+    edge = merge(local.environment, {
+      LIVECOUNT_CORS_ORIGINS = join(",", var.edge_cors_origins)
+      }, var.signed_sessions ? {
+      LIVECOUNT_TOKEN_SECRET_ARN = local.token_secret_arn
+      } : {
+      LIVECOUNT_UNSIGNED = "allow"
+    })
+  }
+  environments = { for f in local.functions : f => local.all_environments[f] }
+
+  # The edge runs once per heartbeat: Lambda's START/END/REPORT lines would cost more in
+  # CloudWatch Logs than the invocation (250 GB an hour at a million viewers). System level WARN
+  # drops them; application level INFO keeps the EMF lines. The others keep plain text.
+  logging = { for f in local.functions : f => f == "edge" ? {
+    log_format            = "JSON"
+    system_log_level      = "WARN"
+    application_log_level = "INFO"
+    } : {
+    log_format            = "Text"
+    system_log_level      = null
+    application_log_level = null
+  } }
 
   # AWS: "set the source queue's visibility timeout to at least six times the function timeout";
   # the batching window is added so a batch gathered for that long is still covered.
@@ -51,16 +85,17 @@ locals {
   r = var.resources
 
   # One role per function, only the actions it calls, only on its own resources. The log
-  # statement covers the streams of the function's own log group (ARN + ":*").
-  log_statement = { for f in local.functions : f => {
+  # statement covers the streams of the function's own log group (ARN + ":*"). Computed for every
+  # function; only the deployed ones' are used (the edge has no log group without public_edge).
+  log_statement = { for f in keys(local.timeouts) : f => {
     Sid      = "OwnLogGroup"
     Effect   = "Allow"
     Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    Resource = "${local.r.log_group_arns[f]}:*"
+    Resource = "${lookup(local.r.log_group_arns, f, "none")}:*"
   } }
 
-  policy_statements = {
-    ingest = concat([
+  all_policy_statements = {
+    ingest = [
       local.log_statement["ingest"],
       {
         Sid      = "WriteSessions"
@@ -80,22 +115,7 @@ locals {
         Action   = ["sqs:SendMessage"]
         Resource = local.r.dead_letter_queue_arn
       },
-      ], var.token_secret_arn == null ? [] : [
-      {
-        Sid      = "ReadTokenSecret"
-        Effect   = "Allow"
-        Action   = ["secretsmanager:GetSecretValue"]
-        Resource = var.token_secret_arn
-      },
-      ], var.token_secret_arn == null || var.token_secret_kms_key_arn == null ? [] : [
-      {
-        Sid       = "DecryptTokenSecret"
-        Effect    = "Allow"
-        Action    = ["kms:Decrypt"]
-        Resource  = var.token_secret_kms_key_arn
-        Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
-      },
-    ])
+    ]
     aggregate = [
       local.log_statement["aggregate"],
       {
@@ -126,6 +146,146 @@ locals {
         Resource = local.r.counters_table_arn
       },
     ]
+    # The public edge: write the player's session row, read its stream's count for the answer,
+    # read the token secret (only when signed).
+    edge = concat([
+      local.log_statement["edge"],
+      {
+        Sid      = "WriteSessions"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = local.r.sessions_table_arn
+      },
+      {
+        Sid      = "ReadCounts"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem"]
+        Resource = local.r.counters_table_arn
+      },
+      ], !var.signed_sessions ? [] : [
+      {
+        Sid      = "ReadTokenSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = local.token_secret_arn
+      },
+      ], !var.signed_sessions || var.token_secret_kms_key_arn == null ? [] : [
+      {
+        Sid       = "DecryptTokenSecret"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt"]
+        Resource  = var.token_secret_kms_key_arn
+        Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
+      },
+    ])
+  }
+  policy_statements = { for f in local.functions : f => local.all_policy_statements[f] }
+
+  # ---- The public edge, the token secret and the badge's CDN ---------------------------------
+
+  # The read URL is always AWS_IAM: dashboards sign their requests, the CDN signs its own (origin
+  # access control). CORS only for the dashboards' origins.
+  read_function_url = {
+    authorization_type = "AWS_IAM"
+    cors = length(var.allowed_origins) == 0 ? null : {
+      allow_origins = var.allowed_origins
+      allow_methods = ["GET"]
+      max_age       = 3600
+    }
+  }
+
+  # The edge's URL is the public door: auth NONE, no CORS configuration (the function answers
+  # CORS itself, for edge_cors_origins). A NONE URL needs lambda:InvokeFunctionUrl for "*" and,
+  # since October 2025, lambda:InvokeFunction through the URL only.
+  edge = !var.public_edge ? null : {
+    function_url = { authorization_type = "NONE", cors = null }
+    permissions = {
+      url = {
+        statement_id             = "LivecountPublicFunctionUrl"
+        action                   = "lambda:InvokeFunctionUrl"
+        principal                = "*"
+        function_url_auth_type   = "NONE"
+        invoked_via_function_url = null
+      }
+      invoke = {
+        statement_id             = "LivecountPublicFunctionUrlInvoke"
+        action                   = "lambda:InvokeFunction"
+        principal                = "*"
+        function_url_auth_type   = null
+        invoked_via_function_url = true
+      }
+    }
+  }
+
+  # Created only when sessions are signed and no secret was given: 48 random characters without
+  # punctuation. The root module ignores later changes to its value, so a rotation by
+  # put-secret-value stays.
+  token_secret = !local.create_token_secret ? null : {
+    name                = "${var.name_prefix}-token-secret"
+    description         = "livecount: signs the sessions players count with (${var.name_prefix}); rotate with put-secret-value"
+    password_length     = 48
+    exclude_punctuation = true
+  }
+
+  # The badge behind CloudFront: the only origin is the read URL, signed by origin access control
+  # and marked public (the read function then serves the badge and nothing else). The answer says
+  # how long to keep it (Cache-Control: public, max-age=1); the policy bounds that, and keys on the
+  # path alone.
+  public_header = "x-livecount-public"
+  badge_cdn = !var.badge_cdn ? null : {
+    comment = "livecount badge (${var.name_prefix}): GET /api/streams/{id}/viewers"
+    origin_access_control = {
+      name             = "${var.name_prefix}-read"
+      description      = "livecount: CloudFront signs its requests to the read Function URL (${var.name_prefix})"
+      origin_type      = "lambda"
+      signing_behavior = "always"
+      signing_protocol = "sigv4"
+    }
+    origin = {
+      id                     = "read"
+      custom_headers         = { (local.public_header) = "1" }
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
+    cache_policy = {
+      name                  = "${var.name_prefix}-badge"
+      comment               = "livecount badge: the origin says how long (max-age=1); the path is the key"
+      min_ttl               = 0
+      default_ttl           = 1
+      max_ttl               = 10
+      header_behavior       = "none"
+      cookie_behavior       = "none"
+      query_string_behavior = "none"
+      enable_brotli         = true
+      enable_gzip           = true
+    }
+    default_cache_behavior = {
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+    }
+    price_class     = "PriceClass_100"
+    http_version    = "http2and3"
+    is_ipv6_enabled = true
+    # The distribution (source_arn, wired by the root module) may call the read URL, and through
+    # it the function.
+    permissions = {
+      url = {
+        statement_id             = "LivecountBadgeCdn"
+        action                   = "lambda:InvokeFunctionUrl"
+        principal                = "cloudfront.amazonaws.com"
+        invoked_via_function_url = null
+      }
+      invoke = {
+        statement_id             = "LivecountBadgeCdnInvoke"
+        action                   = "lambda:InvokeFunction"
+        principal                = "cloudfront.amazonaws.com"
+        invoked_via_function_url = true
+      }
+    }
   }
 
   # ---- Alarms -------------------------------------------------------------------------------
@@ -149,7 +309,7 @@ locals {
     statistic   = null
     period      = 60
   }
-  handler_dimensions = { for f in ["ingest", "aggregate"] : f => { Deployment = var.name_prefix, Function = f } }
+  handler_dimensions = { for f in ["ingest", "aggregate", "edge"] : f => { Deployment = var.name_prefix, Function = f } }
 
   function_alarms = merge([for f in local.functions : {
     for metric in ["Errors", "Throttles"] : "${f}_${lower(metric)}" => merge(local.alarm_defaults, {
@@ -182,7 +342,27 @@ locals {
       ]
   }) }
 
-  alarms = merge(local.function_alarms, local.table_alarms, local.arrival_alarms, {
+  # The edge's refusals, all reasons together: a flood of them is an inflation attempt or a
+  # broken player; a failed write is a player answered 503.
+  edge_alarms = { for key, alarm in {
+    edge_refusals = merge(local.alarm_defaults, local.math, {
+      description = "livecount: the edge refused more than ${var.refusals_alarm_threshold} requests in 5 minutes: an inflation attempt or a broken player (docs/operations.md)"
+      expression  = join(" + ", [for i, m in local.refusal_metrics : "FILL(r${i}, 0)"])
+      period      = 300
+      threshold   = var.refusals_alarm_threshold
+      queries = [for i, m in local.refusal_metrics : {
+        id = "r${i}", namespace = "livecount", metric_name = m, dimensions = local.handler_dimensions["edge"], statistic = "Sum"
+      }]
+    })
+    edge_writes_failed = merge(local.alarm_defaults, {
+      description = "livecount: the edge could not write players' events (503 to the player, which retries; see the edge logs)"
+      namespace   = "livecount"
+      metric_name = "WritesFailed"
+      dimensions  = local.handler_dimensions["edge"]
+    })
+  } : key => alarm if var.public_edge }
+
+  alarms = merge(local.function_alarms, local.table_alarms, local.arrival_alarms, local.edge_alarms, {
     events_queue_age = merge(local.alarm_defaults, {
       description         = "livecount: events wait more than ${var.window_seconds / 2} s (W / 2) in the queue; viewers start dropping out of the count (docs/operations.md)"
       namespace           = "AWS/SQS"
@@ -206,17 +386,22 @@ locals {
       threshold           = var.iterator_age_alarm_seconds * 1000 # IteratorAge is in milliseconds
     })
     pipeline_stalled = merge(local.alarm_defaults, local.math, {
-      description         = "livecount: events were applied to sessions but the aggregator was not invoked for 3 minutes; counts are frozen (docs/operations.md)"
-      expression          = "IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)"
+      description = "livecount: events were applied to sessions but the aggregator was not invoked for 3 minutes; counts are frozen (docs/operations.md)"
+      # Events applied by either path: the edge (players) and ingest (relays).
+      expression = (var.public_edge
+        ? "IF(FILL(applied, 0) + FILL(edgeApplied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)"
+        : "IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)"
+      )
       comparison_operator = "GreaterThanOrEqualToThreshold"
       threshold           = 1
       evaluation_periods  = 3
       datapoints_to_alarm = 3
       treat_missing_data  = "breaching"
-      queries = [
-        { id = "applied", namespace = "livecount", metric_name = "EventsApplied", dimensions = local.handler_dimensions["ingest"], statistic = "Sum" },
-        { id = "invocations", namespace = "AWS/Lambda", metric_name = "Invocations", dimensions = { FunctionName = local.r.function_names["aggregate"] }, statistic = "Sum" },
-      ]
+      queries = concat(
+        [{ id = "applied", namespace = "livecount", metric_name = "EventsApplied", dimensions = local.handler_dimensions["ingest"], statistic = "Sum" }],
+        !var.public_edge ? [] : [{ id = "edgeApplied", namespace = "livecount", metric_name = "EventsApplied", dimensions = local.handler_dimensions["edge"], statistic = "Sum" }],
+        [{ id = "invocations", namespace = "AWS/Lambda", metric_name = "Invocations", dimensions = { FunctionName = local.r.function_names["aggregate"] }, statistic = "Sum" }],
+      )
     })
     messages_invalid = merge(local.alarm_defaults, {
       description = "livecount: more than ${var.invalid_messages_threshold} invalid player messages in 5 minutes (see the ingest logs for each reason)"
@@ -243,31 +428,48 @@ locals {
   # The handlers' EMF metrics (namespace livecount, dimension Function).
   ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesDeadLettered", "MessagesFailed", "MessagesExpired", "TokensRejected"]
   aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries", "StartsLate"]
+  # Refusals by reason first, as the edge emits them.
+  edge_metrics    = ["RefusedInvalid", "RefusedTooLarge", "RefusedManySessions", "RefusedUnsigned", "RefusedForged", "RefusedExpired", "EventsApplied", "EventsStale", "WritesFailed", "CountReads"]
+  refusal_metrics = [for m in local.edge_metrics : m if startswith(m, "Refused")]
 
   graph = { view = "timeSeries", stacked = false, region = local.r.region, period = 60 }
 
+  # The handlers' row: the edge (when deployed) beside ingest and aggregate.
+  handler_graphs = concat(!var.public_edge ? [] : [{
+    title = "Edge: counted and refused per minute"
+    metrics = concat(
+      [for m in ["EventsApplied", "EventsStale"] : ["livecount", m, "Deployment", var.name_prefix, "Function", "edge", { stat = "Sum", label = "counted: ${m}" }]],
+      [for m in local.refusal_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "edge", { stat = "Sum", label = "refused: ${m}", yAxis = "right" }]],
+    )
+    }], [
+    {
+      title   = "Ingest (relays): events per minute"
+      metrics = [for m in local.ingest_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "ingest", { stat = "Sum" }]]
+    },
+    {
+      title   = "Aggregate: records and updates per minute"
+      metrics = [for m in local.aggregate_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "aggregate", { stat = "Sum" }]]
+    },
+  ])
+  handler_widget_width = 24 / length(local.handler_graphs)
+  handler_widgets = [for i, g in local.handler_graphs : {
+    type       = "metric"
+    x          = i * local.handler_widget_width
+    y          = 2
+    width      = local.handler_widget_width
+    height     = 6
+    properties = merge(local.graph, g)
+  }]
+
   dashboard = {
-    widgets = [
+    widgets = concat([
       {
         type = "text", x = 0, y = 0, width = 24, height = 2
         properties = {
-          markdown = "# livecount\nViewer counts are not a metric: read them with one GetItem on the counters table (or the read API). These graphs show the pipeline that keeps them exact."
+          markdown = "# livecount\nViewer counts are not a metric: read them with one GetItem on the counters table (or the read API, or the badge). These graphs show the pipeline that keeps them exact."
         }
       },
-      {
-        type = "metric", x = 0, y = 2, width = 12, height = 6
-        properties = merge(local.graph, {
-          title   = "Ingest: events per minute"
-          metrics = [for m in local.ingest_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "ingest", { stat = "Sum" }]]
-        })
-      },
-      {
-        type = "metric", x = 12, y = 2, width = 12, height = 6
-        properties = merge(local.graph, {
-          title   = "Aggregate: records and updates per minute"
-          metrics = [for m in local.aggregate_metrics : ["livecount", m, "Deployment", var.name_prefix, "Function", "aggregate", { stat = "Sum" }]]
-        })
-      },
+      ], local.handler_widgets, [
       {
         type = "metric", x = 0, y = 8, width = 8, height = 6
         properties = merge(local.graph, {
@@ -314,6 +516,6 @@ locals {
           metrics = [for f in local.functions : ["AWS/Lambda", "Duration", "FunctionName", local.r.function_names[f], { stat = "p99", label = f }]]
         })
       },
-    ]
+    ])
   }
 }

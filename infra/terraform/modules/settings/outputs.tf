@@ -1,50 +1,54 @@
+output "functions" {
+  description = "The functions this deployment has: ingest, aggregate, read, and edge with public_edge."
+  value       = local.functions
+}
+
 output "environment" {
-  description = "The environment of all three functions: the LIVECOUNT_* variables and RUST_LOG."
+  description = "The environment every function shares: the LIVECOUNT_* variables and RUST_LOG."
   value       = local.environment
 }
 
-output "ingest_environment" {
-  description = "The ingest function's environment: the common one, plus LIVECOUNT_TOKEN_SECRET_ARN when sessions are signed."
-  value       = local.ingest_environment
+output "environments" {
+  description = "Each function's environment: the common one; ingest adds LIVECOUNT_DEAD_LETTER_QUEUE_URL; the edge adds LIVECOUNT_CORS_ORIGINS and LIVECOUNT_TOKEN_SECRET_ARN (signed) or LIVECOUNT_UNSIGNED=allow."
+  value       = local.environments
+  precondition {
+    condition     = !var.signed_sessions || local.token_secret_arn != null
+    error_message = "signed sessions need a token secret: token_secret_arn, or resources.token_secret_arn for the secret the root module creates (token_secret)."
+  }
 }
 
-output "ingest_api" {
-  description = "The players' endpoint (null when ingest_endpoint is false): POST /events -> SQS SendMessage with the body as it is."
-  value = !var.ingest_endpoint ? null : {
-    route_key = "POST /events"
-    integration = {
-      integration_type       = "AWS_PROXY"
-      integration_subtype    = "SQS-SendMessage"
-      payload_format_version = "1.0"
-      # The request parameters are QueueUrl (the events queue) and MessageBody: the body as it is.
-      message_body = "$request.body"
-    }
-    cors = {
-      allow_origins = var.ingest_cors_origins
-      allow_methods = ["POST"]
-      allow_headers = ["content-type"]
-      max_age       = 600
-    }
-    throttle = { rate_limit = var.ingest_throttle_rate, burst_limit = var.ingest_throttle_burst }
-    policy = jsonencode({
-      Version = "2012-10-17"
-      Statement = [{
-        Sid      = "SendEvents"
-        Effect   = "Allow"
-        Action   = ["sqs:SendMessage"]
-        Resource = local.r.events_queue_arn
-      }]
-    })
-    access_log_format = jsonencode({
-      requestId        = "$context.requestId"
-      ip               = "$context.identity.sourceIp"
-      requestTime      = "$context.requestTime"
-      routeKey         = "$context.routeKey"
-      status           = "$context.status"
-      responseLength   = "$context.responseLength"
-      integrationError = "$context.integrationErrorMessage"
-    })
+output "logging" {
+  description = "Each function's logging config: log format and, for JSON, the system and application log levels."
+  value       = local.logging
+}
+
+output "metrics" {
+  description = "The EMF metrics each handler emits (namespace livecount, dimensions Deployment and Function), as infra/contract.json lists them."
+  value = {
+    ingest    = local.ingest_metrics
+    aggregate = local.aggregate_metrics
+    edge      = local.edge_metrics
   }
+}
+
+output "token_secret" {
+  description = "The token secret the root module creates (signed_sessions without token_secret_arn): name, description and how its value is generated; null otherwise."
+  value       = local.token_secret
+}
+
+output "token_secret_arn" {
+  description = "The secret sessions are signed with: token_secret_arn, or the one the root module created; null when signed_sessions is false."
+  value       = local.token_secret_arn
+}
+
+output "edge" {
+  description = "The public edge (null without public_edge): its Function URL settings and the permissions a NONE URL needs."
+  value       = local.edge
+}
+
+output "badge_cdn" {
+  description = "The badge's CloudFront distribution (null without badge_cdn): origin access control, origin, cache policy, behaviour and the read function's permissions for it."
+  value       = local.badge_cdn
 }
 
 output "queue_retention_seconds" {
@@ -81,15 +85,8 @@ output "dashboard_body" {
 }
 
 output "function_url" {
-  description = "The read API's Function URL settings: auth type and CORS (null when no origins are allowed)."
-  value = {
-    authorization_type = var.public_read ? "NONE" : "AWS_IAM"
-    cors = length(var.allowed_origins) == 0 ? null : {
-      allow_origins = var.allowed_origins
-      allow_methods = ["GET"]
-      max_age       = 3600
-    }
-  }
+  description = "The read API's Function URL settings: auth type (always AWS_IAM) and CORS (null when no origins are allowed)."
+  value       = local.read_function_url
 }
 
 # Passed through so the root module reads every setting from one validated place.
@@ -118,11 +115,13 @@ output "settings" {
     aggregate_retry_attempts              = var.aggregate_retry_attempts
     aggregate_max_record_age_seconds      = local.aggregate_max_record_age
     aggregate_parallelization_factor      = var.aggregate_parallelization_factor
-    public_read                           = var.public_read
     sessions_warm_write_units             = var.sessions_warm_write_units
     counters_warm_write_units             = var.counters_warm_write_units
-    ingest_throttle_rate                  = var.ingest_throttle_rate
-    ingest_throttle_burst                 = var.ingest_throttle_burst
+    public_edge                           = var.public_edge
+    signed_sessions                       = var.signed_sessions
+    badge_cdn                             = var.badge_cdn
+    edge_cors_origins                     = var.edge_cors_origins
+    refusals_alarm_threshold              = var.refusals_alarm_threshold
     iterator_age_alarm_seconds            = var.iterator_age_alarm_seconds
     queue_visibility_timeout_seconds      = local.queue_visibility_timeout_seconds
     queue_retention_seconds               = local.queue_retention_seconds

@@ -88,7 +88,7 @@ variable "max_concurrent_writes" {
 }
 
 variable "log_level" {
-  description = "RUST_LOG of the three functions."
+  description = "RUST_LOG of the functions."
   type        = string
   default     = "info"
   nullable    = false
@@ -311,82 +311,13 @@ variable "counters_warm_write_units" {
   }
 }
 
-# ---- Read API -------------------------------------------------------------------------------------
-
-variable "public_read" {
-  description = "Opt-in public read API: the Function URL takes auth type NONE. Needs allowed_origins."
-  type        = bool
-  default     = false
-  nullable    = false
-  validation {
-    condition     = !var.public_read || length(var.allowed_origins) > 0
-    error_message = "public_read needs allowed_origins (the dashboard origins CORS lets GET the counts; [\"*\"] allows any)."
-  }
-}
+# ---- Read API and the badge's CDN -----------------------------------------------------------------
 
 variable "allowed_origins" {
-  description = "Origins allowed by CORS to GET the read API."
+  description = "Origins allowed by CORS to GET the read API with signed (AWS_IAM) requests."
   type        = list(string)
   default     = []
   nullable    = false
-}
-
-# ---- Ingest endpoint (players) ---------------------------------------------------------------------
-
-variable "ingest_endpoint" {
-  description = "An HTTP API whose POST /events sends the request body to the events queue (no Lambda in the path)."
-  type        = bool
-  default     = true
-  nullable    = false
-}
-
-variable "ingest_cors_origins" {
-  description = "Origins CORS lets post events ([\"*\"] for any)."
-  type        = list(string)
-  default     = ["*"]
-  nullable    = false
-}
-
-variable "ingest_throttle_rate" {
-  description = "Steady requests per second the ingest endpoint's stage takes (1-100000)."
-  type        = number
-  default     = 10000
-  nullable    = false
-  validation {
-    condition     = var.ingest_throttle_rate >= 1 && var.ingest_throttle_rate <= 100000
-    error_message = "ingest_throttle_rate must be from 1 to 100000."
-  }
-}
-
-variable "ingest_throttle_burst" {
-  description = "Burst of requests the ingest endpoint's stage takes (1-100000)."
-  type        = number
-  default     = 5000
-  nullable    = false
-  validation {
-    condition     = var.ingest_throttle_burst == floor(var.ingest_throttle_burst) && var.ingest_throttle_burst >= 1 && var.ingest_throttle_burst <= 100000
-    error_message = "ingest_throttle_burst must be a whole number from 1 to 100000."
-  }
-}
-
-variable "token_secret_arn" {
-  description = "A Secrets Manager secret whose SecretString signs sessions (LIVECOUNT_TOKEN_SECRET_ARN); when set every event must carry a valid token. Only the ARN reaches the function."
-  type        = string
-  default     = null
-  validation {
-    condition     = var.token_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.token_secret_arn))
-    error_message = "token_secret_arn must be a Secrets Manager secret ARN."
-  }
-}
-
-variable "token_secret_kms_key_arn" {
-  description = "The customer-managed KMS key the token secret is encrypted with, if not aws/secretsmanager: ingest may kms:Decrypt with it, through Secrets Manager only."
-  type        = string
-  default     = null
-  validation {
-    condition     = var.token_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.token_secret_kms_key_arn))
-    error_message = "token_secret_kms_key_arn must be a KMS key ARN."
-  }
 }
 
 variable "read_timeout_seconds" {
@@ -397,6 +328,75 @@ variable "read_timeout_seconds" {
   validation {
     condition     = var.read_timeout_seconds == floor(var.read_timeout_seconds) && var.read_timeout_seconds >= 1 && var.read_timeout_seconds <= 900
     error_message = "read_timeout_seconds must be a whole number from 1 to 900."
+  }
+}
+
+variable "badge_cdn" {
+  description = "A CloudFront distribution in front of the read function that serves only the badge (GET /api/streams/{id}/viewers, cached 1 s), so the audience's reads do not grow with it."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+# ---- The public edge (players) ---------------------------------------------------------------------
+
+variable "public_edge" {
+  description = "The edge function behind a public Function URL (auth NONE): browsers, TVs and phones POST one player's events to /events."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "edge_cors_origins" {
+  description = "LIVECOUNT_CORS_ORIGINS of the edge: origins CORS lets post events ([\"*\"] for any: a page cannot count without a token)."
+  type        = list(string)
+  default     = ["*"]
+  nullable    = false
+  validation {
+    condition     = alltrue([for o in var.edge_cors_origins : can(regex("^[^,\\s]+$", o))])
+    error_message = "edge_cors_origins must be origins without commas or spaces (they are joined with \",\" into LIVECOUNT_CORS_ORIGINS)."
+  }
+}
+
+variable "edge_timeout_seconds" {
+  description = "The edge function's timeout."
+  type        = number
+  default     = 5
+  nullable    = false
+  validation {
+    condition     = var.edge_timeout_seconds == floor(var.edge_timeout_seconds) && var.edge_timeout_seconds >= 1 && var.edge_timeout_seconds <= 900
+    error_message = "edge_timeout_seconds must be a whole number from 1 to 900."
+  }
+}
+
+variable "signed_sessions" {
+  description = "Only signed sessions count: the edge refuses an event without a valid token. The module creates the token secret unless token_secret_arn is given; false gives the edge LIVECOUNT_UNSIGNED=allow (anyone who can reach it can add viewers)."
+  type        = bool
+  default     = true
+  nullable    = false
+  validation {
+    condition     = var.signed_sessions || var.token_secret_arn == null
+    error_message = "signed_sessions is false but token_secret_arn is given; drop one of them."
+  }
+}
+
+variable "token_secret_arn" {
+  description = "A Secrets Manager secret whose SecretString signs sessions (LIVECOUNT_TOKEN_SECRET_ARN of the edge). Default: a secret the root module creates (<name_prefix>-token-secret). Only the ARN reaches the function."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.token_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.token_secret_arn))
+    error_message = "token_secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "token_secret_kms_key_arn" {
+  description = "The customer-managed KMS key the token secret is encrypted with, if not aws/secretsmanager: the edge may kms:Decrypt with it, through Secrets Manager only."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.token_secret_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.token_secret_kms_key_arn))
+    error_message = "token_secret_kms_key_arn must be a KMS key ARN."
   }
 }
 
@@ -414,13 +414,13 @@ variable "memory_size" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrency by function (ingest, aggregate, read); a function left out uses the account's unreserved pool."
+  description = "Reserved concurrency by function (ingest, aggregate, read, edge); a function left out uses the account's unreserved pool (aggregate and read have defaults)."
   type        = map(number)
   default     = {}
   nullable    = false
   validation {
-    condition     = alltrue([for k, v in var.reserved_concurrency : contains(["ingest", "aggregate", "read"], k) && v == floor(v) && v >= 0])
-    error_message = "reserved_concurrency keys must be ingest, aggregate or read, with whole, non-negative values."
+    condition     = alltrue([for k, v in var.reserved_concurrency : contains(["ingest", "aggregate", "read", "edge"], k) && v == floor(v) && v >= 0])
+    error_message = "reserved_concurrency keys must be ingest, aggregate, read or edge, with whole, non-negative values."
   }
 }
 
@@ -459,6 +459,17 @@ variable "invalid_messages_threshold" {
   }
 }
 
+variable "refusals_alarm_threshold" {
+  description = "The edge_refusals alarm fires when the edge refuses more requests than this (Sum of the Refused* metrics, 5 min): an inflation attempt or a broken player."
+  type        = number
+  default     = 1000
+  nullable    = false
+  validation {
+    condition     = var.refusals_alarm_threshold >= 0 && var.refusals_alarm_threshold <= 1000000000
+    error_message = "refusals_alarm_threshold must be from 0 to 1000000000."
+  }
+}
+
 # ---- The deployed resources the policies, alarms and dashboard refer to -----------------------------
 
 variable "resources" {
@@ -477,5 +488,7 @@ variable "resources" {
     aggregate_failure_queue_name = string
     log_group_arns               = map(string)
     function_names               = map(string)
+    # The secret the root module created (signed_sessions without token_secret_arn), else null.
+    token_secret_arn = optional(string)
   })
 }

@@ -17,12 +17,16 @@ variables {
       ingest    = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-ingest"
       aggregate = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-aggregate"
       read      = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-read"
+      edge      = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-edge"
     }
     function_names = {
       ingest    = "livecount-ingest"
       aggregate = "livecount-aggregate"
       read      = "livecount-read"
+      edge      = "livecount-edge"
     }
+    # The secret the root module creates when sessions are signed and none is given.
+    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
   }
 }
 
@@ -45,9 +49,22 @@ run "defaults_are_the_documented_ones" {
     error_message = "environment: ${jsonencode(output.environment)}"
   }
 
+  # Ingest (the relays' queue, authenticated by IAM SendMessage) gets the DLQ and no token secret.
   assert {
-    condition     = output.ingest_environment.LIVECOUNT_DEAD_LETTER_QUEUE_URL == "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
-    error_message = "ingest sends invalid events to the DLQ: ${jsonencode(output.ingest_environment)}"
+    condition = output.environments.ingest == merge(output.environment, {
+      LIVECOUNT_DEAD_LETTER_QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
+    })
+    error_message = "ingest: the common environment and the DLQ only: ${jsonencode(output.environments.ingest)}"
+  }
+
+  assert {
+    condition     = output.environments.aggregate == output.environment && output.environments.read == output.environment
+    error_message = "aggregate and read take the common environment"
+  }
+
+  assert {
+    condition     = output.functions == ["ingest", "aggregate", "read", "edge"]
+    error_message = "functions: ${jsonencode(output.functions)}"
   }
 
   assert {
@@ -77,6 +94,19 @@ run "defaults_are_the_documented_ones" {
       output.environment[name] == tostring(rule.default) if can(rule.min)
     ])
     error_message = "environment defaults differ from infra/contract.json"
+  }
+
+  # Every function-specific variable (a `functions` list in infra/contract.json) is in those
+  # functions' environments only, and in all of them unless optional; defaults are the contract's.
+  assert {
+    condition = alltrue(flatten([
+      for name, rule in jsondecode(file("../../../contract.json")).environment : [
+        for f, env in output.environments : (
+          contains(keys(env), name) ? contains(rule.functions, f) : (!contains(rule.functions, f) || try(rule.optional, false))
+        ) && try(env[name] == tostring(rule.default), true)
+      ] if can(rule.functions)
+    ]))
+    error_message = "function-specific variables differ from infra/contract.json: ${jsonencode(output.environments)}"
   }
 
   assert {
@@ -121,13 +151,19 @@ run "null_means_the_default" {
   command = plan
 
   variables {
-    window_seconds         = null
-    session_shards         = null
-    sessions_table         = null
-    point_in_time_recovery = null
-    memory_size            = null
-    allowed_origins        = null
-    reserved_concurrency   = null
+    window_seconds           = null
+    session_shards           = null
+    sessions_table           = null
+    point_in_time_recovery   = null
+    memory_size              = null
+    allowed_origins          = null
+    reserved_concurrency     = null
+    public_edge              = null
+    signed_sessions          = null
+    badge_cdn                = null
+    edge_cors_origins        = null
+    edge_timeout_seconds     = null
+    refusals_alarm_threshold = null
   }
 
   assert {
@@ -137,7 +173,14 @@ run "null_means_the_default" {
       output.environment.LIVECOUNT_SESSIONS_TABLE == "livecount-sessions" &&
       output.settings.point_in_time_recovery == true &&
       output.settings.memory_size == 256 &&
-      output.function_url.cors == null
+      output.function_url.cors == null &&
+      output.settings.public_edge == true &&
+      output.settings.signed_sessions == true &&
+      output.settings.badge_cdn == true &&
+      output.settings.edge_cors_origins == tolist(["*"]) &&
+      output.settings.timeout_seconds.edge == 5 &&
+      output.settings.refusals_alarm_threshold == 1000 &&
+      output.environments.edge.LIVECOUNT_TOKEN_SECRET_ARN != null
     )
     error_message = "null must fall back to the defaults"
   }
@@ -224,6 +267,45 @@ run "each_role_gets_only_the_actions_its_function_calls" {
     error_message = "read: ${jsonencode(output.policy_statements.read)}"
   }
 
+  # The edge: its log group, the session row, its stream's count, the token secret. Nothing else.
+  assert {
+    condition = output.policy_statements.edge == [
+      {
+        Sid      = "OwnLogGroup"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-edge:*"
+      },
+      {
+        Sid      = "WriteSessions"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
+      },
+      {
+        Sid      = "ReadCounts"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      },
+      {
+        Sid      = "ReadTokenSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+      },
+    ]
+    error_message = "edge: ${jsonencode(output.policy_statements.edge)}"
+  }
+
+  # Only the edge may read the token secret.
+  assert {
+    condition = alltrue(flatten([for f, statements in output.policy_statements : [
+      for st in statements : f == "edge" || !contains(st.Action, "secretsmanager:GetSecretValue")
+    ]]))
+    error_message = "a role other than the edge's reads the token secret"
+  }
+
   assert {
     condition = alltrue(flatten([for f, statements in output.policy_statements : [
       for s in statements : concat(
@@ -246,6 +328,7 @@ run "the_documented_alarms" {
   assert {
     condition = toset(keys(output.alarms)) == toset([
       "ingest_errors", "ingest_throttles", "aggregate_errors", "aggregate_throttles", "read_errors", "read_throttles",
+      "edge_errors", "edge_throttles", "edge_refusals", "edge_writes_failed",
       "dead_letter_arrivals", "aggregate_failure_arrivals", "aggregate_iterator_age", "events_queue_age",
       "pipeline_stalled", "sessions_table_throttled", "counters_table_throttled",
       "messages_invalid", "records_not_applied", "unreadable_records",
@@ -289,10 +372,12 @@ run "the_documented_alarms" {
 
   assert {
     condition = (
-      output.alarms.pipeline_stalled.expression == "IF(FILL(applied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)" &&
+      output.alarms.pipeline_stalled.expression == "IF(FILL(applied, 0) + FILL(edgeApplied, 0) > 0 AND FILL(invocations, 0) == 0, 1, 0)" &&
       output.alarms.pipeline_stalled.queries[0].metric_name == "EventsApplied" &&
       output.alarms.pipeline_stalled.queries[0].dimensions == { Deployment = "livecount", Function = "ingest" } &&
-      output.alarms.pipeline_stalled.queries[1].metric_name == "Invocations" &&
+      output.alarms.pipeline_stalled.queries[1].metric_name == "EventsApplied" &&
+      output.alarms.pipeline_stalled.queries[1].dimensions == { Deployment = "livecount", Function = "edge" } &&
+      output.alarms.pipeline_stalled.queries[2].metric_name == "Invocations" &&
       output.alarms.pipeline_stalled.evaluation_periods == 3
     )
     error_message = "stalled pipeline alarm: ${jsonencode(output.alarms.pipeline_stalled)}"
@@ -318,7 +403,7 @@ run "the_documented_alarms" {
   }
 
   assert {
-    condition = alltrue([for f in ["ingest", "aggregate", "read"] : alltrue([for m in ["errors", "throttles"] :
+    condition = alltrue([for f in ["ingest", "aggregate", "read", "edge"] : alltrue([for m in ["errors", "throttles"] :
       output.alarms["${f}_${m}"].namespace == "AWS/Lambda" &&
       output.alarms["${f}_${m}"].metric_name == title(m) &&
       output.alarms["${f}_${m}"].dimensions == { FunctionName = "livecount-${f}" } &&
@@ -345,6 +430,37 @@ run "the_documented_alarms" {
     )
     error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records, output.alarms.records_not_applied])}"
   }
+
+  # The six refusal reasons of infra/contract.json, summed over 5 minutes, above 1000.
+  assert {
+    condition = (
+      output.alarms.edge_refusals.expression == join(" + ", [for i in range(6) : "FILL(r${i}, 0)"]) &&
+      [for q in output.alarms.edge_refusals.queries : q.metric_name] == [for m in jsondecode(file("../../../contract.json")).metrics.edge : m if startswith(m, "Refused")] &&
+      length(output.alarms.edge_refusals.queries) == 6 &&
+      alltrue([for i, q in output.alarms.edge_refusals.queries :
+        q.id == "r${i}" && q.namespace == "livecount" && q.statistic == "Sum" &&
+        q.dimensions == { Deployment = "livecount", Function = "edge" }
+      ]) &&
+      output.alarms.edge_refusals.period == 300 &&
+      output.alarms.edge_refusals.threshold == 1000 &&
+      output.alarms.edge_refusals.comparison_operator == "GreaterThanThreshold" &&
+      output.alarms.edge_refusals.evaluation_periods == 1 &&
+      strcontains(output.alarms.edge_refusals.description, "inflation attempt")
+    )
+    error_message = "edge refusals alarm: ${jsonencode(output.alarms.edge_refusals)}"
+  }
+
+  assert {
+    condition = (
+      output.alarms.edge_writes_failed.namespace == "livecount" &&
+      output.alarms.edge_writes_failed.metric_name == "WritesFailed" &&
+      output.alarms.edge_writes_failed.dimensions == { Deployment = "livecount", Function = "edge" } &&
+      output.alarms.edge_writes_failed.statistic == "Sum" &&
+      output.alarms.edge_writes_failed.period == 300 &&
+      output.alarms.edge_writes_failed.threshold == 0
+    )
+    error_message = "edge writes failed alarm: ${jsonencode(output.alarms.edge_writes_failed)}"
+  }
 }
 
 run "alarm_thresholds_are_variables" {
@@ -353,11 +469,12 @@ run "alarm_thresholds_are_variables" {
   variables {
     iterator_age_alarm_seconds = 120
     invalid_messages_threshold = 25
+    refusals_alarm_threshold   = 50
   }
 
   assert {
-    condition     = output.alarms.aggregate_iterator_age.threshold == 120000 && output.alarms.messages_invalid.threshold == 25
-    error_message = "thresholds: ${output.alarms.aggregate_iterator_age.threshold}, ${output.alarms.messages_invalid.threshold}"
+    condition     = output.alarms.aggregate_iterator_age.threshold == 120000 && output.alarms.messages_invalid.threshold == 25 && output.alarms.edge_refusals.threshold == 50
+    error_message = "thresholds: ${output.alarms.aggregate_iterator_age.threshold}, ${output.alarms.messages_invalid.threshold}, ${output.alarms.edge_refusals.threshold}"
   }
 }
 
@@ -374,16 +491,48 @@ run "the_dashboard_graphs_the_pipeline" {
     error_message = "the handlers' EMF metrics (infra/contract.json) are not all graphed"
   }
 
+  # The handlers' metric lists are infra/contract.json's, the edge's in its order.
+  assert {
+    condition = alltrue([for f in ["ingest", "aggregate", "edge"] :
+      output.metrics[f] == jsondecode(file("../../../contract.json")).metrics[f]
+    ])
+    error_message = "metrics differ from infra/contract.json: ${jsonencode(output.metrics)}"
+  }
+
+  # The edge's widget: what it counted (left) and what it refused, by reason (right).
+  assert {
+    condition = [for w in jsondecode(output.dashboard_body).widgets : [
+      for metric in w.properties.metrics : [metric[1], try(metric[6].yAxis, "left")]
+      ] if try(w.properties.title, "") == "Edge: counted and refused per minute"] == [concat(
+      [["EventsApplied", "left"], ["EventsStale", "left"]],
+      [for m in jsondecode(file("../../../contract.json")).metrics.edge : [m, "right"] if startswith(m, "Refused")],
+    )]
+    error_message = "the edge widget graphs EventsApplied and EventsStale, and the six Refused* on the right"
+  }
+
+  # The handlers' row: edge, ingest and aggregate side by side, within 24 columns.
+  assert {
+    condition = [for w in jsondecode(output.dashboard_body).widgets : [w.properties.title, w.x, w.width] if w.y == 2] == [
+      ["Edge: counted and refused per minute", 0, 8],
+      ["Ingest (relays): events per minute", 8, 8],
+      ["Aggregate: records and updates per minute", 16, 8],
+    ]
+    error_message = "the handlers' row"
+  }
+
   assert {
     condition = alltrue([for m in [
       ["AWS/Lambda", "IteratorAge", "FunctionName", "livecount-aggregate"],
       ["AWS/Lambda", "Errors", "FunctionName", "livecount-read"],
       ["AWS/Lambda", "Throttles", "FunctionName", "livecount-ingest"],
+      ["AWS/Lambda", "Errors", "FunctionName", "livecount-edge"],
+      ["AWS/Lambda", "Throttles", "FunctionName", "livecount-edge"],
+      ["AWS/Lambda", "Duration", "FunctionName", "livecount-edge"],
       ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "livecount-events-dlq"],
       ] : contains(flatten([for w in jsondecode(output.dashboard_body).widgets : [
         for metric in try(w.properties.metrics, []) : jsonencode(slice(metric, 0, 4))
     ]]), jsonencode(m))])
-    error_message = "iterator age, errors, throttles or DLQ depth are not graphed"
+    error_message = "iterator age, errors, throttles (the edge's too) or DLQ depth are not graphed"
   }
 
   assert {
@@ -392,32 +541,7 @@ run "the_dashboard_graphs_the_pipeline" {
   }
 }
 
-run "public_read_opens_the_url_with_cors_get_from_the_allowed_origins" {
-  command = plan
-
-  variables {
-    public_read     = true
-    allowed_origins = ["https://dash.example.com"]
-  }
-
-  assert {
-    condition = (
-      output.function_url.authorization_type == "NONE" &&
-      tolist(output.function_url.cors.allow_origins) == tolist(["https://dash.example.com"]) &&
-      tolist(output.function_url.cors.allow_methods) == tolist(["GET"]) &&
-      output.function_url.cors.max_age == 3600
-    )
-    error_message = "function url: ${jsonencode(output.function_url)}"
-  }
-}
-
 # ---- Validation: the ranges the Rust functions enforce -------------------------------------------
-
-run "public_read_without_origins_is_refused" {
-  command = plan
-  variables { public_read = true }
-  expect_failures = [var.public_read]
-}
 
 run "window_0_is_refused" {
   command = plan
@@ -594,123 +718,10 @@ run "the_edges_of_every_range_are_accepted" {
   }
 }
 
-run "the_ingest_endpoint_sends_the_body_to_the_events_queue" {
-  command = plan
-
-  assert {
-    condition = (
-      output.ingest_api.route_key == "POST /events" &&
-      output.ingest_api.integration.integration_type == "AWS_PROXY" &&
-      output.ingest_api.integration.integration_subtype == "SQS-SendMessage" &&
-      output.ingest_api.integration.payload_format_version == "1.0" &&
-      output.ingest_api.integration.message_body == "$request.body"
-    )
-    error_message = "integration: ${jsonencode(output.ingest_api.integration)}"
-  }
-
-  assert {
-    condition = jsondecode(output.ingest_api.policy) == {
-      Version = "2012-10-17"
-      Statement = [{
-        Sid      = "SendEvents"
-        Effect   = "Allow"
-        Action   = ["sqs:SendMessage"]
-        Resource = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
-      }]
-    }
-    error_message = "the integration's role may only send to the events queue: ${output.ingest_api.policy}"
-  }
-
-  assert {
-    condition = (
-      output.ingest_api.cors.allow_origins == tolist(["*"]) &&
-      tolist(output.ingest_api.cors.allow_methods) == tolist(["POST"]) &&
-      output.ingest_api.throttle.rate_limit == 10000 &&
-      output.ingest_api.throttle.burst_limit == 5000 &&
-      jsondecode(output.ingest_api.access_log_format).status == "$context.status"
-    )
-    error_message = "cors, throttling, access logs: ${jsonencode(output.ingest_api)}"
-  }
-
-  assert {
-    condition     = !contains(keys(output.ingest_environment), "LIVECOUNT_TOKEN_SECRET_ARN")
-    error_message = "no token secret unless configured"
-  }
-}
-
-run "ingest_origins_and_throttling_are_variables_and_the_endpoint_can_be_turned_off" {
-  command = plan
-  variables {
-    ingest_cors_origins   = ["https://player.example"]
-    ingest_throttle_rate  = 200
-    ingest_throttle_burst = 50
-  }
-  assert {
-    condition     = output.ingest_api.cors.allow_origins == tolist(["https://player.example"]) && output.ingest_api.throttle.rate_limit == 200 && output.ingest_api.throttle.burst_limit == 50
-    error_message = "ingest settings: ${jsonencode(output.ingest_api)}"
-  }
-}
-
-run "the_ingest_endpoint_can_be_turned_off" {
-  command = plan
-  variables { ingest_endpoint = false }
-  assert {
-    condition     = output.ingest_api == null
-    error_message = "ingest_endpoint = false must leave no endpoint"
-  }
-}
-
-run "signed_sessions_give_ingest_the_secret_arn_and_read_access_to_it_only" {
-  command = plan
-  variables {
-    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
-  }
-  assert {
-    condition = (
-      output.ingest_environment.LIVECOUNT_TOKEN_SECRET_ARN == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf" &&
-      !contains(keys(output.environment), "LIVECOUNT_TOKEN_SECRET_ARN")
-    )
-    error_message = "ingest environment: ${jsonencode(output.ingest_environment)}"
-  }
-  assert {
-    condition = output.policy_statements.ingest[length(output.policy_statements.ingest) - 1] == {
-      Sid      = "ReadTokenSecret"
-      Effect   = "Allow"
-      Action   = ["secretsmanager:GetSecretValue"]
-      Resource = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
-    }
-    error_message = "ingest statements: ${jsonencode(output.policy_statements.ingest)}"
-  }
-}
-
-run "a_token_secret_under_a_customer_managed_key_lets_ingest_decrypt_through_secrets_manager_only" {
-  command = plan
-  variables {
-    token_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
-    token_secret_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-  }
-  assert {
-    condition = output.policy_statements.ingest[length(output.policy_statements.ingest) - 1] == {
-      Sid       = "DecryptTokenSecret"
-      Effect    = "Allow"
-      Action    = ["kms:Decrypt"]
-      Resource  = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-      Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
-    }
-    error_message = "ingest statements: ${jsonencode(output.policy_statements.ingest)}"
-  }
-}
-
 run "a_kms_key_that_is_not_a_kms_arn_is_refused" {
   command = plan
   variables { token_secret_kms_key_arn = "alias/my-key" }
   expect_failures = [var.token_secret_kms_key_arn]
-}
-
-run "ingest_throttle_rate_0_is_refused" {
-  command = plan
-  variables { ingest_throttle_rate = 0 }
-  expect_failures = [var.ingest_throttle_rate]
 }
 
 run "a_token_secret_that_is_not_a_secrets_manager_arn_is_refused" {
@@ -720,16 +731,340 @@ run "a_token_secret_that_is_not_a_secrets_manager_arn_is_refused" {
 }
 
 # A function that calls an operation (infra/contract.json, which the Rust tests hold the real
-# calls to) without its IAM action fails here.
+# calls to) without its IAM action fails here (signed sessions, the default: the edge reads the
+# token secret).
 run "each_role_allows_every_operation_its_function_calls" {
   command = plan
-  variables {
-    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
-  }
   assert {
     condition = alltrue(flatten([for f, operations in jsondecode(file("../../../contract.json")).operations : [
       for operation in operations : contains(flatten([for st in output.policy_statements[f] : st.Action]), operation)
     ]]))
     error_message = "a role lacks an operation of infra/contract.json: ${jsonencode(output.policy_statements)}"
+  }
+}
+
+# ---- The public edge and signed sessions ----------------------------------------------------------
+
+run "the_edge_is_signed_by_default_with_the_secret_the_root_module_creates" {
+  command = plan
+
+  assert {
+    condition = output.environments.edge == merge(output.environment, {
+      LIVECOUNT_CORS_ORIGINS     = "*"
+      LIVECOUNT_TOKEN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+    })
+    error_message = "edge environment: ${jsonencode(output.environments.edge)}"
+  }
+
+  assert {
+    condition = output.token_secret == {
+      name                = "livecount-token-secret"
+      description         = "livecount: signs the sessions players count with (livecount); rotate with put-secret-value"
+      password_length     = 48
+      exclude_punctuation = true
+    }
+    error_message = "the created secret: ${jsonencode(output.token_secret)}"
+  }
+
+  assert {
+    condition     = alltrue([for f in ["ingest", "aggregate", "read"] : !contains(keys(output.environments[f]), "LIVECOUNT_TOKEN_SECRET_ARN") && !contains(keys(output.environments[f]), "LIVECOUNT_UNSIGNED")])
+    error_message = "only the edge gets the token secret"
+  }
+}
+
+run "a_given_token_secret_is_used_and_none_is_created" {
+  command = plan
+  variables {
+    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+  }
+  assert {
+    condition = (
+      output.token_secret == null &&
+      output.token_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf" &&
+      output.environments.edge.LIVECOUNT_TOKEN_SECRET_ARN == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf" &&
+      !contains(keys(output.environments.edge), "LIVECOUNT_UNSIGNED") &&
+      !contains(keys(output.environments.ingest), "LIVECOUNT_TOKEN_SECRET_ARN")
+    )
+    error_message = "edge environment: ${jsonencode(output.environments.edge)}"
+  }
+  assert {
+    condition = output.policy_statements.edge[length(output.policy_statements.edge) - 1] == {
+      Sid      = "ReadTokenSecret"
+      Effect   = "Allow"
+      Action   = ["secretsmanager:GetSecretValue"]
+      Resource = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+    }
+    error_message = "edge statements: ${jsonencode(output.policy_statements.edge)}"
+  }
+  assert {
+    condition     = length(output.policy_statements.ingest) == 4 && !contains(flatten([for st in output.policy_statements.ingest : st.Action]), "secretsmanager:GetSecretValue")
+    error_message = "ingest no longer reads the token secret: ${jsonencode(output.policy_statements.ingest)}"
+  }
+}
+
+run "a_token_secret_under_a_customer_managed_key_lets_the_edge_decrypt_through_secrets_manager_only" {
+  command = plan
+  variables {
+    token_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+    token_secret_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+  }
+  assert {
+    condition = output.policy_statements.edge[length(output.policy_statements.edge) - 1] == {
+      Sid       = "DecryptTokenSecret"
+      Effect    = "Allow"
+      Action    = ["kms:Decrypt"]
+      Resource  = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+      Condition = { StringLike = { "kms:ViaService" = "secretsmanager.*.amazonaws.com" } }
+    }
+    error_message = "edge statements: ${jsonencode(output.policy_statements.edge)}"
+  }
+  assert {
+    condition     = !contains(flatten([for st in output.policy_statements.ingest : st.Action]), "kms:Decrypt")
+    error_message = "ingest no longer decrypts the token secret: ${jsonencode(output.policy_statements.ingest)}"
+  }
+}
+
+run "unsigned_sessions_only_when_signed_sessions_is_false" {
+  command = plan
+  variables {
+    signed_sessions          = false
+    token_secret_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+  }
+  assert {
+    condition = output.environments.edge == merge(output.environment, {
+      LIVECOUNT_CORS_ORIGINS = "*"
+      LIVECOUNT_UNSIGNED     = "allow"
+    })
+    error_message = "unsigned edge environment: ${jsonencode(output.environments.edge)}"
+  }
+  assert {
+    condition     = output.token_secret == null && output.token_secret_arn == null && output.settings.signed_sessions == false
+    error_message = "no secret is created for unsigned sessions"
+  }
+  assert {
+    condition     = [for st in output.policy_statements.edge : st.Sid] == ["OwnLogGroup", "WriteSessions", "ReadCounts"]
+    error_message = "an unsigned edge reads no secret and decrypts nothing: ${jsonencode(output.policy_statements.edge)}"
+  }
+}
+
+run "signed_sessions_false_with_a_token_secret_is_refused" {
+  command = plan
+  variables {
+    signed_sessions  = false
+    token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+  }
+  expect_failures = [var.signed_sessions]
+}
+
+run "the_edge_url_is_public_and_answers_cors_itself" {
+  command = plan
+  assert {
+    condition     = output.edge.function_url == { authorization_type = "NONE", cors = null }
+    error_message = "edge url: ${jsonencode(output.edge.function_url)}"
+  }
+  assert {
+    condition = output.edge.permissions == {
+      url = {
+        statement_id             = "LivecountPublicFunctionUrl"
+        action                   = "lambda:InvokeFunctionUrl"
+        principal                = "*"
+        function_url_auth_type   = "NONE"
+        invoked_via_function_url = null
+      }
+      invoke = {
+        statement_id             = "LivecountPublicFunctionUrlInvoke"
+        action                   = "lambda:InvokeFunction"
+        principal                = "*"
+        function_url_auth_type   = null
+        invoked_via_function_url = true
+      }
+    }
+    error_message = "a NONE URL needs InvokeFunctionUrl for * and InvokeFunction through the URL: ${jsonencode(output.edge.permissions)}"
+  }
+  # The read URL stays AWS_IAM even with origins (signed browser callers).
+  assert {
+    condition     = output.function_url.authorization_type == "AWS_IAM"
+    error_message = "the read URL is always AWS_IAM"
+  }
+}
+
+run "the_edge_logs_json_without_lambdas_own_lines" {
+  command = plan
+  assert {
+    condition = (
+      output.logging.edge == { log_format = "JSON", system_log_level = "WARN", application_log_level = "INFO" } &&
+      alltrue([for f in ["ingest", "aggregate", "read"] : output.logging[f].log_format == "Text"])
+    )
+    error_message = "logging: ${jsonencode(output.logging)}"
+  }
+  assert {
+    condition     = output.settings.timeout_seconds.edge == 5 && !contains(keys(output.settings.reserved_concurrency), "edge")
+    error_message = "the edge: 5 s timeout, no reserved concurrency by default"
+  }
+}
+
+run "edge_origins_timeout_and_concurrency_are_variables" {
+  command = plan
+  variables {
+    edge_cors_origins    = ["https://player.example", "https://tv.example"]
+    edge_timeout_seconds = 3
+    reserved_concurrency = { edge = 500 }
+  }
+  assert {
+    condition = (
+      output.environments.edge.LIVECOUNT_CORS_ORIGINS == "https://player.example,https://tv.example" &&
+      output.settings.timeout_seconds.edge == 3 &&
+      output.settings.reserved_concurrency == { aggregate = 4, read = 10, edge = 500 }
+    )
+    error_message = "edge settings: ${jsonencode(output.settings)}"
+  }
+}
+
+run "an_edge_origin_with_a_comma_is_refused" {
+  command = plan
+  variables { edge_cors_origins = ["https://a.example,https://b.example"] }
+  expect_failures = [var.edge_cors_origins]
+}
+
+run "edge_timeout_0_is_refused" {
+  command = plan
+  variables { edge_timeout_seconds = 0 }
+  expect_failures = [var.edge_timeout_seconds]
+}
+
+run "a_negative_refusals_threshold_is_refused" {
+  command = plan
+  variables { refusals_alarm_threshold = -1 }
+  expect_failures = [var.refusals_alarm_threshold]
+}
+
+# The root module creates no edge log group or function without public_edge: nothing refers to one.
+run "without_public_edge_there_is_no_edge" {
+  command = plan
+  variables {
+    public_edge = false
+    resources = {
+      region                       = "eu-west-1"
+      sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
+      sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
+      counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+      events_queue_name            = "livecount-events"
+      dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
+      dead_letter_queue_url        = "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
+      dead_letter_queue_name       = "livecount-events-dlq"
+      aggregate_failure_queue_arn  = "arn:aws:sqs:eu-west-1:123456789012:livecount-aggregate-failures"
+      aggregate_failure_queue_name = "livecount-aggregate-failures"
+      log_group_arns = {
+        ingest    = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-ingest"
+        aggregate = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-aggregate"
+        read      = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/livecount-read"
+      }
+      function_names = {
+        ingest    = "livecount-ingest"
+        aggregate = "livecount-aggregate"
+        read      = "livecount-read"
+      }
+      token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+    }
+  }
+  assert {
+    condition = (
+      output.functions == ["ingest", "aggregate", "read"] &&
+      output.edge == null &&
+      keys(output.environments) == ["aggregate", "ingest", "read"] &&
+      keys(output.policy_statements) == ["aggregate", "ingest", "read"] &&
+      keys(output.logging) == ["aggregate", "ingest", "read"] &&
+      length([for k in keys(output.alarms) : k if startswith(k, "edge_")]) == 0
+    )
+    error_message = "no edge anywhere: ${jsonencode(keys(output.alarms))}"
+  }
+  assert {
+    condition = [for w in jsondecode(output.dashboard_body).widgets : [w.properties.title, w.x, w.width] if w.y == 2] == [
+      ["Ingest (relays): events per minute", 0, 12],
+      ["Aggregate: records and updates per minute", 12, 12],
+    ]
+    error_message = "without the edge, ingest and aggregate share the row"
+  }
+}
+
+# ---- The badge's CDN ---------------------------------------------------------------------------------
+
+run "the_badge_is_served_through_cloudfront_from_the_signed_read_url" {
+  command = plan
+  assert {
+    condition = output.badge_cdn.origin_access_control == {
+      name             = "livecount-read"
+      description      = "livecount: CloudFront signs its requests to the read Function URL (livecount)"
+      origin_type      = "lambda"
+      signing_behavior = "always"
+      signing_protocol = "sigv4"
+    }
+    error_message = "origin access control: ${jsonencode(output.badge_cdn.origin_access_control)}"
+  }
+  # The read function serves a request with this header the badge and nothing else.
+  assert {
+    condition = (
+      output.badge_cdn.origin.custom_headers == { "x-livecount-public" = "1" } &&
+      output.badge_cdn.origin.origin_protocol_policy == "https-only" &&
+      output.badge_cdn.origin.origin_ssl_protocols == ["TLSv1.2"]
+    )
+    error_message = "origin: ${jsonencode(output.badge_cdn.origin)}"
+  }
+  # The origin says max-age=1; the policy allows 0-10 s and keys on the path alone.
+  assert {
+    condition = output.badge_cdn.cache_policy == {
+      name                  = "livecount-badge"
+      comment               = "livecount badge: the origin says how long (max-age=1); the path is the key"
+      min_ttl               = 0
+      default_ttl           = 1
+      max_ttl               = 10
+      header_behavior       = "none"
+      cookie_behavior       = "none"
+      query_string_behavior = "none"
+      enable_brotli         = true
+      enable_gzip           = true
+    }
+    error_message = "cache policy: ${jsonencode(output.badge_cdn.cache_policy)}"
+  }
+  assert {
+    condition = (
+      output.badge_cdn.default_cache_behavior == {
+        viewer_protocol_policy = "redirect-to-https"
+        allowed_methods        = ["GET", "HEAD"]
+        cached_methods         = ["GET", "HEAD"]
+        compress               = true
+      } &&
+      output.badge_cdn.price_class == "PriceClass_100" &&
+      output.badge_cdn.http_version == "http2and3" &&
+      output.badge_cdn.is_ipv6_enabled == true
+    )
+    error_message = "distribution: ${jsonencode(output.badge_cdn)}"
+  }
+  assert {
+    condition = output.badge_cdn.permissions == {
+      url = {
+        statement_id             = "LivecountBadgeCdn"
+        action                   = "lambda:InvokeFunctionUrl"
+        principal                = "cloudfront.amazonaws.com"
+        invoked_via_function_url = null
+      }
+      invoke = {
+        statement_id             = "LivecountBadgeCdnInvoke"
+        action                   = "lambda:InvokeFunction"
+        principal                = "cloudfront.amazonaws.com"
+        invoked_via_function_url = true
+      }
+    }
+    error_message = "only CloudFront (the distribution, by source ARN) may call the read URL: ${jsonencode(output.badge_cdn.permissions)}"
+  }
+}
+
+run "the_badge_cdn_can_be_turned_off" {
+  command = plan
+  variables { badge_cdn = false }
+  assert {
+    condition     = output.badge_cdn == null && output.function_url.authorization_type == "AWS_IAM"
+    error_message = "badge_cdn = false leaves no distribution"
   }
 }
