@@ -94,10 +94,12 @@ synth() { # synth OUTDIR CONTEXT...
     --output "$out" "${code_args[@]}" "$@")
 }
 run cdk-synth synth cdk.out
-# The explicit opt-outs too (unsigned sessions, no CDN), so their templates are checked as well.
-run cdk-synth-unsigned synth "$WORK/cdk-unsigned" -c signedSessions=false -c badgeCdn=false
+# The other choices too (unsigned sessions, no badge CDN, the flood shield), so their templates
+# are checked as well.
+run cdk-synth-unsigned synth "$WORK/cdk-unsigned" -c signedSessions=false -c badgeCdn=false \
+  -c edgeWebAclArn=arn:aws:wafv2:us-east-1:123456789012:global/webacl/flood/0a1b2c3d-4e5f-6789-abcd-ef0123456789
 templates=("$CDK"/cdk.out/*.template.json)
-echo "infra-test: cdk synth: ${#templates[@]} template(s) in infra/cdk/cdk.out, and the unsigned variant ($code_note)"
+echo "infra-test: cdk synth: ${#templates[@]} template(s) in infra/cdk/cdk.out, and the variant: unsigned, no badge CDN, shielded ($code_note)"
 
 # ---- Terraform ------------------------------------------------------------------------------------
 
@@ -219,7 +221,7 @@ if [[ "$("$VENV/bin/cfn-lint" --version 2>/dev/null || true)" != "cfn-lint $CFN_
   echo "infra-test: installed cfn-lint $CFN_LINT_VERSION into .local/venv"
 fi
 run cfn-lint "$VENV/bin/cfn-lint" --non-zero-exit-code warning --ignore-checks W3005 -- "${templates[@]}" "$WORK"/cdk-unsigned/*.template.json
-echo "infra-test: cfn-lint: no errors or warnings in ${#templates[@]} template(s) and the unsigned variant (W3005 ignored)"
+echo "infra-test: cfn-lint: no errors or warnings in ${#templates[@]} template(s) and the variant (W3005 ignored)"
 
 # ---- The CDK tests' summary, last ------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 //! read Lambda:
 //!
 //! - `GET /api/streams/{id}`: a stream's live count, from one `GetItem`;
-//! - `GET /api/streams`: every stream with a counter, with its viewers (a `Scan`, for tools);
+//! - `GET /api/streams?limit=&after=`: a page of the streams with a counter, with their viewers
+//!   (one `Scan` request per page, for tools; `next` is the following page's `after`);
 //! - `POST /api/events`: player events (a JSON object, a JSON array, or JSON lines), validated
 //!   and enqueued, where the deployment has a queue to put them in;
 //! - `GET /api/streams/{id}/viewers`: the audience's count (the badge): one `GetItem` of the
@@ -16,7 +17,7 @@
 //! A request carrying [`PUBLIC_HEADER`] (the CDN in front of the read function adds it to every
 //! request it forwards) may only get the badge: everything else answers 404 to it.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,6 +25,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use livecount_core::event::{check_stream_id, parse_body};
 use livecount_core::ids::StreamId;
+use livecount_core::store::MAX_LIST_PAGE;
 use livecount_core::{Clock, LiveCount, Store, error_chain};
 use serde::Serialize;
 use std::sync::Arc;
@@ -200,20 +202,48 @@ async fn stream_count(State(state): State<ApiState>, Path(id): Path<String>) -> 
 #[derive(Debug, Serialize)]
 struct StreamList {
     streams: Vec<LiveCount>,
+    /// The `after` of the next page, if there may be more.
+    next: Option<String>,
 }
 
-async fn list_streams(State(state): State<ApiState>) -> Response {
+/// `GET /api/streams?limit=&after=`.
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Streams per page of `GET /api/streams` unless `limit` says otherwise.
+pub const DEFAULT_LIST_PAGE: usize = 50;
+
+async fn list_streams(State(state): State<ApiState>, Query(query): Query<ListQuery>) -> Response {
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_PAGE);
+    if !(1..=MAX_LIST_PAGE).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit is {limit}; a page holds 1 to {MAX_LIST_PAGE} streams"),
+        );
+    }
+    let after = match query.after.as_deref().map(StreamId::parse).transpose() {
+        Ok(after) => after,
+        Err(reason) => {
+            return error(StatusCode::BAD_REQUEST, format!("invalid after: {reason}"));
+        }
+    };
     let now = state.clock.now_seconds();
-    match livecount_core::all_live_counts(&state.store, now).await {
-        Ok(mut streams) => {
+    match livecount_core::live_counts_page(&state.store, now, limit, after.as_ref()).await {
+        Ok((mut streams, next)) => {
             streams.sort_by(|a, b| {
                 b.viewers
                     .cmp(&a.viewers)
                     .then_with(|| a.stream_id.cmp(&b.stream_id))
             });
             (
-                [(header::CACHE_CONTROL, "no-store")],
-                Json(StreamList { streams }),
+                [(header::CACHE_CONTROL, "private, max-age=5")],
+                Json(StreamList {
+                    streams,
+                    next: next.map(|n| n.to_string()),
+                }),
             )
                 .into_response()
         }

@@ -175,3 +175,51 @@ async fn post_api_events_enqueues_each_message_or_names_the_bad_line() {
     );
     p.cleanup().await;
 }
+
+/// The stream list comes in pages of at most 100 (one `Scan` request each), every stream on
+/// exactly one page; it is for IAM callers (the CDN's requests get 404, above).
+#[tokio::test]
+async fn the_stream_list_comes_in_pages_that_hold_every_stream_once() {
+    let mut p = Pipeline::new("api-pages").await;
+    let app = api(&p, None);
+    let now = p.clock.now_ms();
+    let streams: Vec<String> = (0..7).map(|i| format!("stream-{i}")).collect();
+    p.send(
+        streams
+            .iter()
+            .map(|s| event_body(s, "viewer", "start", now)),
+    )
+    .await;
+    p.aggregate().await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/streams?limit=3&after={a}"),
+            None => "/api/streams?limit=3".to_owned(),
+        };
+        let answer = call(&app, "GET", &path, &[], "").await;
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        assert_eq!(header(&answer, "cache-control"), Some("private, max-age=5"));
+        let page = answer.json["streams"].as_array().expect("streams").clone();
+        assert!(page.len() <= 3, "{page:?}");
+        seen.extend(
+            page.iter()
+                .map(|s| s["streamId"].as_str().expect("id").to_owned()),
+        );
+        pages += 1;
+        match answer.json["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, streams, "every stream once");
+    assert!(pages >= 3);
+    for bad in ["limit=0", "limit=101", "after=a%23b"] {
+        let answer = call(&app, "GET", &format!("/api/streams?{bad}"), &[], "").await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.json);
+    }
+    p.cleanup().await;
+}

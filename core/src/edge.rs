@@ -39,16 +39,19 @@ pub enum Refusal {
     ManySessions,
     #[error("event {index}: {reason}")]
     Token { index: usize, reason: TokenError },
+    #[error("this deployment takes events only through its shield (the CDN in front of the edge)")]
+    Bypass,
 }
 
 /// The refusal metrics, in [`Refusal::metric`]'s terms (`infra/contract.json`, `edge`).
-pub const REFUSAL_METRICS: [&str; 6] = [
+pub const REFUSAL_METRICS: [&str; 7] = [
     "RefusedInvalid",
     "RefusedTooLarge",
     "RefusedManySessions",
     "RefusedUnsigned",
     "RefusedForged",
     "RefusedExpired",
+    "RefusedBypass",
 ];
 
 impl Refusal {
@@ -73,6 +76,7 @@ impl Refusal {
                 reason: TokenError::Expired { .. },
                 ..
             } => "RefusedExpired",
+            Self::Bypass => "RefusedBypass",
         }
     }
 
@@ -82,7 +86,7 @@ impl Refusal {
         match self.metric() {
             "RefusedTooLarge" => 413,
             "RefusedUnsigned" => 401,
-            "RefusedForged" | "RefusedExpired" => 403,
+            "RefusedForged" | "RefusedExpired" | "RefusedBypass" => 403,
             _ => 400,
         }
     }

@@ -39,7 +39,7 @@ pub mod token;
 pub use clock::Clock;
 pub use config::{Config, ConfigError, Timing};
 pub use event::{EventKind, PlayerEvent};
-pub use read::{LiveCount, all_live_counts, live_count, viewers_now};
+pub use read::{LiveCount, all_live_counts, live_count, live_counts_page, viewers_now};
 pub use store::{Store, StoreError};
 
 /// Builds a DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB`,

@@ -2,6 +2,7 @@
 //! counter item; its peak and per-minute history from one `GetItem` of its history item.
 
 use crate::histogram::{HISTORY_SECONDS, viewers};
+use crate::ids::StreamId;
 use crate::model::{CounterItem, HistoryItem};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
@@ -79,6 +80,23 @@ pub async fn live_count(store: &Store, stream_id: &str, now: i64) -> Result<Live
         history.as_ref(),
         now,
     ))
+}
+
+/// One page of the stream list at `now`: up to `limit` streams after `after`, and where the next
+/// page starts ([`Store::list_counters_page`]).
+pub async fn live_counts_page(
+    store: &Store,
+    now: i64,
+    limit: usize,
+    after: Option<&StreamId>,
+) -> Result<(Vec<LiveCount>, Option<StreamId>), StoreError> {
+    let page = store.list_counters_page(limit, after).await?;
+    let counts = page
+        .counters
+        .iter()
+        .map(|(c, h)| LiveCount::from_items(&c.stream_id, Some(c), h.as_ref(), now))
+        .collect();
+    Ok((counts, page.next))
 }
 
 /// Every stream's live count at `now` (a `Scan`: for listings and tools, not for dashboards).

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
+use crate::ids::StreamId;
 use crate::model::{CounterItem, HISTORY_SK, HistoryItem, ItemKey, LIVE_COUNTER_SK, SessionState};
 use crate::requests::{
     HistoryUpdate, Item, UpdateRequest, counter_request, history_request, receipt_release_request,
@@ -19,6 +20,17 @@ use aws_sdk_dynamodb::types::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The most streams one page of the stream list holds.
+pub const MAX_LIST_PAGE: usize = 100;
+
+/// One page of the stream list ([`Store::list_counters_page`]).
+#[derive(Debug, Clone, Default)]
+pub struct CounterPage {
+    pub counters: Vec<(CounterItem, Option<HistoryItem>)>,
+    /// Where the next page starts (`after`), if there may be more.
+    pub next: Option<StreamId>,
+}
 
 /// The TTL attribute of the sessions table.
 pub const TTL_ATTRIBUTE: &str = "expDate";
@@ -273,40 +285,94 @@ impl Store {
         }
     }
 
-    /// Every stream's live counter with its history item, if any (a `Scan`: for listings and
+    /// Every stream's live counter with its history item, if any (a `Scan` of every page: for
     /// tools, not for dashboards).
     pub async fn list_counters(
         &self,
     ) -> Result<Vec<(CounterItem, Option<HistoryItem>)>, StoreError> {
-        let table = &self.counters_table;
-        let mut counters: BTreeMap<String, CounterItem> = BTreeMap::new();
-        let mut histories: BTreeMap<String, HistoryItem> = BTreeMap::new();
-        let mut start = None;
+        let mut all = Vec::new();
+        let mut after = None;
         loop {
+            let page = self
+                .list_counters_page(MAX_LIST_PAGE, after.as_ref())
+                .await?;
+            all.extend(page.counters);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Up to `limit` streams' live counters (with their history items), in the table's scan
+    /// order, after the stream `after` (the previous page's `next`): one `Scan` request of at
+    /// most `2 x limit + 2` items at a time, so a page costs the same whatever the table holds.
+    pub async fn list_counters_page(
+        &self,
+        limit: usize,
+        after: Option<&StreamId>,
+    ) -> Result<CounterPage, StoreError> {
+        let table = &self.counters_table;
+        let limit = limit.clamp(1, MAX_LIST_PAGE);
+        let mut counters: Vec<CounterItem> = Vec::new();
+        let mut histories: BTreeMap<String, HistoryItem> = BTreeMap::new();
+        // Start after the stream's live item (its history item sorts before it).
+        let mut start = match after {
+            Some(stream) => Some(crate::requests::to_item(
+                &ItemKey::live_counter(stream),
+                table,
+                "a counter key",
+            )?),
+            None => None,
+        };
+        let page_items = i32::try_from(2 * limit + 2).unwrap_or(i32::MAX);
+        // Whether the table may hold more after what was read.
+        let mut more = true;
+        while counters.len() < limit && more {
             let page = self
                 .client
                 .scan()
                 .table_name(table)
-                .set_exclusive_start_key(start)
+                .limit(page_items)
+                .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|source| self.dynamo("Scan", table, source))?;
-            for item in page.items.unwrap_or_default() {
+            let items = page.items.unwrap_or_default();
+            let read = items.len();
+            for (i, item) in items.into_iter().enumerate() {
                 let key: ItemKey = self.item_from(Some(item.clone()), "a counter key")?;
                 if key.sk == HISTORY_SK {
                     histories.insert(key.pk, self.item_from(Some(item), "a history item")?);
                 } else if key.sk == LIVE_COUNTER_SK {
-                    counters.insert(key.pk, self.item_from(Some(item), "a counter")?);
+                    counters.push(self.item_from(Some(item), "a counter")?);
+                    if counters.len() == limit {
+                        // Items after this one in the page are read again by the next page.
+                        more = i + 1 < read || page.last_evaluated_key.is_some();
+                        break;
+                    }
                 }
             }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(counters
-                    .into_iter()
-                    .map(|(stream, counter)| (counter, histories.remove(&stream)))
-                    .collect());
+            if counters.len() < limit {
+                start = page.last_evaluated_key;
+                more = start.is_some();
             }
         }
+        let next = if more {
+            counters
+                .last()
+                .and_then(|c| StreamId::parse(&c.stream_id).ok())
+        } else {
+            None
+        };
+        let counters = counters
+            .into_iter()
+            .map(|counter| {
+                let history = histories.remove(&counter.stream_id);
+                (counter, history)
+            })
+            .collect();
+        Ok(CounterPage { counters, next })
     }
 
     /// Creates a table with string `PK`/`SK` keys and on-demand billing, with a

@@ -35,13 +35,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The edge's own counters (`infra/contract.json`, `metrics.edge`): the refusals by reason,
 /// then what the accepted requests did.
-pub const EDGE_METRICS: [&str; 10] = [
+pub const EDGE_METRICS: [&str; 11] = [
     REFUSAL_METRICS[0],
     REFUSAL_METRICS[1],
     REFUSAL_METRICS[2],
     REFUSAL_METRICS[3],
     REFUSAL_METRICS[4],
     REFUSAL_METRICS[5],
+    REFUSAL_METRICS[6],
     "EventsApplied",
     "EventsStale",
     "WritesFailed",
@@ -152,7 +153,13 @@ pub struct EdgeSettings {
     /// `LIVECOUNT_UNSIGNED=allow`: count sessions without tokens. Without it, an edge with no
     /// token secret refuses to start.
     pub unsigned: bool,
+    /// `LIVECOUNT_ORIGIN_SECRET_ARN`: with the flood shield (a CDN with a WAF in front of the
+    /// edge), the secret the CDN sends in [`ORIGIN_HEADER`]; a request without it is refused.
+    pub origin_secret_arn: Option<String>,
 }
+
+/// The header the shield adds to each request it forwards to the edge.
+pub const ORIGIN_HEADER: &str = "x-livecount-origin";
 
 /// Why the edge will not start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,6 +170,8 @@ pub enum EdgeSettingsError {
     Unsigned,
     #[error("LIVECOUNT_UNSIGNED={0:?} is invalid: the only value is `allow`")]
     UnsignedValue(String),
+    #[error("cannot read the origin secret {arn}: {reason}")]
+    OriginSecret { arn: String, reason: String },
 }
 
 impl EdgeSettings {
@@ -182,9 +191,11 @@ impl EdgeSettings {
                     .collect()
             })
             .unwrap_or_else(|| vec!["*".to_owned()]);
+        let origin_secret_arn = lookup("LIVECOUNT_ORIGIN_SECRET_ARN").filter(|a| !a.is_empty());
         Ok(Self {
             cors_origins,
             unsigned,
+            origin_secret_arn,
         })
     }
 
@@ -210,6 +221,8 @@ pub struct Edge {
     /// Serve the counters at `GET /events/metrics` (`livecount dev` only: the deployed edge is
     /// public, its counters go to CloudWatch).
     pub serve_metrics: bool,
+    /// With the flood shield: what [`ORIGIN_HEADER`] must say.
+    pub origin_secret: Option<String>,
 }
 
 impl Edge {
@@ -221,6 +234,7 @@ impl Edge {
             metrics: EdgeMetrics::new(std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()),
             cors_origins,
             serve_metrics: false,
+            origin_secret: None,
         }
     }
 
@@ -278,6 +292,15 @@ fn refuse(edge: &Edge, status: StatusCode, reason: &'static str, error: String) 
 }
 
 async fn post_events(State(edge): State<Edge>, headers: HeaderMap, body: Body) -> Response {
+    if !came_through_the_shield(&edge, &headers) {
+        let refusal = Refusal::Bypass;
+        return refuse(
+            &edge,
+            StatusCode::FORBIDDEN,
+            refusal.metric(),
+            refusal.to_string(),
+        );
+    }
     if !is_event_content_type(&headers) {
         return refuse(
             &edge,
@@ -348,6 +371,44 @@ async fn post_events(State(edge): State<Edge>, headers: HeaderMap, body: Body) -
 
 async fn metrics(State(edge): State<Edge>) -> Response {
     Json(edge.metrics.snapshot()).into_response()
+}
+
+/// Whether the request carries the shield's [`ORIGIN_HEADER`] (always, without a shield). The
+/// comparison takes the same time wherever the two differ.
+fn came_through_the_shield(edge: &Edge, headers: &HeaderMap) -> bool {
+    let Some(secret) = &edge.origin_secret else {
+        return true;
+    };
+    let given = headers
+        .get(ORIGIN_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    given.len() == secret.len()
+        && given
+            .iter()
+            .zip(secret.as_bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// Reads a Secrets Manager secret's current string (the shield's origin secret).
+pub async fn read_secret(arn: &str) -> Result<String, EdgeSettingsError> {
+    let sdk = aws_config::load_from_env().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let failed = |reason: String| EdgeSettingsError::OriginSecret {
+        arn: arn.to_owned(),
+        reason,
+    };
+    let value = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| failed(error_chain(&aws_sdk_secretsmanager::Error::from(e))))?;
+    value
+        .secret_string
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| failed("it has no SecretString".to_owned()))
 }
 
 /// `application/json`, `text/plain` (what `navigator.sendBeacon` sends with a string), or none.

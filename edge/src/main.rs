@@ -1,7 +1,7 @@
 //! The `edge` Lambda binary: serves [`livecount_edge::router`] behind a Function URL.
 
 use lambda_http::{Error, run, tracing};
-use livecount_edge::{Edge, EdgeSettings, router};
+use livecount_edge::{Edge, EdgeSettings, read_secret, router};
 use livecount_ingest::{Ingest, resolve_tokens};
 
 #[tokio::main]
@@ -16,5 +16,13 @@ async fn main() -> Result<(), Error> {
         tokens,
         ..Ingest::new(store, config)
     };
-    run(router(Edge::new(ingest, settings.cors_origins))).await
+    let origin_secret = match &settings.origin_secret_arn {
+        Some(arn) => Some(read_secret(arn).await?),
+        None => None,
+    };
+    let edge = Edge {
+        origin_secret,
+        ..Edge::new(ingest, settings.cors_origins)
+    };
+    run(router(edge)).await
 }

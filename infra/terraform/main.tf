@@ -1,4 +1,5 @@
-# livecount on AWS: players -> edge (public Function URL) -> sessions table -> stream -> aggregate
+# livecount on AWS: players -> [CloudFront + AWS WAF, the optional flood shield] -> edge (public
+# Function URL) -> sessions table -> stream -> aggregate
 # -> counters table <- read (Function URL, AWS_IAM) <- CloudFront (the badge). Relays send batches
 # to SQS -> ingest -> sessions table. The settings, policies, alarms and dashboard, and which
 # optional resources exist, are computed (and validated, and tested offline) in modules/settings;
@@ -20,9 +21,11 @@ locals {
     edge      = coalesce(var.edge_zip, "${path.module}/../../target/lambda/edge/bootstrap.zip")
   }
 
-  edge         = module.settings.edge
-  token_secret = module.settings.token_secret
-  badge_cdn    = module.settings.badge_cdn
+  edge          = module.settings.edge
+  token_secret  = module.settings.token_secret
+  origin_secret = module.settings.origin_secret
+  edge_shield   = module.settings.edge_shield
+  badge_cdn     = module.settings.badge_cdn
 }
 
 module "settings" {
@@ -61,6 +64,7 @@ module "settings" {
   signed_sessions                       = var.signed_sessions
   token_secret_arn                      = var.token_secret_arn
   token_secret_kms_key_arn              = var.token_secret_kms_key_arn
+  edge_web_acl_arn                      = var.edge_web_acl_arn
   expected_stream_shards                = var.expected_stream_shards
   counter_ttl_days                      = var.counter_ttl_days
   architecture                          = var.architecture
@@ -86,6 +90,13 @@ module "settings" {
     log_group_arns               = { for f, g in aws_cloudwatch_log_group.function : f => g.arn }
     function_names               = local.function_names
     token_secret_arn             = one(aws_secretsmanager_secret.token[*].arn)
+    origin_secret_arn            = one(aws_secretsmanager_secret.origin[*].arn)
+  }
+
+  # Apart from `resources`: both depend on the edge function, which depends on the module.
+  edge_endpoints = {
+    function_url       = one(aws_lambda_function_url.edge[*].function_url)
+    shield_domain_name = one(aws_cloudfront_distribution.edge_shield[*].domain_name)
   }
 }
 
@@ -268,7 +279,7 @@ resource "aws_iam_role_policy" "function" {
 resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_117:No VPC: the functions only call DynamoDB, SQS and Secrets Manager public AWS endpoints over TLS with IAM auth; a VPC would add NAT or endpoint cost and cold-start time for no isolation gain.
   #checkov:skip=CKV_AWS_116:A function DLQ only serves asynchronous invocations; these functions are invoked synchronously (SQS and DynamoDB Streams event source mappings, Function URLs). Failures go to the events DLQ and the stream on-failure queue; the edge answers the player, which retries.
-  #checkov:skip=CKV_AWS_173:The environment holds only table and queue names, numeric tuning values, CORS origins and the token secret's ARN (never the secret: the edge reads it from Secrets Manager); Lambda encrypts it at rest with an AWS managed key.
+  #checkov:skip=CKV_AWS_173:The environment holds only table and queue names, numeric tuning values, CORS origins and the token and origin secrets' ARNs (never a secret: the edge reads them from Secrets Manager); Lambda encrypts it at rest with an AWS managed key.
   #checkov:skip=CKV_AWS_272:Code signing is not configured: the zips are built from source by make package in the deploying pipeline. Add an AWS Signer profile if your organisation requires signed artifacts.
   #checkov:skip=CKV_AWS_50:X-Ray tracing needs xray:PutTraceSegments on Resource "*" (no resource-level permissions), which this least-privilege design forbids; the handlers emit EMF metrics and logs instead.
   #checkov:skip=CKV_AWS_115:Reserved concurrency is set where it bounds something (aggregate: stream shards x parallelization factor; read: 10); ingest is capped by ingest_max_concurrency instead, and the edge scales with the audience (a refusal costs about a millisecond): reserving for them takes capacity from the account pool. reserved_concurrency sets any of them.
@@ -303,8 +314,8 @@ resource "aws_lambda_function" "function" {
   tags = var.tags
 
   # The event source mappings check the role's permissions when they are created; the edge reads
-  # the token secret's current version when it starts.
-  depends_on = [aws_iam_role_policy.function, aws_secretsmanager_secret_version.token]
+  # the token secret's and the origin secret's current versions when it starts.
+  depends_on = [aws_iam_role_policy.function, aws_secretsmanager_secret_version.token, aws_secretsmanager_secret_version.origin]
 }
 
 # ---- Triggers -------------------------------------------------------------------------------------
@@ -399,6 +410,101 @@ resource "aws_lambda_permission" "edge_url" {
   principal                = each.value.principal
   function_url_auth_type   = each.value.function_url_auth_type
   invoked_via_function_url = each.value.invoked_via_function_url
+}
+
+# ---- The flood shield (edge_web_acl_arn) --------------------------------------------------------------
+# CloudFront with the deployer's web ACL in front of the edge's URL. It adds the origin secret to
+# every request (x-livecount-origin); the edge refuses a request without it (RefusedBypass), so
+# going round the shield to the Function URL gains a flooder nothing. The secret's first value is
+# generated here and left alone afterwards, like the token secret's; to change it,
+# `terraform apply -replace='aws_secretsmanager_secret_version.origin[0]'` stores a new one and
+# updates the header in the same apply (edge instances read it at start: until they are replaced,
+# requests carrying the new value are refused).
+
+resource "aws_secretsmanager_secret" "origin" {
+  #checkov:skip=CKV_AWS_149:Encrypted with the AWS managed key (aws/secretsmanager): only the edge's role may GetSecretValue it, and its value also sits in the shield distribution's origin header, which a customer managed key would not cover.
+  #checkov:skip=CKV2_AWS_57:No rotation Lambda: the value lives in this secret and in the shield's origin header, which must change together in one apply (terraform apply -replace on its version); a rotation Lambda would change only the secret and the edge would refuse every request the shield forwards.
+  count       = local.origin_secret == null ? 0 : 1
+  name        = local.origin_secret.name
+  description = local.origin_secret.description
+  tags        = var.tags
+}
+
+data "aws_secretsmanager_random_password" "origin" {
+  count               = local.origin_secret == null ? 0 : 1
+  password_length     = local.origin_secret.password_length
+  exclude_punctuation = local.origin_secret.exclude_punctuation
+}
+
+resource "aws_secretsmanager_secret_version" "origin" {
+  count         = local.origin_secret == null ? 0 : 1
+  secret_id     = aws_secretsmanager_secret.origin[0].id
+  secret_string = data.aws_secretsmanager_random_password.origin[0].random_password
+
+  # The data source draws a new password at every plan: only the first one is stored (the header
+  # follows this resource's value).
+  lifecycle {
+    ignore_changes = [secret_string]
+  }
+}
+
+resource "aws_cloudfront_distribution" "edge_shield" {
+  #checkov:skip=CKV2_AWS_47:The web ACL is the deployer's own (edge_web_acl_arn), created outside this module: its rules (a rate-based rule per IP against floods) are theirs to choose, and the origin is a Rust function that takes JSON events, not Log4j.
+  #checkov:skip=CKV_AWS_86:The shield passes every player's heartbeat (one every 5 s per viewer): access logs would cost more than the requests; the web ACL's metrics and sampled requests show what it blocks.
+  #checkov:skip=CKV_AWS_174:The default CloudFront certificate (*.cloudfront.net) is used, which CloudFront serves with its own TLS policy; add a custom domain and certificate (TLSv1.2_2021) in your own stack if you need one.
+  #checkov:skip=CKV2_AWS_42:No custom domain: players post to the distribution's cloudfront.net name (edge_url); a custom certificate needs a domain this module does not own.
+  #checkov:skip=CKV_AWS_310:One origin, the edge in this region; an origin group fails over GET, HEAD and OPTIONS requests only, never the players' POSTs.
+  #checkov:skip=CKV_AWS_305:The edge serves only POST /events (and its CORS preflight); there is no root object.
+  #checkov:skip=CKV2_AWS_32:The edge answers JSON to scripts, not pages, and sets its own headers (CORS, Cache-Control: no-store).
+  #checkov:skip=CKV_AWS_374:Viewers are worldwide; restricting countries is the web ACL's job (geo match rules), which the deployer chooses.
+  count           = local.edge_shield == null ? 0 : 1
+  enabled         = true
+  comment         = local.edge_shield.comment
+  web_acl_id      = local.edge_shield.web_acl_id
+  price_class     = local.edge_shield.price_class
+  http_version    = local.edge_shield.http_version
+  is_ipv6_enabled = local.edge_shield.is_ipv6_enabled
+
+  origin {
+    origin_id   = local.edge_shield.origin.id
+    domain_name = split("/", aws_lambda_function_url.edge[0].function_url)[2] # https://<domain>/
+
+    # The origin secret, which the edge checks on every request. CloudFront replaces a header of
+    # this name that a viewer sends.
+    custom_header {
+      name  = local.edge_shield.origin.secret_header
+      value = aws_secretsmanager_secret_version.origin[0].secret_string
+    }
+
+    custom_origin_config {
+      http_port              = local.edge_shield.origin.http_port
+      https_port             = local.edge_shield.origin.https_port
+      origin_protocol_policy = local.edge_shield.origin.origin_protocol_policy
+      origin_ssl_protocols   = local.edge_shield.origin.origin_ssl_protocols
+    }
+  }
+
+  default_cache_behavior {
+    target_origin_id         = local.edge_shield.origin.id
+    viewer_protocol_policy   = local.edge_shield.default_cache_behavior.viewer_protocol_policy
+    allowed_methods          = local.edge_shield.default_cache_behavior.allowed_methods
+    cached_methods           = local.edge_shield.default_cache_behavior.cached_methods
+    compress                 = local.edge_shield.default_cache_behavior.compress
+    cache_policy_id          = local.edge_shield.default_cache_behavior.cache_policy_id
+    origin_request_policy_id = local.edge_shield.default_cache_behavior.origin_request_policy_id
+  }
+
+  restrictions {
+    geo_restriction {
+      restriction_type = "none"
+    }
+  }
+
+  viewer_certificate {
+    cloudfront_default_certificate = true
+  }
+
+  tags = var.tags
 }
 
 # ---- Read API and the badge's CDN -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 output "edge_url" {
-  description = "Players POST their events here (one player's events per request); null without public_edge."
-  value       = length(aws_lambda_function_url.edge) == 0 ? null : "${aws_lambda_function_url.edge[0].function_url}events" # the URL ends with "/"
+  description = "Players POST their events here (one player's events per request): through the flood shield with edge_web_acl_arn, else the edge's Function URL; null without public_edge."
+  value       = module.settings.edge_url
 }
 
 output "badge_url" {

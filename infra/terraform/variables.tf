@@ -214,6 +214,12 @@ variable "edge_timeout_seconds" {
   default     = null
 }
 
+variable "edge_web_acl_arn" {
+  description = "The optional flood shield: the ARN of your AWS WAF web ACL of scope CLOUDFRONT (AWS requires it in us-east-1: arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id>), e.g. with a rate-based rule per IP. Set, a CloudFront distribution with it stands in front of the edge (edge_url points there; the module creates the origin secret <name_prefix>-edge-origin-secret it sends), and the edge refuses requests that go round it (RefusedBypass). Needs public_edge. Default none."
+  type        = string
+  default     = null
+}
+
 variable "signed_sessions" {
   description = "Only signed sessions count: the edge refuses an event without a valid token. Without token_secret_arn the module creates the secret (<name_prefix>-token-secret, 48 random characters; output token_secret_arn). false: the edge gets LIVECOUNT_UNSIGNED=allow, and anyone who can reach it can add viewers (refused together with token_secret_arn). Default true."
   type        = bool

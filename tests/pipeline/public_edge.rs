@@ -256,3 +256,40 @@ async fn the_answers_count_costs_one_read_per_stream_per_second() {
     assert_eq!(edge_metrics(&router).await["CountReads"], 2);
     p.cleanup().await;
 }
+
+/// Behind the flood shield the edge takes only what came through it: a request without the
+/// shield's origin secret (sent straight to the function URL) is refused before any write.
+#[tokio::test]
+async fn behind_the_shield_a_request_that_bypassed_it_is_refused() {
+    let recorder = Recorder::default();
+    let p = Pipeline::with_options(
+        "edge-shield",
+        PipelineOptions {
+            recorder: Some(recorder.clone()),
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let edge = livecount_edge::Edge {
+        origin_secret: Some("the-origin-secret".to_owned()),
+        ..p.edge(None)
+    };
+    let router = livecount_edge::router(edge);
+    let event = || event_body_with(STREAM, "v", "start", p.clock.now_ms(), &[]);
+    recorder.take();
+    for headers in [
+        vec![],
+        vec![(livecount_edge::ORIGIN_HEADER, "a-guess")],
+        vec![(livecount_edge::ORIGIN_HEADER, "the-origin-secre")],
+    ] {
+        let answer = call(&router, "POST", "/events", &headers, event()).await;
+        assert_eq!(answer.status, 403, "{headers:?}");
+        assert_eq!(answer.json["reason"], "RefusedBypass");
+    }
+    assert!(recorder.take().is_empty(), "a bypass called DynamoDB");
+    let through = [(livecount_edge::ORIGIN_HEADER, "the-origin-secret")];
+    let answer = call(&router, "POST", "/events", &through, event()).await;
+    assert_eq!(answer.status, 202, "{}", answer.json);
+    assert_eq!(edge_metrics(&router).await["RefusedBypass"], 3);
+    p.cleanup().await;
+}

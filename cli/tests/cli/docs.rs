@@ -110,3 +110,59 @@ fn every_make_target_command_and_variable_the_docs_name_exists() {
     }
     assert!(missing.is_empty(), "named but missing: {missing:#?}");
 }
+
+/// The fenced code block of `language` in `text` that contains `marker`.
+fn code_block<'a>(text: &'a str, language: &str, marker: &str) -> Option<&'a str> {
+    let fence = format!("```{language}\n");
+    text.match_indices(&fence).find_map(|(at, _)| {
+        let body = &text[at + fence.len()..];
+        let body = &body[..body.find("```")?];
+        body.contains(marker).then_some(body)
+    })
+}
+
+/// docs/deploy.md's token functions, in JavaScript (node) and Python (python3), run as they
+/// stand on the page with the clock at 0, sign the known vector the Rust signer and verifier are
+/// tested with (`core/src/token.rs`): secret `0123456789abcdef`, stream `s`, session `a`,
+/// expiry 1.
+#[test]
+fn the_token_functions_deploy_md_gives_sign_the_known_vector() {
+    const VECTOR: &str = "v1.1.ZZcc13Dt9fHJl8CqMGDcsfkziWQi2KdMP9DJtoC7kCo";
+    let deploy = std::fs::read_to_string(root().join("docs/deploy.md")).expect("deploy.md");
+    let dir = std::env::temp_dir().join(format!("livecount-doc-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let js = code_block(&deploy, "js", "function livecountToken").expect("the Node function");
+    let python = code_block(&deploy, "python", "def livecount_token").expect("the Python function");
+    let cases = [
+        (
+            "node",
+            "token.mjs",
+            format!(
+                "{js}\nDate.now = () => 0;\nconsole.log(livecountToken('0123456789abcdef', 's', 'a', 1));\n"
+            ),
+        ),
+        (
+            "python3",
+            "token.py",
+            format!(
+                "{python}\nimport time\ntime.time = lambda: 0\nprint(livecount_token(b'0123456789abcdef', 's', 'a', 1))\n"
+            ),
+        ),
+    ];
+    for (program, file, source) in cases {
+        let path = dir.join(file);
+        std::fs::write(&path, source).expect("the script");
+        let output = std::process::Command::new(program)
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} could not run: {e}"));
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(printed.trim(), VECTOR, "{program}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

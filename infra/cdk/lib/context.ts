@@ -34,6 +34,7 @@ export const CONTEXT_KEYS = {
   tokenSecretArn: 'Secrets Manager secret signing sessions (default: the stack creates one)',
   tokenSecretKmsKeyArn: 'customer-managed KMS key of that secret', badgeCdn: 'false: no CloudFront for the badge',
   refusalsAlarmThreshold: 'refused requests in 5 minutes',
+  edgeWebAclArn: 'a CLOUDFRONT-scope WAF web ACL (us-east-1): the flood shield in front of the edge',
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_KEYS;
@@ -120,6 +121,7 @@ export function propsFromContext(scope: Construct, get: (key: string) => unknown
     signedSessions: bool('signedSessions'),
     badgeCdn: bool('badgeCdn'),
     refusalsAlarmThreshold: num('refusalsAlarmThreshold'),
+    edgeWebAclArn: str('edgeWebAclArn'),
     tokenSecretArn: str('tokenSecretArn'),
     tokenSecretKmsKeyArn: str('tokenSecretKmsKeyArn'),
     memorySize: num('memorySize'),

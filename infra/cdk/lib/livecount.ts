@@ -50,6 +50,7 @@ export const EDGE_METRICS = [
   'RefusedUnsigned',
   'RefusedForged',
   'RefusedExpired',
+  'RefusedBypass',
   'EventsApplied',
   'EventsStale',
   'WritesFailed',
@@ -63,6 +64,8 @@ export type FunctionName = 'ingest' | 'aggregate' | 'read' | 'edge';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['ingest', 'aggregate', 'read', 'edge'];
 /** The header CloudFront adds to each badge request it forwards: the read function then serves only the badge. */
 export const PUBLIC_HEADER = 'x-livecount-public';
+/** The header the flood shield adds to each request it forwards to the edge (its value is the origin secret). */
+export const ORIGIN_HEADER = 'x-livecount-origin';
 
 /**
  * The defaults are sized for a peak of 13,000 viewers on one stream (the README's sizing rule,
@@ -161,6 +164,13 @@ export interface LivecountProps {
   readonly edgeCorsOrigins?: string[];
   /** @default 5 seconds */
   readonly edgeTimeout?: Duration;
+  /**
+   * The optional flood shield: the ARN of an AWS WAF web ACL of scope CLOUDFRONT (created in
+   * us-east-1, e.g. with a rate-based rule per IP). When set, players post through a CloudFront
+   * distribution with that web ACL in front of the edge, and the edge refuses requests that did
+   * not come through it (docs/deploy.md, "Floods"). @default none: the edge absorbs floods itself
+   */
+  readonly edgeWebAclArn?: string;
   /**
    * Only signed sessions count (the edge refuses an event without a valid token). Turning it off
    * lets anyone who can reach the edge add viewers (docs/deploy.md, "What unsigned exposes").
@@ -377,6 +387,29 @@ const BADGE_CDN_CHECKOV_SKIPS: readonly CheckovSkip[] = [
   },
 ];
 
+const SHIELD_CHECKOV_SKIPS: readonly CheckovSkip[] = [
+  {
+    id: 'CKV_AWS_86',
+    comment: "The shield passes every player's heartbeat: access logs would cost more than the requests; the web ACL's metrics and sampled requests show what it blocks.",
+  },
+  {
+    id: 'CKV_AWS_174',
+    comment: 'The default CloudFront certificate (*.cloudfront.net) is used; add a custom domain and certificate (TLSv1.2_2021) in your own stack if you need one.',
+  },
+  {
+    id: 'CKV_AWS_310',
+    comment: 'One origin, the edge in this region; an origin group cannot fail POSTs over.',
+  },
+  {
+    id: 'CKV_AWS_305',
+    comment: 'The distribution only passes POST /events to the edge; there is no root object.',
+  },
+  {
+    id: 'CKV2_AWS_32',
+    comment: 'The edge answers JSON to scripts, not pages, and sets its own headers (CORS, Cache-Control: no-store).',
+  },
+];
+
 const SECRET_CHECKOV_SKIPS: readonly CheckovSkip[] = [
   {
     id: 'CKV_AWS_149',
@@ -461,6 +494,10 @@ export class Livecount extends Construct {
   public readonly edgeUrl?: string;
   /** The secret sessions are signed with, when `signedSessions` is on (created unless `tokenSecretArn` is given). */
   public readonly tokenSecret?: secretsmanager.ISecret;
+  /** The secret the flood shield sends the edge, when `edgeWebAclArn` is set. */
+  public readonly originSecret?: secretsmanager.Secret;
+  /** The flood shield in front of the edge, when `edgeWebAclArn` is set. */
+  public readonly edgeShield?: cloudfront.Distribution;
   /** The badge's CDN, when `badgeCdn` is on. */
   public readonly badgeDistribution?: cloudfront.Distribution;
   /** `https://…` (the badge is `/api/streams/{id}/viewers` below it), when `badgeCdn` is on. */
@@ -549,6 +586,14 @@ export class Livecount extends Construct {
     // The functions this deployment has: the edge only with publicEdge.
     const deployed = FUNCTION_NAMES.filter((name) => name !== 'edge' || publicEdge);
     const signed = props.signedSessions ?? true;
+    if (props.edgeWebAclArn !== undefined && !Token.isUnresolved(props.edgeWebAclArn)) {
+      if (!publicEdge) throw new Error('livecount: edgeWebAclArn shields the edge, but publicEdge is false');
+      if (!/^arn:aws[a-z-]*:wafv2:us-east-1:\d{12}:global\/webacl\/[^/]+\/[^/]+$/.test(props.edgeWebAclArn)) {
+        throw new Error(
+          `livecount: edgeWebAclArn must be the ARN of a CLOUDFRONT-scope web ACL, created in us-east-1 (arn:aws:wafv2:us-east-1:ACCOUNT:global/webacl/NAME/ID), got ${props.edgeWebAclArn}`,
+        );
+      }
+    }
     if (!signed && props.tokenSecretArn) {
       throw new Error('livecount: signedSessions is false but tokenSecretArn is given; drop one of them');
     }
@@ -581,10 +626,20 @@ export class Livecount extends Construct {
       }
     }
     const tokenSecretArn = this.tokenSecret?.secretArn;
+    // The flood shield's origin secret: the shield sends it, the edge refuses requests without it.
+    if (publicEdge && props.edgeWebAclArn) {
+      const secret = new secretsmanager.Secret(this, 'EdgeOriginSecret', {
+        description: `livecount: the flood shield sends this to the edge (${stackName})`,
+        generateSecretString: { passwordLength: 32, excludePunctuation: true },
+      });
+      addCheckovSkips(secret, SECRET_CHECKOV_SKIPS);
+      this.originSecret = secret;
+    }
     const edgeEnvironment: Record<string, string> = {
       ...this.environment,
       LIVECOUNT_CORS_ORIGINS: (props.edgeCorsOrigins ?? ['*']).join(','),
       ...(tokenSecretArn ? { LIVECOUNT_TOKEN_SECRET_ARN: tokenSecretArn } : { LIVECOUNT_UNSIGNED: 'allow' }),
+      ...(this.originSecret ? { LIVECOUNT_ORIGIN_SECRET_ARN: this.originSecret.secretArn } : {}),
     };
 
     // ---- Tables ---------------------------------------------------------------------------
@@ -716,6 +771,15 @@ export class Livecount extends Construct {
                 sid: 'ReadTokenSecret',
                 actions: ['secretsmanager:GetSecretValue'],
                 resources: [tokenSecretArn],
+              }),
+            ]
+          : []),
+        ...(this.originSecret
+          ? [
+              new iam.PolicyStatement({
+                sid: 'ReadOriginSecret',
+                actions: ['secretsmanager:GetSecretValue'],
+                resources: [this.originSecret.secretArn],
               }),
             ]
           : []),
@@ -863,6 +927,29 @@ export class Livecount extends Construct {
       this.edgeFunctionUrl = functions.edge.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
       addCheckovSkips(this.edgeFunctionUrl, [EDGE_URL_SKIP]);
       this.edgeUrl = `${this.edgeFunctionUrl.url}events`;
+      if (this.originSecret && props.edgeWebAclArn) {
+        // The flood shield: CloudFront with the deployer's web ACL in front of the edge, passing
+        // every request through (nothing cached) with the origin secret, which the edge checks.
+        this.edgeShield = new cloudfront.Distribution(this, 'EdgeShield', {
+          comment: `livecount edge shield (${stackName}): POST /events through AWS WAF`,
+          defaultBehavior: {
+            origin: new origins.FunctionUrlOrigin(this.edgeFunctionUrl, {
+              customHeaders: { [ORIGIN_HEADER]: this.originSecret.secretValue.unsafeUnwrap() },
+            }),
+            viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+            allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+            cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
+            cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+            originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+          },
+          webAclId: props.edgeWebAclArn,
+          priceClass: cloudfront.PriceClass.PRICE_CLASS_100,
+          httpVersion: cloudfront.HttpVersion.HTTP2_AND_3,
+          enableIpv6: true,
+        });
+        addCheckovSkips(this.edgeShield, SHIELD_CHECKOV_SKIPS);
+        this.edgeUrl = `https://${this.edgeShield.distributionDomainName}/events`;
+      }
     }
 
     // ---- Read API and the badge's CDN ------------------------------------------------------------

@@ -542,6 +542,44 @@ describe('the public edge (Function URL)', () => {
     );
   });
 
+  it('no flood shield by default: players post to the function URL itself', () => {
+    DEFAULT.template.resourceCountIs('AWS::CloudFront::Distribution', 1); // the badge's
+    assert.equal(c.edgeShield, undefined);
+    assert.equal(edgeEnv(DEFAULT).LIVECOUNT_ORIGIN_SECRET_ARN, undefined);
+  });
+
+  const WEB_ACL = 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+
+  it('edgeWebAclArn: a CloudFront shield with that web ACL passes every POST to the edge with the origin secret, which only the edge may read', () => {
+    const s = synth({ edgeWebAclArn: WEB_ACL });
+    const shield = s.construct.edgeShield as cloudfront.Distribution;
+    const config = resource(s, s.id(shield)).Properties.DistributionConfig;
+    assert.equal(config.WebACLId, WEB_ACL);
+    const behavior = config.DefaultCacheBehavior;
+    assert.deepEqual(behavior.AllowedMethods.sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
+    assert.equal(behavior.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'CachingDisabled');
+    assert.equal(behavior.OriginRequestPolicyId, 'b689b0a8-53d0-40ab-baf2-68738e2966ac', 'AllViewerExceptHostHeader');
+    const secretId = s.id(s.construct.originSecret as secretsmanager.Secret);
+    const [header] = config.Origins[0].OriginCustomHeaders;
+    assert.equal(header.HeaderName, 'x-livecount-origin');
+    assert.ok(JSON.stringify(header.HeaderValue).includes(`{{resolve:secretsmanager:`), 'a dynamic reference, not the value');
+    assert.ok(JSON.stringify(header.HeaderValue).includes(secretId));
+    assert.deepEqual(edgeEnv(s).LIVECOUNT_ORIGIN_SECRET_ARN, ref(secretId));
+    assert.deepEqual(
+      statements(s, 'edge').find((st: { Sid: string }) => st.Sid === 'ReadOriginSecret'),
+      { Sid: 'ReadOriginSecret', Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ref(secretId) },
+    );
+    assert.ok(s.construct.edgeUrl?.startsWith('https://') && s.construct.edgeUrl.endsWith('/events'));
+    assert.ok(JSON.stringify(s.stack.resolve(s.construct.edgeUrl)).includes(s.id(shield)), 'EdgeUrl is the shield');
+    assertNoWildcards(s.json);
+  });
+
+  it('edgeWebAclArn is refused without the edge, and when it is not a CLOUDFRONT-scope web ACL in us-east-1', () => {
+    assert.throws(() => synth({ edgeWebAclArn: WEB_ACL, publicEdge: false }), /publicEdge is false/);
+    const regional = 'arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/x/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
+    assert.throws(() => synth({ edgeWebAclArn: regional }), /CLOUDFRONT-scope web ACL, created in us-east-1/);
+  });
+
   it('CORS origins are a prop; the edge can be turned off', () => {
     const s = synth({ edgeCorsOrigins: ['https://player.example', 'https://tv.example'] });
     assert.equal(edgeEnv(s).LIVECOUNT_CORS_ORIGINS, 'https://player.example,https://tv.example');
@@ -1159,6 +1197,7 @@ describe('parity with Terraform (infra/contract.json settings)', () => {
       badge_cdn: resourcesOfType(DEFAULT, 'AWS::CloudFront::Distribution').length === 1,
       edge_cors_origins: fn(edge).Environment.Variables.LIVECOUNT_CORS_ORIGINS.split(','),
       refusals_alarm_threshold: resource(DEFAULT, DEFAULT.id(c.alarms.EdgeRefusals)).Properties.Threshold,
+      edge_web_acl_arn: c.edgeShield ? 'set' : null,
       sessions_warm_write_units: table.WarmThroughput?.WriteUnitsPerSecond ?? null,
       counters_warm_write_units: props(c.counters).WarmThroughput?.WriteUnitsPerSecond ?? null,
     };

@@ -1,6 +1,7 @@
 # Everything about livecount that is pure computation: which functions and optional resources
-# exist, the functions' environment and logging, each role's policy, the public edge's URL, the
-# badge's CDN, the alarms and the dashboard. The root module turns these into resources.
+# exist, the functions' environment and logging, each role's policy, the public edge's URL and its
+# flood shield, the badge's CDN, the alarms and the dashboard. The root module turns these into
+# resources.
 
 locals {
   # The edge exists only with public_edge.
@@ -8,6 +9,9 @@ locals {
 
   # Signed sessions need a secret: the caller's, or one the root module creates.
   create_token_secret = var.signed_sessions && var.token_secret_arn == null
+
+  # The flood shield exists with a web ACL, in front of the edge (validation refuses one without).
+  edge_shield_enabled = var.public_edge && var.edge_web_acl_arn != null
 
   sessions_table = coalesce(var.sessions_table, "${var.name_prefix}-sessions")
   counters_table = coalesce(var.counters_table, "${var.name_prefix}-counters")
@@ -58,6 +62,9 @@ locals {
       LIVECOUNT_TOKEN_SECRET_ARN = local.token_secret_arn
       } : {
       LIVECOUNT_UNSIGNED = "allow"
+      }, !local.edge_shield_enabled ? {} : {
+      # Behind the shield: the edge refuses a request without the origin secret (RefusedBypass).
+      LIVECOUNT_ORIGIN_SECRET_ARN = local.r.origin_secret_arn
     })
   }
   environments = { for f in local.functions : f => local.all_environments[f] }
@@ -147,7 +154,7 @@ locals {
       },
     ]
     # The public edge: write the player's session row, read its stream's count for the answer,
-    # read the token secret (only when signed).
+    # read the token secret (only when signed) and the shield's origin secret (only with it).
     edge = concat([
       local.log_statement["edge"],
       {
@@ -168,6 +175,13 @@ locals {
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue"]
         Resource = local.token_secret_arn
+      },
+      ], !local.edge_shield_enabled ? [] : [
+      {
+        Sid      = "ReadOriginSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = local.r.origin_secret_arn
       },
       ], !var.signed_sessions || var.token_secret_kms_key_arn == null ? [] : [
       {
@@ -226,6 +240,52 @@ locals {
     password_length     = 48
     exclude_punctuation = true
   }
+
+  # The flood shield (edge_web_acl_arn): CloudFront with the deployer's web ACL in front of the
+  # edge's URL, passing every request through (nothing cached, every method: players POST) with
+  # the origin secret in x-livecount-origin; the edge refuses a request without it. The secret is
+  # created like the token secret: 32 random characters without punctuation, its later value left
+  # alone. The root module puts the secret's value in the header.
+  origin_header = "x-livecount-origin"
+  origin_secret = !local.edge_shield_enabled ? null : {
+    name                = "${var.name_prefix}-edge-origin-secret"
+    description         = "livecount: the flood shield sends this to the edge (${var.name_prefix})"
+    password_length     = 32
+    exclude_punctuation = true
+  }
+  edge_shield = !local.edge_shield_enabled ? null : {
+    comment    = "livecount edge shield (${var.name_prefix}): POST /events through AWS WAF"
+    web_acl_id = var.edge_web_acl_arn
+    origin = {
+      id                     = "edge"
+      secret_header          = local.origin_header
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
+    default_cache_behavior = {
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      # Managed policies: CachingDisabled, AllViewerExceptHostHeader (the Function URL answers
+      # only to its own Host).
+      cache_policy_id          = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+      origin_request_policy_id = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    }
+    price_class     = "PriceClass_100"
+    http_version    = "http2and3"
+    is_ipv6_enabled = true
+  }
+
+  # Where players post: through the shield when there is one (the Function URL still answers, but
+  # refuses anything without the origin secret), else the Function URL (it ends with "/").
+  # Null while the root module has not passed the one it needs (the output's precondition says so).
+  edge_url = (!var.public_edge ? null
+    : local.edge_shield_enabled ? (var.edge_endpoints.shield_domain_name == null ? null : "https://${var.edge_endpoints.shield_domain_name}/events")
+    : (var.edge_endpoints.function_url == null ? null : "${var.edge_endpoints.function_url}events")
+  )
 
   # The badge behind CloudFront: the only origin is the read URL, signed by origin access control
   # and marked public (the read function then serves the badge and nothing else). The answer says
@@ -428,8 +488,9 @@ locals {
   # The handlers' EMF metrics (namespace livecount, dimension Function).
   ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesDeadLettered", "MessagesFailed", "MessagesExpired", "TokensRejected"]
   aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries", "StartsLate"]
-  # Refusals by reason first, as the edge emits them.
-  edge_metrics    = ["RefusedInvalid", "RefusedTooLarge", "RefusedManySessions", "RefusedUnsigned", "RefusedForged", "RefusedExpired", "EventsApplied", "EventsStale", "WritesFailed", "CountReads"]
+  # Refusals by reason first, as the edge emits them (RefusedBypass: a request to the Function URL
+  # without the shield's origin secret; always 0 without the shield).
+  edge_metrics    = ["RefusedInvalid", "RefusedTooLarge", "RefusedManySessions", "RefusedUnsigned", "RefusedForged", "RefusedExpired", "RefusedBypass", "EventsApplied", "EventsStale", "WritesFailed", "CountReads"]
   refusal_metrics = [for m in local.edge_metrics : m if startswith(m, "Refused")]
 
   graph = { view = "timeSeries", stacked = false, region = local.r.region, period = 60 }

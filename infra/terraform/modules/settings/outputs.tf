@@ -9,11 +9,15 @@ output "environment" {
 }
 
 output "environments" {
-  description = "Each function's environment: the common one; ingest adds LIVECOUNT_DEAD_LETTER_QUEUE_URL; the edge adds LIVECOUNT_CORS_ORIGINS and LIVECOUNT_TOKEN_SECRET_ARN (signed) or LIVECOUNT_UNSIGNED=allow."
+  description = "Each function's environment: the common one; ingest adds LIVECOUNT_DEAD_LETTER_QUEUE_URL; the edge adds LIVECOUNT_CORS_ORIGINS, LIVECOUNT_TOKEN_SECRET_ARN (signed) or LIVECOUNT_UNSIGNED=allow, and LIVECOUNT_ORIGIN_SECRET_ARN behind the flood shield."
   value       = local.environments
   precondition {
     condition     = !var.signed_sessions || local.token_secret_arn != null
     error_message = "signed sessions need a token secret: token_secret_arn, or resources.token_secret_arn for the secret the root module creates (token_secret)."
+  }
+  precondition {
+    condition     = !local.edge_shield_enabled || local.r.origin_secret_arn != null
+    error_message = "the flood shield needs resources.origin_secret_arn: the origin secret the root module creates (origin_secret)."
   }
 }
 
@@ -44,6 +48,25 @@ output "token_secret_arn" {
 output "edge" {
   description = "The public edge (null without public_edge): its Function URL settings and the permissions a NONE URL needs."
   value       = local.edge
+}
+
+output "origin_secret" {
+  description = "The flood shield's origin secret the root module creates (edge_web_acl_arn): name, description and how its value is generated; null without the shield."
+  value       = local.origin_secret
+}
+
+output "edge_shield" {
+  description = "The flood shield's CloudFront distribution in front of the edge's URL (null without edge_web_acl_arn): web ACL, origin (the header that carries the origin secret), behaviour and managed policies."
+  value       = local.edge_shield
+}
+
+output "edge_url" {
+  description = "Where players POST their events: https://<shield domain>/events behind the flood shield, else the edge's Function URL + \"events\"; null without public_edge."
+  value       = local.edge_url
+  precondition {
+    condition     = !var.public_edge || local.edge_url != null
+    error_message = "the edge's URL needs edge_endpoints.function_url (the edge's Function URL) and, with edge_web_acl_arn, edge_endpoints.shield_domain_name (the shield distribution's domain)."
+  }
 }
 
 output "badge_cdn" {
@@ -122,6 +145,7 @@ output "settings" {
     badge_cdn                             = var.badge_cdn
     edge_cors_origins                     = var.edge_cors_origins
     refusals_alarm_threshold              = var.refusals_alarm_threshold
+    edge_web_acl_arn                      = var.edge_web_acl_arn
     iterator_age_alarm_seconds            = var.iterator_age_alarm_seconds
     queue_visibility_timeout_seconds      = local.queue_visibility_timeout_seconds
     queue_retention_seconds               = local.queue_retention_seconds

@@ -369,6 +369,20 @@ variable "edge_timeout_seconds" {
   }
 }
 
+variable "edge_web_acl_arn" {
+  description = "The optional flood shield: the ARN of an AWS WAF web ACL of scope CLOUDFRONT (created in us-east-1, e.g. with a rate-based rule per IP). Set, players post through a CloudFront distribution with that web ACL in front of the edge, which refuses requests that did not come through it (RefusedBypass). Null: no shield."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.edge_web_acl_arn == null || var.public_edge
+    error_message = "edge_web_acl_arn puts the flood shield in front of the public edge, but public_edge is false: drop edge_web_acl_arn or turn public_edge on."
+  }
+  validation {
+    condition     = var.edge_web_acl_arn == null || can(regex("^arn:aws:wafv2:us-east-1:[0-9]{12}:global/webacl/[^/]+/[^/]+$", var.edge_web_acl_arn))
+    error_message = "edge_web_acl_arn must be the ARN of a CLOUDFRONT-scope AWS WAF web ACL, which AWS requires to be created in us-east-1: arn:aws:wafv2:us-east-1:<account>:global/webacl/<name>/<id> (a REGIONAL web ACL's ARN has /regional/ and cannot be attached to CloudFront)."
+  }
+}
+
 variable "signed_sessions" {
   description = "Only signed sessions count: the edge refuses an event without a valid token. The module creates the token secret unless token_secret_arn is given; false gives the edge LIVECOUNT_UNSIGNED=allow (anyone who can reach it can add viewers)."
   type        = bool
@@ -490,5 +504,19 @@ variable "resources" {
     function_names               = map(string)
     # The secret the root module created (signed_sessions without token_secret_arn), else null.
     token_secret_arn = optional(string)
+    # The flood shield's origin secret the root module created (edge_web_acl_arn), else null.
+    origin_secret_arn = optional(string)
   })
+}
+
+# Apart from `resources`: the edge's URL and the shield's domain depend on the edge function, which
+# depends on this module's environments and policies (one variable holding both would be a cycle).
+variable "edge_endpoints" {
+  description = "Where players reach the edge, once the root module created it: the edge's Function URL (https://<id>.lambda-url.<region>.on.aws/; null without public_edge) and the flood shield's domain (<id>.cloudfront.net; null without edge_web_acl_arn). Unknown until apply is fine."
+  type = object({
+    function_url       = optional(string)
+    shield_domain_name = optional(string)
+  })
+  default  = {}
+  nullable = false
 }

@@ -27,6 +27,14 @@ variables {
     }
     # The secret the root module creates when sessions are signed and none is given.
     token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+    # The flood shield's origin secret, which the root module creates only with edge_web_acl_arn:
+    # passed here always, so the runs without the shield show the module leaves it unused.
+    origin_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-edge-origin-secret-AbC987"
+  }
+  # Likewise the shield's domain, which exists only with edge_web_acl_arn.
+  edge_endpoints = {
+    function_url       = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/"
+    shield_domain_name = "d111111abcdef8.cloudfront.net"
   }
 }
 
@@ -164,6 +172,7 @@ run "null_means_the_default" {
     edge_cors_origins        = null
     edge_timeout_seconds     = null
     refusals_alarm_threshold = null
+    edge_web_acl_arn         = null
   }
 
   assert {
@@ -180,7 +189,9 @@ run "null_means_the_default" {
       output.settings.edge_cors_origins == tolist(["*"]) &&
       output.settings.timeout_seconds.edge == 5 &&
       output.settings.refusals_alarm_threshold == 1000 &&
-      output.environments.edge.LIVECOUNT_TOKEN_SECRET_ARN != null
+      output.environments.edge.LIVECOUNT_TOKEN_SECRET_ARN != null &&
+      output.settings.edge_web_acl_arn == null &&
+      output.edge_shield == null
     )
     error_message = "null must fall back to the defaults"
   }
@@ -431,12 +442,14 @@ run "the_documented_alarms" {
     error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records, output.alarms.records_not_applied])}"
   }
 
-  # The six refusal reasons of infra/contract.json, summed over 5 minutes, above 1000.
+  # The seven refusal reasons of infra/contract.json (RefusedBypass among them, 0 without the
+  # flood shield), summed over 5 minutes, above 1000.
   assert {
     condition = (
-      output.alarms.edge_refusals.expression == join(" + ", [for i in range(6) : "FILL(r${i}, 0)"]) &&
+      output.alarms.edge_refusals.expression == join(" + ", [for i in range(7) : "FILL(r${i}, 0)"]) &&
       [for q in output.alarms.edge_refusals.queries : q.metric_name] == [for m in jsondecode(file("../../../contract.json")).metrics.edge : m if startswith(m, "Refused")] &&
-      length(output.alarms.edge_refusals.queries) == 6 &&
+      length(output.alarms.edge_refusals.queries) == 7 &&
+      output.alarms.edge_refusals.queries[6].metric_name == "RefusedBypass" &&
       alltrue([for i, q in output.alarms.edge_refusals.queries :
         q.id == "r${i}" && q.namespace == "livecount" && q.statistic == "Sum" &&
         q.dimensions == { Deployment = "livecount", Function = "edge" }
@@ -507,7 +520,7 @@ run "the_dashboard_graphs_the_pipeline" {
       [["EventsApplied", "left"], ["EventsStale", "left"]],
       [for m in jsondecode(file("../../../contract.json")).metrics.edge : [m, "right"] if startswith(m, "Refused")],
     )]
-    error_message = "the edge widget graphs EventsApplied and EventsStale, and the six Refused* on the right"
+    error_message = "the edge widget graphs EventsApplied and EventsStale, and the seven Refused* on the right"
   }
 
   # The handlers' row: edge, ingest and aggregate side by side, within 24 columns.
@@ -975,7 +988,10 @@ run "without_public_edge_there_is_no_edge" {
       keys(output.environments) == ["aggregate", "ingest", "read"] &&
       keys(output.policy_statements) == ["aggregate", "ingest", "read"] &&
       keys(output.logging) == ["aggregate", "ingest", "read"] &&
-      length([for k in keys(output.alarms) : k if startswith(k, "edge_")]) == 0
+      length([for k in keys(output.alarms) : k if startswith(k, "edge_")]) == 0 &&
+      output.edge_url == null &&
+      output.edge_shield == null &&
+      output.origin_secret == null
     )
     error_message = "no edge anywhere: ${jsonencode(keys(output.alarms))}"
   }
@@ -1067,4 +1083,239 @@ run "the_badge_cdn_can_be_turned_off" {
     condition     = output.badge_cdn == null && output.function_url.authorization_type == "AWS_IAM"
     error_message = "badge_cdn = false leaves no distribution"
   }
+}
+
+# ---- The optional flood shield (edge_web_acl_arn) -------------------------------------------------
+
+run "no_flood_shield_by_default" {
+  command = plan
+  assert {
+    condition = (
+      output.settings.edge_web_acl_arn == null &&
+      output.origin_secret == null &&
+      output.edge_shield == null &&
+      !contains(keys(output.environments.edge), "LIVECOUNT_ORIGIN_SECRET_ARN") &&
+      !contains([for st in output.policy_statements.edge : st.Sid], "ReadOriginSecret")
+    )
+    error_message = "no origin secret, no shield distribution, no origin secret for the edge by default: ${jsonencode(output.environments.edge)}"
+  }
+  # Players post to the Function URL (it ends with "/").
+  assert {
+    condition     = output.edge_url == "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/events"
+    error_message = "edge_url: ${jsonencode(output.edge_url)}"
+  }
+}
+
+run "a_web_acl_puts_the_flood_shield_in_front_of_the_edge" {
+  command = plan
+  variables {
+    edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+  }
+
+  assert {
+    condition = output.origin_secret == {
+      name                = "livecount-edge-origin-secret"
+      description         = "livecount: the flood shield sends this to the edge (livecount)"
+      password_length     = 32
+      exclude_punctuation = true
+    }
+    error_message = "the origin secret: ${jsonencode(output.origin_secret)}"
+  }
+
+  assert {
+    condition = output.environments.edge == merge(output.environment, {
+      LIVECOUNT_CORS_ORIGINS      = "*"
+      LIVECOUNT_TOKEN_SECRET_ARN  = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+      LIVECOUNT_ORIGIN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-edge-origin-secret-AbC987"
+    })
+    error_message = "edge environment: ${jsonencode(output.environments.edge)}"
+  }
+
+  assert {
+    condition     = alltrue([for f in ["ingest", "aggregate", "read"] : !contains(keys(output.environments[f]), "LIVECOUNT_ORIGIN_SECRET_ARN")])
+    error_message = "only the edge gets the origin secret"
+  }
+
+  # Exactly GetSecretValue on the origin secret, right after the token secret's statement.
+  assert {
+    condition = (
+      [for st in output.policy_statements.edge : st.Sid] == ["OwnLogGroup", "WriteSessions", "ReadCounts", "ReadTokenSecret", "ReadOriginSecret"] &&
+      output.policy_statements.edge[4] == {
+        Sid      = "ReadOriginSecret"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-edge-origin-secret-AbC987"
+      }
+    )
+    error_message = "edge statements: ${jsonencode(output.policy_statements.edge)}"
+  }
+
+  assert {
+    condition = alltrue(flatten([for f, statements in output.policy_statements : [
+      for st in statements : f == "edge" || !contains(st.Action, "secretsmanager:GetSecretValue")
+    ]]))
+    error_message = "a role other than the edge's reads a secret"
+  }
+
+  assert {
+    condition = (
+      output.edge_shield.web_acl_id == "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111" &&
+      startswith(output.edge_shield.comment, "livecount edge shield") &&
+      output.edge_shield.origin == {
+        id                     = "edge"
+        secret_header          = "x-livecount-origin"
+        http_port              = 80
+        https_port             = 443
+        origin_protocol_policy = "https-only"
+        origin_ssl_protocols   = ["TLSv1.2"]
+      }
+    )
+    error_message = "shield: ${jsonencode(output.edge_shield)}"
+  }
+
+  # Every method passes (players POST), nothing is cached (managed CachingDisabled), the viewer's
+  # headers but Host go to the Function URL (managed AllViewerExceptHostHeader).
+  assert {
+    condition = (
+      output.edge_shield.default_cache_behavior == {
+        viewer_protocol_policy   = "redirect-to-https"
+        allowed_methods          = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+        cached_methods           = ["GET", "HEAD"]
+        compress                 = true
+        cache_policy_id          = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+        origin_request_policy_id = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+      } &&
+      output.edge_shield.price_class == "PriceClass_100" &&
+      output.edge_shield.http_version == "http2and3" &&
+      output.edge_shield.is_ipv6_enabled == true
+    )
+    error_message = "shield behaviour: ${jsonencode(output.edge_shield)}"
+  }
+
+  assert {
+    condition     = output.edge_url == "https://d111111abcdef8.cloudfront.net/events"
+    error_message = "edge_url must point at the shield: ${jsonencode(output.edge_url)}"
+  }
+
+  # The contract holds with the shield too: LIVECOUNT_ORIGIN_SECRET_ARN in the edge's environment
+  # only, every operation allowed, the settings passed through.
+  assert {
+    condition = alltrue(flatten([
+      for name, rule in jsondecode(file("../../../contract.json")).environment : [
+        for f, env in output.environments : (
+          contains(keys(env), name) ? contains(rule.functions, f) : (!contains(rule.functions, f) || try(rule.optional, false))
+        ) && try(env[name] == tostring(rule.default), true)
+      ] if can(rule.functions)
+    ]))
+    error_message = "function-specific variables differ from infra/contract.json: ${jsonencode(output.environments)}"
+  }
+  assert {
+    condition     = output.settings.edge_web_acl_arn == "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    error_message = "settings.edge_web_acl_arn: ${jsonencode(output.settings.edge_web_acl_arn)}"
+  }
+}
+
+# The origin secret does not depend on signed sessions, and comes before the token key's statement.
+run "the_flood_shield_with_unsigned_sessions" {
+  command = plan
+  variables {
+    signed_sessions  = false
+    edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+  }
+  assert {
+    condition = (
+      output.environments.edge.LIVECOUNT_UNSIGNED == "allow" &&
+      output.environments.edge.LIVECOUNT_ORIGIN_SECRET_ARN == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-edge-origin-secret-AbC987" &&
+      [for st in output.policy_statements.edge : st.Sid] == ["OwnLogGroup", "WriteSessions", "ReadCounts", "ReadOriginSecret"] &&
+      output.token_secret == null && output.origin_secret != null
+    )
+    error_message = "unsigned behind the shield: ${jsonencode(output.policy_statements.edge)}"
+  }
+}
+
+run "the_flood_shield_with_a_token_secret_under_a_customer_managed_key" {
+  command = plan
+  variables {
+    edge_web_acl_arn         = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    token_secret_arn         = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-tokens-AbCdEf"
+    token_secret_kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+  }
+  assert {
+    condition     = [for st in output.policy_statements.edge : st.Sid] == ["OwnLogGroup", "WriteSessions", "ReadCounts", "ReadTokenSecret", "ReadOriginSecret", "DecryptTokenSecret"]
+    error_message = "edge statements: ${jsonencode(output.policy_statements.edge)}"
+  }
+}
+
+run "a_web_acl_without_the_edge_is_refused" {
+  command = plan
+  variables {
+    public_edge      = false
+    edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+  }
+  expect_failures = [var.edge_web_acl_arn]
+}
+
+# AWS attaches only CLOUDFRONT-scope web ACLs to a distribution, and creates them in us-east-1.
+run "a_regional_web_acl_is_refused" {
+  command = plan
+  variables { edge_web_acl_arn = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111" }
+  expect_failures = [var.edge_web_acl_arn]
+}
+
+run "a_regional_web_acl_in_us_east_1_is_refused" {
+  command = plan
+  variables { edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111" }
+  expect_failures = [var.edge_web_acl_arn]
+}
+
+run "a_global_web_acl_outside_us_east_1_is_refused" {
+  command = plan
+  variables { edge_web_acl_arn = "arn:aws:wafv2:eu-west-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111" }
+  expect_failures = [var.edge_web_acl_arn]
+}
+
+# A WAF Classic web ACL's id (CloudFront's web_acl_id takes one) is not a WAFv2 ARN.
+run "a_waf_classic_web_acl_id_is_refused" {
+  command = plan
+  variables { edge_web_acl_arn = "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111" }
+  expect_failures = [var.edge_web_acl_arn]
+}
+
+# The root module must pass what the shield needs: its origin secret, and its domain for edge_url.
+run "the_shield_without_its_origin_secret_is_an_error" {
+  command = plan
+  variables {
+    edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    resources = {
+      region                       = "eu-west-1"
+      sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
+      sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
+      counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
+      events_queue_name            = "livecount-events"
+      dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
+      dead_letter_queue_url        = "https://sqs.eu-west-1.amazonaws.com/123456789012/livecount-events-dlq"
+      dead_letter_queue_name       = "livecount-events-dlq"
+      aggregate_failure_queue_arn  = "arn:aws:sqs:eu-west-1:123456789012:livecount-aggregate-failures"
+      aggregate_failure_queue_name = "livecount-aggregate-failures"
+      log_group_arns               = {}
+      function_names = {
+        ingest    = "livecount-ingest"
+        aggregate = "livecount-aggregate"
+        read      = "livecount-read"
+        edge      = "livecount-edge"
+      }
+      token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:livecount-token-secret-XyZ123"
+    }
+  }
+  expect_failures = [output.environments]
+}
+
+run "the_shield_without_its_domain_is_an_error" {
+  command = plan
+  variables {
+    edge_web_acl_arn = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    edge_endpoints   = { function_url = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/" }
+  }
+  expect_failures = [output.edge_url]
 }
