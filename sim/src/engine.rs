@@ -19,7 +19,9 @@
 //!   after a partial response or a function error, retry attempts, record age), the same
 //!   rules `livecount dev` and the tests run.
 //! - **Edge**: each request goes to an idle instance of the edge function, picked at random
-//!   (a new one, cold, when none is idle); it runs livecount's own checks and session write
+//!   (a new one, cold, when none is idle, as fast as Lambda's scaling rate allows: 1,000 more
+//!   instances every 10 seconds, refilled continuously; beyond it the request is throttled and
+//!   the event lost, as a 429 to a player whose next heartbeat comes 5 s later); it runs livecount's own checks and session write
 //!   ([`livecount_core::edge::check_player_request`], `Ingest::write_player_events`) and reads
 //!   the stream's count when the instance's copy is older than [`COUNT_MAX_AGE_MS`], as
 //!   the edge's `Counts` does. Forged requests (an attack) are refused by the same check,
@@ -55,6 +57,10 @@ pub const STEP_MS: i64 = 10;
 
 /// A Lambda execution environment's first invocation, in ms.
 pub const COLD_START_MS: i64 = 150;
+
+/// Lambda's concurrency scaling rate per function: 1,000 execution environments every 10 s
+/// ([Lambda scaling behavior](https://docs.aws.amazon.com/lambda/latest/dg/scaling-behavior.html)).
+pub const SCALING_PER_10_S: f64 = 1000.0;
 
 /// The edge's CPU per request beyond parsing the event: one HMAC-SHA256 over about 200 bytes
 /// (about a microsecond; taken generously, as it is far below Lambda's 1 ms billing unit).
@@ -196,6 +202,8 @@ pub struct EdgeUse {
     pub answered: u64,
     /// Forged requests refused.
     pub refused: u64,
+    /// Requests Lambda throttled (no idle instance, and the scaling rate spent).
+    pub throttled: u64,
     pub count_reads: u64,
     /// The most count reads (`GetItem`s) in one second, over all streams, and per stream.
     pub peak_count_reads_per_second: u64,
@@ -425,6 +433,8 @@ struct Front<'a> {
 /// of the streams it answered for (stream → when it read it, ms).
 struct EdgePool {
     instances: Vec<HashMap<u32, i64>>,
+    /// How many instances Lambda's scaling rate allows so far.
+    allowance: f64,
     busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
     idle: Vec<usize>,
     rng: fastrand::Rng,
@@ -437,12 +447,17 @@ struct EdgePool {
 }
 
 impl EdgePool {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, scaled_out: bool) -> Self {
         let secret =
             livecount_core::token::TokenSecret::new(b"the simulation's token secret".to_vec())
                 .unwrap_or_else(|| unreachable!("a secret of 16 bytes or more"));
         Self {
             instances: Vec::new(),
+            allowance: if scaled_out {
+                f64::INFINITY
+            } else {
+                SCALING_PER_10_S
+            },
             busy: std::collections::BinaryHeap::new(),
             idle: Vec::new(),
             rng: fastrand::Rng::with_seed(seed ^ 0xED6E),
@@ -464,14 +479,18 @@ impl EdgePool {
         }
     }
 
-    /// An idle instance (at random), or a new one: (index, cold).
-    fn take(&mut self) -> (usize, bool) {
+    /// An idle instance (at random), or a new one: (index, cold); `None` when Lambda would
+    /// throttle the request.
+    fn take(&mut self) -> Option<(usize, bool)> {
         if self.idle.is_empty() {
+            if self.instances.len() as f64 >= self.allowance {
+                return None;
+            }
             self.instances.push(HashMap::new());
-            return (self.instances.len() - 1, true);
+            return Some((self.instances.len() - 1, true));
         }
         let pick = self.rng.usize(..self.idle.len());
-        (self.idle.swap_remove(pick), false)
+        Some((self.idle.swap_remove(pick), false))
     }
 
     fn note_read(&mut self, stream: u32, now_ms: i64, out: &mut EdgeUse) {
@@ -525,7 +544,7 @@ impl<'a> Front<'a> {
                 5.0
             },
             next_message: 0,
-            edge: EdgePool::new(scenario.seed),
+            edge: EdgePool::new(scenario.seed, scenario.scaled_out),
             out: FrontUse::default(),
         }
     }
@@ -608,6 +627,7 @@ impl<'a> Front<'a> {
     /// answered with its stream's count; each forged request of the attack refused.
     fn through_the_edge(&mut self, sent: &[Sent], now_ms: i64) {
         self.edge.free(now_ms);
+        self.edge.allowance += SCALING_PER_10_S * STEP_MS as f64 / 10_000.0;
         let attack = self.scenario.attack_per_second * STEP_MS as u64 / 1000;
         for _ in 0..attack {
             self.forged_request(now_ms);
@@ -627,7 +647,10 @@ impl<'a> Front<'a> {
     }
 
     fn edge_request(&mut self, message: &Sent, now_ms: i64) {
-        let (instance, cold) = self.edge.take();
+        let Some((instance, cold)) = self.edge.take() else {
+            self.out.edge.throttled += 1;
+            return;
+        };
         {
             let mut world = self.aws.sessions();
             world.attempts = 0;
@@ -681,7 +704,10 @@ impl<'a> Front<'a> {
 
     /// A forged request: a new session with a made-up token, refused by the token check.
     fn forged_request(&mut self, now_ms: i64) {
-        let (instance, cold) = self.edge.take();
+        let Some((instance, cold)) = self.edge.take() else {
+            self.out.edge.throttled += 1;
+            return;
+        };
         let id = self.next_message;
         self.next_message += 1;
         let body = format!(
