@@ -19,6 +19,7 @@ run:
 test: lint chromium nginx web-client
 	cd clients/web && npm test
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
 
 ## unit: the tests that need no DynamoDB
 unit:

@@ -47,7 +47,17 @@ impl TokenSecret {
         (secret.len() >= 16).then_some(Self(secret))
     }
 
-    /// The token for `stream_id` and `session_id`, valid until `expiry` (epoch seconds).
+    /// The token for `stream_id` and `session_id`, valid until `expiry` (epoch seconds). As
+    /// docs/deploy.md gives it to a backend (with the known vector the Node and Python lines
+    /// there are tested against):
+    ///
+    /// ```
+    /// # let secret_bytes = b"0123456789abcdef".to_vec();
+    /// # let expiry_epoch_seconds = 1;
+    /// let secret = livecount_core::token::TokenSecret::new(secret_bytes).expect("16 bytes or more");
+    /// let token = secret.sign("s", "a", expiry_epoch_seconds);
+    /// assert_eq!(token, "v1.1.ZZcc13Dt9fHJl8CqMGDcsfkziWQi2KdMP9DJtoC7kCo");
+    /// ```
     pub fn sign(&self, stream_id: &str, session_id: &str, expiry: i64) -> String {
         let signature = URL_SAFE_NO_PAD.encode(
             self.mac(stream_id, session_id, expiry)

@@ -1,4 +1,4 @@
-use crate::harness::{Dev, http_get, run_within, unique, wait_for};
+use crate::harness::{Dev, http_get, http_post, run_within, unique, wait_for};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -64,7 +64,8 @@ fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
 }
 
 /// The default five players show as exactly 5 on the dashboard, the number `livecount count`
-/// reads; a screenshot is kept in `target/e2e/dashboard.png`.
+/// reads, and what the edge refused is shown by reason; a screenshot is kept in
+/// `target/e2e/dashboard.png`.
 #[test]
 fn the_dashboard_shows_the_count_that_livecount_count_reads() {
     let dev = Dev::start(&unique("dashboard"), &[]);
@@ -73,6 +74,9 @@ fn the_dashboard_shows_the_count_that_livecount_count_reads() {
         http_get(&api).is_some_and(|body| body.contains("\"viewers\":5"))
     });
     assert!(five, "the API did not reach 5 viewers within 30 s");
+    for body in ["not json", "{\"streamId\":\"demo\"}"] {
+        assert_eq!(http_post(&format!("{}/events", dev.url), body), Some(400));
+    }
 
     let dom = headless(&format!("{}/", dev.url), &["--dump-dom"]);
     let shown = shown_viewers(&dom, "demo")
@@ -83,6 +87,13 @@ fn the_dashboard_shows_the_count_that_livecount_count_reads() {
         "the dashboard and `livecount count` disagree"
     );
     assert_eq!(shown, 5);
+    let refused = dom
+        .split("id=\"edge-refused\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default();
+    assert_eq!(refused, "2", "the edge's refusals on the dashboard:\n{dom}");
+    assert!(dom.contains("Invalid<b>2</b>"), "refused by reason:\n{dom}");
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
     std::fs::create_dir_all(&artifacts).expect("artifact folder");

@@ -155,14 +155,29 @@ pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// `GET url` → body, with curl (on every machine that runs these tests).
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into()
+}
+
+/// `GET url` → body, if it answered 2xx.
 pub fn http_get(url: &str) -> Option<String> {
-    let output = Command::new("curl")
-        .args(["-sf", "--max-time", "5", url])
-        .output()
+    let mut response = agent().get(url).call().ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.body_mut().read_to_string().ok()
+}
+
+/// `POST url` with `body` as `text/plain` → the status.
+pub fn http_post(url: &str, body: &str) -> Option<u16> {
+    let response = agent()
+        .post(url)
+        .header("content-type", "text/plain")
+        .send(body)
         .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    Some(response.status().as_u16())
 }
