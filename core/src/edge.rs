@@ -118,7 +118,7 @@ pub fn check_player_request(
             }
         }
         if let Some(keys) = keys {
-            keys.verify_token(
+            keys.verify(
                 event.token.as_deref(),
                 &event.stream_id,
                 &event.session_id,

@@ -113,10 +113,23 @@ pub struct TokenKeys {
     pub previous: Option<TokenSecret>,
 }
 
-impl TokenKeys {
+/// What checks a token: the secrets themselves ([`TokenKeys`]), or a holder that re-reads them
+/// (ingest's `Tokens`).
+pub trait VerifyToken: Send + Sync {
+    /// Checks `token` for `stream_id` and `session_id` at `now` (epoch seconds).
+    fn verify(
+        &self,
+        token: Option<&str>,
+        stream_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), TokenError>;
+}
+
+impl VerifyToken for TokenKeys {
     /// Checks `token` against the current secret, then the previous one (see
     /// [`TokenSecret::verify`]).
-    pub fn verify(
+    fn verify(
         &self,
         token: Option<&str>,
         stream_id: &str,
@@ -130,30 +143,6 @@ impl TokenKeys {
             },
             outcome => outcome,
         }
-    }
-}
-
-/// What checks a token: the secrets themselves ([`TokenKeys`]), or a holder that re-reads them.
-pub trait VerifyToken: Send + Sync {
-    /// Checks `token` for `stream_id` and `session_id` at `now` (epoch seconds).
-    fn verify_token(
-        &self,
-        token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
-        now: i64,
-    ) -> Result<(), TokenError>;
-}
-
-impl VerifyToken for TokenKeys {
-    fn verify_token(
-        &self,
-        token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
-        now: i64,
-    ) -> Result<(), TokenError> {
-        self.verify(token, stream_id, session_id, now)
     }
 }
 

@@ -32,6 +32,7 @@ use livecount_core::event::parse_body;
 use livecount_core::expiry::session_shard;
 use livecount_core::model::{ItemKey, SessionState};
 use livecount_core::store::SessionWrite;
+use livecount_core::token::VerifyToken;
 use livecount_core::{Clock, Config, PlayerEvent, Store, error_chain};
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 
 use futures::future::BoxFuture;
 use livecount_core::error_chain;
-use livecount_core::token::{TokenError, TokenKeys, TokenSecret};
+use livecount_core::token::{TokenError, TokenKeys, TokenSecret, VerifyToken};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -88,9 +88,11 @@ impl Tokens {
             }
         }
     }
+}
 
-    /// Checks `token` against the secrets in use (see [`TokenKeys::verify`]).
-    pub fn verify(
+impl VerifyToken for Tokens {
+    /// Checks `token` against the secrets in use (see [`TokenKeys`]).
+    fn verify(
         &self,
         token: Option<&str>,
         stream_id: &str,
@@ -101,18 +103,6 @@ impl Tokens {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .verify(token, stream_id, session_id, now)
-    }
-}
-
-impl livecount_core::token::VerifyToken for Tokens {
-    fn verify_token(
-        &self,
-        token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
-        now: i64,
-    ) -> Result<(), TokenError> {
-        self.verify(token, stream_id, session_id, now)
     }
 }
 

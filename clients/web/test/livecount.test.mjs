@@ -2,12 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { track } from '../livecount.js';
+import { manualClock } from './clock.mjs';
 
 /** A fake world: a manual clock with timers, a network that can be cut, a page. */
 function world({ online = true, storage = new Map(), start = 1_700_000_000_000 } = {}) {
-  let now = start;
-  let timers = [];
-  let nextId = 1;
+  const clock = manualClock(start);
   const sent = []; // every request body that reached the server, parsed
   const beacons = [];
   const net = { online, attempts: 0 };
@@ -19,23 +18,17 @@ function world({ online = true, storage = new Map(), start = 1_700_000_000_000 }
     beacons,
     net,
     get now() {
-      return now;
+      return clock.now();
     },
     options: {
       endpoint: 'http://localhost:8080/events',
       streamId: 'launch',
       sessionId: 'viewer-1',
-      now: () => now,
+      now: clock.now,
       storage: { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) },
       random: () => 1, // no jitter: retries wait exactly their delay
-      setTimeout: (f, ms) => {
-        const id = nextId++;
-        timers.push({ id, at: now + ms, f });
-        return id;
-      },
-      clearTimeout: (id) => {
-        timers = timers.filter((t) => t.id !== id);
-      },
+      setTimeout: clock.setTimeout,
+      clearTimeout: clock.clearTimeout,
       fetch: async (url, init) => {
         net.attempts += 1;
         assert.equal(url, 'http://localhost:8080/events');
@@ -51,20 +44,7 @@ function world({ online = true, storage = new Map(), start = 1_700_000_000_000 }
       },
     },
     /** Moves the clock, firing due timers in order (and letting sends settle). */
-    async advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        await settle();
-        timers.sort((a, b) => a.at - b.at);
-        const due = timers[0];
-        if (!due || due.at > end) break;
-        timers.shift();
-        now = due.at;
-        due.f();
-      }
-      now = end;
-      await settle();
-    },
+    advance: clock.advance,
     play() {
       w.media.paused = false;
       w.media.dispatchEvent(new Event('playing'));
@@ -79,8 +59,6 @@ function world({ online = true, storage = new Map(), start = 1_700_000_000_000 }
   w.options.document = w.document;
   return w;
 }
-
-const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 test('start on the first playing, then a heartbeat every 5 s while playing', async () => {
   const w = world();

@@ -3,63 +3,38 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { track, watch } from '../livecount.js';
+import { manualClock, settle } from './clock.mjs';
 
 /** A badge server with a count, an ETag, a Cache-Control and a switch to fail; a manual clock. */
 function badgeWorld({ maxAge = 1 } = {}) {
-  let now = 0;
-  let timers = [];
-  let nextId = 1;
+  const clock = manualClock(0);
   const server = { viewers: 5, failing: false, requests: [] };
   const document = Object.assign(new EventTarget(), { visibilityState: 'visible' });
   const headers = (h) => ({ get: (name) => h[name.toLowerCase()] ?? null });
-  const w = {
+  return {
     server,
     document,
     seen: [],
-    get now() {
-      return now;
-    },
     options: {
       endpoint: 'https://badge.example/',
       random: () => 0.5, // no jitter: 0.8 + 0.4 * 0.5 = 1
       document,
-      setTimeout: (f, ms) => {
-        const id = nextId++;
-        timers.push({ id, at: now + ms, f });
-        return id;
-      },
-      clearTimeout: (id) => {
-        timers = timers.filter((t) => t.id !== id);
-      },
+      setTimeout: clock.setTimeout,
+      clearTimeout: clock.clearTimeout,
       fetch: async (url, init) => {
-        server.requests.push({ at: now, url, etag: init.headers['if-none-match'] });
+        server.requests.push({ at: clock.now(), url, etag: init.headers['if-none-match'] });
         if (server.failing) return { ok: false, status: 503, headers: headers({}) };
         const etag = `W/"${server.viewers}"`;
         const h = headers({ etag, 'cache-control': `public, max-age=${maxAge}` });
         if (init.headers['if-none-match'] === etag) return { ok: false, status: 304, headers: h };
-        return { ok: true, status: 200, headers: h, json: async () => ({ viewers: server.viewers, asOf: now / 1000 }) };
+        return { ok: true, status: 200, headers: h, json: async () => ({ viewers: server.viewers, asOf: clock.now() / 1000 }) };
       },
     },
-    async advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        await settle();
-        timers.sort((a, b) => a.at - b.at);
-        const due = timers[0];
-        if (!due || due.at > end) break;
-        timers.shift();
-        now = due.at;
-        due.f();
-      }
-      now = end;
-      await settle();
-    },
-    pending: () => timers.length,
+    advance: clock.advance,
+    pending: clock.pending,
   };
-  return w;
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 0));
 
 test('watch polls the badge every interval, calls onCount when the count changes, and revalidates with the ETag', async () => {
   const w = badgeWorld();
