@@ -122,8 +122,13 @@ pub struct DevArgs {
     pub stream_batching_window_ms: u64,
     /// Split DynamoDB Local's one stream shard into this many virtual shards, over which one
     /// partition key's items spread (as after DynamoDB splits a hot partition).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub stream_shards: u32,
+    #[arg(
+        long,
+        alias = "stream-shards",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=64)
+    )]
+    pub virtual_shards: u32,
     /// Concurrent aggregate batches per shard (Lambda's ParallelizationFactor), which keep the
     /// order of each item's records only and finish in any order.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -271,8 +276,8 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
             ..QueueMapping::deployed()
         },
         poller: {
-            let mut poller = if args.stream_shards > 1 || args.parallelization_factor > 1 {
-                PollerConfig::harsh(args.stream_shards, args.parallelization_factor)
+            let mut poller = if args.virtual_shards > 1 || args.parallelization_factor > 1 {
+                PollerConfig::harsh(args.virtual_shards, args.parallelization_factor)
             } else {
                 PollerConfig::default()
             };

@@ -274,9 +274,9 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
 /// shards: sessions starting, heartbeating and stopping count exactly after every round.
 #[tokio::test]
 async fn every_parallelization_factor_the_infrastructure_accepts_counts_exactly() {
-    for (stream_shards, parallelization_factor) in [(1, 1), (1, 10), (4, 10)] {
+    for (virtual_shards, parallelization_factor) in [(1, 1), (1, 10), (4, 10)] {
         let options = PipelineOptions {
-            stream_shards,
+            virtual_shards,
             parallelization_factor,
             ..PipelineOptions::default()
         };
@@ -295,7 +295,7 @@ async fn every_parallelization_factor_the_infrastructure_accepts_counts_exactly(
             assert_eq!(
                 p.viewers("st").await,
                 watching,
-                "K = {stream_shards}, PF = {parallelization_factor}, round {round}"
+                "K = {virtual_shards}, PF = {parallelization_factor}, round {round}"
             );
         }
         p.cleanup().await;

@@ -48,7 +48,7 @@ fn options(faults: Option<Faults>, lanes: u32, bisect: bool) -> PipelineOptions 
     PipelineOptions {
         faults,
         sdk_max_attempts: Some(1),
-        stream_shards: lanes,
+        virtual_shards: lanes,
         parallelization_factor: 1,
         bisect_on_error: bisect,
         ..PipelineOptions::default()

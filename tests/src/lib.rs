@@ -11,7 +11,7 @@
 //! comes from each message's `SentTimestamp`, exactly as on AWS.
 //!
 //! Stream delivery is as harsh as AWS by default: the poller splits DynamoDB Local's one shard
-//! into [`HARSH_SHARDS`] virtual shards of [`HARSH_PARALLELIZATION`] lanes each, which keep the
+//! into [`HARSH_VIRTUAL_SHARDS`] virtual shards of [`HARSH_PARALLELIZATION`] lanes each, which keep the
 //! order of each item's records only and finish in random order.
 
 // A test harness: a failed setup step is a failed test, said with its reason.
@@ -39,8 +39,8 @@ use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Virtual stream shards every test pipeline reads (K).
-pub const HARSH_SHARDS: u32 = 4;
+/// Virtual shards (K) every test pipeline splits the one stream shard of DynamoDB Local into.
+pub const HARSH_VIRTUAL_SHARDS: u32 = 4;
 
 /// Concurrent lanes per virtual shard every test pipeline runs (PF).
 pub const HARSH_PARALLELIZATION: u32 = 4;
@@ -70,8 +70,8 @@ pub struct PipelineOptions {
     pub poller_max_retries: u32,
     /// A DynamoDB endpoint other than `AWS_ENDPOINT_URL_DYNAMODB`.
     pub endpoint: Option<String>,
-    /// Virtual stream shards (K) and lanes per shard (PF) of the poller.
-    pub stream_shards: u32,
+    /// Virtual shards (K) and lanes per shard (PF) of the poller.
+    pub virtual_shards: u32,
     pub parallelization_factor: u32,
     /// `S`, the sessions-table shards per stream.
     pub session_shards: u32,
@@ -88,7 +88,7 @@ impl Default for PipelineOptions {
             sdk_max_attempts: None,
             poller_max_retries: PollerConfig::default().mapping.max_retries,
             endpoint: None,
-            stream_shards: HARSH_SHARDS,
+            virtual_shards: HARSH_VIRTUAL_SHARDS,
             parallelization_factor: HARSH_PARALLELIZATION,
             session_shards: Config::default().session_shards,
             bisect_on_error: false,
@@ -244,7 +244,7 @@ impl Pipeline {
         let aggregator = Aggregator::with_clock(store.clone(), config.clone(), clock.clone());
         let mut poller_config = PollerConfig {
             seed: fastrand::u64(..),
-            ..PollerConfig::harsh(options.stream_shards, options.parallelization_factor)
+            ..PollerConfig::harsh(options.virtual_shards, options.parallelization_factor)
         };
         poller_config.mapping.max_retries = options.poller_max_retries;
         poller_config.mapping.bisect_on_error = options.bisect_on_error;
