@@ -178,19 +178,14 @@ impl Parts {
         let ingest = Ingest {
             dead_letters: Some(livecount_ingest::DeadLetters::Local(Arc::new(
                 move |letter: &livecount_ingest::DeadLetter| {
-                    dead_letters.dead_letter(livecount_local::queue::DeadLetter {
+                    dead_letters.dead_letter(livecount_local::queue::DlqMessage {
                         message_id: letter.message_id.clone(),
                         body: letter.body.clone(),
-                        attributes: std::collections::BTreeMap::from([
-                            (
-                                livecount_ingest::REASONS_ATTRIBUTE.to_owned(),
-                                letter.reasons.clone(),
-                            ),
-                            (
-                                livecount_ingest::RECEIVED_AT_ATTRIBUTE.to_owned(),
-                                letter.received_ms.to_string(),
-                            ),
-                        ]),
+                        attributes: letter
+                            .attributes()
+                            .into_iter()
+                            .map(|(name, _, value)| (name.to_owned(), value))
+                            .collect(),
                     })
                 },
             ))),

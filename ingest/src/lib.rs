@@ -75,6 +75,25 @@ pub struct DeadLetter {
     pub received_ms: i64,
 }
 
+impl DeadLetter {
+    /// The message attributes it goes to the dead-letter queue with, as (name, SQS data type,
+    /// value): its reasons (at most 1,000 characters) and when the queue first received it.
+    pub fn attributes(&self) -> [(&'static str, &'static str, String); 2] {
+        [
+            (
+                REASONS_ATTRIBUTE,
+                "String",
+                self.reasons.chars().take(1000).collect(),
+            ),
+            (
+                RECEIVED_AT_ATTRIBUTE,
+                "Number",
+                self.received_ms.to_string(),
+            ),
+        ]
+    }
+}
+
 /// A function given each invalid message.
 pub type DeadLetterSink = Arc<dyn Fn(&DeadLetter) + Send + Sync>;
 
@@ -120,28 +139,24 @@ impl DeadLetters {
                 Ok(())
             }
             Self::Sqs { client, queue_url } => {
-                let attribute = |data_type: &str, value: String| {
-                    aws_sdk_sqs::types::MessageAttributeValue::builder()
-                        .data_type(data_type)
-                        .string_value(value)
-                        .build()
-                        .map_err(|e| e.to_string())
-                };
-                let reasons: String = letter.reasons.chars().take(1000).collect();
                 let body = if letter.body.is_empty() {
                     "(empty body)"
                 } else {
                     &letter.body
                 };
-                client
+                let mut request = client
                     .send_message()
                     .queue_url(queue_url)
-                    .message_body(body)
-                    .message_attributes(REASONS_ATTRIBUTE, attribute("String", reasons)?)
-                    .message_attributes(
-                        RECEIVED_AT_ATTRIBUTE,
-                        attribute("Number", letter.received_ms.to_string())?,
-                    )
+                    .message_body(body);
+                for (name, data_type, value) in letter.attributes() {
+                    let value = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                        .data_type(data_type)
+                        .string_value(value)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    request = request.message_attributes(name, value);
+                }
+                request
                     .send()
                     .await
                     .map(|_| ())

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-pub use crate::trigger::queue::DeadLetter;
+pub use crate::trigger::queue::DlqMessage;
 
 #[derive(Debug, Default)]
 struct State {
@@ -98,13 +98,13 @@ impl LocalQueue {
     }
 
     /// Messages moved to the dead-letter list.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+    pub fn dead_letters(&self) -> Vec<DlqMessage> {
         self.lock().queue.dead_letters().to_vec()
     }
 
     /// Puts a message on the dead-letter list at once, with its message attributes (what ingest
     /// does with an invalid one, as it sends it to the dead-letter queue on AWS).
-    pub fn dead_letter(&self, letter: DeadLetter) {
+    pub fn dead_letter(&self, letter: DlqMessage) {
         tracing::warn!(
             message_id = %letter.message_id,
             attributes = ?letter.attributes,

@@ -130,7 +130,7 @@ async fn an_invalid_message_goes_to_the_dead_letter_queue_once_with_its_reasons(
 /// as expired; the viewer who stopped sending does not come back.
 #[tokio::test]
 async fn a_redriven_dead_letter_makes_no_ghost_viewer() {
-    use livecount_local::queue::{DeadLetter, LocalQueue};
+    use livecount_local::queue::{DlqMessage, LocalQueue};
     use livecount_local::trigger::queue::QueueMapping;
     let mut p = Pipeline::new("redrive").await;
     p.run_ahead_of_ttl();
@@ -138,13 +138,14 @@ async fn a_redriven_dead_letter_makes_no_ghost_viewer() {
     let dead_letters = queue.clone();
     p.ingest.dead_letters = Some(livecount_ingest::DeadLetters::Local(std::sync::Arc::new(
         move |letter: &livecount_ingest::DeadLetter| {
-            dead_letters.dead_letter(DeadLetter {
+            dead_letters.dead_letter(DlqMessage {
                 message_id: letter.message_id.clone(),
                 body: letter.body.clone(),
-                attributes: std::collections::BTreeMap::from([(
-                    livecount_ingest::RECEIVED_AT_ATTRIBUTE.to_owned(),
-                    letter.received_ms.to_string(),
-                )]),
+                attributes: letter
+                    .attributes()
+                    .into_iter()
+                    .map(|(name, _, value)| (name.to_owned(), value))
+                    .collect(),
             });
         },
     )));

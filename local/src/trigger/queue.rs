@@ -108,7 +108,7 @@ impl QueuedMessage {
 
 /// A message on the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
+pub struct DlqMessage {
     pub message_id: String,
     pub body: String,
     /// Its message attributes (ingest's reasons and original receive time among them).
@@ -161,7 +161,7 @@ pub struct Queue {
     visible: VecDeque<QueuedMessage>,
     /// Messages waiting out a visibility timeout.
     hidden: BinaryHeap<Hidden>,
-    dead_letters: Vec<DeadLetter>,
+    dead_letters: Vec<DlqMessage>,
     sent: u64,
 }
 
@@ -274,7 +274,7 @@ impl Queue {
         for message in stays {
             if message.receives >= mapping.max_receive_count {
                 settled.dead_lettered += 1;
-                self.dead_letters.push(DeadLetter {
+                self.dead_letters.push(DlqMessage {
                     message_id: message.id,
                     body: message.body,
                     attributes: message.attributes,
@@ -289,11 +289,11 @@ impl Queue {
 
     /// Puts a message on the dead-letter queue directly (what a function does with a message it
     /// cannot process).
-    pub fn dead_letter(&mut self, letter: DeadLetter) {
+    pub fn dead_letter(&mut self, letter: DlqMessage) {
         self.dead_letters.push(letter);
     }
 
-    pub fn dead_letters(&self) -> &[DeadLetter] {
+    pub fn dead_letters(&self) -> &[DlqMessage] {
         &self.dead_letters
     }
 
