@@ -25,10 +25,12 @@ test: lint chromium nginx web-client
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-## lint: formatting and clippy, warnings as errors
+## lint: formatting (the fuzz targets' too), clippy and rustdoc, warnings as errors
 lint:
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
 fmt:
 	$(CARGO) fmt --all

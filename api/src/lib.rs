@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use livecount_core::event::{check_stream_id, parse_body};
+use livecount_core::event::parse_body;
 use livecount_core::ids::StreamId;
 use livecount_core::store::MAX_LIST_PAGE;
 use livecount_core::{Clock, LiveCount, Store, error_chain};
@@ -180,7 +180,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn stream_count(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    if let Err(reason) = check_stream_id(&id) {
+    if let Err(reason) = StreamId::parse(&id) {
         return error(
             StatusCode::BAD_REQUEST,
             format!("invalid stream id: {reason}"),

@@ -188,7 +188,7 @@ pub enum CliError {
     #[error("could not post events to {url}: {reason}")]
     Post { url: String, reason: String },
     #[error("invalid stream id: {0}")]
-    StreamId(#[from] livecount_core::event::InvalidEvent),
+    StreamId(#[from] livecount_core::ids::InvalidId),
 }
 
 impl CliError {
@@ -226,7 +226,7 @@ fn token(args: &TokenArgs, config: &Config) -> Result<(), CliError> {
         ));
     };
     for (field, id) in [("stream", &args.stream), ("session", &args.session)] {
-        livecount_core::event::check_id(field, id)
+        livecount_core::ids::check_id(field, id)
             .map_err(|e| CliError::Input(format!("--{field}: {e}")))?;
     }
     let expiry = livecount_core::Clock::system().now_seconds() + args.ttl.as_secs() as i64;
@@ -367,7 +367,7 @@ fn send(args: &SendArgs) -> Result<(), CliError> {
 }
 
 async fn count(args: &CountArgs, config: &Config) -> Result<(), CliError> {
-    livecount_core::event::check_stream_id(&args.stream)?;
+    livecount_core::ids::StreamId::parse(&args.stream)?;
     let store = store(&args.endpoint, config).await;
     let now = livecount_core::Clock::system().now_seconds();
     let count = livecount_core::live_count(&store, &args.stream, now).await?;

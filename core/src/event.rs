@@ -10,8 +10,6 @@ use std::fmt;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Most events one body may carry as a JSON array.
 pub const MAX_EVENTS_PER_BODY: usize = 500;
-/// Longest `streamId` or `sessionId`.
-pub const MAX_ID_CHARS: usize = 128;
 /// Longest optional text field kept on the session row (`userId`, `device`).
 pub const MAX_TEXT_CHARS: usize = 256;
 /// Latest `ts` accepted: 9999-12-31T23:59:59.999Z.
@@ -167,17 +165,8 @@ pub enum InvalidEvent {
         expected: &'static str,
         found: &'static str,
     },
-    #[error("`{field}` is empty")]
-    EmptyId { field: &'static str },
-    #[error("`{field}` is {chars} characters; the limit is {MAX_ID_CHARS}")]
-    IdTooLong { field: &'static str, chars: usize },
-    #[error("`{field}` contains '#', which is reserved")]
-    ReservedHash { field: &'static str },
-    #[error("`{field}` contains {character:?}; allowed are A-Z a-z 0-9 . _ : -")]
-    BadIdCharacter {
-        field: &'static str,
-        character: char,
-    },
+    #[error(transparent)]
+    Id(#[from] crate::ids::InvalidId),
     #[error("`type` is {found:?}; expected start, heartbeat, pause or stop")]
     UnknownType { found: String },
     #[error("`ts` is {found}; expected epoch milliseconds (0 to year 9999) or an RFC 3339 time")]
@@ -280,16 +269,6 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
     })
 }
 
-/// Checks a stream id against the rules of `streamId` (for readers that take one from a URL).
-pub fn check_stream_id(id: &str) -> Result<(), InvalidEvent> {
-    check_id("streamId", id)
-}
-
-/// Checks an id against the rules of `streamId` and `sessionId`, naming it `field`.
-pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidEvent> {
-    parse_id(field, Some(Value::String(id.to_owned()))).map(|_| ())
-}
-
 fn required(field: &'static str, value: Option<Value>) -> Result<Value, InvalidEvent> {
     match value {
         None | Some(Value::Null) => Err(InvalidEvent::Missing { field }),
@@ -303,28 +282,6 @@ fn id_text(field: &'static str, value: Option<Value>) -> Result<String, InvalidE
         Value::String(id) => Ok(id),
         other => Err(wrong_type(field, "a string", &other)),
     }
-}
-
-fn parse_id(field: &'static str, value: Option<Value>) -> Result<String, InvalidEvent> {
-    let id = id_text(field, value)?;
-    let chars = id.chars().count();
-    if chars == 0 {
-        return Err(InvalidEvent::EmptyId { field });
-    }
-    if chars > MAX_ID_CHARS {
-        return Err(InvalidEvent::IdTooLong { field, chars });
-    }
-    if let Some(character) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(if character == '#' {
-            InvalidEvent::ReservedHash { field }
-        } else {
-            InvalidEvent::BadIdCharacter { field, character }
-        });
-    }
-    Ok(id)
 }
 
 fn parse_ts(value: Value) -> Result<i64, InvalidEvent> {
@@ -433,6 +390,7 @@ fn describe(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{InvalidId, MAX_ID_CHARS};
     use serde_json::json;
 
     fn event(fields: Value) -> Result<PlayerEvent, InvalidEvent> {
@@ -496,28 +454,28 @@ mod tests {
             (
                 "empty id",
                 with("sessionId", json!("")),
-                InvalidEvent::EmptyId { field: "sessionId" },
+                InvalidEvent::Id(InvalidId::Empty { field: "sessionId" }),
             ),
             (
                 "10 KB id",
                 with("sessionId", json!(long)),
-                InvalidEvent::IdTooLong {
+                InvalidEvent::Id(InvalidId::TooLong {
                     field: "sessionId",
                     chars: 10 * 1024,
-                },
+                }),
             ),
             (
                 "hash",
                 with("streamId", json!("a#b")),
-                InvalidEvent::ReservedHash { field: "streamId" },
+                InvalidEvent::Id(InvalidId::ReservedHash { field: "streamId" }),
             ),
             (
                 "space",
                 with("streamId", json!("a b")),
-                InvalidEvent::BadIdCharacter {
+                InvalidEvent::Id(InvalidId::BadCharacter {
                     field: "streamId",
                     character: ' ',
-                },
+                }),
             ),
             (
                 "unknown type",

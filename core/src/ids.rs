@@ -2,10 +2,51 @@
 //! a session, and the sessions table's partition key `"{streamId}#{shard}"` (built and parsed
 //! here only).
 
-use crate::event::{InvalidEvent, check_id};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Deref;
+
+/// Longest `streamId` or `sessionId`.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Why a text is not an id: each names the field it was read for.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidId {
+    #[error("`{field}` is empty")]
+    Empty { field: &'static str },
+    #[error("`{field}` is {chars} characters; the limit is {MAX_ID_CHARS}")]
+    TooLong { field: &'static str, chars: usize },
+    #[error("`{field}` contains '#', which is reserved")]
+    ReservedHash { field: &'static str },
+    #[error("`{field}` contains {character:?}; allowed are A-Z a-z 0-9 . _ : -")]
+    BadCharacter {
+        field: &'static str,
+        character: char,
+    },
+}
+
+/// Checks `id` against the rules of `streamId` and `sessionId` (1-128 characters of
+/// `A-Z a-z 0-9 . _ : -`), naming it `field` in the error.
+pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidId> {
+    let chars = id.chars().count();
+    if chars == 0 {
+        return Err(InvalidId::Empty { field });
+    }
+    if chars > MAX_ID_CHARS {
+        return Err(InvalidId::TooLong { field, chars });
+    }
+    if let Some(character) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(if character == '#' {
+            InvalidId::ReservedHash { field }
+        } else {
+            InvalidId::BadCharacter { field, character }
+        });
+    }
+    Ok(())
+}
 
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
@@ -16,7 +57,7 @@ macro_rules! id {
 
         impl $name {
             #[doc = concat!("Checks `text` against the rules of `", $field, "`: 1-128 characters of `A-Z a-z 0-9 . _ : -`.")]
-            pub fn parse(text: &str) -> Result<Self, InvalidEvent> {
+            pub fn parse(text: &str) -> Result<Self, InvalidId> {
                 check_id($field, text)?;
                 Ok(Self(text.to_owned()))
             }
@@ -93,7 +134,7 @@ mod tests {
         );
         assert_eq!(
             SessionId::parse("a#b"),
-            Err(InvalidEvent::ReservedHash { field: "sessionId" })
+            Err(InvalidId::ReservedHash { field: "sessionId" })
         );
         assert!(StreamId::parse("").is_err());
         assert_eq!(&*StreamId::parse("x").expect("valid"), "x");

@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use livecount_core::event::{MAX_EVENTS_PER_BODY, MAX_ID_CHARS, parse_body};
+use livecount_core::event::{MAX_EVENTS_PER_BODY, parse_body};
+use livecount_core::ids::MAX_ID_CHARS;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = std::str::from_utf8(data) else {
@@ -17,10 +18,14 @@ fuzz_target!(|data: &[u8]| {
     for event in &valid {
         for id in [event.stream_id.as_str(), event.session_id.as_str()] {
             assert!(!id.is_empty() && id.chars().count() <= MAX_ID_CHARS);
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')));
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+            );
         }
         assert!(event.ts >= 0);
     }
-    let winners = livecount_core::coalesce::newest_per_session(valid.iter().cloned().map(|e| (e, ())));
+    let winners =
+        livecount_core::coalesce::newest_per_session(valid.iter().cloned().map(|e| (e, ())));
     assert!(winners.len() <= valid.len());
 });

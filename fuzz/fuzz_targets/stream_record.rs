@@ -6,7 +6,7 @@ use aws_lambda_events::event::dynamodb::Event;
 use libfuzzer_sys::fuzz_target;
 use livecount_aggregate::session_move;
 use livecount_core::Timing;
-use livecount_core::histogram::plan_counter_update;
+use livecount_core::histogram::{KnownCounter, plan_counter_update, runs};
 use std::collections::{BTreeMap, BTreeSet};
 
 const NOW: i64 = 1_700_000_000;
@@ -25,11 +25,31 @@ fuzz_target!(|data: &[u8]| {
             by_stream.entry(m.stream_id.clone()).or_default().push(m);
         }
     }
-    let known = BTreeSet::from([NOW - 3600, NOW]);
+    let known = KnownCounter {
+        buckets: BTreeSet::from([NOW - 3600, NOW]),
+        ..KnownCounter::default()
+    };
     for (stream, moves) in by_stream {
-        let Some(plan) = plan_counter_update(&stream, &moves, &known, &timing, NOW) else {
-            continue;
-        };
+        for run in runs(&moves) {
+            check_plan(&stream, run, &known, &timing);
+        }
+    }
+});
+
+/// The plan of one run of records: every delta counted once at most (a record moves a session
+/// out of one bucket and into another), none zero, none below the grace period, none both
+/// added and pruned; every request it makes within DynamoDB's limits.
+fn check_plan(
+    stream: &str,
+    run: &[livecount_core::histogram::SessionMove],
+    known: &KnownCounter,
+    timing: &Timing,
+) {
+    let Some(plan) = plan_counter_update(stream, run, 0, None, known, timing, NOW) else {
+        return;
+    };
+    {
+        let moves = run;
         let total: i64 = plan.deltas.values().map(|d| d.abs()).sum();
         assert!(total <= 2 * moves.len() as i64);
         assert!(plan.deltas.values().all(|d| *d != 0));
@@ -41,4 +61,4 @@ fuzz_target!(|data: &[u8]| {
             assert!(built.within_limits());
         }
     }
-});
+}

@@ -246,7 +246,7 @@ impl Aws {
         }
     }
 
-    /// A livecount [`Store`] whose `UpdateItem`s go to this model instead of the network.
+    /// A livecount [`Store`](livecount_core::Store) whose `UpdateItem`s go to this model instead of the network.
     pub fn store(&self, config: &livecount_core::Config) -> livecount_core::Store {
         let sdk = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
