@@ -800,7 +800,7 @@ mod tests {
     #[test]
     fn the_metrics_are_the_contracts() {
         let contract: serde_json::Value =
-            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+            serde_json::from_str(livecount_core::contract::CONTRACT_JSON).expect("contract");
         let names: Vec<&str> = AggregateReport::default()
             .metrics()
             .iter()

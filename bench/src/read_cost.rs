@@ -74,7 +74,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
         .map(|i| {
             let session = format!("7f1c2a9e-1d2b-4c55-9f0e-{i:012}");
             let expired = i >= sessions;
-            let shard = livecount_core::expiry::session_shard(&session, config.session_shards);
+            let shard = livecount_core::ids::session_shard(&session, config.session_shards);
             let row = SessionRow {
                 key: ItemKey::session(stream, shard, &session),
                 state: SessionState {

@@ -1,7 +1,7 @@
 //! Configuration from the environment (`docs/deploy.md`, "Configuration"): the same names are the infrastructure's
 //! parameters.
 
-use std::time::Duration;
+use crate::timing::Timing;
 
 /// Everything the handlers, the local runtime and the read path need to agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,39 +46,6 @@ impl PartialEq for TokenSecretSource {
 }
 
 impl Eq for TokenSecretSource {}
-
-/// The three durations of the expiry histogram, in whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timing {
-    /// `W`: a session counts until `W` after its last watching event was received.
-    pub window_seconds: i64,
-    /// `B`: expiry times are rounded up to a multiple of `B`.
-    pub bucket_seconds: i64,
-    /// `G`: deltas at buckets older than `now - G` are dropped, and such buckets pruned.
-    pub grace_seconds: i64,
-}
-
-impl Default for Timing {
-    fn default() -> Self {
-        Self {
-            window_seconds: 15,
-            bucket_seconds: 5,
-            grace_seconds: 60,
-        }
-    }
-}
-
-impl Timing {
-    /// How many buckets can hold live sessions or late deltas at once: `(W + B + G) / B`.
-    pub fn live_buckets(&self) -> i64 {
-        (self.window_seconds + self.bucket_seconds + self.grace_seconds) / self.bucket_seconds
-    }
-
-    /// The window as a [`Duration`].
-    pub fn window(&self) -> Duration {
-        Duration::from_secs(self.window_seconds.unsigned_abs())
-    }
-}
 
 impl Default for Config {
     fn default() -> Self {
@@ -161,7 +128,7 @@ impl Config {
 
     /// The rules that bind several variables together.
     fn check_together(&self) -> Result<(), ConfigError> {
-        if self.timing.live_buckets() > crate::histogram::MAX_LIVE_BUCKETS {
+        if self.timing.live_buckets() > crate::timing::MAX_LIVE_BUCKETS {
             return Err(ConfigError {
                 variable: "LIVECOUNT_GRACE_SECONDS",
                 value: self.timing.grace_seconds.to_string(),
@@ -335,7 +302,7 @@ mod tests {
     #[test]
     fn ranges_and_defaults_are_the_contracts() {
         let contract: serde_json::Value =
-            serde_json::from_str(crate::metrics::CONTRACT_JSON).expect("contract");
+            serde_json::from_str(crate::contract::CONTRACT_JSON).expect("contract");
         let defaults = config(&[]).unwrap_or_else(|e| panic!("{e}"));
         let actual_default = |variable: &str| -> Option<i64> {
             Some(match variable {

@@ -15,7 +15,7 @@
 //! records it covers and applies the rest. A receipt is only replaced by a delivery that
 //! starts with the same record, never by another update, and removed once its batch succeeded.
 
-use crate::config::Timing;
+use crate::timing::Timing;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,10 +116,6 @@ impl SessionMove {
         left.into_iter().chain(joined).filter(move |_| !cancel)
     }
 }
-
-/// Most buckets `(W + B + G) / B` a configuration may span (16 with the defaults), so that the
-/// live counter item stays within 1 KB.
-pub const MAX_LIVE_BUCKETS: i64 = 20;
 
 /// 64 bits of SHA-256 over the sorted record ids of a set of records: equal fingerprints of
 /// two sets that begin with the same record mean the same set (a collision is a 2^-64 event,

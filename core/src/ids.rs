@@ -1,6 +1,6 @@
 //! The names livecount keys its tables by, as types that parse and print themselves: a stream,
-//! a session, and the sessions table's partition key `"{streamId}#{shard}"` (built and parsed
-//! here only).
+//! a session, and the sessions table's partition key `"{streamId}#{shard}"` with the session's
+//! shard (built and parsed here only); the rules of an id and their error.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -122,9 +122,38 @@ impl fmt::Display for SessionPartition {
     }
 }
 
+/// The sessions-table shard of a session: `hash(sessionId) mod S`.
+///
+/// The hash is 64-bit FNV-1a, written out here because its values are stored in tables: it must
+/// never change with a compiler or crate version.
+pub fn session_shard(session_id: &str, shards: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in session_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(shards.max(1))) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_shards_are_stable_and_in_range() {
+        assert_eq!(session_shard("a", 8), session_shard("a", 8));
+        // Known FNV-1a 64 value of "a" is 0xaf63dc4c8601ec8c.
+        assert_eq!(
+            session_shard("a", 1 << 16),
+            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 16)) as u32
+        );
+        let mut seen = [0u32; 8];
+        for i in 0..8000 {
+            seen[session_shard(&format!("session-{i}"), 8) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        assert_eq!(session_shard("x", 0), 0);
+    }
 
     #[test]
     fn ids_parse_by_the_event_rules() {

@@ -24,9 +24,9 @@ pub mod capacity;
 pub mod clock;
 pub mod coalesce;
 pub mod config;
+pub mod contract;
 pub mod edge;
 pub mod event;
-pub mod expiry;
 pub mod histogram;
 pub mod ids;
 pub mod metrics;
@@ -34,13 +34,15 @@ pub mod model;
 pub mod read;
 pub mod requests;
 pub mod store;
+pub mod timing;
 pub mod token;
 
 pub use clock::Clock;
-pub use config::{Config, ConfigError, Timing};
+pub use config::{Config, ConfigError};
 pub use event::{EventKind, PlayerEvent};
 pub use read::{LiveCount, all_live_counts, live_count, live_counts_page, viewers_now};
 pub use store::{Store, StoreError};
+pub use timing::Timing;
 
 /// Builds a DynamoDB client from the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB`,
 /// `AWS_REGION`, credentials), as both Lambdas and the local tools do.

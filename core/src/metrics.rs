@@ -89,16 +89,14 @@ mod tests {
     }
 }
 
-/// `infra/contract.json`, which the infrastructure's tests read too.
-pub const CONTRACT_JSON: &str = include_str!("../../infra/contract.json");
-
 #[cfg(test)]
 mod contract {
     use super::*;
 
     #[test]
     fn the_namespace_and_dimensions_are_the_contracts() {
-        let contract: Value = serde_json::from_str(CONTRACT_JSON).expect("contract");
+        let contract: Value =
+            serde_json::from_str(crate::contract::CONTRACT_JSON).expect("contract");
         assert_eq!(contract["metrics"]["namespace"], NAMESPACE);
         let line: Value = serde_json::from_str(&emf_line("d", "ingest", 0, &[])).expect("JSON");
         assert_eq!(

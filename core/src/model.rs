@@ -282,9 +282,9 @@ mod tests {
     fn the_largest_live_counter_item_stays_within_one_kilobyte() {
         use crate::capacity::{item_size, read_units, write_units};
         use crate::histogram::{
-            BLIND_PRUNE_BUCKETS, Fingerprint, MAX_LIVE_BUCKETS, RECEIPTS_IN_ONE_KB,
-            oldest_published_second,
+            BLIND_PRUNE_BUCKETS, Fingerprint, RECEIPTS_IN_ONE_KB, oldest_published_second,
         };
+        use crate::timing::MAX_LIVE_BUCKETS;
         let now = 1_700_000_000_i64;
         let mut item: HashMap<String, AttributeValue> = HashMap::from([
             ("PK".to_owned(), AttributeValue::S("s".repeat(128))),

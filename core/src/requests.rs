@@ -5,10 +5,19 @@
 
 use crate::histogram::{CounterRequest, HISTORY_SECONDS, Receipt, ReceiptKey, minute_of};
 use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute, start_attribute};
-use crate::store::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use std::collections::HashMap;
+
+/// Why a request could not be built: a value that does not map to a DynamoDB attribute.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} does not map to a DynamoDB item of table {table}")]
+pub struct RequestError {
+    pub what: &'static str,
+    pub table: String,
+    #[source]
+    pub source: serde_dynamo::Error,
+}
 
 /// The counters table's TTL attribute: a stream's items expire some days after their last
 /// update, so the counters of ended streams go away by themselves.
@@ -92,7 +101,7 @@ pub fn session_write_request(
     table: &str,
     key: &ItemKey,
     state: &SessionState,
-) -> Result<UpdateRequest, StoreError> {
+) -> Result<UpdateRequest, RequestError> {
     let mut expr = Expression::new(table);
     let assignments = expr.assign_all(state, "session state")?;
     let started = expr.name("startedAt");
@@ -133,7 +142,10 @@ pub fn session_write_request(
 /// s{second} delta … REMOVE b{bucket} …, s{second} …, r{old} …`. With a receipt it is conditioned on the receipt's name: empty
 /// (`attribute_not_exists`) for a first delivery, or holding exactly the receipt a redelivery
 /// found there; a request that only removes has no condition (removing is idempotent).
-pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRequest, StoreError> {
+pub fn counter_request(
+    table: &str,
+    request: &CounterRequest,
+) -> Result<UpdateRequest, RequestError> {
     let mut expr = Expression::new(table);
     let updated = expr.name("updatedAt");
     let now = expr.value(&request.now)?;
@@ -161,7 +173,7 @@ pub fn counter_request(table: &str, request: &CounterRequest) -> Result<UpdateRe
     let adds = buckets
         .chain(starts)
         .map(|(name, delta)| Ok(format!("{} {}", expr.name(&name), expr.value(delta)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<Result<Vec<_>, RequestError>>()?;
     if !adds.is_empty() {
         update.push_str(&format!(" ADD {}", adds.join(", ")));
     }
@@ -193,7 +205,7 @@ pub fn receipt_release_request(
     stream_id: &str,
     key: ReceiptKey,
     receipt: &Receipt,
-) -> Result<UpdateRequest, StoreError> {
+) -> Result<UpdateRequest, RequestError> {
     let mut expr = Expression::new(table);
     let name = expr.name(&key.attribute());
     let value = expr.value(&receipt.to_text())?;
@@ -252,7 +264,7 @@ impl HistoryUpdate {
 /// The history write: `SET h{minute} = :v [, peak = :v, peakAt = :at] REMOVE h{old} …` under
 /// `attribute_not_exists(h{minute}) OR h{minute} < :v` (and, when it sets the peak, that the
 /// peak is lower, or as high and reached later: `peakAt` is the first second of the peak).
-pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequest, StoreError> {
+pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequest, RequestError> {
     let mut expr = Expression::new(table);
     let minute = expr.name(&minute_attribute(minute_of(update.at)));
     let v = expr.value(&update.viewers)?;
@@ -292,8 +304,8 @@ pub(crate) fn to_item<T: Serialize>(
     value: &T,
     table: &str,
     what: &'static str,
-) -> Result<Item, StoreError> {
-    serde_dynamo::to_item(value).map_err(|source| StoreError::Mapping {
+) -> Result<Item, RequestError> {
+    serde_dynamo::to_item(value).map_err(|source| RequestError {
         what,
         table: table.to_owned(),
         source,
@@ -328,13 +340,12 @@ impl<'a> Expression<'a> {
         placeholder
     }
 
-    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<String, StoreError> {
-        let value =
-            serde_dynamo::to_attribute_value(value).map_err(|source| StoreError::Mapping {
-                what: "an expression value",
-                table: self.table.to_owned(),
-                source,
-            })?;
+    fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<String, RequestError> {
+        let value = serde_dynamo::to_attribute_value(value).map_err(|source| RequestError {
+            what: "an expression value",
+            table: self.table.to_owned(),
+            source,
+        })?;
         Ok(self.placeholder(value))
     }
 
@@ -350,7 +361,7 @@ impl<'a> Expression<'a> {
         &mut self,
         value: &T,
         what: &'static str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, RequestError> {
         let mut attributes: Vec<(String, AttributeValue)> =
             to_item(value, self.table, what)?.into_iter().collect();
         attributes.sort_by(|a, b| a.0.cmp(&b.0));
@@ -389,8 +400,8 @@ impl<'a> Expression<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Timing;
     use crate::histogram::{KnownCounter, SequenceNumber, SessionMove, plan_counter_update, runs};
+    use crate::timing::Timing;
     use std::collections::BTreeSet;
 
     const NOW: i64 = 1_700_000_000;

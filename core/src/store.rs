@@ -56,6 +56,8 @@ pub enum StoreError {
     },
     #[error("could not build a DynamoDB request")]
     Request(#[from] BuildError),
+    #[error(transparent)]
+    Build(#[from] crate::requests::RequestError),
     #[error("table {table} has no stream enabled")]
     NoStream { table: String },
     #[error(
@@ -75,7 +77,9 @@ impl StoreError {
                 Some("ValidationException" | "SerializationException")
             ),
             Self::Contended { .. } => true,
-            Self::Mapping { .. } | Self::Request(_) | Self::NoStream { .. } => false,
+            Self::Mapping { .. } | Self::Request(_) | Self::Build(_) | Self::NoStream { .. } => {
+                false
+            }
         }
     }
 }

@@ -434,7 +434,7 @@ mod tests {
     #[test]
     fn the_metrics_are_the_contracts() {
         let contract: serde_json::Value =
-            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+            serde_json::from_str(livecount_core::contract::CONTRACT_JSON).expect("contract");
         assert_eq!(serde_json::json!(EDGE_METRICS), contract["metrics"]["edge"]);
     }
 

@@ -29,7 +29,7 @@ use lambda_runtime::LambdaEvent;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::config::TokenSecretSource;
 use livecount_core::event::parse_body;
-use livecount_core::expiry::session_shard;
+use livecount_core::ids::session_shard;
 use livecount_core::model::{ItemKey, SessionState};
 use livecount_core::store::SessionWrite;
 use livecount_core::token::VerifyToken;
@@ -608,7 +608,7 @@ mod tests {
     #[test]
     fn the_metrics_are_the_contracts() {
         let contract: serde_json::Value =
-            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+            serde_json::from_str(livecount_core::contract::CONTRACT_JSON).expect("contract");
         let names: Vec<&str> = IngestReport::default()
             .metrics()
             .iter()

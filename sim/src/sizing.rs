@@ -176,7 +176,7 @@ mod tests {
     fn the_infrastructure_defaults_are_the_rule_for_the_default_audience() {
         let s = size(DEFAULT_AUDIENCE);
         let contract: serde_json::Value =
-            serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).unwrap_or_default();
+            serde_json::from_str(livecount_core::contract::CONTRACT_JSON).unwrap_or_default();
         let setting = |name: &str| contract["settings"][name]["default"].as_u64();
         let env = |name: &str| contract["environment"][name]["default"].as_u64();
         assert_eq!(

@@ -45,7 +45,7 @@ fn expected_failed_messages(
     newest_per_session(tagged)
         .into_iter()
         .filter(|(e, _)| {
-            let shard = livecount_core::expiry::session_shard(&e.session_id, shards);
+            let shard = livecount_core::ids::session_shard(&e.session_id, shards);
             let partition = SessionPartition::new(&e.stream_id, shard).to_string();
             hit.contains(&(partition, e.session_id.to_string()))
         })

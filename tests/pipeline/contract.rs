@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 fn contract_dynamodb_operations(function: &str) -> BTreeSet<String> {
     let contract: serde_json::Value =
-        serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).expect("contract");
+        serde_json::from_str(livecount_core::contract::CONTRACT_JSON).expect("contract");
     contract["operations"][function]
         .as_array()
         .expect("a list")

@@ -1,5 +1,5 @@
 use aws_lambda_events::event::dynamodb::Event;
-use livecount_core::expiry::session_shard;
+use livecount_core::ids::session_shard;
 use livecount_core::{EventKind, Timing};
 use livecount_local::dynamodb_local::Storage;
 use livecount_local::poller::service_identity;

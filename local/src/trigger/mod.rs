@@ -19,7 +19,7 @@ pub mod stream;
 /// A deployment default of `infra/contract.json` ("settings"), as a whole number.
 fn deployed_setting(name: &str) -> Option<u64> {
     let contract: serde_json::Value =
-        serde_json::from_str(livecount_core::metrics::CONTRACT_JSON).ok()?;
+        serde_json::from_str(livecount_core::contract::CONTRACT_JSON).ok()?;
     contract["settings"][name]["default"].as_u64()
 }
 

@@ -26,7 +26,7 @@
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use livecount_core::expiry::session_shard;
+use livecount_core::ids::session_shard;
 use livecount_core::model::ItemKey;
 use std::collections::VecDeque;
 

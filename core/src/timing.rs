@@ -1,8 +1,46 @@
-//! Expiry and bucket math (`docs/design.md`, "The model"): when a session stops counting, computed from the
-//! receive time on the server's clock, never from the player's.
+//! The expiry histogram's timing (`docs/design.md`, "The model"): `W`, `B` and `G`, their bound,
+//! and when a session stops counting, computed from the receive time on the server's clock,
+//! never from the player's.
 
-use crate::config::Timing;
 use crate::event::EventKind;
+use std::time::Duration;
+
+/// Most buckets `(W + B + G) / B` a configuration may span (16 with the defaults), so that the
+/// live counter item stays within 1 KB.
+pub const MAX_LIVE_BUCKETS: i64 = 20;
+
+/// The three durations of the expiry histogram, in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// `W`: a session counts until `W` after its last watching event was received.
+    pub window_seconds: i64,
+    /// `B`: expiry times are rounded up to a multiple of `B`.
+    pub bucket_seconds: i64,
+    /// `G`: deltas at buckets older than `now - G` are dropped, and such buckets pruned.
+    pub grace_seconds: i64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            window_seconds: 15,
+            bucket_seconds: 5,
+            grace_seconds: 60,
+        }
+    }
+}
+
+impl Timing {
+    /// How many buckets can hold live sessions or late deltas at once: `(W + B + G) / B`.
+    pub fn live_buckets(&self) -> i64 {
+        (self.window_seconds + self.bucket_seconds + self.grace_seconds) / self.bucket_seconds
+    }
+
+    /// The window as a [`Duration`].
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_seconds.unsigned_abs())
+    }
+}
 
 impl Timing {
     /// `expDate` for an event received at `recv_ms` (epoch ms):
@@ -35,19 +73,6 @@ impl Timing {
 /// `ceil(a / b)` for `b > 0`, exact for negative `a` too.
 fn ceil_div(a: i64, b: i64) -> i64 {
     -(-a).div_euclid(b)
-}
-
-/// The sessions-table shard of a session: `hash(sessionId) mod S`.
-///
-/// The hash is 64-bit FNV-1a, written out here because its values are stored in tables: it must
-/// never change with a compiler or crate version.
-pub fn session_shard(session_id: &str, shards: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in session_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % u64::from(shards.max(1))) as u32
 }
 
 #[cfg(test)]
@@ -115,21 +140,5 @@ mod tests {
             assert_eq!(T.bucket(exp), bucket, "exp {exp}");
             assert_eq!(T.bucket(T.bucket(exp)), bucket);
         }
-    }
-
-    #[test]
-    fn session_shards_are_stable_and_in_range() {
-        assert_eq!(session_shard("a", 8), session_shard("a", 8));
-        // Known FNV-1a 64 value of "a" is 0xaf63dc4c8601ec8c.
-        assert_eq!(
-            session_shard("a", 1 << 16),
-            (0xaf63_dc4c_8601_ec8c_u64 % (1 << 16)) as u32
-        );
-        let mut seen = [0u32; 8];
-        for i in 0..8000 {
-            seen[session_shard(&format!("session-{i}"), 8) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
-        assert_eq!(session_shard("x", 0), 0);
     }
 }
