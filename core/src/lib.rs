@@ -5,20 +5,24 @@
 //! `livecount-aggregate` and the local runtime in `livecount-local` are built from these parts:
 //!
 //! - [`event`]: the player event, SQS body parsing and validation with a reason per rule;
-//! - [`ids`]: `StreamId`, `SessionId` and the sessions partition key `"{streamId}#{shard}"`;
+//! - [`edge`]: what one public request may carry, and the reason each refused one is counted
+//!   under;
+//! - [`ids`]: `StreamId`, `SessionId`, the rules of an id, the sessions partition key
+//!   `"{streamId}#{shard}"` and the session shard of a session;
 //! - [`coalesce`]: the newest event per session within a batch;
-//! - [`expiry`]: `expDate` and bucket math, and the session shard of a session;
+//! - [`timing`]: `W`, `B`, `G`, their bound, `expDate` and bucket math;
 //! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
-//!   (with batch-fingerprint dedupe) split into bounded requests, and `viewers(now)`;
+//!   (with receipts for dedupe) split into bounded requests, and `viewers(now)`;
 //! - [`model`]: the session row, the live counter and history items, mapped with `serde_dynamo`;
 //! - [`capacity`]: DynamoDB's item size and capacity unit rules;
 //! - [`requests`]: every write as a value, built by a pure function and checked against
 //!   DynamoDB's expression limits;
 //! - [`store`]: the one DynamoDB adapter that sends them, and the reads;
-//! - [`read`]: a stream's live count from one `GetItem`;
+//! - [`read`]: a stream's live count from one `GetItem`, and the stream list in pages;
 //! - [`token`]: signed sessions (HMAC-SHA256 tokens the customer's backend issues);
 //! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;
-//! - [`config`] and [`clock`]: environment configuration and an injectable clock.
+//! - [`config`] and [`clock`]: environment configuration and an injectable clock;
+//! - [`contract`]: `infra/contract.json`, what the functions and the infrastructure agree on.
 
 pub mod capacity;
 pub mod clock;
