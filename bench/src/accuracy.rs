@@ -117,8 +117,14 @@ pub async fn run(mut workload: Workload, seconds: i64, seed: u64) -> Result<Run,
         client: client.clone(),
         table: format!("{}-d", p.config.counters_table),
     };
-    p.store.create_key_table(&buckets.table, false).await?;
-    p.store.create_key_table(&naive.table, false).await?;
+    p.store
+        .admin()
+        .create_key_table(&buckets.table, false)
+        .await?;
+    p.store
+        .admin()
+        .create_key_table(&naive.table, false)
+        .await?;
     let mut rng = fastrand::Rng::with_seed(seed);
     let (duplicate_rate, reorder_rate) = workload.rates();
     let mut oracle = Oracle::new(p.config.timing);

@@ -60,9 +60,11 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     // otherwise slow every request on a table of 100,000 rows.
     let store = Store::new(client.clone(), &config);
     store
+        .admin()
         .create_key_table(&config.sessions_table, false)
         .await?;
     store
+        .admin()
         .create_key_table(&config.counters_table, false)
         .await?;
     let now = chrono::Utc::now().timestamp();
@@ -193,7 +195,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     } else {
         read_units(query_bytes)
     };
-    let _ = store.delete_tables().await;
+    let _ = store.admin().delete_tables().await;
     Ok(ReadCost {
         sessions,
         get_p50_ms: percentile(&mut get_ms, 0.5),

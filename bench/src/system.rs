@@ -58,10 +58,10 @@ async fn parts(
         ..Config::default()
     };
     let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config);
-    store.create_tables().await?;
+    store.admin().create_tables().await?;
     let poller = StreamPoller::new(
         livecount_local::streams_client(sdk),
-        store.sessions_stream_arn().await?,
+        store.admin().sessions_stream_arn().await?,
         PollerConfig {
             // the pipeline's own latency: the deployed batching windows (1 s each) add to it
             mapping: StreamMapping {
@@ -151,7 +151,7 @@ pub async fn freshness(sdk: &aws_config::SdkConfig, probes: usize) -> Result<Fre
         Ok(latencies)
     })
     .await?;
-    let _ = parts.store.delete_tables().await;
+    let _ = parts.store.admin().delete_tables().await;
     let mut latencies = latencies;
     Ok(Freshness {
         p50_ms: percentile(&mut latencies, 0.5),
@@ -217,7 +217,7 @@ pub async fn throughput(sdk: &aws_config::SdkConfig, events: u64) -> Result<Thro
         .count()
         .await;
     let raw_elapsed = start.elapsed();
-    let _ = store.delete_tables().await;
+    let _ = store.admin().delete_tables().await;
     Ok(Throughput {
         events,
         pipeline_events_per_s: events as f64 / elapsed.as_secs_f64(),

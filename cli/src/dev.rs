@@ -170,8 +170,8 @@ impl Parts {
         let sdk = livecount_local::local_sdk_config(endpoint).await;
         let config = options.config.clone();
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
-        store.create_tables().await.map_err(tables)?;
-        let stream_arn = store.sessions_stream_arn().await.map_err(tables)?;
+        store.admin().create_tables().await.map_err(tables)?;
+        let stream_arn = store.admin().sessions_stream_arn().await.map_err(tables)?;
         let clock = Clock::system();
         let queue = LocalQueue::new(options.queue.clone(), clock.clone());
         let dead_letters = queue.clone();

@@ -208,7 +208,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(args) => token(&args, &config),
         Command::Setup(args) => {
             let store = store(&args, &config).await;
-            store.create_tables().await?;
+            store.admin().create_tables().await?;
             println!(
                 "tables {} and {} are ready",
                 config.sessions_table, config.counters_table

@@ -17,13 +17,15 @@
 //! - [`capacity`]: DynamoDB's item size and capacity unit rules;
 //! - [`requests`]: every write as a value, built by a pure function and checked against
 //!   DynamoDB's expression limits;
-//! - [`store`]: the one DynamoDB adapter that sends them, and the reads;
+//! - [`store`]: the one DynamoDB adapter that sends them, and the reads; [`admin`]: creating,
+//!   deleting and describing the tables (tools and tests);
 //! - [`read`]: a stream's live count from one `GetItem`, and the stream list in pages;
 //! - [`token`]: signed sessions (HMAC-SHA256 tokens the customer's backend issues);
 //! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;
 //! - [`config`] and [`clock`]: environment configuration and an injectable clock;
 //! - [`contract`]: `infra/contract.json`, what the functions and the infrastructure agree on.
 
+pub mod admin;
 pub mod capacity;
 pub mod clock;
 pub mod coalesce;

@@ -13,11 +13,7 @@ use crate::requests::{
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TimeToLiveStatus,
-};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -142,6 +138,11 @@ impl Store {
     pub fn with_model(mut self, model: Arc<dyn UpdateModel>) -> Self {
         self.model = Some(model);
         self
+    }
+
+    /// The tables themselves: create, delete, describe (tools and tests; the functions never do).
+    pub fn admin(&self) -> crate::admin::TableAdmin<'_> {
+        crate::admin::TableAdmin { store: self }
     }
 
     pub fn client(&self) -> &Client {
@@ -379,118 +380,6 @@ impl Store {
         Ok(CounterPage { counters, next })
     }
 
-    /// Creates a table with string `PK`/`SK` keys and on-demand billing, with a
-    /// `NEW_AND_OLD_IMAGES` stream when `with_stream`. An existing table is left as it is.
-    pub async fn create_key_table(&self, table: &str, with_stream: bool) -> Result<(), StoreError> {
-        let mut request = self
-            .client
-            .create_table()
-            .table_name(table)
-            .billing_mode(BillingMode::PayPerRequest);
-        for (name, key_type) in [("PK", KeyType::Hash), ("SK", KeyType::Range)] {
-            request = request
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(name)
-                        .key_type(key_type)
-                        .build()?,
-                );
-        }
-        if with_stream {
-            request = request.stream_specification(
-                StreamSpecification::builder()
-                    .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
-                    .build()?,
-            );
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if e.err().is_resource_in_use_exception() => Ok(()),
-            Err(source) => Err(self.dynamo("CreateTable", table, source)),
-        }
-    }
-
-    /// Creates both tables as the infrastructure defines them: string `PK`/`SK` keys, on-demand
-    /// billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`; counters with
-    /// TTL on `expiresAt`.
-    pub async fn create_tables(&self) -> Result<(), StoreError> {
-        self.create_key_table(&self.sessions_table, true).await?;
-        self.create_key_table(&self.counters_table, false).await?;
-        self.enable_ttl(&self.sessions_table, TTL_ATTRIBUTE).await?;
-        self.enable_ttl(&self.counters_table, crate::requests::EXPIRES_AT)
-            .await
-    }
-
-    /// Turns on TTL on `attribute` unless the table has it already.
-    async fn enable_ttl(&self, table: &str, attribute: &str) -> Result<(), StoreError> {
-        let ttl = self
-            .client
-            .describe_time_to_live()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|source| self.dynamo("DescribeTimeToLive", table, source))?;
-        let enabled = ttl.time_to_live_description.is_some_and(|d| {
-            matches!(
-                d.time_to_live_status,
-                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
-            )
-        });
-        if !enabled {
-            self.client
-                .update_time_to_live()
-                .table_name(table)
-                .time_to_live_specification(
-                    TimeToLiveSpecification::builder()
-                        .enabled(true)
-                        .attribute_name(attribute)
-                        .build()?,
-                )
-                .send()
-                .await
-                .map_err(|source| self.dynamo("UpdateTimeToLive", table, source))?;
-        }
-        Ok(())
-    }
-
-    /// Deletes both tables (tests and tools).
-    pub async fn delete_tables(&self) -> Result<(), StoreError> {
-        for table in [&self.sessions_table, &self.counters_table] {
-            self.client
-                .delete_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|source| self.dynamo("DeleteTable", table, source))?;
-        }
-        Ok(())
-    }
-
-    /// The ARN of the sessions table's stream, which the aggregator consumes.
-    pub async fn sessions_stream_arn(&self) -> Result<String, StoreError> {
-        let table = &self.sessions_table;
-        let output = self
-            .client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|source| self.dynamo("DescribeTable", table, source))?;
-        output
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .ok_or_else(|| StoreError::NoStream {
-                table: table.clone(),
-            })
-    }
-
     fn item_from<T: serde::de::DeserializeOwned + Default>(
         &self,
         item: Option<Item>,
@@ -506,7 +395,7 @@ impl Store {
         })
     }
 
-    fn dynamo<E, R>(
+    pub(crate) fn dynamo<E, R>(
         &self,
         operation: &'static str,
         table: &str,

@@ -234,8 +234,12 @@ impl Pipeline {
             aws_sdk_dynamodb::Client::from_conf(client_config.build()),
             &config,
         );
-        store.create_tables().await.expect("create tables");
-        let stream_arn = store.sessions_stream_arn().await.expect("stream ARN");
+        store.admin().create_tables().await.expect("create tables");
+        let stream_arn = store
+            .admin()
+            .sessions_stream_arn()
+            .await
+            .expect("stream ARN");
         let clock = Clock::manual(wall_clock_second_ms());
         let ingest = Ingest {
             clock: clock.clone(),
@@ -405,7 +409,7 @@ impl Pipeline {
 
     /// Deletes the test's tables.
     pub async fn cleanup(&self) {
-        let _ = self.store.delete_tables().await;
+        let _ = self.store.admin().delete_tables().await;
     }
 }
 
