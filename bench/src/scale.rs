@@ -51,7 +51,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 seconds: std::env::var("SCALE_SECONDS")
                     .ok()
                     .and_then(|s| s.parse().ok())
-                    .unwrap_or(185),
+                    .unwrap_or(95),
                 settings: million.settings(true),
                 dashboards: 1_000,
                 settles_at_s: None,
@@ -159,7 +159,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                 n(1e6)
             ),
             audience: steady(n(1e6), 1),
-            seconds: 65,
+            seconds: 35,
             settings: Settings {
                 door: Door::Queue,
                 ..million.settings(true)

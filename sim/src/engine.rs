@@ -18,8 +18,11 @@
 //!   second; each lane is a `livecount_local::trigger::stream` lane (batching, the retry shapes
 //!   after a partial response or a function error, retry attempts, record age), the same
 //!   rules `livecount dev` and the tests run.
-//! - **Edge**: each request goes to an idle instance of the edge function, picked at random
-//!   (a new one, cold, when none is idle, as fast as Lambda's scaling rate allows: 1,000 more
+//! - **Edge**: each request goes to the instance of the edge function that became idle last
+//!   (AWS does not document its routing; this keeps the busy set as small as the load allows,
+//!   and an instance's count reads are at most one a second whatever the routing), or to a new
+//!   one, cold, when none is idle (warm in a scenario whose audience was already there), as fast
+//!   as Lambda's scaling rate allows: 1,000 more
 //!   instances every 10 seconds, refilled continuously; beyond it the request is throttled and
 //!   the event lost, as a 429 to a player whose next heartbeat comes 5 s later); it runs livecount's own checks and session write
 //!   ([`livecount_core::edge::check_player_request`], `Ingest::write_player_events`) and reads
@@ -436,8 +439,10 @@ struct EdgePool {
     /// How many instances Lambda's scaling rate allows so far.
     allowance: f64,
     busy: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+    /// Idle instances, the one that became idle last at the end.
     idle: Vec<usize>,
-    rng: fastrand::Rng,
+    /// Whether new instances start warm (an audience that was already there).
+    warm: bool,
     /// The secret forged requests fail against.
     keys: livecount_core::token::TokenKeys,
     /// Count reads in the current second: in all, and per stream.
@@ -447,7 +452,7 @@ struct EdgePool {
 }
 
 impl EdgePool {
-    fn new(seed: u64, scaled_out: bool) -> Self {
+    fn new(scaled_out: bool) -> Self {
         let secret =
             livecount_core::token::TokenSecret::new(b"the simulation's token secret".to_vec())
                 .unwrap_or_else(|| unreachable!("a secret of 16 bytes or more"));
@@ -460,7 +465,7 @@ impl EdgePool {
             },
             busy: std::collections::BinaryHeap::new(),
             idle: Vec::new(),
-            rng: fastrand::Rng::with_seed(seed ^ 0xED6E),
+            warm: scaled_out,
             keys: secret.into(),
             second: 0,
             reads_this_second: 0,
@@ -479,18 +484,18 @@ impl EdgePool {
         }
     }
 
-    /// An idle instance (at random), or a new one: (index, cold); `None` when Lambda would
-    /// throttle the request.
+    /// The instance that became idle last, or a new one: (index, cold); `None` when Lambda
+    /// would throttle the request. In a scenario whose audience was already there (`warm`), the
+    /// instances it needs exist already: new ones start warm.
     fn take(&mut self) -> Option<(usize, bool)> {
-        if self.idle.is_empty() {
-            if self.instances.len() as f64 >= self.allowance {
-                return None;
-            }
-            self.instances.push(HashMap::new());
-            return Some((self.instances.len() - 1, true));
+        if let Some(instance) = self.idle.pop() {
+            return Some((instance, false));
         }
-        let pick = self.rng.usize(..self.idle.len());
-        Some((self.idle.swap_remove(pick), false))
+        if self.instances.len() as f64 >= self.allowance {
+            return None;
+        }
+        self.instances.push(HashMap::new());
+        Some((self.instances.len() - 1, !self.warm))
     }
 
     fn note_read(&mut self, stream: u32, now_ms: i64, out: &mut EdgeUse) {
@@ -544,7 +549,7 @@ impl<'a> Front<'a> {
                 5.0
             },
             next_message: 0,
-            edge: EdgePool::new(scenario.seed, scenario.scaled_out),
+            edge: EdgePool::new(scenario.scaled_out),
             out: FrontUse::default(),
         }
     }
