@@ -544,11 +544,7 @@ pub fn viewers_at(buckets: &BTreeMap<i64, i64>, starts: &BTreeMap<i64, i64>, t: 
 mod tests {
     use super::*;
 
-    const T: Timing = Timing {
-        window_seconds: 15,
-        bucket_seconds: 5,
-        grace_seconds: 60,
-    };
+    const T: Timing = Timing::DEFAULT;
     const NOW: i64 = 1_000_000;
 
     fn mv(id: u64, left: Option<i64>, joined: Option<i64>) -> SessionMove {

@@ -20,13 +20,18 @@ pub struct Timing {
     pub grace_seconds: i64,
 }
 
+impl Timing {
+    /// The defaults: `W` = 15 s, `B` = 5 s, `G` = 60 s (`infra/contract.json`).
+    pub const DEFAULT: Self = Self {
+        window_seconds: 15,
+        bucket_seconds: 5,
+        grace_seconds: 60,
+    };
+}
+
 impl Default for Timing {
     fn default() -> Self {
-        Self {
-            window_seconds: 15,
-            bucket_seconds: 5,
-            grace_seconds: 60,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -79,11 +84,7 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 mod tests {
     use super::*;
 
-    const T: Timing = Timing {
-        window_seconds: 15,
-        bucket_seconds: 5,
-        grace_seconds: 60,
-    };
+    const T: Timing = Timing::DEFAULT;
 
     #[test]
     fn watching_expiry_rounds_up_to_the_bucket() {
