@@ -33,6 +33,7 @@ use livecount_core::histogram::{
     KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove, minute_of,
     plan_counter_update, published_seconds, runs, viewers_at,
 };
+use livecount_core::ids::StreamId;
 use livecount_core::model::{CounterItem, HistoryItem, ItemKey, SessionImage};
 use livecount_core::requests::HistoryUpdate;
 use livecount_core::store::CounterWrite;
@@ -64,19 +65,19 @@ pub struct Aggregator {
 /// What an aggregator remembers, bounded to [`MAX_REMEMBERED_STREAMS`] streams.
 #[derive(Debug, Default)]
 struct Memory {
-    streams: HashMap<String, StreamMemory>,
+    streams: HashMap<StreamId, StreamMemory>,
     /// Counts uses, to forget the least recently used streams first.
     uses: u64,
 }
 
 impl Memory {
-    fn entry(&mut self, stream_id: &str) -> &mut StreamMemory {
+    fn entry(&mut self, stream_id: &StreamId) -> &mut StreamMemory {
         self.uses += 1;
         if !self.streams.contains_key(stream_id) && self.streams.len() >= MAX_REMEMBERED_STREAMS {
             self.forget_least_recent();
         }
         let uses = self.uses;
-        let memory = self.streams.entry(stream_id.to_owned()).or_default();
+        let memory = self.streams.entry(stream_id.clone()).or_default();
         memory.used = uses;
         memory
     }
@@ -124,7 +125,7 @@ pub enum UnreadableRecord {
 #[derive(Debug, thiserror::Error)]
 #[error("counter update for stream {stream_id} failed")]
 pub struct StreamUpdateError {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     #[source]
     pub source: StoreError,
 }
@@ -168,10 +169,10 @@ impl AggregateReport {
     /// Adds one stream's outcome; returns the receipts to release if the whole batch succeeds.
     fn add_outcome(
         &mut self,
-        stream_id: String,
+        stream_id: StreamId,
         moves: &StreamMoves,
         outcome: StreamOutcome,
-    ) -> Vec<(String, ReceiptKey, Receipt)> {
+    ) -> Vec<(StreamId, ReceiptKey, Receipt)> {
         match outcome {
             StreamOutcome::Done(done) => {
                 self.applied += done.applied;
@@ -197,11 +198,11 @@ impl AggregateReport {
             }
             StreamOutcome::Failed(error) => {
                 tracing::error!(stream_id = %stream_id, error = %error_chain(&error), "counter update failed");
-                self.failed_streams.push(stream_id);
+                self.failed_streams.push(stream_id.into());
                 Vec::new()
             }
             StreamOutcome::Deferred => {
-                self.deferred_streams.push(stream_id);
+                self.deferred_streams.push(stream_id.into());
                 Vec::new()
             }
         }
@@ -270,7 +271,7 @@ pub async fn handler(
 #[derive(Debug)]
 pub struct Applied {
     pub report: AggregateReport,
-    receipts: Vec<(String, ReceiptKey, Receipt)>,
+    receipts: Vec<(StreamId, ReceiptKey, Receipt)>,
 }
 
 /// One stream's records reduced to their moves, in batch order.
@@ -375,7 +376,7 @@ impl Aggregator {
 
     /// Removes the receipts of a batch that succeeded; a failure only leaves a receipt for the
     /// sweep (it is logged). Returns how many were removed.
-    async fn release(&self, receipts: Vec<(String, ReceiptKey, Receipt)>) -> usize {
+    async fn release(&self, receipts: Vec<(StreamId, ReceiptKey, Receipt)>) -> usize {
         let released = stream::iter(receipts)
             .map(|(stream_id, key, receipt)| async move {
                 match self.store.release_receipt(&stream_id, key, &receipt).await {
@@ -384,7 +385,7 @@ impl Aggregator {
                         removed
                     }
                     Err(error) => {
-                        tracing::warn!(stream_id, error = %error_chain(&error), "could not remove a receipt; it is swept later");
+                        tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not remove a receipt; it is swept later");
                         false
                     }
                 }
@@ -401,8 +402,8 @@ impl Aggregator {
         &self,
         records: &[EventRecord],
         report: &mut AggregateReport,
-    ) -> BTreeMap<String, StreamMoves> {
-        let mut by_stream: BTreeMap<String, StreamMoves> = BTreeMap::new();
+    ) -> BTreeMap<StreamId, StreamMoves> {
+        let mut by_stream: BTreeMap<StreamId, StreamMoves> = BTreeMap::new();
         for record in records {
             match session_move(record, &self.config.timing) {
                 Ok(session) => {
@@ -428,7 +429,7 @@ impl Aggregator {
 
     async fn update_stream(
         &self,
-        stream_id: &str,
+        stream_id: &StreamId,
         moves: &StreamMoves,
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
@@ -450,13 +451,13 @@ impl Aggregator {
     /// last applied update left it.
     async fn apply_run(
         &self,
-        stream_id: &str,
+        stream_id: &StreamId,
         run: &[SessionMove],
         now: i64,
         done: &mut StreamDone,
     ) -> Result<Option<CounterItem>, StreamUpdateError> {
         let failed = |source| StreamUpdateError {
-            stream_id: stream_id.to_owned(),
+            stream_id: stream_id.clone(),
             source,
         };
         let Some(first) = run.first() else {
@@ -502,7 +503,7 @@ impl Aggregator {
                         // The receipt this redelivery found was removed meanwhile: a delivery
                         // of the same records ran at once and finished. Never skip: apply all.
                         tracing::warn!(
-                            stream_id,
+                            stream_id = stream_id.as_str(),
                             "a receipt went away during a redelivery; applying its records"
                         );
                         (from, replaces) = (0, None);
@@ -513,7 +514,7 @@ impl Aggregator {
                         // have made is made from it.
                         Redelivery::Applied => {
                             tracing::info!(
-                                stream_id,
+                                stream_id = stream_id.as_str(),
                                 records = run.len(),
                                 "these records were applied before; not again"
                             );
@@ -523,7 +524,7 @@ impl Aggregator {
                         }
                         Redelivery::Shorter => {
                             tracing::warn!(
-                                stream_id,
+                                stream_id = stream_id.as_str(),
                                 records = run.len(),
                                 covered = found.records,
                                 "a redelivery shorter than its receipt; not applied"
@@ -534,7 +535,7 @@ impl Aggregator {
                         }
                         Redelivery::Rest(applied) => {
                             tracing::info!(
-                                stream_id,
+                                stream_id = stream_id.as_str(),
                                 applied,
                                 records = run.len(),
                                 "a redelivery with more records; applying the rest"
@@ -543,7 +544,7 @@ impl Aggregator {
                         }
                         Redelivery::Unrelated => {
                             tracing::warn!(
-                                stream_id,
+                                stream_id = stream_id.as_str(),
                                 "a receipt of other records under this name; applying all"
                             );
                             (from, replaces) = (0, Some(found));
@@ -562,7 +563,7 @@ impl Aggregator {
     /// minute only when a second beat what the history holds.
     /// A failure here only delays the history (the next update publishes the same seconds
     /// again), so it is logged and the batch goes on.
-    async fn record_viewers(&self, stream_id: &str, counter: &CounterItem, now: i64) {
+    async fn record_viewers(&self, stream_id: &StreamId, counter: &CounterItem, now: i64) {
         let tallies = &counter.tallies;
         // minute → (highest count, its first second)
         let mut highs: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
@@ -591,7 +592,7 @@ impl Aggregator {
             match self.store.record_viewers(&update).await {
                 Ok((_, history)) => self.remember_history(stream_id, &history),
                 Err(error) => {
-                    tracing::warn!(stream_id, error = %error_chain(&error), "could not record viewers");
+                    tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not record viewers");
                 }
             }
         }
@@ -602,14 +603,14 @@ impl Aggregator {
         self.known.lock().map_or(0, |k| k.streams.len())
     }
 
-    fn memory(&self, stream_id: &str) -> StreamMemory {
+    fn memory(&self, stream_id: &StreamId) -> StreamMemory {
         self.known
             .lock()
             .map(|k| k.streams.get(stream_id).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
 
-    fn remember_counter(&self, stream_id: &str, counter: &CounterItem) {
+    fn remember_counter(&self, stream_id: &StreamId, counter: &CounterItem) {
         if let Ok(mut known) = self.known.lock() {
             known.entry(stream_id).counter = KnownCounter {
                 buckets: counter.tallies.buckets.keys().copied().collect(),
@@ -619,7 +620,7 @@ impl Aggregator {
         }
     }
 
-    fn forget_receipt(&self, stream_id: &str, key: ReceiptKey) {
+    fn forget_receipt(&self, stream_id: &StreamId, key: ReceiptKey) {
         if let Ok(mut known) = self.known.lock()
             && let Some(memory) = known.streams.get_mut(stream_id)
         {
@@ -627,7 +628,7 @@ impl Aggregator {
         }
     }
 
-    fn remember_history(&self, stream_id: &str, history: &HistoryItem) {
+    fn remember_history(&self, stream_id: &StreamId, history: &HistoryItem) {
         if let Ok(mut known) = self.known.lock() {
             known.entry(stream_id).history = Some(KnownHistory {
                 minutes: history.tallies.history.clone(),
@@ -744,9 +745,11 @@ fn image(
         })
 }
 
-/// Maps only the named attributes of an item (what a `ProjectionExpression` would return), so
-/// a record's images are not copied whole: the planning path's main cost was cloning them.
-fn projected<T: serde::de::DeserializeOwned>(
+/// Maps only the named attributes of an item, such as a stream record's image, to `T` (what a
+/// `ProjectionExpression` would return), so the image is not copied whole: the planning path's
+/// main cost was cloning them. The one projection of an image: `livecount dev`'s lag and the
+/// simulation's oracle read images through it too.
+pub fn projected<T: serde::de::DeserializeOwned>(
     item: &serde_dynamo::Item,
     names: &[&str],
 ) -> Result<T, serde_dynamo::Error> {
@@ -774,7 +777,7 @@ mod tests {
         let moves: Vec<(String, Option<i64>, Option<i64>)> = records
             .iter()
             .map(|r| session_move(r, &timing).expect("readable"))
-            .map(|m| (m.stream_id, m.left, m.joined))
+            .map(|m| (m.stream_id.to_string(), m.left, m.joined))
             .collect();
         let stream = "launch-keynote".to_owned();
         assert_eq!(

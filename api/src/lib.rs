@@ -24,7 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use livecount_core::event::parse_body;
-use livecount_core::ids::StreamId;
+use livecount_core::ids::{InvalidId, StreamId};
 use livecount_core::store::MAX_LIST_PAGE;
 use livecount_core::{Clock, LiveCount, Store, error_chain};
 use serde::Serialize;
@@ -100,12 +100,7 @@ async fn badge(
 ) -> Response {
     let stream = match StreamId::parse(&id) {
         Ok(stream) => stream,
-        Err(reason) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid stream id: {reason}"),
-            );
-        }
+        Err(reason) => return invalid_stream(reason),
     };
     let now = state.clock.now_seconds();
     let viewers = match livecount_core::viewers_now(&state.store, &stream, now).await {
@@ -169,6 +164,14 @@ struct ApiError {
     error: String,
 }
 
+/// The 400 that refuses a path's `{id}` that is not a stream id.
+fn invalid_stream(reason: InvalidId) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("invalid stream id: {reason}"),
+    )
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
@@ -180,13 +183,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 async fn stream_count(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    if let Err(reason) = StreamId::parse(&id) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid stream id: {reason}"),
-        );
-    }
-    match livecount_core::live_count(&state.store, &id, state.clock.now_seconds()).await {
+    let stream = match StreamId::parse(&id) {
+        Ok(stream) => stream,
+        Err(reason) => return invalid_stream(reason),
+    };
+    match livecount_core::live_count(&state.store, &stream, state.clock.now_seconds()).await {
         Ok(count) => ([(header::CACHE_CONTROL, "no-store")], Json(count)).into_response(),
         Err(e) => {
             tracing::error!(error = %error_chain(&e), "read failed");

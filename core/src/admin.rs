@@ -9,13 +9,18 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
-/// The tables of a [`Store`], as an administrator sees them ([`Store::admin`]).
+/// The tables of a [`Store`], as an administrator sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct TableAdmin<'a> {
-    pub(crate) store: &'a Store,
+    store: &'a Store,
 }
 
-impl TableAdmin<'_> {
+impl<'a> TableAdmin<'a> {
+    /// The administration of `store`'s two tables.
+    pub fn of(store: &'a Store) -> Self {
+        Self { store }
+    }
+
     /// Creates a table with string `PK`/`SK` keys and on-demand billing, with a
     /// `NEW_AND_OLD_IMAGES` stream when `with_stream`. An existing table is left as it is.
     pub async fn create_key_table(&self, table: &str, with_stream: bool) -> Result<(), StoreError> {

@@ -153,7 +153,9 @@ mod tests {
     }
 
     fn token(stream: &str, session: &str, expiry: i64) -> Option<String> {
-        Some(keys().current.sign(stream, session, expiry))
+        let stream = crate::ids::StreamId::parse(stream).expect("valid");
+        let session = crate::ids::SessionId::parse(session).expect("valid");
+        Some(keys().current.sign(&stream, &session, expiry))
     }
 
     fn refusal(body: &str) -> &'static str {

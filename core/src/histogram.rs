@@ -15,6 +15,7 @@
 //! records it covers and applies the rest. A receipt is only replaced by a delivery that
 //! starts with the same record, never by another update, and removed once its batch succeeded.
 
+use crate::ids::StreamId;
 use crate::timing::Timing;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -86,7 +87,7 @@ impl fmt::Display for SequenceNumber {
 /// which bucket the session left and which it joined, and what identifies the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMove {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     /// The record's `eventID` (unique in the stream), or its sequence number if it has none.
     pub record_id: String,
     pub sequence: SequenceNumber,
@@ -283,7 +284,7 @@ pub struct ReceiptWrite {
 /// Everything one stream's counter must do for one run of its records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterPlan {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     /// `ADD b{bucket} :delta`, non-zero deltas only, all at buckets `>= now - G`.
     pub deltas: BTreeMap<i64, i64>,
     /// `ADD s{second} :delta`, non-zero only, all at seconds history still reads
@@ -317,7 +318,7 @@ pub struct CounterPlan {
 /// inside DynamoDB's expression limits (300 operators, 4 KB) whatever the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterRequest {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub deltas: Vec<(i64, i64)>,
     pub starts: Vec<(i64, i64)>,
     pub prune: Vec<i64>,
@@ -455,7 +456,7 @@ pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
 /// moves a session within one bucket, or the deltas cancel out. Nothing then needs a receipt
 /// either: applying those records again changes nothing.
 pub fn plan_counter_update(
-    stream_id: &str,
+    stream_id: &StreamId,
     run: &[SessionMove],
     from: usize,
     replaces: Option<Receipt>,
@@ -505,7 +506,7 @@ pub fn plan_counter_update(
         .take(MAX_STALE_RECEIPTS)
         .collect();
     Some(CounterPlan {
-        stream_id: stream_id.to_owned(),
+        stream_id: stream_id.clone(),
         deltas,
         starts,
         prune,
@@ -547,9 +548,13 @@ mod tests {
     const T: Timing = Timing::DEFAULT;
     const NOW: i64 = 1_000_000;
 
+    fn stream() -> StreamId {
+        StreamId::parse("s").expect("valid")
+    }
+
     fn mv(id: u64, left: Option<i64>, joined: Option<i64>) -> SessionMove {
         SessionMove {
-            stream_id: "s".into(),
+            stream_id: stream(),
             record_id: format!("event-{id}"),
             sequence: SequenceNumber::parse(&format!("{id:021}")).expect("digits"),
             at: NOW,
@@ -559,7 +564,7 @@ mod tests {
     }
 
     fn plan(moves: &[SessionMove]) -> Option<CounterPlan> {
-        plan_counter_update("s", moves, 0, None, &KnownCounter::default(), &T, NOW)
+        plan_counter_update(&stream(), moves, 0, None, &KnownCounter::default(), &T, NOW)
     }
 
     #[test]
@@ -663,7 +668,7 @@ mod tests {
         let other: Vec<SessionMove> = (10..16).map(|i| mv(i, None, Some(NOW + 15))).collect();
         assert_eq!(receipt.redelivery(&other), Redelivery::Unrelated);
         let rest = plan_counter_update(
-            "s",
+            &stream(),
             &moves,
             4,
             Some(receipt),
@@ -727,7 +732,7 @@ mod tests {
             receipts: BTreeMap::from([(k1, old), (k2, recent)]),
         };
         let p = plan_counter_update(
-            "s",
+            &stream(),
             &[mv(1, None, Some(NOW + 15))],
             0,
             None,
@@ -773,7 +778,7 @@ mod tests {
                 receipts: BTreeMap::new(),
             };
             for run in runs(&moves) {
-                let Some(p) = plan_counter_update("s", run, 0, None, &known, &T, NOW) else {
+                let Some(p) = plan_counter_update(&stream(), run, 0, None, &known, &T, NOW) else {
                     continue;
                 };
                 let requests = p.requests(NOW + 86_400);
@@ -898,7 +903,8 @@ mod tests {
                     None => (0, None),
                 };
                 let known = KnownCounter::default();
-                let Some(p) = plan_counter_update("s", run, from, replaces, &known, &T, NOW) else {
+                let Some(p) = plan_counter_update(&stream(), run, from, replaces, &known, &T, NOW)
+                else {
                     continue;
                 };
                 receipts.insert(key, p.receipt.receipt);

@@ -1,6 +1,7 @@
 //! The names livecount keys its tables by, as types that parse and print themselves: a stream,
 //! a session, and the sessions table's partition key `"{streamId}#{shard}"` with the session's
-//! shard (built and parsed here only); the rules of an id and their error.
+//! shard (built and parsed here only); the rules of an id, applied by `parse` only, and their
+//! error.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -25,9 +26,10 @@ pub enum InvalidId {
     },
 }
 
-/// Checks `id` against the rules of `streamId` and `sessionId` (1-128 characters of
-/// `A-Z a-z 0-9 . _ : -`), naming it `field` in the error.
-pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidId> {
+/// The rules of `streamId` and `sessionId` (1-128 characters of `A-Z a-z 0-9 . _ : -`), naming
+/// the id `field` in the error. Only the ids' `parse` (and their deserialization, which calls it)
+/// apply it: a [`StreamId`] or [`SessionId`] is an id that passed it.
+fn check(field: &'static str, id: &str) -> Result<(), InvalidId> {
     let chars = id.chars().count();
     if chars == 0 {
         return Err(InvalidId::Empty { field });
@@ -51,14 +53,18 @@ pub fn check_id(field: &'static str, id: &str) -> Result<(), InvalidId> {
 macro_rules! id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
+        ///
+        /// The one way to make one is [`Self::parse`] (deserializing calls it too), so a value
+        /// of this type is always a valid id, and the functions that take one never check it
+        /// again.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
             #[doc = concat!("Checks `text` against the rules of `", $field, "`: 1-128 characters of `A-Z a-z 0-9 . _ : -`.")]
             pub fn parse(text: &str) -> Result<Self, InvalidId> {
-                check_id($field, text)?;
+                check($field, text)?;
                 Ok(Self(text.to_owned()))
             }
 
@@ -79,6 +85,20 @@ macro_rules! id {
                 f.write_str(&self.0)
             }
         }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(text: String) -> Result<Self, InvalidId> {
+                check($field, &text)?;
+                Ok(Self(text))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
     };
 }
 
@@ -97,22 +117,26 @@ id!(
 /// The sessions table's partition key: a stream and one of its `S` shards, `"{streamId}#{shard}"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionPartition {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub shard: u32,
 }
 
 impl SessionPartition {
-    pub fn new(stream_id: &str, shard: u32) -> Self {
+    pub fn new(stream_id: &StreamId, shard: u32) -> Self {
         Self {
-            stream_id: stream_id.to_owned(),
+            stream_id: stream_id.clone(),
             shard,
         }
     }
 
-    /// Reads `"{streamId}#{shard}"`; `None` when `pk` is not one.
+    /// Reads `"{streamId}#{shard}"`; `None` when `pk` is not one (a valid stream id, `#`, a
+    /// shard number).
     pub fn parse(pk: &str) -> Option<Self> {
         let (stream, shard) = pk.rsplit_once('#')?;
-        Some(Self::new(stream, shard.parse().ok()?))
+        Some(Self {
+            stream_id: StreamId::parse(stream).ok()?,
+            shard: shard.parse().ok()?,
+        })
     }
 }
 
@@ -170,11 +194,25 @@ mod tests {
     }
 
     #[test]
+    fn ids_deserialize_by_the_same_rules() {
+        let stream: StreamId = serde_json::from_str("\"launch\"").expect("valid");
+        assert_eq!(stream.as_str(), "launch");
+        assert_eq!(
+            serde_json::to_string(&stream).expect("prints"),
+            "\"launch\""
+        );
+        let refused = serde_json::from_str::<SessionId>("\"a#b\"").expect_err("invalid");
+        assert!(refused.to_string().contains("reserved"), "{refused}");
+        assert!(serde_json::from_str::<StreamId>("\"\"").is_err());
+    }
+
+    #[test]
     fn the_partition_key_prints_and_parses_back() {
-        let key = SessionPartition::new("launch:keynote", 17);
+        let stream = StreamId::parse("launch:keynote").expect("valid");
+        let key = SessionPartition::new(&stream, 17);
         assert_eq!(key.to_string(), "launch:keynote#17");
         assert_eq!(SessionPartition::parse("launch:keynote#17"), Some(key));
-        for bad in ["no-shard", "x#", "x#-1", "x#1a"] {
+        for bad in ["no-shard", "x#", "x#-1", "x#1a", "#1", "a b#1"] {
             assert_eq!(SessionPartition::parse(bad), None, "{bad}");
         }
     }

@@ -7,8 +7,10 @@
 //! - [`event`]: the player event, SQS body parsing and validation with a reason per rule;
 //! - [`edge`]: what one public request may carry, and the reason each refused one is counted
 //!   under;
-//! - [`ids`]: `StreamId`, `SessionId`, the rules of an id, the sessions partition key
-//!   `"{streamId}#{shard}"` and the session shard of a session;
+//! - [`ids`]: `StreamId`, `SessionId` (an id is checked once, by its `parse`, where it enters:
+//!   an event body, an HTTP path, a command's argument, a stream record's key; everything after
+//!   takes the type), the sessions partition key `"{streamId}#{shard}"` and the session shard of
+//!   a session;
 //! - [`coalesce`]: the newest event per session within a batch;
 //! - [`timing`]: `W`, `B`, `G`, their bound, `expDate` and bucket math;
 //! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
@@ -17,8 +19,9 @@
 //! - [`capacity`]: DynamoDB's item size and capacity unit rules;
 //! - [`requests`]: every write as a value, built by a pure function and checked against
 //!   DynamoDB's expression limits;
-//! - [`store`]: the one DynamoDB adapter that sends them, and the reads; [`admin`]: creating,
-//!   deleting and describing the tables (tools and tests);
+//! - [`store`]: the one DynamoDB adapter that sends them (every `UpdateItem` through its
+//!   [`store::UpdateItems`] port: the SDK client, or the simulation's model), and the reads;
+//!   [`admin`]: creating, deleting and describing the tables (tools and tests);
 //! - [`read`]: a stream's live count from one `GetItem`, and the stream list in pages;
 //! - [`token`]: signed sessions (HMAC-SHA256 tokens the customer's backend issues);
 //! - [`metrics`]: the handlers' counters as CloudWatch Embedded Metric Format lines;

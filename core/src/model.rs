@@ -1,6 +1,7 @@
 //! The items of the two tables (see `docs/design.md`), mapped with `serde_dynamo`.
 
 use crate::histogram::{Receipt, ReceiptKey};
+use crate::ids::{SessionId, StreamId};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -23,25 +24,25 @@ pub struct ItemKey {
 
 impl ItemKey {
     /// A session row: `PK = "{streamId}#{shard}"`, `SK = sessionId`.
-    pub fn session(stream_id: &str, shard: u32, session_id: &str) -> Self {
+    pub fn session(stream_id: &StreamId, shard: u32, session_id: &SessionId) -> Self {
         Self {
             pk: crate::ids::SessionPartition::new(stream_id, shard).to_string(),
-            sk: session_id.to_owned(),
+            sk: session_id.to_string(),
         }
     }
 
     /// A stream's live counter: `PK = streamId`, `SK = "live"`.
-    pub fn live_counter(stream_id: &str) -> Self {
+    pub fn live_counter(stream_id: &StreamId) -> Self {
         Self {
-            pk: stream_id.to_owned(),
+            pk: stream_id.to_string(),
             sk: LIVE_COUNTER_SK.to_owned(),
         }
     }
 
     /// A stream's peak and history: `PK = streamId`, `SK = "history"`.
-    pub fn history(stream_id: &str) -> Self {
+    pub fn history(stream_id: &StreamId) -> Self {
         Self {
-            pk: stream_id.to_owned(),
+            pk: stream_id.to_string(),
             sk: HISTORY_SK.to_owned(),
         }
     }
@@ -329,7 +330,11 @@ mod tests {
     #[test]
     fn a_session_row_round_trips_and_names_its_shard() {
         let row = SessionRow {
-            key: ItemKey::session("st", 3, "abc"),
+            key: ItemKey::session(
+                &StreamId::parse("st").expect("valid"),
+                3,
+                &SessionId::parse("abc").expect("valid"),
+            ),
             state: SessionState {
                 stream_id: "st".into(),
                 exp_date: 1_700_000_015,
@@ -358,7 +363,10 @@ mod tests {
         let image: SessionImage = serde_dynamo::from_item(item).expect("maps");
         assert_eq!(
             image.partition(),
-            Some(crate::ids::SessionPartition::new("st", 3))
+            Some(crate::ids::SessionPartition::new(
+                &StreamId::parse("st").expect("valid"),
+                3
+            ))
         );
     }
 }

@@ -36,7 +36,8 @@ pub struct MinuteViewers {
 
 impl LiveCount {
     /// The count the counter items give at `now` (epoch seconds). A stream with no counter yet
-    /// has no viewers; one with no history item yet has no history.
+    /// has no viewers; one with no history item yet has no history. `stream_id` is the items'
+    /// (their `PK`, as read).
     pub fn from_items(
         stream_id: &str,
         counter: Option<&CounterItem>,
@@ -64,14 +65,18 @@ impl LiveCount {
 
 /// How many viewers a stream has at `now` (epoch seconds): one eventually consistent `GetItem`
 /// of its live counter, whatever the audience.
-pub async fn viewers_now(store: &Store, stream_id: &str, now: i64) -> Result<u64, StoreError> {
+pub async fn viewers_now(store: &Store, stream_id: &StreamId, now: i64) -> Result<u64, StoreError> {
     let counter = store.get_counter(stream_id).await?;
     Ok(counter.map_or(0, |c| viewers(&c.tallies.buckets, now)))
 }
 
 /// A stream's live count at `now` (epoch seconds), with its peak and history: the live counter
 /// and the history item, read with one `GetItem` each, at once.
-pub async fn live_count(store: &Store, stream_id: &str, now: i64) -> Result<LiveCount, StoreError> {
+pub async fn live_count(
+    store: &Store,
+    stream_id: &StreamId,
+    now: i64,
+) -> Result<LiveCount, StoreError> {
     let (counter, history) =
         futures::try_join!(store.get_counter(stream_id), store.get_history(stream_id))?;
     Ok(LiveCount::from_items(

@@ -4,6 +4,7 @@
 //! limits (300 operators, 4 KB per expression) for any batch.
 
 use crate::histogram::{CounterRequest, HISTORY_SECONDS, Receipt, ReceiptKey, minute_of};
+use crate::ids::StreamId;
 use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute, start_attribute};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -202,7 +203,7 @@ pub fn counter_request(
 /// receipt a later redelivery replaced stays).
 pub fn receipt_release_request(
     table: &str,
-    stream_id: &str,
+    stream_id: &StreamId,
     key: ReceiptKey,
     receipt: &Receipt,
 ) -> Result<UpdateRequest, RequestError> {
@@ -221,7 +222,7 @@ pub fn receipt_release_request(
 /// hour that the item is known to hold (removed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryUpdate {
-    pub stream_id: String,
+    pub stream_id: StreamId,
     pub viewers: u64,
     /// The second (epoch) of that count.
     pub at: i64,
@@ -235,7 +236,7 @@ impl HistoryUpdate {
     /// The update for `viewers` at second `at`, removing the minutes of `known` older than an
     /// hour before it and the few just before them.
     pub fn new(
-        stream_id: &str,
+        stream_id: &StreamId,
         viewers: u64,
         at: i64,
         new_peak: bool,
@@ -251,7 +252,7 @@ impl HistoryUpdate {
         prune.sort_unstable();
         prune.dedup();
         Self {
-            stream_id: stream_id.to_owned(),
+            stream_id: stream_id.clone(),
             viewers,
             at,
             new_peak,
@@ -406,6 +407,15 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
 
+    fn stream(text: &str) -> StreamId {
+        StreamId::parse(text).expect("valid")
+    }
+
+    fn session_key(stream_id: &str, shard: u32, session_id: &str) -> ItemKey {
+        let session = crate::ids::SessionId::parse(session_id).expect("valid");
+        ItemKey::session(&stream(stream_id), shard, &session)
+    }
+
     fn state() -> SessionState {
         SessionState {
             stream_id: "st".into(),
@@ -437,7 +447,7 @@ mod tests {
 
     #[test]
     fn the_session_write_is_conditioned_on_order() {
-        let request = session_write_request("sessions", &ItemKey::session("st", 3, "a"), &state())
+        let request = session_write_request("sessions", &session_key("st", 3, "a"), &state())
             .expect("builds");
         let condition = request.condition.as_deref().expect("a condition");
         let name = |attribute: &str| {
@@ -467,7 +477,7 @@ mod tests {
     /// run); every other kind is refused by a `start` with a later `ts`.
     #[test]
     fn a_sequenced_start_may_begin_a_new_run_and_nothing_else_may() {
-        let key = ItemKey::session("st", 3, "a");
+        let key = session_key("st", 3, "a");
         for (kind, new_run) in [("start", true), ("heartbeat", false), ("stop", false)] {
             let state = SessionState {
                 last_seq: Some(0),
@@ -501,7 +511,7 @@ mod tests {
                 let at = NOW - rng.i64(0..40);
                 let mut bucket = || rng.bool().then(|| NOW - 120 + 5 * rng.i64(0..2_000));
                 SessionMove {
-                    stream_id: "s".into(),
+                    stream_id: stream("s"),
                     record_id: format!("{i}"),
                     sequence: SequenceNumber::parse("1").expect("digits"),
                     at,
@@ -533,7 +543,8 @@ mod tests {
             };
             let batch = moves(&mut rng, count);
             for run in batch.chunks(rng.usize(1..=count)).flat_map(runs) {
-                let Some(plan) = plan_counter_update("s", run, 0, None, &known, &timing, NOW)
+                let Some(plan) =
+                    plan_counter_update(&stream("s"), run, 0, None, &known, &timing, NOW)
                 else {
                     continue;
                 };
@@ -567,8 +578,16 @@ mod tests {
             buckets: BTreeSet::from([NOW - 500]),
             ..KnownCounter::default()
         };
-        let plan = plan_counter_update("s", &batch, 0, None, &known, &Timing::default(), NOW)
-            .expect("plan");
+        let plan = plan_counter_update(
+            &stream("s"),
+            &batch,
+            0,
+            None,
+            &known,
+            &Timing::default(),
+            NOW,
+        )
+        .expect("plan");
         let part = &plan.requests(NOW + 86_400)[0];
         let request = counter_request("counters", part).expect("builds");
         let write = part.receipt.expect("a receipt");
@@ -606,7 +625,7 @@ mod tests {
         // A redelivery replaces exactly the receipt it found.
         let found = write.receipt;
         let again = plan_counter_update(
-            "s",
+            &stream("s"),
             &batch,
             5,
             Some(found),
@@ -628,7 +647,8 @@ mod tests {
             Some(format!("{name} = {old}").as_str())
         );
 
-        let release = receipt_release_request("counters", "s", write.key, &found).expect("builds");
+        let release =
+            receipt_release_request("counters", &stream("s"), write.key, &found).expect("builds");
         assert!(release.update.starts_with("REMOVE "));
         assert!(
             release
@@ -643,7 +663,7 @@ mod tests {
     fn a_history_write_prunes_minutes_older_than_an_hour() {
         let minute = minute_of(NOW);
         let update = HistoryUpdate::new(
-            "s",
+            &stream("s"),
             7,
             NOW,
             true,

@@ -1,6 +1,7 @@
 //! The one DynamoDB adapter: every request livecount makes goes through [`Store`]. Items are
 //! mapped with `serde_dynamo`; every attribute name and value in an expression goes through a
-//! placeholder.
+//! placeholder. Every `UpdateItem` goes through the [`UpdateItems`] port: DynamoDB itself (the
+//! SDK's [`Client`]) in production, a model of it in the scale simulation (`livecount-sim`).
 
 use crate::config::Config;
 use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
@@ -14,7 +15,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 /// The most streams one page of the stream list holds.
@@ -100,49 +103,88 @@ pub enum CounterWrite {
     ReceiptHeld(CounterItem),
 }
 
-/// DynamoDB access for livecount's two tables.
+/// DynamoDB access for livecount's two tables, as the functions use it: session writes, counter
+/// and history updates, the reads of the read path. Table administration is [`crate::admin::TableAdmin`]'s.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
+    updates: Arc<dyn UpdateItems>,
     sessions_table: String,
     counters_table: String,
-    model: Option<Arc<dyn UpdateModel>>,
 }
 
 /// What an `UpdateItem` returned: `Ok(item after)` when it applied, `Err(item before)` when its
 /// condition failed.
 pub type UpdateOutcome = Result<Option<Item>, Option<Item>>;
 
-/// A model of DynamoDB that takes the place of the network for every `UpdateItem` (the scale
-/// simulation, `livecount-sim`): it is given exactly the request the SDK would send, and answers
-/// as DynamoDB would, throttling included.
-pub trait UpdateModel: Send + Sync + std::fmt::Debug {
-    /// Applies `request` after the SDK's retries; `Err` is the error the last attempt returned.
-    fn update_item(
-        &self,
-        request: UpdateRequest,
-    ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>>;
+/// What an [`UpdateItems`] answers, in time: the outcome, or the error of the last attempt.
+pub type UpdateFuture<'a> = BoxFuture<'a, Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>>>;
+
+/// The port every `UpdateItem` of a [`Store`] goes through: where a request is applied, and how
+/// DynamoDB answers it.
+///
+/// Production uses the SDK's [`Client`] (its implementation below sends the request to DynamoDB,
+/// with the SDK's retries); the scale simulation (`livecount-sim`'s `Aws`) applies it to a model
+/// of the tables that evaluates its expressions and throttles as DynamoDB does. Either one is
+/// given exactly the request the store built, so the handlers cannot tell them apart.
+pub trait UpdateItems: Send + Sync + fmt::Debug {
+    /// Applies `request` (after any retries): `Ok(Ok(attributes))` when it applied, the
+    /// attributes `returns` asks for; `Ok(Err(old item))` when its condition failed (the item as
+    /// it was, `ALL_OLD`); `Err` with the error of the last attempt otherwise.
+    fn update(&self, request: UpdateRequest, returns: ReturnValue) -> UpdateFuture<'_>;
+}
+
+/// DynamoDB itself: one `UpdateItem` call per request, retried as the client's configuration
+/// says.
+impl UpdateItems for Client {
+    fn update(&self, request: UpdateRequest, returns: ReturnValue) -> UpdateFuture<'_> {
+        Box::pin(async move {
+            let result = self
+                .update_item()
+                .table_name(request.table)
+                .set_key(Some(request.key))
+                .update_expression(request.update)
+                .set_condition_expression(request.condition)
+                .set_expression_attribute_names(Some(request.names))
+                .set_expression_attribute_values(Some(request.values))
+                .return_values(returns)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match result {
+                Ok(output) => Ok(Ok(output.attributes)),
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() =>
+                {
+                    Ok(Err(match e.into_err() {
+                        UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                        _ => None,
+                    }))
+                }
+                Err(source) => Err(Box::new(source.into())),
+            }
+        })
+    }
 }
 
 impl Store {
+    /// A store whose requests all go to DynamoDB through `client`.
     pub fn new(client: Client, config: &Config) -> Self {
+        let updates = Arc::new(client.clone());
+        Self::with_updates(client, updates, config)
+    }
+
+    /// A store whose `UpdateItem`s go to `updates` (the simulation's model of DynamoDB), and
+    /// whose reads go through `client`.
+    pub fn with_updates(client: Client, updates: Arc<dyn UpdateItems>, config: &Config) -> Self {
         Self {
             client,
+            updates,
             sessions_table: config.sessions_table.clone(),
             counters_table: config.counters_table.clone(),
-            model: None,
         }
-    }
-
-    /// A store whose `UpdateItem`s go to `model` instead of DynamoDB.
-    pub fn with_model(mut self, model: Arc<dyn UpdateModel>) -> Self {
-        self.model = Some(model);
-        self
-    }
-
-    /// The tables themselves: create, delete, describe (tools and tests; the functions never do).
-    pub fn admin(&self) -> crate::admin::TableAdmin<'_> {
-        crate::admin::TableAdmin { store: self }
     }
 
     pub fn client(&self) -> &Client {
@@ -191,7 +233,7 @@ impl Store {
     /// whether it was still there to remove.
     pub async fn release_receipt(
         &self,
-        stream_id: &str,
+        stream_id: &StreamId,
         key: ReceiptKey,
         receipt: &Receipt,
     ) -> Result<bool, StoreError> {
@@ -217,13 +259,19 @@ impl Store {
     }
 
     /// The one read of the read path: `GetItem(counters, {PK: streamId, SK: "live"})`.
-    pub async fn get_counter(&self, stream_id: &str) -> Result<Option<CounterItem>, StoreError> {
+    pub async fn get_counter(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Option<CounterItem>, StoreError> {
         self.get(&ItemKey::live_counter(stream_id), "a counter")
             .await
     }
 
     /// A stream's peak and history: `GetItem(counters, {PK: streamId, SK: "history"})`.
-    pub async fn get_history(&self, stream_id: &str) -> Result<Option<HistoryItem>, StoreError> {
+    pub async fn get_history(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<Option<HistoryItem>, StoreError> {
         self.get(&ItemKey::history(stream_id), "a history item")
             .await
     }
@@ -248,46 +296,22 @@ impl Store {
             .transpose()
     }
 
-    /// Sends an [`UpdateRequest`]: `Ok(Ok(attributes))` when it applied (as `returns` asks),
-    /// `Ok(Err(old item))` when its condition failed.
+    /// Sends an [`UpdateRequest`] through the store's [`UpdateItems`]: `Ok(Ok(attributes))` when
+    /// it applied (as `returns` asks), `Ok(Err(old item))` when its condition failed.
     pub async fn send(
         &self,
         request: UpdateRequest,
         returns: ReturnValue,
     ) -> Result<UpdateOutcome, StoreError> {
-        if let Some(model) = &self.model {
-            let table = request.table.clone();
-            return model
-                .update_item(request)
-                .map_err(|source| StoreError::Dynamo {
-                    operation: "UpdateItem",
-                    table,
-                    source,
-                });
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&request.table)
-            .set_key(Some(request.key))
-            .update_expression(request.update)
-            .set_condition_expression(request.condition)
-            .set_expression_attribute_names(Some(request.names))
-            .set_expression_attribute_values(Some(request.values))
-            .return_values(returns)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(Ok(output.attributes)),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(Err(match e.into_err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                }))
-            }
-            Err(source) => Err(self.dynamo("UpdateItem", &request.table, source)),
-        }
+        let table = request.table.clone();
+        self.updates
+            .update(request, returns)
+            .await
+            .map_err(|source| StoreError::Dynamo {
+                operation: "UpdateItem",
+                table,
+                source,
+            })
     }
 
     /// Every stream's live counter with its history item, if any (a `Scan` of every page: for

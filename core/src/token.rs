@@ -9,6 +9,7 @@
 //! with `expiry` in epoch seconds. Ingest verifies it when a secret is configured and refuses a
 //! missing, malformed, wrong or expired token with its own reason.
 
+use crate::ids::{SessionId, StreamId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -54,11 +55,14 @@ impl TokenSecret {
     /// ```
     /// # let secret_bytes = b"0123456789abcdef".to_vec();
     /// # let expiry_epoch_seconds = 1;
+    /// use livecount_core::ids::{SessionId, StreamId};
     /// let secret = livecount_core::token::TokenSecret::new(secret_bytes).expect("16 bytes or more");
-    /// let token = secret.sign("s", "a", expiry_epoch_seconds);
+    /// let (stream, session) = (StreamId::parse("s")?, SessionId::parse("a")?);
+    /// let token = secret.sign(&stream, &session, expiry_epoch_seconds);
     /// assert_eq!(token, "v1.1.ZZcc13Dt9fHJl8CqMGDcsfkziWQi2KdMP9DJtoC7kCo");
+    /// # Ok::<(), livecount_core::ids::InvalidId>(())
     /// ```
-    pub fn sign(&self, stream_id: &str, session_id: &str, expiry: i64) -> String {
+    pub fn sign(&self, stream_id: &StreamId, session_id: &SessionId, expiry: i64) -> String {
         let signature = URL_SAFE_NO_PAD.encode(
             self.mac(stream_id, session_id, expiry)
                 .finalize()
@@ -71,8 +75,8 @@ impl TokenSecret {
     pub fn verify(
         &self,
         token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
+        stream_id: &StreamId,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<(), TokenError> {
         let token = token.ok_or(TokenError::Missing)?;
@@ -95,7 +99,7 @@ impl TokenSecret {
         Ok(())
     }
 
-    fn mac(&self, stream_id: &str, session_id: &str, expiry: i64) -> HmacSha256 {
+    fn mac(&self, stream_id: &StreamId, session_id: &SessionId, expiry: i64) -> HmacSha256 {
         // Any key length is accepted by HMAC.
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
@@ -120,8 +124,8 @@ pub trait VerifyToken: Send + Sync {
     fn verify(
         &self,
         token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
+        stream_id: &StreamId,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<(), TokenError>;
 }
@@ -132,8 +136,8 @@ impl VerifyToken for TokenKeys {
     fn verify(
         &self,
         token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
+        stream_id: &StreamId,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<(), TokenError> {
         match self.current.verify(token, stream_id, session_id, now) {
@@ -171,24 +175,35 @@ mod tests {
         };
         let now = 1_700_000_000;
         for signer in [&old, &new] {
-            let token = signer.sign("s", "a", now + 60);
-            assert_eq!(keys.verify(Some(&token), "s", "a", now), Ok(()));
+            let token = signer.sign(&stream("s"), &session("a"), now + 60);
             assert_eq!(
-                keys.verify(Some(&token), "s", "b", now),
+                keys.verify(Some(&token), &stream("s"), &session("a"), now),
+                Ok(())
+            );
+            assert_eq!(
+                keys.verify(Some(&token), &stream("s"), &session("b"), now),
                 Err(TokenError::Wrong)
             );
         }
-        let expired = old.sign("s", "a", now - 1);
+        let expired = old.sign(&stream("s"), &session("a"), now - 1);
         assert_eq!(
-            keys.verify(Some(&expired), "s", "a", now),
+            keys.verify(Some(&expired), &stream("s"), &session("a"), now),
             Err(TokenError::Expired { expiry: now - 1 })
         );
         let after = TokenKeys::from(new);
-        let token = old.sign("s", "a", now + 60);
+        let token = old.sign(&stream("s"), &session("a"), now + 60);
         assert_eq!(
-            after.verify(Some(&token), "s", "a", now),
+            after.verify(Some(&token), &stream("s"), &session("a"), now),
             Err(TokenError::Wrong)
         );
+    }
+
+    fn stream(text: &str) -> StreamId {
+        StreamId::parse(text).expect("valid")
+    }
+
+    fn session(text: &str) -> SessionId {
+        SessionId::parse(text).expect("valid")
     }
 
     fn secret() -> TokenSecret {
@@ -197,10 +212,10 @@ mod tests {
 
     #[test]
     fn a_token_verifies_for_its_stream_and_session_until_it_expires() {
-        let token = secret().sign("launch", "viewer-1", 1_700_003_600);
+        let token = secret().sign(&stream("launch"), &session("viewer-1"), 1_700_003_600);
         assert!(token.starts_with("v1.1700003600."));
-        let check = |token: Option<&str>, stream, session, now| {
-            secret().verify(token, stream, session, now)
+        let check = |token: Option<&str>, stream_id: &str, session_id: &str, now| {
+            secret().verify(token, &stream(stream_id), &session(session_id), now)
         };
         assert_eq!(
             check(Some(&token), "launch", "viewer-1", 1_700_000_000),
@@ -235,7 +250,7 @@ mod tests {
         );
         let other = TokenSecret::new("another secret, as long").expect("long enough");
         assert_eq!(
-            other.verify(Some(&token), "launch", "viewer-1", 0),
+            other.verify(Some(&token), &stream("launch"), &session("viewer-1"), 0),
             Err(TokenError::Wrong)
         );
         for bad in ["", "v1", "v2.1.abc", "v1.x.abc", "v1.1.***"] {
@@ -251,7 +266,10 @@ mod tests {
     #[test]
     fn the_signature_matches_a_known_vector() {
         let secret = TokenSecret::new("0123456789abcdef").expect("16 bytes");
-        assert_eq!(secret.sign("s", "a", 1), format!("v1.1.{}", known_vector()));
+        assert_eq!(
+            secret.sign(&stream("s"), &session("a"), 1),
+            format!("v1.1.{}", known_vector())
+        );
         assert!(TokenSecret::new("short").is_none());
     }
 

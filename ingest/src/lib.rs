@@ -571,9 +571,7 @@ mod tests {
     }
 
     fn message(id: &str) -> SqsMessage {
-        let mut m = SqsMessage::default();
-        m.message_id = Some(id.to_owned());
-        m
+        livecount_local::lambda_events::sqs_message(id, "", 0, 1, &Default::default())
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use futures::future::BoxFuture;
 use livecount_core::error_chain;
+use livecount_core::ids::{SessionId, StreamId};
 use livecount_core::token::{TokenError, TokenKeys, TokenSecret, VerifyToken};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -95,8 +96,8 @@ impl VerifyToken for Tokens {
     fn verify(
         &self,
         token: Option<&str>,
-        stream_id: &str,
-        session_id: &str,
+        stream_id: &StreamId,
+        session_id: &SessionId,
         now: i64,
     ) -> Result<(), TokenError> {
         self.keys
@@ -138,6 +139,14 @@ async fn read_versions(
 mod tests {
     use super::*;
 
+    fn stream(text: &str) -> StreamId {
+        StreamId::parse(text).expect("valid")
+    }
+
+    fn session(text: &str) -> SessionId {
+        SessionId::parse(text).expect("valid")
+    }
+
     fn secret(text: &str) -> TokenSecret {
         TokenSecret::new(text).expect("long enough")
     }
@@ -160,10 +169,16 @@ mod tests {
             .await
             .expect("first read");
         let now = 1_700_000_000;
-        let (old_token, new_token) = (old.sign("s", "a", now + 60), new.sign("s", "a", now + 60));
-        assert_eq!(tokens.verify(Some(&old_token), "s", "a", now), Ok(()));
+        let (old_token, new_token) = (
+            old.sign(&stream("s"), &session("a"), now + 60),
+            new.sign(&stream("s"), &session("a"), now + 60),
+        );
         assert_eq!(
-            tokens.verify(Some(&new_token), "s", "a", now),
+            tokens.verify(Some(&old_token), &stream("s"), &session("a"), now),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.verify(Some(&new_token), &stream("s"), &session("a"), now),
             Err(TokenError::Wrong)
         );
 
@@ -172,14 +187,23 @@ mod tests {
             previous: Some(old.clone()),
         };
         tokens.refresh_if_due().await;
-        assert_eq!(tokens.verify(Some(&old_token), "s", "a", now), Ok(()));
-        assert_eq!(tokens.verify(Some(&new_token), "s", "a", now), Ok(()));
+        assert_eq!(
+            tokens.verify(Some(&old_token), &stream("s"), &session("a"), now),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.verify(Some(&new_token), &stream("s"), &session("a"), now),
+            Ok(())
+        );
 
         *source.lock().expect("source") = TokenKeys::from(new);
         tokens.refresh_if_due().await;
-        assert_eq!(tokens.verify(Some(&new_token), "s", "a", now), Ok(()));
         assert_eq!(
-            tokens.verify(Some(&old_token), "s", "a", now),
+            tokens.verify(Some(&new_token), &stream("s"), &session("a"), now),
+            Ok(())
+        );
+        assert_eq!(
+            tokens.verify(Some(&old_token), &stream("s"), &session("a"), now),
             Err(TokenError::Wrong)
         );
     }
@@ -204,8 +228,11 @@ mod tests {
             .await
             .expect("read");
         tokens.refresh_if_due().await;
-        let token = secret("the only secret we have").sign("s", "a", 100);
-        assert_eq!(tokens.verify(Some(&token), "s", "a", 1), Ok(()));
+        let token = secret("the only secret we have").sign(&stream("s"), &session("a"), 100);
+        assert_eq!(
+            tokens.verify(Some(&token), &stream("s"), &session("a"), 1),
+            Ok(())
+        );
         assert_eq!(*calls.lock().expect("calls"), 2);
     }
 }
