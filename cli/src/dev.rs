@@ -170,8 +170,14 @@ impl Parts {
         let sdk = livecount_local::local_sdk_config(endpoint).await;
         let config = options.config.clone();
         let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
-        store.admin().create_tables().await.map_err(tables)?;
-        let stream_arn = store.admin().sessions_stream_arn().await.map_err(tables)?;
+        livecount_core::admin::TableAdmin::of(&store)
+            .create_tables()
+            .await
+            .map_err(tables)?;
+        let stream_arn = livecount_core::admin::TableAdmin::of(&store)
+            .sessions_stream_arn()
+            .await
+            .map_err(tables)?;
         let clock = Clock::system();
         let queue = LocalQueue::new(options.queue.clone(), clock.clone());
         let dead_letters = queue.clone();
@@ -336,9 +342,10 @@ impl Lag {
     fn received_at(&self, event: &Event) -> BTreeMap<String, i64> {
         let mut newest: BTreeMap<String, i64> = BTreeMap::new();
         for record in &event.records {
-            if let Ok(probe) =
-                serde_dynamo::from_item::<_, RecvProbe>(record.change.new_image.clone())
-            {
+            if let Ok(probe) = livecount_aggregate::projected::<RecvProbe>(
+                &record.change.new_image,
+                &["streamId", "recvAt"],
+            ) {
                 let at = newest.entry(probe.stream_id).or_insert(probe.recv_at);
                 *at = (*at).max(probe.recv_at);
             }

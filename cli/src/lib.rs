@@ -17,6 +17,7 @@ pub mod simulator;
 
 use clap::{Args, Parser, Subcommand};
 use dev::{Database, DevError, DevOptions};
+use livecount_core::ids::{SessionId, StreamId};
 use livecount_core::{Config, ConfigError, Store, StoreError, error_chain};
 use livecount_local::poller::PollerConfig;
 use livecount_local::trigger::queue::QueueMapping;
@@ -187,7 +188,7 @@ pub enum CliError {
     },
     #[error("could not post events to {url}: {reason}")]
     Post { url: String, reason: String },
-    #[error("invalid stream id: {0}")]
+    #[error("invalid stream id")]
     StreamId(#[from] livecount_core::ids::InvalidId),
 }
 
@@ -208,7 +209,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(args) => token(&args, &config),
         Command::Setup(args) => {
             let store = store(&args, &config).await;
-            store.admin().create_tables().await?;
+            livecount_core::admin::TableAdmin::of(&store)
+                .create_tables()
+                .await?;
             println!(
                 "tables {} and {} are ready",
                 config.sessions_table, config.counters_table
@@ -225,16 +228,23 @@ fn token(args: &TokenArgs, config: &Config) -> Result<(), CliError> {
             "set LIVECOUNT_TOKEN_SECRET to the secret ingest verifies tokens with".to_owned(),
         ));
     };
-    for (field, id) in [("stream", &args.stream), ("session", &args.session)] {
-        livecount_core::ids::check_id(field, id)
-            .map_err(|e| CliError::Input(format!("--{field}: {e}")))?;
-    }
+    let refused =
+        |flag: &str, e: livecount_core::ids::InvalidId| CliError::Input(format!("--{flag}: {e}"));
+    let stream = StreamId::parse(&args.stream).map_err(|e| refused("stream", e))?;
+    let session = SessionId::parse(&args.session).map_err(|e| refused("session", e))?;
     let expiry = livecount_core::Clock::system().now_seconds() + args.ttl.as_secs() as i64;
-    println!("{}", secret.sign(&args.stream, &args.session, expiry));
+    println!("{}", secret.sign(&stream, &session, expiry));
     Ok(())
 }
 
 async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
+    dev::run(dev_options(args, config)?, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `livecount dev`'s arguments as the options the dev app runs with (the tests build
+/// [`dev::DevApp`] in-process from them).
+pub fn dev_options(args: DevArgs, config: Config) -> Result<DevOptions, CliError> {
     for (name, share) in [
         ("--silent-share", args.silent_share),
         ("--duplicate-rate", args.duplicate_rate),
@@ -288,8 +298,7 @@ async fn dev(args: DevArgs, config: Config) -> Result<(), CliError> {
         status_every: (!args.quiet).then_some(Duration::from_secs(1)),
         cors_origins: args.cors_origins,
     };
-    dev::run(options, shutdown_signal()).await?;
-    Ok(())
+    Ok(options)
 }
 
 /// `~/.cache/livecount/dynamodb-local`.
@@ -301,27 +310,34 @@ fn default_install_dir() -> PathBuf {
     cache.join("livecount/dynamodb-local")
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. Both are caught from the call on (not from the first
+/// poll), so a signal that comes once the app has said where it listens stops it cleanly.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::interrupt()).and_then(|interrupt| {
+            signal(SignalKind::terminate()).map(|terminate| (interrupt, terminate))
+        });
+        async move {
+            match signals {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -367,10 +383,7 @@ fn send(args: &SendArgs) -> Result<(), CliError> {
 }
 
 async fn count(args: &CountArgs, config: &Config) -> Result<(), CliError> {
-    livecount_core::ids::StreamId::parse(&args.stream)?;
-    let store = store(&args.endpoint, config).await;
-    let now = livecount_core::Clock::system().now_seconds();
-    let count = livecount_core::live_count(&store, &args.stream, now).await?;
+    let count = live_count(args, config).await?;
     if args.json {
         println!("{}", serde_json::to_string(&count).unwrap_or_default());
     } else {
@@ -385,6 +398,17 @@ async fn count(args: &CountArgs, config: &Config) -> Result<(), CliError> {
         println!("as of: {}", time(Some(count.as_of)));
     }
     Ok(())
+}
+
+/// What `livecount count` prints: the stream's live count now, read with one GetItem.
+pub async fn live_count(
+    args: &CountArgs,
+    config: &Config,
+) -> Result<livecount_core::LiveCount, CliError> {
+    let stream = StreamId::parse(&args.stream)?;
+    let store = store(&args.endpoint, config).await;
+    let now = livecount_core::Clock::system().now_seconds();
+    Ok(livecount_core::live_count(&store, &stream, now).await?)
 }
 
 async fn store(args: &EndpointArgs, config: &Config) -> Store {

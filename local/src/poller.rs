@@ -14,15 +14,13 @@
 //! promises. Every lane's batch is delivered at once, each after a random delay up to
 //! `max_delivery_delay`, so lanes finish in any order.
 
+use crate::lambda_events::{StreamChange, service_identity, stream_record};
 use crate::trigger::stream::{Lane, LaneOutcome, StreamMapping, lane_of};
-use aws_lambda_events::event::dynamodb::{
-    Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
-};
+use aws_lambda_events::event::dynamodb::{Event, EventRecord, UserIdentity};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use chrono::DateTime;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::time::Duration;
@@ -549,52 +547,38 @@ pub fn lambda_record(record: Record, region: &str, stream_arn: &str) -> (EventRe
     let item = |image: Option<std::collections::HashMap<_, _>>| {
         serde_dynamo::Item::from(image.unwrap_or_default())
     };
-    let mut change = StreamRecord::default();
-    change.approximate_creation_date_time = stream
-        .approximate_creation_date_time
-        .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-        .unwrap_or_default();
-    change.keys = item(stream.keys);
-    change.new_image = item(stream.new_image);
-    change.old_image = item(stream.old_image);
-    change.sequence_number = stream.sequence_number;
-    change.size_bytes = stream.size_bytes.unwrap_or_default();
-    change.stream_view_type = Some(StreamViewType::NewAndOldImages);
-
+    let (old_image, new_image) = (item(stream.old_image), item(stream.new_image));
     let ttl = !matches!(name.as_str(), "INSERT" | "MODIFY" | "REMOVE")
         && record.user_identity.is_none()
-        && change.new_image.is_empty()
-        && !change.old_image.is_empty();
-    let mut out = EventRecord::default();
-    out.aws_region = record
+        && new_image.is_empty()
+        && !old_image.is_empty();
+    let change = StreamChange {
+        event_id: record.event_id.unwrap_or_default(),
+        event_name: if ttl { "REMOVE".to_owned() } else { name },
+        keys: item(stream.keys),
+        old_image,
+        new_image,
+        sequence_number: stream.sequence_number.unwrap_or_default(),
+        created_ms: stream.approximate_creation_date_time.map_or(0, |t| {
+            t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)
+        }),
+        size_bytes: stream.size_bytes.unwrap_or_default(),
+        user_identity: if ttl {
+            Some(service_identity())
+        } else {
+            record.user_identity.map(|identity| {
+                let mut user = UserIdentity::default();
+                user.type_ = identity.r#type.unwrap_or_default();
+                user.principal_id = identity.principal_id.unwrap_or_default();
+                user
+            })
+        },
+    };
+    let region = record
         .aws_region
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| region.to_owned());
-    out.change = change;
-    out.event_id = record.event_id.unwrap_or_default();
-    out.event_name = if ttl { "REMOVE".to_owned() } else { name };
-    out.event_source = Some("aws:dynamodb".to_owned());
-    out.event_version = Some(record.event_version.unwrap_or_else(|| "1.1".to_owned()));
-    out.event_source_arn = Some(stream_arn.to_owned());
-    out.user_identity = if ttl {
-        Some(service_identity())
-    } else {
-        record.user_identity.map(|identity| {
-            let mut user = UserIdentity::default();
-            user.type_ = identity.r#type.unwrap_or_default();
-            user.principal_id = identity.principal_id.unwrap_or_default();
-            user
-        })
-    };
-    (out, ttl)
-}
-
-/// The `userIdentity` AWS puts on TTL deletions.
-pub fn service_identity() -> UserIdentity {
-    let mut user = UserIdentity::default();
-    user.type_ = "Service".to_owned();
-    user.principal_id = "dynamodb.amazonaws.com".to_owned();
-    user
+    (stream_record(change, &region, stream_arn), ttl)
 }
 
 fn streams_error<E, R>(operation: &'static str, source: SdkError<E, R>) -> PollerError

@@ -1,18 +1,20 @@
 //! The real Lambda contract: the release `bootstrap` binaries that `make package` builds with
-//! cargo-lambda run under `cargo lambda watch`'s runtime emulator against DynamoDB Local, and
-//! are invoked with SQS, DynamoDB Streams and Function URL events shaped exactly as AWS sends
-//! them. Run by `make lambda-test` (after `make package`), which `.ci/run` calls.
+//! cargo-lambda (the very files the zips hold: arm64 by default, run through qemu's user-mode
+//! emulator on an x86_64 machine) run under `cargo lambda watch`'s runtime emulator against
+//! DynamoDB Local, and are invoked with SQS, DynamoDB Streams and Function URL events shaped
+//! exactly as AWS sends them. Run by `make lambda-test` (after `make package`), which `.ci/run`
+//! calls.
 
 // Test plumbing: a failed step is a failed test, said with its reason.
 #![allow(clippy::expect_used)]
 
 use livecount_core::token::TokenSecret;
-use livecount_tests::{Pipeline, event_body, event_body_with};
+use livecount_tests::{Pipeline, event_body, event_body_with, wait_for};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -36,7 +38,7 @@ fn free_port() -> u16 {
 }
 
 /// `cargo lambda watch --only-lambda-apis`: the runtime API emulator, no function build.
-fn emulator(port: u16) -> Running {
+async fn emulator(port: u16) -> Running {
     let cargo_lambda = std::env::var("CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".to_owned());
     let child = Command::new(&cargo_lambda)
         .args([
@@ -57,14 +59,16 @@ fn emulator(port: u16) -> Running {
             panic!("cannot run {cargo_lambda}: {e} (make lambda-test installs cargo-lambda)")
         });
     let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "cargo lambda watch did not listen on {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let listening = wait_for(Duration::from_secs(60), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(
+        listening,
+        "cargo lambda watch did not listen on {port} within 60 s"
+    );
     running
 }
 
@@ -85,7 +89,19 @@ fn function(
         "{} is missing: run `make package` first",
         bootstrap.display()
     );
-    let mut child = Command::new(&bootstrap)
+    // The shipped arm64 binaries run on an x86_64 machine through qemu's user-mode emulator:
+    // `LIVECOUNT_LAMBDA_RUNNER` is the command (and its arguments) to run them with.
+    let runner = std::env::var("LIVECOUNT_LAMBDA_RUNNER").unwrap_or_default();
+    let mut runner = runner.split_whitespace();
+    let mut command = match runner.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(runner).arg(&bootstrap);
+            command
+        }
+        None => Command::new(&bootstrap),
+    };
+    let mut child = command
         .env_clear()
         // What `cargo lambda watch --only-lambda-apis` asks the function's environment for.
         .env(
@@ -120,65 +136,35 @@ fn function(
 
 /// `POST /2015-03-31/functions/_/invocations` (the Lambda Invoke API) to the emulator that
 /// serves function `name`, with retries while the function starts.
-fn invoke(port: u16, name: &str, event: &Value) -> Value {
+async fn invoke(port: u16, name: &str, event: &Value) -> Value {
     let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let output = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-X",
-                "POST",
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                "@-",
-                &url,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(event.to_string().as_bytes())?;
-                child.wait_with_output()
-            })
-            .expect("curl");
-        if let Ok(value) = serde_json::from_slice::<Value>(&output.stdout) {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer from {name}: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let body = event.to_string();
+    let answer = std::cell::RefCell::new(None);
+    let answered = wait_for(Duration::from_secs(60), || async {
+        let reply = agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(&body)
+            .ok()
+            .and_then(|mut reply| reply.body_mut().read_to_string().ok());
+        *answer.borrow_mut() = reply.and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        answer.borrow().is_some()
+    })
+    .await;
+    assert!(answered, "no answer from {name} within 60 s");
+    answer.into_inner().expect("an answer")
 }
 
+/// An SQS record as Lambda sends it, as JSON.
 fn sqs_record(id: &str, body: &str, sent_ms: i64) -> Value {
-    json!({
-        "messageId": id,
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": sent_ms.to_string(),
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": sent_ms.to_string()
-        },
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livecount-events",
-        "awsRegion": "us-east-1"
-    })
+    let message =
+        livecount_local::lambda_events::sqs_message(id, body, sent_ms, 1, &Default::default());
+    serde_json::to_value(message).expect("an SQS record")
 }
 
 #[tokio::test]
@@ -189,7 +175,10 @@ async fn release_bootstraps_honour_the_lambda_contract() {
     let p = Pipeline::new("lambda-contract").await;
     // One emulator per function: each serves the function named `_` on its own port.
     let ports = [free_port(), free_port(), free_port(), free_port()];
-    let _emulators: Vec<Running> = ports.iter().map(|&port| emulator(port)).collect();
+    let mut emulators: Vec<Running> = Vec::new();
+    for &port in &ports {
+        emulators.push(emulator(port).await);
+    }
     let [ingest_port, aggregate_port, read_port, edge_port] = ports;
     let _ingest = function("ingest", ingest_port, &p, &endpoint, &[]);
     let _aggregate = function("aggregate", aggregate_port, &p, &endpoint, &[]);
@@ -211,7 +200,7 @@ async fn release_bootstraps_honour_the_lambda_contract() {
                                  {"streamId": "keynote", "sessionId": "s-3", "type": "heartbeat", "ts": now}]).to_string(), now),
         sqs_record("bad", "{\"streamId\": \"keynote#1\"}", now),
     ]});
-    let response = invoke(ingest_port, "ingest", &sqs);
+    let response = invoke(ingest_port, "ingest", &sqs).await;
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "bad"}]})
@@ -226,7 +215,8 @@ async fn release_bootstraps_honour_the_lambda_contract() {
             aggregate_port,
             "aggregate",
             &serde_json::to_value(&batch).expect("event JSON"),
-        );
+        )
+        .await;
         assert_eq!(response, json!({"batchItemFailures": []}));
     }
     assert_eq!(p.viewers_at("keynote", now / 1000).await, 3);
@@ -236,7 +226,8 @@ async fn release_bootstraps_honour_the_lambda_contract() {
         read_port,
         "read",
         &url_request("GET", "/api/streams/keynote", "", now),
-    );
+    )
+    .await;
     assert_eq!(response["statusCode"], 200, "{response}");
     let body = answer_body(&response);
     assert_eq!(body["streamId"], "keynote");
@@ -246,13 +237,18 @@ async fn release_bootstraps_honour_the_lambda_contract() {
     // one is refused with its reason.
     let token = TokenSecret::new(secret.as_bytes().to_vec())
         .expect("secret")
-        .sign("keynote", "s-4", now / 1000 + 60);
+        .sign(
+            &livecount_tests::stream("keynote"),
+            &livecount_tests::session("s-4"),
+            now / 1000 + 60,
+        );
     let signed = event_body_with("keynote", "s-4", "start", now, &[("token", json!(token))]);
     let response = invoke(
         edge_port,
         "edge",
         &url_request("POST", "/events", &signed, now),
-    );
+    )
+    .await;
     assert_eq!(response["statusCode"], 202, "{response}");
     assert_eq!(answer_body(&response)["viewers"], 3, "{response}");
     assert_eq!(p.session_rows().await, 4);
@@ -261,7 +257,8 @@ async fn release_bootstraps_honour_the_lambda_contract() {
         edge_port,
         "edge",
         &url_request("POST", "/events", &unsigned, now),
-    );
+    )
+    .await;
     assert_eq!(response["statusCode"], 401, "{response}");
     assert_eq!(answer_body(&response)["reason"], "RefusedUnsigned");
     assert_eq!(p.session_rows().await, 4);

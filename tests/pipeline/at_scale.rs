@@ -203,6 +203,7 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
     let mut p = Pipeline::new("a-week").await;
     p.run_ahead_of_ttl();
     let stream = "s".repeat(128); // the longest stream id
+    let stream_id = livecount_tests::stream(&stream);
     let sessions: Vec<String> = (0..12).map(|i| format!("{i:036}")).collect();
     let step_ms = 10 * 60_000;
     for step in 0..7 * 24 * 6 {
@@ -219,14 +220,14 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
             continue;
         }
         let hour = step / 6;
-        let (size, read) = measured_read(&p, &ItemKey::live_counter(&stream)).await;
+        let (size, read) = measured_read(&p, &ItemKey::live_counter(&stream_id)).await;
         assert!(size <= 1024, "hour {hour}: live counter is {size} bytes");
         assert_eq!(read, 0.5, "hour {hour}: a read costs half a unit");
         let now = p.clock.now_seconds();
         let bucket = now + 60;
         for (i, delta) in [1, -1].into_iter().enumerate() {
             let request = CounterRequest {
-                stream_id: stream.clone(),
+                stream_id: stream_id.clone(),
                 deltas: vec![(bucket, delta)],
                 starts: vec![(now, delta)],
                 prune: Vec::new(),
@@ -247,10 +248,10 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
             let write = measured_update(&p, &request).await;
             assert_eq!(write, 1.0, "hour {hour}: an update costs one write unit");
         }
-        let (history, _) = measured_read(&p, &ItemKey::history(&stream)).await;
+        let (history, _) = measured_read(&p, &ItemKey::history(&stream_id)).await;
         let minutes = p
             .store
-            .get_history(&stream)
+            .get_history(&stream_id)
             .await
             .expect("read")
             .expect("a history item")

@@ -1,12 +1,20 @@
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
-use livecount_tests::{Pipeline, aggregate_handler};
+use livecount_tests::{Pipeline, PipelineOptions, aggregate_handler};
 
 /// The SQS event as AWS documents it goes through the ingest Lambda handler.
 #[tokio::test]
 async fn an_aws_shaped_sqs_event_is_ingested() {
-    let p = Pipeline::new("aws-sqs").await;
+    // The fixture is dated 2023: no TTL sweep (on the real clock) may delete what it writes.
+    let p = Pipeline::with_options(
+        "aws-sqs",
+        PipelineOptions {
+            ttl: false,
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
     // The fixture was sent at 1700000000000: received a second later, not too old to count.
     p.clock.set_ms(1_700_000_001_000);
     let event: SqsEvent =
@@ -32,7 +40,15 @@ async fn an_aws_shaped_sqs_event_is_ingested() {
 /// old TTL deletion is dropped as late; a retry of the batch changes nothing.
 #[tokio::test]
 async fn aws_shaped_stream_records_aggregate() {
-    let p = Pipeline::new("aws-stream").await;
+    // The fixture is dated 2023: no TTL sweep (on the real clock) may delete what it writes.
+    let p = Pipeline::with_options(
+        "aws-stream",
+        PipelineOptions {
+            ttl: false,
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
     p.clock.set_ms(1_700_000_005_000);
     let event: Event =
         serde_json::from_str(include_str!("../fixtures/dynamodb-event.json")).expect("fixture");
@@ -47,7 +63,7 @@ async fn aws_shaped_stream_records_aggregate() {
 
     let counter = p
         .store
-        .get_counter("launch-keynote")
+        .get_counter(&livecount_tests::stream("launch-keynote"))
         .await
         .expect("read")
         .expect("counter");

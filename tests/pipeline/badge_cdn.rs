@@ -77,7 +77,7 @@ async fn two_thousand_viewers_polling_the_badge_through_a_cache_cost_one_read_pe
         .expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let cache = HttpCache::start(&origin, PUBLIC_HEADER);
+    let cache = HttpCache::start(&origin, PUBLIC_HEADER).await;
 
     // The truth at the start: no one on either stream.
     let started = Instant::now();

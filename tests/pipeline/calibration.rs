@@ -243,7 +243,11 @@ fn state(stream: &str, now_ms: i64, ts: i64, seq: Option<u64>, kind: &str) -> Se
 async fn sessions(c: &mut Calibration) {
     let table = c.p.config.sessions_table.clone();
     let now = c.p.clock.now_ms();
-    let a = ItemKey::session("calib", 3, "session-a");
+    let a = ItemKey::session(
+        &livecount_tests::stream("calib"),
+        3,
+        &livecount_tests::session("session-a"),
+    );
     let write = |key: &ItemKey, state: &SessionState| {
         session_write_request(&table, key, state).expect("builds")
     };
@@ -314,7 +318,11 @@ async fn sessions(c: &mut Calibration) {
     .await;
 
     let long = format!("{:0>36}", "b");
-    let b = ItemKey::session(&"s".repeat(128), 1023, &long);
+    let b = ItemKey::session(
+        &livecount_tests::stream(&"s".repeat(128)),
+        1023,
+        &livecount_tests::session(&long),
+    );
     let mut big = state(&"s".repeat(128), now, now, Some(1), "start");
     big.user_id = Some("u".repeat(256));
     big.device = Some("d".repeat(256));
@@ -361,7 +369,7 @@ fn counter(
         Vec::new()
     };
     CounterRequest {
-        stream_id: stream.to_owned(),
+        stream_id: livecount_tests::stream(stream),
         starts,
         deltas,
         prune,
@@ -432,7 +440,8 @@ async fn counters(c: &mut Calibration) {
     )
     .await;
     let (key, held) = receipt(2, now + 4);
-    let release = receipt_release_request(&table, "calib", key, &held).expect("builds");
+    let calib = livecount_tests::stream("calib");
+    let release = receipt_release_request(&table, &calib, key, &held).expect("builds");
     c.send("receipt released", release.clone(), Meant::Applied)
         .await;
     c.send("receipt released again", release, Meant::Refused)
@@ -555,7 +564,8 @@ async fn history(c: &mut Calibration) {
             ),
         ];
         for (label, viewers, at, new_peak, known, meant) in steps {
-            let update = HistoryUpdate::new(stream, viewers, at, new_peak, known, expires);
+            let stream_id = livecount_tests::stream(stream);
+            let update = HistoryUpdate::new(&stream_id, viewers, at, new_peak, known, expires);
             c.send(
                 &format!("history of {}: {label}", &stream[..5]),
                 write(&update),

@@ -165,7 +165,8 @@ async fn assert_history_matches(p: &mut Pipeline, oracle: &Oracle, from: i64) {
     let names: Vec<&str> = streams.iter().map(String::as_str).collect();
     let last = p.publish_history(&names).await;
     for stream in &streams {
-        let history = p.store.get_history(stream).await.expect("read");
+        let stream_id = livecount_tests::stream(stream);
+        let history = p.store.get_history(&stream_id).await.expect("read");
         let history = history.unwrap_or_default();
         let ((peak, peak_at), minutes) = oracle.peak_and_minutes(stream, from..=last);
         assert_eq!(history.peak.unwrap_or(0), peak, "stream {stream}: peak");

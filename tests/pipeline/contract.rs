@@ -54,7 +54,7 @@ async fn each_function_calls_exactly_the_dynamodb_operations_the_contract_grants
 
     // What the read function's routes call: one stream's count, and the stream list.
     let now = p.clock.now_seconds();
-    livecount_core::live_count(&p.store, "st", now)
+    livecount_core::live_count(&p.store, &livecount_tests::stream("st"), now)
         .await
         .expect("read");
     livecount_core::all_live_counts(&p.store, now)

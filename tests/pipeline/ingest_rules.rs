@@ -3,7 +3,7 @@
 //! redelivery when its deadline is near.
 
 use livecount_core::token::TokenSecret;
-use livecount_tests::{Pipeline, event_body_with};
+use livecount_tests::{Pipeline, event_body_with, session, stream};
 use serde_json::json;
 
 fn signed(stream: &str, session: &str, token: Option<String>, ts: i64) -> String {
@@ -21,12 +21,18 @@ async fn signed_sessions_count_only_with_a_valid_token() {
     let now = p.clock.now_ms();
     let later = now / 1000 + 3600;
     let cases = [
-        ("valid", Some(secret.sign("st", "valid", later))),
+        (
+            "valid",
+            Some(secret.sign(&stream("st"), &session("valid"), later)),
+        ),
         ("missing", None),
-        ("wrong", Some(secret.sign("st", "someone-else", later))),
+        (
+            "wrong",
+            Some(secret.sign(&stream("st"), &session("someone-else"), later)),
+        ),
         (
             "expired",
-            Some(secret.sign("st", "expired", now / 1000 - 1)),
+            Some(secret.sign(&stream("st"), &session("expired"), now / 1000 - 1)),
         ),
         ("forged", Some("v1.99999999999.AAAA".to_owned())),
     ];

@@ -63,7 +63,13 @@ async fn a_flood_of_forged_replayed_swapped_and_oversized_requests_adds_no_viewe
     let expiry = p.clock.now_seconds() + 3600;
     let honest: Vec<String> = (0..50).map(|i| format!("viewer-{i:02}")).collect();
     let left: Vec<String> = (0..5).map(|i| format!("left-{i}")).collect();
-    let token = |stream: &str, session: &str| secret().sign(stream, session, expiry);
+    let token = |stream: &str, session: &str| {
+        let (stream, session) = (
+            livecount_tests::stream(stream),
+            livecount_tests::session(session),
+        );
+        secret().sign(&stream, &session, expiry)
+    };
     let mut seq = 1_000u64;
     let mut replays: Vec<String> = Vec::new();
 
@@ -143,7 +149,11 @@ async fn a_flood_of_forged_replayed_swapped_and_oversized_requests_adds_no_viewe
                     "start",
                     now,
                     1,
-                    &secret().sign(STREAM, "late", now / 1000 - 1),
+                    &secret().sign(
+                        &livecount_tests::stream(STREAM),
+                        &livecount_tests::session("late"),
+                        now / 1000 - 1,
+                    ),
                 ),
             ),
             (
@@ -222,7 +232,8 @@ async fn a_flood_of_forged_replayed_swapped_and_oversized_requests_adds_no_viewe
 
     for round in 0..rounds {
         let stream = format!("attack-{round}");
-        let counter = p.store.get_counter(&stream).await.expect("read");
+        let stream_id = livecount_tests::stream(&stream);
+        let counter = p.store.get_counter(&stream_id).await.expect("read");
         assert!(counter.is_none(), "{stream} has a counter");
     }
     let counted = edge_metrics(&router).await;

@@ -38,7 +38,8 @@ async fn peaks(p: &mut Pipeline) -> (u64, u64) {
     p.publish_history(&["a", "b"]).await;
     let mut peaks = [0; 2];
     for (peak, stream) in peaks.iter_mut().zip(["a", "b"]) {
-        let history = p.store.get_history(stream).await.expect("read");
+        let stream_id = livecount_tests::stream(stream);
+        let history = p.store.get_history(&stream_id).await.expect("read");
         *peak = history.and_then(|h| h.peak).unwrap_or(0);
     }
     (peaks[0], peaks[1])
@@ -291,7 +292,8 @@ async fn a_second_is_published_only_once_its_stops_are_applied_too() {
     p.aggregate().await;
     assert_eq!(p.viewers("a").await, 20);
     assert_eq!(peaks(p).await.0, 20);
-    let history = p.store.get_history("a").await.expect("read");
+    let a = livecount_tests::stream("a");
+    let history = p.store.get_history(&a).await.expect("read");
     let highs: Vec<u64> = history
         .map(|h| h.tallies.history.into_values().collect())
         .unwrap_or_default();

@@ -2,7 +2,9 @@ use aws_lambda_events::event::dynamodb::Event;
 use livecount_core::ids::session_shard;
 use livecount_core::{EventKind, Timing};
 use livecount_local::dynamodb_local::Storage;
-use livecount_local::poller::service_identity;
+use livecount_local::lambda_events::{
+    REGION, SESSIONS_STREAM_ARN, StreamChange, service_identity, stream_record,
+};
 use livecount_tests::{Pipeline, PipelineOptions, event_body, wait_for};
 use std::time::Duration;
 
@@ -120,25 +122,26 @@ async fn a_ttl_shaped_remove_of_an_expired_session_changes_nothing() {
 
     let b_expiry = p.config.timing.expiry(EventKind::Heartbeat, t0);
     let pk = format!("st#{}", session_shard("b", p.config.session_shards));
-    let ttl_remove = serde_json::json!({
-        "eventID": "7c2a4b1e", "eventName": "REMOVE", "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-        "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
-        "dynamodb": {
-            "ApproximateCreationDateTime": (t0 + 20_000) / 1000,
-            "Keys": {"PK": {"S": pk}, "SK": {"S": "b"}},
-            "OldImage": {
-                "PK": {"S": pk}, "SK": {"S": "b"}, "streamId": {"S": "st"},
-                "expDate": {"N": b_expiry.to_string()}, "watching": {"BOOL": true}
-            },
-            "SequenceNumber": "900000000000000000000000000000",
-            "SizeBytes": 120,
-            "StreamViewType": "NEW_AND_OLD_IMAGES"
+    let item = |json| serde_dynamo::to_item(json).expect("an item");
+    let ttl_remove = stream_record(
+        StreamChange {
+            event_id: "7c2a4b1e".to_owned(),
+            event_name: "REMOVE".to_owned(),
+            keys: item(serde_json::json!({"PK": pk, "SK": "b"})),
+            old_image: item(serde_json::json!({
+                "PK": pk, "SK": "b", "streamId": "st", "expDate": b_expiry, "watching": true
+            })),
+            sequence_number: "900000000000000000000000000000".to_owned(),
+            created_ms: t0 + 20_000,
+            size_bytes: 120,
+            user_identity: Some(service_identity()),
+            ..StreamChange::default()
         },
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/sessions/stream/2024-01-01T00:00:00.000"
-    });
+        REGION,
+        SESSIONS_STREAM_ARN,
+    );
     let mut batch = Event::default();
-    batch.records = vec![serde_json::from_value(ttl_remove).expect("record")];
+    batch.records = vec![ttl_remove];
     let report = p.aggregate_batch(&batch).await;
     assert_eq!(
         (report.applied, report.late_deltas),
@@ -147,7 +150,7 @@ async fn a_ttl_shaped_remove_of_an_expired_session_changes_nothing() {
     );
     let counter = p
         .store
-        .get_counter("st")
+        .get_counter(&livecount_tests::stream("st"))
         .await
         .expect("read")
         .expect("counter");

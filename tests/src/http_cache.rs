@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An nginx of the test's own, stopped (and its folder removed) on drop.
 pub struct HttpCache {
@@ -32,7 +32,7 @@ fn nginx() -> PathBuf {
 impl HttpCache {
     /// Starts nginx on a free port in front of `origin` (`http://127.0.0.1:{port}`), with the
     /// header `public_header: 1` added to what it forwards.
-    pub fn start(origin: &str, public_header: &str) -> Self {
+    pub async fn start(origin: &str, public_header: &str) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(crate::unique_name("nginx"));
         for sub in ["cache", "temp"] {
@@ -93,20 +93,18 @@ http {{
             child,
             dir,
         };
-        cache.wait_until_listening(port);
+        let listening = crate::wait_for(Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(
+            listening,
+            "nginx did not listen within 10 s: {}",
+            std::fs::read_to_string(cache.dir.join("error.log")).unwrap_or_default()
+        );
         cache
-    }
-
-    fn wait_until_listening(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen within 10 s: {}",
-                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

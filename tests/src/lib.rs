@@ -31,9 +31,10 @@ use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Context, LambdaEvent};
 use livecount_aggregate::{AggregateReport, Aggregator};
 use livecount_core::histogram::HISTORY_LAG_SECONDS;
+use livecount_core::ids::{SessionId, StreamId};
 use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, Store, Timing, viewers_now};
-use livecount_ingest::{Ingest, IngestReport, SENT_TIMESTAMP, tokens as ingest_tokens};
+use livecount_ingest::{Ingest, IngestReport, tokens as ingest_tokens};
 use livecount_local::{PollReport, PollerConfig, StreamPoller};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +78,10 @@ pub struct PipelineOptions {
     pub session_shards: u32,
     /// Lambda's `BisectBatchOnFunctionError` in the poller (the deployments leave it off).
     pub bisect_on_error: bool,
+    /// TTL turned on for both tables, as deployed. Tests of fixtures dated in the past turn it
+    /// off: DynamoDB Local's sweep runs on the real clock, so it would delete what they write,
+    /// whenever it happens to pass.
+    pub ttl: bool,
 }
 
 impl Default for PipelineOptions {
@@ -92,6 +97,7 @@ impl Default for PipelineOptions {
             parallelization_factor: HARSH_PARALLELIZATION,
             session_shards: Config::default().session_shards,
             bisect_on_error: false,
+            ttl: true,
         }
     }
 }
@@ -116,14 +122,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Where `make test` installed DynamoDB Local (`LIVECOUNT_DYNAMODB_LOCAL_DIR`, else `.local/`).
 pub fn dynamodb_local_install_dir() -> std::path::PathBuf {
-    std::env::var("LIVECOUNT_DYNAMODB_LOCAL_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../.local/dynamodb-local"
-            ))
-        })
+    livecount_local::dynamodb_local::repository_install_dir()
 }
 
 /// A DynamoDB Local of the test's own, for tests that must not share its process (a restart)
@@ -234,9 +233,23 @@ impl Pipeline {
             aws_sdk_dynamodb::Client::from_conf(client_config.build()),
             &config,
         );
-        store.admin().create_tables().await.expect("create tables");
-        let stream_arn = store
-            .admin()
+        if options.ttl {
+            livecount_core::admin::TableAdmin::of(&store)
+                .create_tables()
+                .await
+                .expect("create tables");
+        } else {
+            for (table, with_stream) in [
+                (&config.sessions_table, true),
+                (&config.counters_table, false),
+            ] {
+                livecount_core::admin::TableAdmin::of(&store)
+                    .create_key_table(table, with_stream)
+                    .await
+                    .expect("create a table");
+            }
+        }
+        let stream_arn = livecount_core::admin::TableAdmin::of(&store)
             .sessions_stream_arn()
             .await
             .expect("stream ARN");
@@ -291,24 +304,13 @@ impl Pipeline {
     /// An SQS message as Lambda delivers it, sent (`SentTimestamp`) at `sent_ms`.
     pub fn message(&self, body: impl Into<String>, sent_ms: i64) -> SqsMessage {
         let n = self.next_message.fetch_add(1, Ordering::SeqCst);
-        let body = body.into();
-        let event = json!({
-            "messageId": format!("msg-{n:06}"),
-            "receiptHandle": format!("handle-{n}"),
-            "body": body,
-            "attributes": {
-                "ApproximateReceiveCount": "1",
-                SENT_TIMESTAMP: sent_ms.to_string(),
-                "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                "ApproximateFirstReceiveTimestamp": sent_ms.to_string()
-            },
-            "messageAttributes": {},
-            "md5OfBody": "0",
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:livecount-events",
-            "awsRegion": "us-east-1"
-        });
-        serde_json::from_value(event).expect("SQS message shape")
+        livecount_local::lambda_events::sqs_message(
+            &format!("msg-{n:06}"),
+            &body.into(),
+            sent_ms,
+            1,
+            &Default::default(),
+        )
     }
 
     /// A message sent now (on the pipeline's clock).
@@ -380,7 +382,7 @@ impl Pipeline {
     }
 
     pub async fn viewers_at(&self, stream_id: &str, now: i64) -> u64 {
-        viewers_now(&self.store, stream_id, now)
+        viewers_now(&self.store, &stream(stream_id), now)
             .await
             .expect("read")
     }
@@ -409,8 +411,20 @@ impl Pipeline {
 
     /// Deletes the test's tables.
     pub async fn cleanup(&self) {
-        let _ = self.store.admin().delete_tables().await;
+        let _ = livecount_core::admin::TableAdmin::of(&self.store)
+            .delete_tables()
+            .await;
     }
+}
+
+/// A stream id a test names (it must be a valid one).
+pub fn stream(id: &str) -> StreamId {
+    StreamId::parse(id).expect("a valid stream id")
+}
+
+/// A session id a test names (it must be a valid one).
+pub fn session(id: &str) -> SessionId {
+    SessionId::parse(id).expect("a valid session id")
 }
 
 /// The aggregate Lambda handler, called as Lambda calls it.
@@ -469,13 +483,17 @@ pub fn event_body_with(
     event.to_string()
 }
 
-/// Polls `condition` until it holds or `deadline` passes; returns whether it held.
+/// Polls `condition` until it holds or `deadline` passes; returns whether it held. The one wait
+/// of the tests (the pipeline's, the CLI's, the Lambda contract test's and the kit's own, such as
+/// [`http_cache::HttpCache::start`]): no test sleeps to let something happen. It asks again
+/// after 10 ms, then twice as long each time, at most every 500 ms.
 pub async fn wait_for<F, Fut>(deadline: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
     let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(10);
     loop {
         if condition().await {
             return true;
@@ -483,6 +501,7 @@ where
         if Instant::now() >= end {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }

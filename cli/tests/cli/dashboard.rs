@@ -1,11 +1,11 @@
 use crate::harness::{Dev, http_get, http_post, run_within, unique, wait_for};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
+use tokio::process::Command;
 
 fn chromium() -> String {
     for candidate in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(candidate)
+        if std::process::Command::new(candidate)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
@@ -17,7 +17,7 @@ fn chromium() -> String {
 }
 
 /// Runs headless Chromium on `url` with the flags this machine needs.
-fn headless(url: &str, action: &[&str]) -> String {
+async fn headless(url: &str, action: &[&str]) -> String {
     let profile = std::env::temp_dir().join(unique("chromium-profile"));
     let mut command = Command::new(chromium());
     command
@@ -41,7 +41,7 @@ fn headless(url: &str, action: &[&str]) -> String {
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(action)
         .arg(url);
-    let output = run_within(&mut command, Duration::from_secs(90));
+    let output = run_within(&mut command, Duration::from_secs(90)).await;
     let _ = std::fs::remove_dir_all(profile);
     assert!(
         output.status.success(),
@@ -65,25 +65,31 @@ fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
 
 /// The default five players show as exactly 5 on the dashboard, the number `livecount count`
 /// reads, and what the edge refused is shown by reason; a screenshot is kept in
-/// `target/e2e/dashboard.png`.
-#[test]
-fn the_dashboard_shows_the_count_that_livecount_count_reads() {
-    let dev = Dev::start(&unique("dashboard"), &[]);
+/// `target/e2e/dashboard.png`. The app runs in-process, as `livecount dev` builds it.
+#[tokio::test]
+async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
+    let dev = Dev::start(&unique("dashboard"), &[]).await;
     let api = format!("{}/api/streams/demo", dev.url);
-    let five = wait_for(Duration::from_secs(30), || {
-        http_get(&api).is_some_and(|body| body.contains("\"viewers\":5"))
-    });
+    let five = wait_for(Duration::from_secs(30), || async {
+        http_get(&api)
+            .await
+            .is_some_and(|body| body.contains("\"viewers\":5"))
+    })
+    .await;
     assert!(five, "the API did not reach 5 viewers within 30 s");
     for body in ["not json", "{\"streamId\":\"demo\"}"] {
-        assert_eq!(http_post(&format!("{}/events", dev.url), body), Some(400));
+        assert_eq!(
+            http_post(&format!("{}/events", dev.url), body).await,
+            Some(400)
+        );
     }
 
-    let dom = headless(&format!("{}/", dev.url), &["--dump-dom"]);
+    let dom = headless(&format!("{}/", dev.url), &["--dump-dom"]).await;
     let shown = shown_viewers(&dom, "demo")
         .unwrap_or_else(|| panic!("no viewer count for demo in the page:\n{dom}"));
     assert_eq!(
         shown,
-        dev.count("demo"),
+        dev.count("demo").await,
         "the dashboard and `livecount count` disagree"
     );
     assert_eq!(shown, 5);
@@ -102,10 +108,12 @@ fn the_dashboard_shows_the_count_that_livecount_count_reads() {
     headless(
         &format!("{}/", dev.url),
         &[&format!("--screenshot={}", screenshot.display())],
-    );
+    )
+    .await;
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(
         size > 10_000,
         "the screenshot is missing or blank ({size} bytes)"
     );
+    dev.stop().await;
 }

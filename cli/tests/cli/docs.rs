@@ -1,5 +1,5 @@
-//! README.md and docs/ name only what exists: every `make` target, `livecount` command and
-//! `LIVECOUNT_*` environment variable they mention.
+//! README.md, BENCHMARKS.md and docs/ name only what exists: every `make` target, `livecount`
+//! command and flag, script, and environment variable or constant they mention.
 
 // Test helpers outside #[test] functions: a failed step is a failed test.
 #![allow(clippy::expect_used)]
@@ -11,9 +11,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// README.md and every page of docs/, with their names.
+/// README.md, BENCHMARKS.md and every page of docs/, with their names.
 fn pages() -> Vec<(String, String)> {
-    let mut paths = vec![root().join("README.md")];
+    let mut paths = vec![root().join("README.md"), root().join("BENCHMARKS.md")];
     let docs = std::fs::read_dir(root().join("docs")).expect("docs/");
     paths.extend(
         docs.filter_map(Result::ok)
@@ -53,9 +53,10 @@ fn sources() -> String {
                 if !["target", "node_modules", "cdk.out", "dist", ".terraform"].contains(&&*name) {
                     walk(&path, out);
                 }
-            } else if ["rs", "ts", "tf", "sh", "json"]
-                .iter()
-                .any(|x| name.ends_with(&format!(".{x}")))
+            } else if name == "Makefile"
+                || ["rs", "ts", "tf", "sh", "json", "js", "mjs", "py"]
+                    .iter()
+                    .any(|x| name.ends_with(&format!(".{x}")))
             {
                 out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
             }
@@ -65,18 +66,55 @@ fn sources() -> String {
     for dir in [
         "core",
         "ingest",
+        "edge",
         "aggregate",
         "read",
         "api",
         "local",
         "cli",
+        "sim",
+        "bench",
+        "tests",
+        "fuzz",
         "infra",
         "scripts",
+        "clients",
     ] {
         walk(&root().join(dir).join(""), &mut out);
     }
+    out.push_str(&std::fs::read_to_string(root().join("Makefile")).unwrap_or_default());
     out
 }
+
+/// The inline code spans of `text` (between single backticks, outside fenced blocks).
+fn code_spans(text: &str) -> Vec<&str> {
+    let mut spans = Vec::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            spans.extend(line.split('`').skip(1).step_by(2));
+        }
+    }
+    spans
+}
+
+/// Whether `word` reads as an environment variable or a constant: capitals, digits and `_`,
+/// with at least one `_` (`AWS_REGION`, `COUNT_MAX_AGE_MS`).
+fn constant_name(word: &str) -> bool {
+    word.contains('_')
+        && word.starts_with(|c: char| c.is_ascii_uppercase())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Names of DynamoDB's, Lambda's and the AWS CLI's own that the docs quote, which livecount's
+/// sources need not spell.
+const AWS_WORDS: &[&str] = &["ALL_OLD", "NEW_AND_OLD_IMAGES", "TRIM_HORIZON", "AWS_IAM"];
 
 #[test]
 fn every_make_target_command_and_variable_the_docs_name_exists() {
@@ -104,6 +142,45 @@ fn every_make_target_command_and_variable_the_docs_name_exists() {
         for variable in words_after(&text, "LIVECOUNT_") {
             let name = format!("LIVECOUNT_{variable}");
             if !variable.is_empty() && !sources.contains(&format!("\"{name}\"")) {
+                missing.push(format!("{page}: {name}"));
+            }
+        }
+    }
+    for (page, text) in pages() {
+        for span in code_spans(&text) {
+            let words: Vec<&str> = span.split_whitespace().collect();
+            // `livecount dev --virtual-shards K`: the flags of the command it names.
+            if let ["livecount", command, rest @ ..] = words.as_slice()
+                && let Some(sub) = cli.find_subcommand(command)
+            {
+                for flag in rest.iter().filter_map(|w| w.strip_prefix("--")) {
+                    let flag = flag.split('=').next().unwrap_or(flag);
+                    let known = sub.get_arguments().any(|a| {
+                        a.get_long() == Some(flag)
+                            || a.get_all_aliases().is_some_and(|all| all.contains(&flag))
+                    }) || ["help", "version"].contains(&flag);
+                    if !known {
+                        missing.push(format!("{page}: livecount {command} --{flag}"));
+                    }
+                }
+            }
+            // `scripts/smoke.sh`: the file.
+            for word in &words {
+                if let Some(at) = word.find("scripts/") {
+                    let path = word[at..].trim_end_matches(|c: char| ",.;:)".contains(c));
+                    let exists = if path.ends_with('/') {
+                        root().join(path).is_dir()
+                    } else {
+                        root().join(path).is_file()
+                    };
+                    if !exists {
+                        missing.push(format!("{page}: {path}"));
+                    }
+                }
+            }
+            // `AWS_ENDPOINT_URL_DYNAMODB`, `SCALE_SECONDS=40`: a name some source spells.
+            let name = span.split('=').next().unwrap_or(span);
+            if constant_name(name) && !AWS_WORDS.contains(&name) && !sources.contains(name) {
                 missing.push(format!("{page}: {name}"));
             }
         }

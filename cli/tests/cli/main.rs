@@ -1,6 +1,9 @@
-//! End-to-end tests of the `livecount` binary: `dev` with its dashboard in headless Chromium,
-//! `send` and `count`, and the errors a person can run into. They use the DynamoDB Local that
-//! `make test` starts (`AWS_ENDPOINT_URL_DYNAMODB`), except where a test starts its own.
+//! End-to-end tests of `livecount`: `dev` with its dashboard in headless Chromium, the web
+//! player, the post-deploy smoke test, `send` and `count`, all with the app in-process (its
+//! `DevApp`, built from the arguments the binary parses); and the process itself where it is
+//! what is tested: the errors a person can run into (exit statuses, one clear line) and Ctrl-C.
+//! They use the DynamoDB Local that `make test` starts (`AWS_ENDPOINT_URL_DYNAMODB`), except
+//! where a test starts its own.
 
 mod dashboard;
 mod docs;

@@ -16,8 +16,8 @@
 //! - an operator's redrive moves dead letters back as new messages: a new id and a new
 //!   `SentTimestamp`, body and message attributes kept.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage, SqsMessageAttribute};
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 
 /// The settings of an SQS queue and its event source mapping that shape deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,43 +66,13 @@ pub struct QueuedMessage {
 impl QueuedMessage {
     /// The message as Lambda's SQS event source delivers it.
     pub fn to_sqs(&self) -> SqsMessage {
-        let mut sqs = SqsMessage::default();
-        sqs.message_id = Some(self.id.clone());
-        sqs.receipt_handle = Some(format!("local-{}", self.id));
-        sqs.body = Some(self.body.clone());
-        sqs.attributes = HashMap::from([
-            (
-                "ApproximateReceiveCount".to_owned(),
-                self.receives.to_string(),
-            ),
-            ("SentTimestamp".to_owned(), self.sent_ms.to_string()),
-            ("SenderId".to_owned(), "livecount-local".to_owned()),
-            (
-                "ApproximateFirstReceiveTimestamp".to_owned(),
-                self.sent_ms.to_string(),
-            ),
-        ]);
-        sqs.message_attributes = self
-            .attributes
-            .iter()
-            .map(|(name, value)| {
-                let mut attribute = SqsMessageAttribute::default();
-                attribute.string_value = Some(value.clone());
-                attribute.data_type = Some(
-                    if value.parse::<f64>().is_ok() {
-                        "Number"
-                    } else {
-                        "String"
-                    }
-                    .to_owned(),
-                );
-                (name.clone(), attribute)
-            })
-            .collect();
-        sqs.event_source = Some("aws:sqs".to_owned());
-        sqs.event_source_arn = Some("arn:aws:sqs:local:000000000000:livecount-events".to_owned());
-        sqs.aws_region = Some("local".to_owned());
-        sqs
+        crate::lambda_events::sqs_message(
+            &self.id,
+            &self.body,
+            self.sent_ms,
+            self.receives,
+            &self.attributes,
+        )
     }
 }
 

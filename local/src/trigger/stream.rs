@@ -314,9 +314,14 @@ mod tests {
     use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
 
     fn record(seq: &str) -> EventRecord {
-        let mut r = EventRecord::default();
-        r.change.sequence_number = Some(seq.to_owned());
-        r
+        crate::lambda_events::stream_record(
+            crate::lambda_events::StreamChange {
+                sequence_number: seq.to_owned(),
+                ..Default::default()
+            },
+            crate::lambda_events::REGION,
+            crate::lambda_events::SESSIONS_STREAM_ARN,
+        )
     }
 
     fn response(ids: &[Option<&str>]) -> DynamoDbEventResponse {
