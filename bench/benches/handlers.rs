@@ -71,15 +71,9 @@ fn handlers(c: &mut Criterion) {
             let deltas: usize = runs(&moves)
                 .into_iter()
                 .filter_map(|run| {
-                    plan_counter_update(
-                        "launch-keynote",
-                        run,
-                        0,
-                        None,
-                        &known,
-                        &timing,
-                        1_700_000_010,
-                    )
+                    // The stream the records are of (the fixture's: launch-keynote).
+                    let stream = &run.first()?.stream_id;
+                    plan_counter_update(stream, run, 0, None, &known, &timing, 1_700_000_010)
                 })
                 .map(|p| p.deltas.len())
                 .sum();

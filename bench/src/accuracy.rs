@@ -88,14 +88,14 @@ impl Accuracy {
 }
 
 /// One chart sample: (second, truth, the four designs' counts).
-pub type Sample = (i64, u64, [u64; 4]);
+pub type ChartSample = (i64, u64, [u64; 4]);
 
 /// Everything one workload measured.
 pub struct Run {
     pub workload: &'static str,
     pub designs: [Accuracy; 4],
     /// For the chart: (second, truth, a, b, c, d) of the first stream.
-    pub series: Vec<Sample>,
+    pub series: Vec<ChartSample>,
     pub accepted_events: u64,
     pub session_writes: u64,
     pub counter_updates: u64,
@@ -117,12 +117,10 @@ pub async fn run(mut workload: Workload, seconds: i64, seed: u64) -> Result<Run,
         client: client.clone(),
         table: format!("{}-d", p.config.counters_table),
     };
-    p.store
-        .admin()
+    livecount_core::admin::TableAdmin::of(&p.store)
         .create_key_table(&buckets.table, false)
         .await?;
-    p.store
-        .admin()
+    livecount_core::admin::TableAdmin::of(&p.store)
         .create_key_table(&naive.table, false)
         .await?;
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -216,7 +214,7 @@ pub async fn run(mut workload: Workload, seconds: i64, seed: u64) -> Result<Run,
                 query_viewers(
                     &client,
                     &p.config.sessions_table,
-                    stream,
+                    &livecount_core::ids::StreamId::parse(stream)?,
                     p.config.session_shards,
                     now,
                 )

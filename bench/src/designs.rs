@@ -98,7 +98,7 @@ impl NaiveCounter {
             let stream = match record.change.keys.get("PK") {
                 Some(serde_dynamo::AttributeValue::S(pk)) => {
                     livecount_core::ids::SessionPartition::parse(pk)
-                        .map_or(pk.clone(), |p| p.stream_id)
+                        .map_or(pk.clone(), |p| p.stream_id.into())
                 }
                 _ => continue,
             };
@@ -159,7 +159,7 @@ pub struct QueryCost {
 pub async fn query_viewers(
     client: &Client,
     sessions: &str,
-    stream: &str,
+    stream: &livecount_core::ids::StreamId,
     shards: u32,
     now: i64,
 ) -> Result<QueryCost, Error> {

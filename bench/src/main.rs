@@ -1,8 +1,10 @@
 //! `livecount-bench`: runs every benchmark against the DynamoDB Local at
-//! `AWS_ENDPOINT_URL_DYNAMODB` and writes `BENCHMARKS.md` and `docs/benchmarks.png`
+//! `AWS_ENDPOINT_URL_DYNAMODB` and writes `BENCHMARKS.md` and `docs/benchmarks.svg`
 //! (`make bench` runs it, after the criterion benches, under a fresh DynamoDB Local);
 //! `livecount-bench scale` runs the scale simulation (`make bench-scale`). Unknown arguments are
-//! refused before anything runs.
+//! refused before anything runs. Progress goes to stderr; `LIVECOUNT_LOG` takes a `tracing`
+//! filter for more (`livecount_sim=debug`: the simulation's queue and sessions table each
+//! second; `livecount_bench=debug`: every fifth second of each scale scenario's first stream).
 
 mod accuracy;
 mod designs;
@@ -10,14 +12,17 @@ mod read_cost;
 mod report;
 mod scale;
 mod system;
+mod table;
 
 use accuracy::Workload;
 use clap::{Parser, Subcommand};
 use livecount_tests::Crowd;
 
 use report::{Handlers, Report};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use tracing_subscriber::EnvFilter;
 
 /// The simulation allocates and frees millions of small items a second; mimalloc does that
 /// several times faster than the system allocator.
@@ -38,7 +43,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Mode {
     /// The scale scenarios in the simulation (no DynamoDB needed); a full run writes the scale
-    /// section of BENCHMARKS.md and docs/scale.png.
+    /// section of BENCHMARKS.md and docs/scale.svg.
     Scale {
         /// Scale every audience by this factor (a partial run: nothing is written).
         #[arg(long, default_value_t = 1.0)]
@@ -52,6 +57,11 @@ enum Mode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("LIVECOUNT_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -124,10 +134,8 @@ async fn run(args: Args) -> Result<(), designs::Error> {
         _ => report.markdown(),
     };
     std::fs::write(&path, markdown)?;
-    let html = root.join("target/benchmarks-chart.html");
-    std::fs::write(&html, report.chart_html())?;
-    screenshot(&html, &root.join("docs/benchmarks.png"))?;
-    eprintln!("bench: wrote BENCHMARKS.md and docs/benchmarks.png");
+    report.write_chart(&root.join(report::CHART))?;
+    eprintln!("bench: wrote BENCHMARKS.md and {}", report::CHART);
     Ok(())
 }
 
@@ -153,10 +161,11 @@ fn run_scale(root: &Path, factor: f64, only: Option<String>) -> Result<(), desig
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     let section = scale::markdown(&outcomes, &machine_cpu());
     std::fs::write(&path, scale::splice(&existing, &section))?;
-    let html = root.join("target/scale-chart.html");
-    std::fs::write(&html, scale::chart_html(&outcomes))?;
-    screenshot(&html, &root.join("docs/scale.png"))?;
-    eprintln!("bench-scale: wrote the scale section of BENCHMARKS.md and docs/scale.png");
+    scale::write_chart(&outcomes, &root.join(scale::CHART))?;
+    eprintln!(
+        "bench-scale: wrote the scale section of BENCHMARKS.md and {}",
+        scale::CHART
+    );
     Ok(())
 }
 
@@ -216,32 +225,23 @@ fn machine() -> String {
     )
 }
 
-fn screenshot(html: &Path, png: &Path) -> Result<(), designs::Error> {
-    let profile =
-        std::env::temp_dir().join(format!("livecount-bench-chromium-{}", std::process::id()));
-    let status = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-        ])
-        .args([
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1140,520",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .stderr(std::process::Stdio::null())
-        .status()?;
-    let _ = std::fs::remove_dir_all(profile);
-    if status.success() {
-        Ok(())
-    } else {
-        Err("chromium could not draw the chart".into())
+#[cfg(test)]
+mod tests {
+    /// The text of every `<text>` element of `svg`, which must be a well-formed SVG document.
+    pub fn svg_texts(svg: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).expect("well-formed XML");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+        doc.descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .map(|n| n.text().unwrap_or_default().trim().to_owned())
+            .collect()
+    }
+
+    /// Asserts that `svg` is well-formed and has a `<text>` with each of `names`.
+    pub fn assert_svg_with(svg: &str, names: &[&str]) {
+        let texts = svg_texts(svg);
+        for name in names {
+            assert!(texts.iter().any(|t| t == name), "no {name:?} in {texts:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::designs::{Error, query_viewers};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use livecount_core::ids::{SessionId, StreamId};
 use livecount_core::model::{ItemKey, SessionRow, SessionState};
 use livecount_core::{Config, Store};
 use std::collections::HashMap;
@@ -59,28 +60,26 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     // deleted yet, and DynamoDB Local's TTL sweeper (which scans the table every 10 s) would
     // otherwise slow every request on a table of 100,000 rows.
     let store = Store::new(client.clone(), &config);
-    store
-        .admin()
+    livecount_core::admin::TableAdmin::of(&store)
         .create_key_table(&config.sessions_table, false)
         .await?;
-    store
-        .admin()
+    livecount_core::admin::TableAdmin::of(&store)
         .create_key_table(&config.counters_table, false)
         .await?;
     let now = chrono::Utc::now().timestamp();
-    let stream = "big-event";
+    let stream = StreamId::parse("big-event")?;
 
     // N watching sessions and N expired rows TTL has not deleted yet.
     let mut row_bytes = 0;
     let rows: Vec<HashMap<String, AttributeValue>> = (0..2 * sessions)
-        .map(|i| {
-            let session = format!("7f1c2a9e-1d2b-4c55-9f0e-{i:012}");
+        .map(|i| -> Result<_, Error> {
+            let session = SessionId::parse(&format!("7f1c2a9e-1d2b-4c55-9f0e-{i:012}"))?;
             let expired = i >= sessions;
             let shard = livecount_core::ids::session_shard(&session, config.session_shards);
             let row = SessionRow {
-                key: ItemKey::session(stream, shard, &session),
+                key: ItemKey::session(&stream, shard, &session),
                 state: SessionState {
-                    stream_id: stream.to_owned(),
+                    stream_id: stream.to_string(),
                     exp_date: if expired { now - 600 } else { now + 3600 },
                     last_ts: now * 1000,
                     last_seq: None,
@@ -94,9 +93,9 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
                 },
                 started_at: now * 1000 - 60_000,
             };
-            serde_dynamo::to_item(&row).unwrap_or_default()
+            Ok(serde_dynamo::to_item(&row).unwrap_or_default())
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     if let Some(first) = rows.first() {
         row_bytes = item_bytes(first);
     }
@@ -154,7 +153,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
         let output = client
             .get_item()
             .table_name(&config.counters_table)
-            .key("PK", AttributeValue::S(stream.to_owned()))
+            .key("PK", AttributeValue::S(stream.to_string()))
             .key("SK", AttributeValue::S("live".to_owned()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
@@ -174,7 +173,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
         cost = query_viewers(
             client,
             &config.sessions_table,
-            stream,
+            &stream,
             config.session_shards,
             now,
         )
@@ -195,7 +194,9 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     } else {
         read_units(query_bytes)
     };
-    let _ = store.admin().delete_tables().await;
+    let _ = livecount_core::admin::TableAdmin::of(&store)
+        .delete_tables()
+        .await;
     Ok(ReadCost {
         sessions,
         get_p50_ms: percentile(&mut get_ms, 0.5),

@@ -8,6 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use livecount_aggregate::Aggregator;
+use livecount_core::ids::StreamId;
 use livecount_core::{Clock, Config, Store, Timing, live_count};
 use livecount_ingest::Ingest;
 use livecount_local::poller::{PollerConfig, StreamPoller};
@@ -25,7 +26,7 @@ pub struct Freshness {
     pub poll_interval_ms: u128,
 }
 
-pub struct Throughput {
+pub struct EndToEnd {
     pub events: u64,
     pub pipeline_events_per_s: f64,
     pub raw_puts_per_s: f64,
@@ -58,10 +59,14 @@ async fn parts(
         ..Config::default()
     };
     let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), &config);
-    store.admin().create_tables().await?;
+    livecount_core::admin::TableAdmin::of(&store)
+        .create_tables()
+        .await?;
     let poller = StreamPoller::new(
         livecount_local::streams_client(sdk),
-        store.admin().sessions_stream_arn().await?,
+        livecount_core::admin::TableAdmin::of(&store)
+            .sessions_stream_arn()
+            .await?,
         PollerConfig {
             // the pipeline's own latency: the deployed batching windows (1 s each) add to it
             mapping: StreamMapping {
@@ -127,6 +132,7 @@ async fn with_pipeline<T>(parts: &Parts, poller: StreamPoller, work: impl Future
 /// Enqueues one `start` at a time and times how long until a counter read shows it.
 pub async fn freshness(sdk: &aws_config::SdkConfig, probes: usize) -> Result<Freshness, Error> {
     let (parts, poller) = parts(sdk, "fresh", 10).await?;
+    let fresh = StreamId::parse("fresh")?;
     let latencies = with_pipeline(&parts, poller, async {
         let mut latencies = Vec::new();
         for i in 0..probes {
@@ -137,7 +143,7 @@ pub async fn freshness(sdk: &aws_config::SdkConfig, probes: usize) -> Result<Fre
             parts.queue.enqueue(body);
             loop {
                 let now = Clock::system().now_seconds();
-                if live_count(&parts.store, "fresh", now).await.is_ok_and(|c| c.viewers > i as u64) {
+                if live_count(&parts.store, &fresh, now).await.is_ok_and(|c| c.viewers > i as u64) {
                     break;
                 }
                 if start.elapsed() > Duration::from_secs(30) {
@@ -151,7 +157,9 @@ pub async fn freshness(sdk: &aws_config::SdkConfig, probes: usize) -> Result<Fre
         Ok(latencies)
     })
     .await?;
-    let _ = parts.store.admin().delete_tables().await;
+    let _ = livecount_core::admin::TableAdmin::of(&parts.store)
+        .delete_tables()
+        .await;
     let mut latencies = latencies;
     Ok(Freshness {
         p50_ms: percentile(&mut latencies, 0.5),
@@ -164,7 +172,7 @@ pub async fn freshness(sdk: &aws_config::SdkConfig, probes: usize) -> Result<Fre
 /// `events` heartbeats (10 per session, 50 streams) in one burst through the local pipeline,
 /// until every event is ingested and every stream record aggregated; then the same number of
 /// plain `PutItem`s into the same sessions table with the same concurrency (16).
-pub async fn throughput(sdk: &aws_config::SdkConfig, events: u64) -> Result<Throughput, Error> {
+pub async fn throughput(sdk: &aws_config::SdkConfig, events: u64) -> Result<EndToEnd, Error> {
     let (parts, poller) = parts(sdk, "throughput", 100).await?;
     let sessions = events / 10;
     let elapsed = with_pipeline(&parts, poller, async {
@@ -217,8 +225,10 @@ pub async fn throughput(sdk: &aws_config::SdkConfig, events: u64) -> Result<Thro
         .count()
         .await;
     let raw_elapsed = start.elapsed();
-    let _ = store.admin().delete_tables().await;
-    Ok(Throughput {
+    let _ = livecount_core::admin::TableAdmin::of(&store)
+        .delete_tables()
+        .await;
+    Ok(EndToEnd {
         events,
         pipeline_events_per_s: events as f64 / elapsed.as_secs_f64(),
         raw_puts_per_s: puts as f64 / raw_elapsed.as_secs_f64(),

@@ -1,6 +1,7 @@
 //! The model of AWS the simulation runs livecount against: the two tables with their
 //! throughput limits, the sessions table's stream, and the SDK's retries. Every `UpdateItem`
-//! livecount's handlers send arrives here through [`livecount_core::store::UpdateModel`].
+//! livecount's handlers send arrives here through the store's port,
+//! [`livecount_core::store::UpdateItems`].
 //!
 //! What the model grants is what AWS documents (see `docs/benchmarks.md`, "The model"):
 //!
@@ -12,13 +13,13 @@
 //! - the SDK's standard retry mode: three attempts, each after a random backoff of up to 1 s,
 //!   then 2 s.
 
-use crate::dynamodb::{RequestError, Table, Written};
+use crate::dynamodb::{Table, ValidationError, Written};
 use crate::expression::Item;
 use aws_lambda_events::event::dynamodb::EventRecord;
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use livecount_core::requests::UpdateRequest;
-use livecount_core::store::{UpdateModel, UpdateOutcome};
+use livecount_core::store::{UpdateFuture, UpdateItems, UpdateOutcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -153,22 +154,27 @@ pub struct Change {
 impl Change {
     /// The stream record Lambda delivers for it (`NEW_AND_OLD_IMAGES`).
     pub fn into_record(self) -> EventRecord {
+        use livecount_local::lambda_events::{
+            REGION, SESSIONS_STREAM_ARN, StreamChange, stream_record,
+        };
         let to_stream = |item: Option<Item>| item.map(serde_dynamo::Item::from).unwrap_or_default();
-        let mut record = EventRecord::default();
-        record.event_id = format!("{:032x}", self.sequence);
-        record.event_name = if self.old.is_some() {
-            "MODIFY"
-        } else {
-            "INSERT"
-        }
-        .to_owned();
-        record.change.keys = serde_dynamo::Item::from(self.key);
-        record.change.old_image = to_stream(self.old);
-        record.change.new_image = to_stream(self.new);
-        record.change.sequence_number = Some(format!("{:021}", self.sequence));
-        record.change.approximate_creation_date_time =
-            chrono::DateTime::from_timestamp_millis(self.committed_ms).unwrap_or_default();
-        record
+        let change = StreamChange {
+            event_id: format!("{:032x}", self.sequence),
+            event_name: if self.old.is_some() {
+                "MODIFY"
+            } else {
+                "INSERT"
+            }
+            .to_owned(),
+            keys: serde_dynamo::Item::from(self.key),
+            old_image: to_stream(self.old),
+            new_image: to_stream(self.new),
+            sequence_number: format!("{:021}", self.sequence),
+            created_ms: self.committed_ms,
+            size_bytes: 0,
+            user_identity: None,
+        };
+        stream_record(change, REGION, SESSIONS_STREAM_ARN)
     }
 }
 
@@ -188,7 +194,7 @@ pub struct World {
     pub attempts: u64,
     pub longest_backoff_ms: i64,
     /// Requests DynamoDB would refuse as invalid (none is expected).
-    pub invalid: Vec<RequestError>,
+    pub invalid: Vec<ValidationError>,
     /// Injected faults (the counters table's, in the faults scenario): the share of attempts
     /// throttled whatever the throughput, and of applied attempts whose answer is lost (the SDK
     /// then sends the same request again, as it does after a 500).
@@ -246,14 +252,18 @@ impl Aws {
         }
     }
 
-    /// A livecount [`Store`](livecount_core::Store) whose `UpdateItem`s go to this model instead of the network.
+    /// A livecount [`Store`](livecount_core::Store) whose `UpdateItem`s go to this model instead
+    /// of the network (its client, for reads, is never used: the handlers only update).
     pub fn store(&self, config: &livecount_core::Config) -> livecount_core::Store {
         let sdk = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .build();
-        livecount_core::Store::new(aws_sdk_dynamodb::Client::from_conf(sdk), config)
-            .with_model(Arc::new(self.clone()))
+        livecount_core::Store::with_updates(
+            aws_sdk_dynamodb::Client::from_conf(sdk),
+            Arc::new(self.clone()),
+            config,
+        )
     }
 
     /// The sessions table (the ingest side's).
@@ -267,16 +277,22 @@ impl Aws {
     }
 }
 
-impl UpdateModel for Aws {
-    fn update_item(
-        &self,
-        request: UpdateRequest,
-    ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
-        if request.table == self.sessions_table {
+/// Applies each request at once, on the table it names, after the retries the SDK would make
+/// (the answer is ready when the future is first polled).
+impl UpdateItems for Aws {
+    fn update(&self, request: UpdateRequest, returns: ReturnValue) -> UpdateFuture<'_> {
+        let outcome = if request.table == self.sessions_table {
             self.sessions().update(&request)
         } else {
             self.counters().update(&request)
-        }
+        };
+        // The model answers with the item after an applied update; DynamoDB returns nothing
+        // when asked for nothing.
+        let outcome = match returns {
+            ReturnValue::None => outcome.map(|o| o.map(|_| None)),
+            _ => outcome,
+        };
+        Box::pin(std::future::ready(outcome))
     }
 }
 
@@ -349,7 +365,7 @@ impl World {
         })
     }
 
-    fn invalid(&mut self, error: RequestError) -> Box<aws_sdk_dynamodb::Error> {
+    fn invalid(&mut self, error: ValidationError) -> Box<aws_sdk_dynamodb::Error> {
         self.invalid.push(error.clone());
         let meta = aws_sdk_dynamodb::error::ErrorMetadata::builder()
             .code("ValidationException")

@@ -11,17 +11,17 @@
 //! Throughput limits (per key, per table) are the simulation's business, not this table's.
 
 use crate::expression::{Compiled, ExpressionError, Item, Scope};
+use crate::hash::stable_hash;
 use aws_sdk_dynamodb::types::AttributeValue;
 use livecount_core::capacity::{item_size, read_units, write_units};
 use livecount_core::requests::UpdateRequest;
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Why the model refuses a request (DynamoDB would answer `ValidationException`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
+pub enum ValidationError {
     #[error(transparent)]
     Expression(#[from] ExpressionError),
     #[error("the key has no string PK and SK")]
@@ -76,7 +76,7 @@ impl Table {
 
     /// Applies an `UpdateItem` as DynamoDB would: the condition on the current item, then the
     /// update; charged by the larger of the item's sizes before and after.
-    pub fn update(&mut self, request: &UpdateRequest) -> Result<Written, RequestError> {
+    pub fn update(&mut self, request: &UpdateRequest) -> Result<Written, ValidationError> {
         self.update_admitted(request, |_| true)
             .map(|written| written.unwrap_or_else(unreachable_admission))
     }
@@ -87,7 +87,7 @@ impl Table {
         &mut self,
         request: &UpdateRequest,
         admit: impl FnOnce(f64) -> bool,
-    ) -> Result<Option<Written>, RequestError> {
+    ) -> Result<Option<Written>, ValidationError> {
         let (pk, sk) = key_of(&request.key)?;
         let compiled = self.compile(request)?;
         let scope = Scope {
@@ -101,7 +101,7 @@ impl Table {
         let size_before = current.map_or(0, item_size);
         let size_after = item_size(&next);
         if size_after > MAX_ITEM_BYTES {
-            return Err(RequestError::TooLarge(size_after));
+            return Err(ValidationError::TooLarge(size_after));
         }
         let units = write_units(size_before, size_after);
         if !admit(units) {
@@ -154,7 +154,7 @@ impl Table {
         removed
     }
 
-    fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
+    fn compile(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, ValidationError> {
         if let Some((update, condition, compiled)) = &self.last
             && *update == request.update
             && *condition == request.condition
@@ -171,13 +171,16 @@ impl Table {
     }
 
     /// Parses a request's expressions (checking them against DynamoDB's limits once per shape).
-    fn compile_any(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, RequestError> {
+    fn compile_any(&mut self, request: &UpdateRequest) -> Result<Arc<Compiled>, ValidationError> {
         if !request.within_limits() {
-            return Err(RequestError::Limits);
+            return Err(ValidationError::Limits);
         }
-        let mut hasher = std::hash::DefaultHasher::new();
-        (&request.update, &request.condition).hash(&mut hasher);
-        let hash = hasher.finish();
+        // The cache compares the texts, so any hash would be correct; the stable one keeps a
+        // run's work the same everywhere.
+        let hash = match &request.condition {
+            None => stable_hash(&[&request.update]),
+            Some(condition) => stable_hash(&[&request.update, condition]),
+        };
         if let Some((update, condition, compiled)) = self.compiled.get(&hash)
             && *update == request.update
             && *condition == request.condition
@@ -215,10 +218,10 @@ fn unreachable_admission() -> Written {
     }
 }
 
-fn key_of(key: &Item) -> Result<(&str, &str), RequestError> {
+fn key_of(key: &Item) -> Result<(&str, &str), ValidationError> {
     match (key.get("PK"), key.get("SK")) {
         (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok((pk, sk)),
-        _ => Err(RequestError::Key),
+        _ => Err(ValidationError::Key),
     }
 }
 
@@ -235,7 +238,7 @@ mod tests {
         counter_request(
             "counters",
             &CounterRequest {
-                stream_id: "s".into(),
+                stream_id: livecount_core::ids::StreamId::parse("s").expect("valid"),
                 deltas,
                 starts: Vec::new(),
                 prune: vec![900],

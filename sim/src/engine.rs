@@ -35,6 +35,7 @@
 
 use crate::audience::{AudienceSpec, Players, Sent};
 use crate::aws::{Aws, Change};
+use crate::hash::stable_hash;
 use crate::oracle::{SentAudience, Settled};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
@@ -49,7 +50,6 @@ use livecount_local::trigger::queue::{Queue, QueueMapping, QueueOutcome, QueuedM
 use livecount_local::trigger::stream::{Lane as StreamLane, LaneOutcome, StreamMapping};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 /// One round of concurrent DynamoDB requests from Lambda, in ms (DynamoDB documents
 /// "single-digit millisecond" latency; 5 ms is taken).
@@ -110,7 +110,7 @@ pub struct HandlerCost {
 
 /// Faults injected into the aggregate side: AWS's failures as they reach livecount.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Faults {
+pub struct InjectedFaults {
     /// Share of aggregate invocations that die after their counter updates, before they finish
     /// (an out-of-memory, a timeout): Lambda retries the batch from its first record.
     pub function_errors: f64,
@@ -138,7 +138,7 @@ pub struct Scenario {
     /// Whether the SQS trigger starts scaled out (an audience that has been there for a while),
     /// or at five concurrent batches.
     pub scaled_out: bool,
-    pub faults: Faults,
+    pub faults: InjectedFaults,
     /// Forged requests a second at the edge (an attack), refused before any write.
     pub attack_per_second: u64,
     pub seed: u64,
@@ -288,14 +288,6 @@ struct Written {
 
 /// Simulated time starts here (epoch ms, a whole minute).
 pub const EPOCH_MS: i64 = 1_800_000_000_000;
-
-fn hash_of(parts: &[&str]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    for part in parts {
-        part.hash(&mut hasher);
-    }
-    hasher.finish()
-}
 
 /// The stream a record's session belongs to (`PK = "{stream}#{shard}"`).
 fn stream_of(record: &EventRecord) -> &str {
@@ -571,17 +563,17 @@ impl<'a> Front<'a> {
                 Door::Edge => self.through_the_edge(&sent, now_ms),
             }
             let changes = std::mem::take(&mut self.aws.sessions().changes);
-            if (t + STEP_MS) % 1000 == 0 && std::env::var_os("SCALE_DEBUG").is_some() {
+            if (t + STEP_MS) % 1000 == 0 && tracing::enabled!(tracing::Level::DEBUG) {
                 let world = self.aws.sessions();
-                eprintln!(
-                    "t={}s queue={} allowed={:.0} busy={} table_peak={:.0} throttled_attempts={} hottest={:?}",
-                    (t + STEP_MS) / 1000,
-                    self.queue.len(),
-                    self.allowed,
-                    self.slots.iter().filter(|(u, _)| *u > now_ms).count(),
-                    world.throughput.table_peak,
-                    world.throughput.throttled_attempts,
-                    world.throughput.hottest(),
+                tracing::debug!(
+                    second = (t + STEP_MS) / 1000,
+                    queue = self.queue.len(),
+                    allowed = format_args!("{:.0}", self.allowed),
+                    busy = self.slots.iter().filter(|(u, _)| *u > now_ms).count(),
+                    table_peak = format_args!("{:.0}", world.throughput.table_peak),
+                    throttled_attempts = world.throughput.throttled_attempts,
+                    hottest = ?world.throughput.hottest(),
+                    "ingest side",
                 );
             }
             let audience = ((t + STEP_MS) % 1000 == 0).then(|| {
@@ -607,12 +599,7 @@ impl<'a> Front<'a> {
             }
             self.out.waited += waiting.elapsed();
         }
-        if std::env::var_os("SCALE_DEBUG").is_some() {
-            eprintln!(
-                "ingest side waited {:?} for the aggregate side",
-                self.out.waited
-            );
-        }
+        tracing::debug!(waited = ?self.out.waited, "ingest side waited for the aggregate side");
         self.out
     }
 
@@ -910,9 +897,7 @@ impl<'a> Back<'a> {
                 self.sample(now_ms + STEP_MS, &audience);
             }
         }
-        if std::env::var_os("SCALE_DEBUG").is_some() {
-            eprintln!("aggregate side waited {waited:?} for the ingest side");
-        }
+        tracing::debug!(?waited, "aggregate side waited for the ingest side");
         self.finish()
     }
 
@@ -920,9 +905,10 @@ impl<'a> Back<'a> {
     fn route(&mut self, changes: Vec<Change>) {
         let pf = self.settings.parallelization_factor;
         for change in changes {
-            let shard = (hash_of(&[&change.partition_key]) % self.shards as u64) as usize;
+            // A stable hash (`crate::hash`): where a record goes decides the run's outcome.
+            let shard = (stable_hash(&[&change.partition_key]) % self.shards as u64) as usize;
             let lane = shard * pf
-                + (hash_of(&[&change.partition_key, &change.sort_key]) % pf as u64) as usize;
+                + (stable_hash(&[&change.partition_key, &change.sort_key]) % pf as u64) as usize;
             // Lambda polls each shard about four times a second.
             let visible_ms = change.committed_ms + 250 - change.committed_ms.rem_euclid(250);
             self.lanes[lane]
@@ -1026,13 +1012,8 @@ impl<'a> Back<'a> {
     /// A record the counters took in: into the settled oracle, and its lag measured.
     fn settle(&mut self, record: &EventRecord, done_ms: i64) {
         let names = ["PK", "SK", "recvAt", "lastType"];
-        let projection: HashMap<String, serde_dynamo::AttributeValue> = names
-            .iter()
-            .filter_map(|&n| record.change.new_image.get_key_value(n))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         let Ok(written) =
-            serde_dynamo::from_item::<_, Written>(serde_dynamo::Item::from(projection))
+            livecount_aggregate::projected::<Written>(&record.change.new_image, &names)
         else {
             return;
         };

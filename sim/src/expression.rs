@@ -10,8 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-/// An item as the SDK holds it.
-pub type Item = HashMap<String, AttributeValue>;
+pub use livecount_core::requests::Item;
 
 /// Why an expression cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

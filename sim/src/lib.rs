@@ -10,12 +10,15 @@
 //! the tests run, here on the simulated clock.
 //!
 //! `make bench-scale` runs the scenarios and writes the scale section of `BENCHMARKS.md` (the
-//! model is described in `docs/benchmarks.md`).
+//! model is described in `docs/benchmarks.md`). Its debug output is `tracing` events at `debug`
+//! (each simulated second's queue, ingest slots and sessions table, and how long each thread
+//! waited), shown by the bench binary with `LIVECOUNT_LOG=livecount_sim=debug`.
 
 pub mod audience;
 pub mod aws;
 pub mod dynamodb;
 pub mod engine;
 pub mod expression;
+pub mod hash;
 pub mod oracle;
 pub mod sizing;
