@@ -9,14 +9,14 @@ LAMBDA_DIR ?= target/lambda
 LAMBDA_TARGET = $(if $(filter x86_64,$(LAMBDA_ARCH)),x86_64,aarch64)-unknown-linux-gnu.2.17
 LAMBDA_ELF_MACHINE = $(if $(filter x86_64,$(LAMBDA_ARCH)),62,183)
 
-.PHONY: run test unit lint fmt chromium nginx web-client package lambda-test infra-test fuzz bench bench-scale clean-local
+.PHONY: run test unit lint deps fmt chromium nginx web-client package lambda-test infra-test fuzz bench bench-scale clean-local
 
 ## run: the whole pipeline on this machine: DynamoDB Local, five simulated players, the dashboard
 run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
 ## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local
-test: lint chromium nginx web-client
+test: lint deps chromium nginx web-client
 	cd clients/web && npm test
 	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
@@ -25,15 +25,18 @@ test: lint chromium nginx web-client
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-## lint: formatting (the fuzz targets' too), clippy and rustdoc, warnings as errors
+## lint: formatting, clippy and rustdoc, warnings as errors
 lint:
 	$(CARGO) fmt --all -- --check
-	cd fuzz && $(CARGO) fmt -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
 fmt:
 	$(CARGO) fmt --all
+
+## deps: no unused dependency (cargo-machete), every dependency's licence allowed
+deps:
+	scripts/check-deps.sh
 
 ## chromium: Debian's Chromium, for the dashboard's and the player's end-to-end tests
 chromium:
@@ -65,12 +68,17 @@ package: $(LAMBDA_VENV)/bin/cargo-lambda
 	  printf '%-10s %s bytes (%s)\n' $$f "$$(stat -c %s $(LAMBDA_DIR)/$$f/bootstrap.zip)" $(LAMBDA_ARCH); \
 	done
 
-## lambda-test: the x86_64 release bootstraps (this machine's) under cargo lambda's runtime
-## emulator, against DynamoDB Local
-lambda-test:
-	$(MAKE) package LAMBDA_ARCH=x86_64 LAMBDA_DIR=target/lambda-x86_64
+## lambda-test: the shipped bootstraps (make package's, for LAMBDA_ARCH) under cargo lambda's
+## runtime emulator, against DynamoDB Local; arm64 ones run through qemu's user-mode emulator
+## (Debian's qemu-user-static, with Debian's arm64 C library) on an x86_64 machine
+LAMBDA_RUNNER = $(if $(and $(filter arm64,$(LAMBDA_ARCH)),$(filter-out aarch64,$(shell uname -m))),qemu-aarch64-static -L /usr/aarch64-linux-gnu)
+lambda-test: package
+	@if [ -n "$(LAMBDA_RUNNER)" ]; then \
+	  scripts/install-debian-package.sh qemu-user-static qemu-aarch64-static && \
+	  scripts/install-debian-package.sh libc6-arm64-cross /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1; \
+	fi
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" CARGO_LAMBDA=$(LAMBDA_VENV)/bin/cargo-lambda \
-	  LIVECOUNT_LAMBDA_DIR=$(CURDIR)/target/lambda-x86_64 \
+	  LIVECOUNT_LAMBDA_DIR=$(CURDIR)/$(LAMBDA_DIR) LIVECOUNT_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" \
 	  scripts/with-dynamodb-local.sh $(CARGO) test -p livecount-tests --test lambda_contract -- --ignored
 
 ## infra-test: CDK tests and offline synth, terraform checks, checkov
@@ -83,12 +91,12 @@ fuzz:
 	scripts/fuzz.sh $(FUZZ_RUNS)
 
 ## bench-scale: the million-viewer simulation (livecount-sim): the scale section of BENCHMARKS.md
-## and docs/scale.png (about 15 minutes on 2 cores; no DynamoDB needed)
-bench-scale: chromium
+## and docs/scale.svg (about 40 minutes on 2 cores; no DynamoDB needed)
+bench-scale:
 	$(CARGO) run --release -q -p livecount-bench -- scale
 
-## bench: every benchmark against DynamoDB Local; writes BENCHMARKS.md and docs/benchmarks.png
-bench: chromium
+## bench: every benchmark against DynamoDB Local; writes BENCHMARKS.md and docs/benchmarks.svg
+bench:
 	$(CARGO) bench -p livecount-bench --bench handlers -- --warm-up-time 1 --measurement-time 3
 	scripts/with-dynamodb-local.sh $(CARGO) run --release --quiet -p livecount-bench
 

@@ -15,13 +15,13 @@ for target in parse_body stream_record; do
   echo "fuzz: $target, $runs inputs"
   log="target/fuzz-$target.log"
   mkdir -p target
-  if ! cargo fuzz run --sanitizer none "$target" "corpus/$target" -- \
+  if ! cargo fuzz run --features libfuzzer --sanitizer none "$target" "corpus/$target" -- \
       -runs="$runs" -max_len=4096 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "fuzz: $target FAILED (crash input in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
   grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' "$log" || true
-  cargo fuzz cmin --sanitizer none "$target" "corpus/$target" >/dev/null 2>&1
+  cargo fuzz cmin --features libfuzzer --sanitizer none "$target" "corpus/$target" >/dev/null 2>&1
   echo "fuzz: $target corpus minimised to $(ls "corpus/$target" | wc -l) inputs"
 done
