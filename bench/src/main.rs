@@ -237,6 +237,18 @@ mod tests {
             .collect()
     }
 
+    /// What `draw` writes to a file of its own (removed afterwards), as text.
+    pub fn drawn(
+        name: &str,
+        draw: impl FnOnce(&std::path::Path) -> Result<(), crate::designs::Error>,
+    ) -> String {
+        let path = std::env::temp_dir().join(format!("{name}-{}.svg", std::process::id()));
+        draw(&path).expect("draws");
+        let svg = std::fs::read_to_string(&path).expect("written");
+        std::fs::remove_file(&path).ok();
+        svg
+    }
+
     /// Asserts that `svg` is well-formed and has a `<text>` with each of `names`.
     pub fn assert_svg_with(svg: &str, names: &[&str]) {
         let texts = svg_texts(svg);

@@ -121,7 +121,7 @@ impl Report {
                 &"pipeline / raw PutItem",
                 &format!("{:.2}", t.pipeline_events_per_s / t.raw_puts_per_s.max(1.0)),
             ]);
-        doc.push("## 4. EndToEnd")
+        doc.push("## 4. Throughput")
             .push(throughput)
             .push("The local pipeline runs one ingest batch at a time (100 messages, 16 writes in flight) and one stream poller, like a single Lambda instance per trigger; each accepted event costs one conditional write plus its share of counter updates, and the aggregator waits for the stream. On AWS both triggers scale out (SQS by concurrent batches, the stream by shards and parallelization factor).");
 
@@ -321,10 +321,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_chart_is_an_svg_with_the_truth_and_every_design() {
-        let path = std::env::temp_dir().join(format!("livecount-bench-{}.svg", std::process::id()));
-        report().write_chart(&path).expect("draws");
-        let svg = std::fs::read_to_string(&path).expect("written");
-        std::fs::remove_file(&path).ok();
+        let svg = crate::tests::drawn("livecount-bench", |path| report().write_chart(path));
         crate::tests::assert_svg_with(
             &svg,
             &[

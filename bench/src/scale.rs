@@ -951,10 +951,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_chart_is_an_svg_with_both_counters_and_the_audience_in_each_panel() {
-        let path = std::env::temp_dir().join(format!("livecount-scale-{}.svg", std::process::id()));
-        write_chart(&outcomes(), &path).expect("draws");
-        let svg = std::fs::read_to_string(&path).expect("written");
-        std::fs::remove_file(&path).ok();
+        let svg = crate::tests::drawn("livecount-scale", |path| write_chart(&outcomes(), path));
         crate::tests::assert_svg_with(
             &svg,
             &[

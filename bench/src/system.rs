@@ -26,6 +26,7 @@ pub struct Freshness {
     pub poll_interval_ms: u128,
 }
 
+/// Throughput end to end through the local pipeline, against raw `PutItem`s into the same table.
 pub struct EndToEnd {
     pub events: u64,
     pub pipeline_events_per_s: f64,

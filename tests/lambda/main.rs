@@ -9,7 +9,7 @@
 #![allow(clippy::expect_used)]
 
 use livecount_core::token::TokenSecret;
-use livecount_tests::{Pipeline, event_body, event_body_with, wait_for};
+use livecount_tests::{Pipeline, event_body, event_body_with, wait_for, wait_for_port};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -59,12 +59,7 @@ async fn emulator(port: u16) -> Running {
             panic!("cannot run {cargo_lambda}: {e} (make lambda-test installs cargo-lambda)")
         });
     let running = Running(child);
-    let listening = wait_for(Duration::from_secs(60), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
+    let listening = wait_for_port(port, Duration::from_secs(60)).await;
     assert!(
         listening,
         "cargo lambda watch did not listen on {port} within 60 s"

@@ -93,12 +93,7 @@ http {{
             child,
             dir,
         };
-        let listening = crate::wait_for(Duration::from_secs(10), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        let listening = crate::wait_for_port(port, Duration::from_secs(10)).await;
         assert!(
             listening,
             "nginx did not listen within 10 s: {}",

@@ -505,3 +505,13 @@ where
         pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
+
+/// Waits (with [`wait_for`]) until something listens on `127.0.0.1:port`, at most `deadline`.
+pub async fn wait_for_port(port: u16, deadline: Duration) -> bool {
+    wait_for(deadline, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await
+}
