@@ -15,10 +15,13 @@ LAMBDA_ELF_MACHINE = $(if $(filter x86_64,$(LAMBDA_ARCH)),62,183)
 run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
-## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local
+## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local. The pipeline
+## tests mostly wait on DynamoDB Local and on real time, so they run 4 at a time on 2 cores
+PIPELINE_TEST_THREADS ?= 4
 test: lint deps chromium nginx web-client
 	cd clients/web && npm test
-	scripts/with-dynamodb-local.sh $(CARGO) test --workspace --all-targets
+	scripts/with-dynamodb-local.sh sh -c '$(CARGO) test --workspace --all-targets --exclude livecount-tests && \
+	  $(CARGO) test -p livecount-tests --all-targets -- --test-threads=$(PIPELINE_TEST_THREADS)'
 	$(CARGO) test --workspace --doc
 
 ## unit: the tests that need no DynamoDB
