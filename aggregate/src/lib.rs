@@ -15,8 +15,11 @@
 //!   condition that the name holds nothing (or the receipt a redelivery found there): a
 //!   redelivery that begins with the same record skips exactly the records applied before and
 //!   applies the rest. Receipts are removed once the whole batch succeeded.
-//! - After its updates, a stream's seconds from 20 s to 10 s ago are published: the count of
-//!   each, from the buckets and start seconds, raises `peak` and the minute's high by condition.
+//! - After its updates, a stream's seconds settled since its last publication (10 s ago and
+//!   older) are published, each once: the count of each, from the buckets and start seconds,
+//!   is added to the hour item of its minute and to the lifetime item (peak, watch time), each
+//!   written under the condition that its `through` is still what the aggregator read
+//!   ([`livecount_core::figures`]).
 //! - When anything fails that a retry can fix (throttling, 5xx, the invocation's deadline
 //!   near), the batch item failure is the batch's *first* record, so Lambda retries from there
 //!   and every stream's redelivery begins with the record its receipt is named after. A record
@@ -29,13 +32,13 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
+use livecount_core::figures::{Counters, PUBLISH_EVERY_SECONDS, hours_of, settled, settled_by};
 use livecount_core::histogram::{
-    KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove, minute_of,
-    plan_counter_update, published_seconds, runs, viewers_at,
+    KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove,
+    plan_counter_update, runs,
 };
 use livecount_core::ids::StreamId;
-use livecount_core::model::{CounterItem, HistoryItem, ItemKey, SessionImage};
-use livecount_core::requests::HistoryUpdate;
+use livecount_core::model::{CounterItem, HourItem, ItemKey, LifetimeItem, SessionImage};
 use livecount_core::store::CounterWrite;
 use livecount_core::{Clock, Config, Store, StoreError, Timing, error_chain};
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +63,8 @@ pub struct Aggregator {
     pub config: Config,
     pub clock: Clock,
     known: Mutex<Memory>,
+    /// This aggregator's own spread of publication times (see [`Aggregator::publish`]).
+    spread: std::hash::RandomState,
 }
 
 /// What an aggregator remembers, bounded to [`MAX_REMEMBERED_STREAMS`] streams.
@@ -95,17 +100,14 @@ impl Memory {
 #[derive(Debug, Clone, Default)]
 struct StreamMemory {
     counter: KnownCounter,
-    /// The history item's minutes and peak, once seen.
-    history: Option<KnownHistory>,
+    /// The lifetime item as last written or read.
+    lifetime: LifetimeItem,
+    /// The hour item of the last second published, as last written or read.
+    hour: Option<HourItem>,
+    /// Since when (aggregator clock) this aggregator has left the stream's publication to the
+    /// lane whose counter holds seconds its own does not.
+    deferred_since: Option<i64>,
     used: u64,
-}
-
-/// What an aggregator last saw of a stream's history item.
-#[derive(Debug, Clone, Default)]
-struct KnownHistory {
-    minutes: BTreeMap<i64, u64>,
-    /// The peak and its second.
-    peak: (u64, i64),
 }
 
 /// Why a stream record was skipped.
@@ -297,6 +299,7 @@ impl Aggregator {
             config,
             clock,
             known: Mutex::new(Memory::default()),
+            spread: std::hash::RandomState::new(),
         }
     }
 
@@ -434,28 +437,31 @@ impl Aggregator {
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
         let mut done = StreamDone::default();
-        let mut latest = None;
+        // The counter before this invocation's first update of the stream, and after its last.
+        let (mut before, mut latest) = (None, None);
         for run in runs(&moves.sessions) {
-            if let Some(counter) = self.apply_run(stream_id, run, now, &mut done).await? {
-                latest = Some(counter);
+            if let Some(written) = self.apply_run(stream_id, run, now, &mut done).await? {
+                before = before.or(written.before);
+                latest = Some(written.after);
             }
         }
         if let Some(counter) = latest {
-            self.record_viewers(stream_id, &counter, now).await;
+            self.publish(stream_id, before.as_ref(), &counter, now)
+                .await;
         }
         Ok(done)
     }
 
     /// Applies one run of a stream's records under its receipt: a first delivery applies them
     /// all; a redelivery applies only what its receipt does not cover. Returns the counter as the
-    /// last applied update left it.
+    /// last applied update left it (and as it was before, when this run changed it).
     async fn apply_run(
         &self,
         stream_id: &StreamId,
         run: &[SessionMove],
         now: i64,
         done: &mut StreamDone,
-    ) -> Result<Option<CounterItem>, StreamUpdateError> {
+    ) -> Result<Option<Written>, StreamUpdateError> {
         let failed = |source| StreamUpdateError {
             stream_id: stream_id.clone(),
             source,
@@ -482,20 +488,26 @@ impl Aggregator {
                 return Ok(None);
             };
             match self.store.update_counter(&head).await.map_err(failed)? {
-                CounterWrite::Applied(counter) => {
-                    self.remember_counter(stream_id, &counter);
+                CounterWrite::Applied { before, after } => {
+                    self.remember_counter(stream_id, &after);
                     done.updates += 1;
                     done.applied += plan.records;
                     done.duplicates += from;
                     done.late_deltas += plan.late_deltas;
                     done.late_starts += plan.late_starts;
                     done.receipts.push((key, plan.receipt.receipt));
+                    let mut latest = after;
                     for request in requests {
-                        let (CounterWrite::Applied(c) | CounterWrite::ReceiptHeld(c)) =
-                            self.store.update_counter(&request).await.map_err(failed)?;
-                        self.remember_counter(stream_id, &c);
+                        latest = match self.store.update_counter(&request).await.map_err(failed)? {
+                            CounterWrite::Applied { after, .. } => after,
+                            CounterWrite::ReceiptHeld(counter) => counter,
+                        };
+                        self.remember_counter(stream_id, &latest);
                     }
-                    return Ok(Some(counter));
+                    return Ok(Some(Written {
+                        before: Some(before),
+                        after: latest,
+                    }));
                 }
                 CounterWrite::ReceiptHeld(counter) => {
                     self.remember_counter(stream_id, &counter);
@@ -510,7 +522,7 @@ impl Aggregator {
                         continue;
                     };
                     match found.redelivery(run) {
-                        // The counter as it is now: the history write the first delivery may not
+                        // The counter as it is now: the publication the first delivery may not
                         // have made is made from it.
                         Redelivery::Applied => {
                             tracing::info!(
@@ -520,7 +532,10 @@ impl Aggregator {
                             );
                             done.duplicates += run.len();
                             done.receipts.push((key, found));
-                            return Ok(Some(counter));
+                            return Ok(Some(Written {
+                                before: None,
+                                after: counter,
+                            }));
                         }
                         Redelivery::Shorter => {
                             tracing::warn!(
@@ -531,7 +546,10 @@ impl Aggregator {
                             );
                             done.duplicates += run.len();
                             done.shorter += 1;
-                            return Ok(Some(counter));
+                            return Ok(Some(Written {
+                                before: None,
+                                after: counter,
+                            }));
                         }
                         Redelivery::Rest(applied) => {
                             tracing::info!(
@@ -558,44 +576,124 @@ impl Aggregator {
         }))
     }
 
-    /// Publishes the seconds this update settles ([`published_seconds`]): each minute's
-    /// entry and `peak` kept at the highest count of its seconds, with one conditional write per
-    /// minute only when a second beat what the history holds.
-    /// A failure here only delays the history (the next update publishes the same seconds
-    /// again), so it is logged and the batch goes on.
-    async fn record_viewers(&self, stream_id: &StreamId, counter: &CounterItem, now: i64) {
-        let tallies = &counter.tallies;
-        // minute → (highest count, its first second)
-        let mut highs: BTreeMap<i64, (u64, i64)> = BTreeMap::new();
-        for t in published_seconds(now) {
-            let v = viewers_at(&tallies.buckets, &tallies.starts, t);
-            let high = highs.entry(minute_of(t)).or_insert((v, t));
-            if v > high.0 {
-                *high = (v, t);
+    /// Publishes the seconds settled since the stream's last publication, once at least
+    /// [`PUBLISH_EVERY_SECONDS`] (plus this aggregator's spread) have: the hour items first, then the lifetime item, each under
+    /// the condition that its `through` is what this aggregator last saw. A condition that fails
+    /// returns the item as it is (another lane published, or this aggregator has not seen the
+    /// stream yet): the publication is planned again from it. A failure here only delays the
+    /// figures (the next publication takes the same seconds, and readers complete them from the
+    /// live counter meanwhile), so it is logged and the batch goes on.
+    async fn publish(
+        &self,
+        stream_id: &StreamId,
+        before: Option<&CounterItem>,
+        counter: &CounterItem,
+        now: i64,
+    ) {
+        let up_to = settled_by(now);
+        let memory = self.memory(stream_id);
+        let mut lifetime = memory.lifetime;
+        // The hour items as this publication knows them (one remembered between publications).
+        let mut hours: BTreeMap<i64, HourItem> =
+            memory.hour.into_iter().map(|h| (h.hour, h)).collect();
+        for _ in 0..MAX_PUBLISH_ROUNDS {
+            if lifetime
+                .through
+                .is_some_and(|w| up_to - w < PUBLISH_EVERY_SECONDS + self.spread_of(stream_id, w))
+            {
+                return;
             }
-        }
-        for (minute, (v, at)) in highs {
-            let known = self.memory(stream_id).history.unwrap_or_default();
-            let (peak, peak_at) = known.peak;
-            let new_peak = v > peak || (v == peak && v > 0 && at < peak_at);
-            if known.minutes.get(&minute).is_some_and(|&high| v <= high) && !new_peak {
-                continue;
+            let counters = Counters::of(before, counter);
+            let more = settled(lifetime.through, &counters, up_to);
+            if more.missed > 0 && !self.deferred_enough(stream_id, now) {
+                return;
             }
-            let update = HistoryUpdate::new(
-                stream_id,
-                v,
-                at,
-                new_peak,
-                known.minutes.into_keys(),
-                self.config.counter_expiry(now),
-            );
-            match self.store.record_viewers(&update).await {
-                Ok((_, history)) => self.remember_history(stream_id, &history),
-                Err(error) => {
-                    tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not record viewers");
+            let expires_at = self.config.counter_expiry(now);
+            let mut replan = false;
+            for hour in hours_of(&more) {
+                let known = hours
+                    .get(&hour)
+                    .cloned()
+                    .unwrap_or_else(|| HourItem::empty(stream_id.as_str(), hour));
+                let next = known.with(&more);
+                if next == known {
+                    continue;
+                }
+                // An hour is kept for the retention after it ended.
+                let hour_expires = self.config.counter_expiry(next.end().max(now));
+                match self
+                    .store
+                    .publish_hour(stream_id, &known, &next, hour_expires)
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        hours.insert(hour, next);
+                    }
+                    Ok(Err(actual)) => {
+                        hours.insert(hour, actual);
+                        replan = true;
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish an hour");
+                        return;
+                    }
                 }
             }
+            if !replan {
+                let next = lifetime.with(&more);
+                match self
+                    .store
+                    .publish_lifetime(stream_id, &lifetime, &next, expires_at)
+                    .await
+                {
+                    Ok(Ok(())) => {
+                        if next.missed_seconds > lifetime.missed_seconds {
+                            tracing::warn!(
+                                stream_id = stream_id.as_str(),
+                                missed = next.missed_seconds - lifetime.missed_seconds,
+                                "seconds no counter held any more; not counted (MissedSeconds)"
+                            );
+                        }
+                        self.remember_figures(stream_id, next, hours.pop_last().map(|(_, h)| h));
+                        return;
+                    }
+                    Ok(Err(actual)) => lifetime = actual,
+                    Err(error) => {
+                        tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish the lifetime figures");
+                        return;
+                    }
+                }
+            }
+            let latest = hours.last_key_value().map(|(_, h)| h.clone());
+            self.remember_figures(stream_id, lifetime.clone(), latest);
         }
+        tracing::warn!(
+            stream_id = stream_id.as_str(),
+            "the figures changed under every publication; the next update publishes them"
+        );
+    }
+
+    /// Whether this aggregator has left a publication it cannot make whole (its counter no
+    /// longer holds every second after the figures' `through`) for [`MAX_DEFERRAL_SECONDS`]:
+    /// until then it leaves it to the lane whose update came first after the stream fell
+    /// silent, whose counter before that update holds them.
+    fn deferred_enough(&self, stream_id: &StreamId, now: i64) -> bool {
+        let Ok(mut known) = self.known.lock() else {
+            return true;
+        };
+        let since = *known.entry(stream_id).deferred_since.get_or_insert(now);
+        now - since >= MAX_DEFERRAL_SECONDS
+    }
+
+    /// 0 to [`PUBLISH_SPREAD_SECONDS`] more seconds this aggregator waits before it publishes a
+    /// stream's figures settled after `through`: lanes that learnt the same `through` at once do
+    /// not all try the next publication in the same second (all but one would fail its
+    /// condition, each failure charged a write unit on the stream's key).
+    fn spread_of(&self, stream_id: &StreamId, through: i64) -> i64 {
+        use std::hash::BuildHasher;
+        (self.spread.hash_one((stream_id.as_str(), through)) % (PUBLISH_SPREAD_SECONDS as u64 + 1))
+            as i64
     }
 
     /// How many streams the aggregator remembers now (at most [`MAX_REMEMBERED_STREAMS`]).
@@ -628,15 +726,17 @@ impl Aggregator {
         }
     }
 
-    fn remember_history(&self, stream_id: &StreamId, history: &HistoryItem) {
+    fn remember_figures(
+        &self,
+        stream_id: &StreamId,
+        lifetime: LifetimeItem,
+        hour: Option<HourItem>,
+    ) {
         if let Ok(mut known) = self.known.lock() {
-            known.entry(stream_id).history = Some(KnownHistory {
-                minutes: history.tallies.history.clone(),
-                peak: (
-                    history.peak.unwrap_or(0),
-                    history.peak_at.unwrap_or(i64::MAX),
-                ),
-            });
+            let memory = known.entry(stream_id);
+            memory.lifetime = lifetime;
+            memory.hour = hour;
+            memory.deferred_since = None;
         }
     }
 }
@@ -649,6 +749,27 @@ fn near(stop: Option<Instant>) -> bool {
 /// Conditional rounds one run may take against receipts changing under it (only deliveries of
 /// the same records at once make more than two).
 const MAX_RECEIPT_ROUNDS: usize = 4;
+
+/// Most seconds [`Aggregator::spread_of`] adds to [`PUBLISH_EVERY_SECONDS`]. Their sum stays
+/// below [`livecount_core::histogram::HISTORY_SPAN_SECONDS`] less the time between a stream's
+/// updates, so the counter before an update still holds every second not yet published.
+pub const PUBLISH_SPREAD_SECONDS: i64 = 3;
+
+/// How long an aggregator leaves a publication it cannot make whole to another lane before it
+/// makes it anyway, counting the seconds it cannot count (`missedSeconds`).
+pub const MAX_DEFERRAL_SECONDS: i64 = 60;
+
+/// Conditional rounds one publication may take: an aggregator that has not seen the stream
+/// learns its hour item, then its lifetime item, from two failed conditions; more only when
+/// other lanes publish at once.
+const MAX_PUBLISH_ROUNDS: usize = 4;
+
+/// A counter as an applied run left it, and as it was before the run's first update (`None`
+/// when the run found its receipt and changed nothing).
+struct Written {
+    before: Option<CounterItem>,
+    after: CounterItem,
+}
 
 /// How one stream's update went.
 enum StreamOutcome {

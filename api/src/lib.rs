@@ -3,7 +3,12 @@
 //! The HTTP face of livecount, one [`router`] for the local runtime (`livecount dev`) and the
 //! read Lambda:
 //!
-//! - `GET /api/streams/{id}`: a stream's live count, from one `GetItem`;
+//! - `GET /api/streams/{id}`: a stream's live count and peak, from two `GetItem`s;
+//! - `GET /api/streams/{id}/summary`: its figures over its whole life (peak, watch time,
+//!   average viewers), from the same two `GetItem`s;
+//! - `GET /api/streams/{id}/history?from=&to=&format=`: its minutes from `from` to `to`
+//!   (epoch seconds or RFC 3339; the last hour by default), from one `Query` of its hour items
+//!   and the two `GetItem`s; JSON, or CSV with `format=csv` or `Accept: text/csv`;
 //! - `GET /api/streams?limit=&after=`: a page of the streams with a counter, with their viewers
 //!   (one `Scan` request per page, for tools; `next` is the following page's `after`);
 //! - `POST /api/events`: player events (a JSON object, a JSON array, or JSON lines), validated
@@ -25,8 +30,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use livecount_core::event::parse_body;
 use livecount_core::ids::{InvalidId, StreamId};
+use livecount_core::read::MinuteRow;
 use livecount_core::store::MAX_LIST_PAGE;
-use livecount_core::{Clock, LiveCount, Store, error_chain};
+use livecount_core::{Clock, LiveCount, Store, StoreError, error_chain};
 use serde::Serialize;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -60,6 +66,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/clients/web/livecount.js", get(web_client))
         .route("/api/streams", get(list_streams))
         .route("/api/streams/{id}", get(stream_count))
+        .route("/api/streams/{id}/summary", get(stream_summary))
+        .route("/api/streams/{id}/history", get(stream_history))
         .route("/api/events", axum::routing::post(post_events))
         .with_state(state.clone())
         .layer(middleware::from_fn(public_only_badge))
@@ -196,6 +204,234 @@ async fn stream_count(State(state): State<ApiState>, Path(id): Path<String>) -> 
                 "the counter could not be read; try again",
             )
         }
+    }
+}
+
+/// What a `format` query parameter or an `Accept` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// What `format` (or, without it, `Accept`) asks for; the error names a bad `format`.
+    fn of(format: Option<&str>, headers: &HeaderMap) -> Result<Self, String> {
+        match format {
+            Some("json") => Ok(Self::Json),
+            Some("csv") => Ok(Self::Csv),
+            Some(other) => Err(format!("format is {other:?}; it is json or csv")),
+            None => {
+                let accept = headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                Ok(if accept.contains("text/csv") {
+                    Self::Csv
+                } else {
+                    Self::Json
+                })
+            }
+        }
+    }
+}
+
+/// `?format=` of the summary.
+#[derive(Debug, serde::Deserialize)]
+struct FormatQuery {
+    format: Option<String>,
+}
+
+/// An RFC 3339 time for CSV cells.
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// Rows as CSV (`text/csv`), or a 500 naming what failed.
+fn csv_response<R: Serialize>(rows: impl IntoIterator<Item = R>, name: &str) -> Response {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        if let Err(e) = writer.serialize(row) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, format!("CSV: {e}"));
+        }
+    }
+    match writer.into_inner() {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("CSV: {e}")),
+    }
+}
+
+/// The 503 of a read that failed.
+fn read_failed(e: &StoreError, what: &str) -> Response {
+    tracing::error!(error = %error_chain(e), "{what} read failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the {what} could not be read; try again"),
+    )
+}
+
+/// A summary as one CSV row.
+#[derive(Serialize)]
+struct SummaryRow {
+    stream_id: String,
+    through: String,
+    peak: u64,
+    peak_at: String,
+    viewer_seconds: u64,
+    viewer_minutes: f64,
+    average_viewers: f64,
+    first_at: String,
+    last_at: String,
+    missed_seconds: u64,
+}
+
+async fn stream_summary(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(query): Query<FormatQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let stream = match StreamId::parse(&id) {
+        Ok(stream) => stream,
+        Err(reason) => return invalid_stream(reason),
+    };
+    let format = match Format::of(query.format.as_deref(), &headers) {
+        Ok(format) => format,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let now = state.clock.now_seconds();
+    match livecount_core::read::summary(&state.store, &stream, now).await {
+        Ok(summary) if format == Format::Csv => {
+            let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_default();
+            let row = SummaryRow {
+                stream_id: summary.stream_id.clone(),
+                through: rfc3339(summary.through),
+                peak: summary.peak,
+                peak_at: time(summary.peak_at),
+                viewer_seconds: summary.viewer_seconds,
+                viewer_minutes: summary.viewer_minutes,
+                average_viewers: summary.average_viewers,
+                first_at: time(summary.first_at),
+                last_at: time(summary.last_at),
+                missed_seconds: summary.missed_seconds,
+            };
+            csv_response([row], &format!("{stream}-summary"))
+        }
+        Ok(summary) => ([(header::CACHE_CONTROL, "no-store")], Json(summary)).into_response(),
+        Err(e) => read_failed(&e, "summary"),
+    }
+}
+
+/// `?from=&to=&format=` of the history.
+#[derive(Debug, serde::Deserialize)]
+struct HistoryQuery {
+    from: Option<String>,
+    to: Option<String>,
+    format: Option<String>,
+}
+
+/// A time parameter: epoch seconds or RFC 3339; the error names it.
+fn time_parameter(name: &str, text: &str) -> Result<i64, String> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|e| {
+            format!("{name} is {text:?}: neither epoch seconds nor an RFC 3339 time ({e})")
+        })
+}
+
+impl HistoryQuery {
+    /// The format and the minutes `from .. to` asked for at `now` (the hour before `to`, and
+    /// `to` the next second, unless given), checked.
+    fn range(&self, headers: &HeaderMap, now: i64) -> Result<(Format, i64, i64), String> {
+        let format = Format::of(self.format.as_deref(), headers)?;
+        let to = match self.to.as_deref() {
+            Some(text) => time_parameter("to", text)?,
+            None => now + 1,
+        };
+        let from = match self.from.as_deref() {
+            Some(text) => time_parameter("from", text)?,
+            None => to - 3600,
+        };
+        livecount_core::read::check_history_range(from, to).map_err(|e| e.to_string())?;
+        Ok((format, from, to))
+    }
+}
+
+/// `GET /api/streams/{id}/history`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct History {
+    stream_id: String,
+    from: i64,
+    to: i64,
+    minutes: Vec<MinuteRow>,
+}
+
+/// A minute as a CSV row.
+#[derive(Serialize)]
+struct MinuteCsv {
+    minute: String,
+    highest: u64,
+    average: f64,
+    viewer_seconds: u64,
+    viewer_minutes: f64,
+    seconds: u64,
+}
+
+async fn stream_history(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(query): Query<HistoryQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let stream = match StreamId::parse(&id) {
+        Ok(stream) => stream,
+        Err(reason) => return invalid_stream(reason),
+    };
+    let now = state.clock.now_seconds();
+    let (format, from, to) = match query.range(&headers, now) {
+        Ok(range) => range,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    match livecount_core::read::history(&state.store, &stream, from, to, now).await {
+        Ok(minutes) if format == Format::Csv => csv_response(
+            minutes.iter().map(|m| MinuteCsv {
+                minute: rfc3339(m.minute),
+                highest: m.highest,
+                average: m.average,
+                viewer_seconds: m.viewer_seconds,
+                viewer_minutes: m.viewer_minutes,
+                seconds: m.seconds,
+            }),
+            &format!("{stream}-history"),
+        ),
+        Ok(minutes) => (
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(History {
+                stream_id: stream.to_string(),
+                from,
+                to,
+                minutes,
+            }),
+        )
+            .into_response(),
+        Err(e) => read_failed(&e, "history"),
     }
 }
 

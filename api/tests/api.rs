@@ -6,6 +6,7 @@
 
 use livecount_api::{ApiState, EventSink, PUBLIC_HEADER, router};
 use livecount_core::{Clock, Config, Store};
+use livecount_tests::oracle::Oracle;
 use livecount_tests::{Pipeline, call, event_body};
 use std::sync::{Arc, Mutex};
 
@@ -220,6 +221,135 @@ async fn the_stream_list_comes_in_pages_that_hold_every_stream_once() {
     for bad in ["limit=0", "limit=101", "after=a%23b"] {
         let answer = call(&app, "GET", &format!("/api/streams?{bad}"), &[], "").await;
         assert_eq!(answer.status, 400, "{bad}: {}", answer.json);
+    }
+    p.cleanup().await;
+}
+
+/// A stream's summary and history, as JSON and as CSV: five viewers for half a minute, two of
+/// them for a minute more, every figure the oracle's; bad parameters are 400s naming what is
+/// wrong; the public gets neither.
+#[tokio::test]
+async fn summary_and_history_are_the_oracles_in_json_and_csv() {
+    let mut p = Pipeline::new("api-figures").await;
+    let mut oracle = Oracle::new(p.config.timing);
+    let first = p.clock.now_seconds();
+    for step in 0..18 {
+        let kind = if step == 0 { "start" } else { "heartbeat" };
+        let viewers = if step < 6 { 5 } else { 2 };
+        let now = p.clock.now_ms();
+        let bodies: Vec<String> = (0..viewers)
+            .map(|i| event_body("launch", &format!("v{i}"), kind, now))
+            .collect();
+        for body in &bodies {
+            oracle.deliver_body(body, now);
+        }
+        let stops: Vec<String> = (viewers..5)
+            .filter(|_| step == 6)
+            .map(|i| event_body("launch", &format!("v{i}"), "stop", now))
+            .collect();
+        for body in &stops {
+            oracle.deliver_body(body, now);
+        }
+        p.send(bodies.into_iter().chain(stops)).await;
+        p.aggregate().await;
+        p.clock.advance_ms(5_000);
+    }
+    p.clock.advance_ms(30_000);
+    let now = p.clock.now_seconds();
+    let last = now - 10;
+    let expected = oracle.figures("launch", first..=last);
+    assert_eq!(expected.peak, 5);
+    let app = api(&p, None);
+
+    let summary = call(&app, "GET", "/api/streams/launch/summary", &[], "").await;
+    assert_eq!(summary.status, 200, "{}", summary.json);
+    let json = &summary.json;
+    assert_eq!(json["through"], last);
+    assert_eq!(json["peak"], expected.peak);
+    assert_eq!(json["peakAt"], serde_json::json!(expected.peak_at));
+    assert_eq!(json["viewerSeconds"], expected.viewer_seconds);
+    assert_eq!(json["firstAt"], serde_json::json!(expected.first_at));
+    assert_eq!(json["lastAt"], serde_json::json!(expected.last_at));
+    assert_eq!(json["missedSeconds"], 0);
+    let span = expected.last_at.unwrap_or(0) - expected.first_at.unwrap_or(0) + 1;
+    let average = expected.viewer_seconds as f64 / span as f64;
+    assert!((json["averageViewers"].as_f64().unwrap_or(0.0) - average).abs() < 1e-9);
+
+    let path = format!("/api/streams/launch/history?from={}&to={}", first - 60, now);
+    let history = call(&app, "GET", &path, &[], "").await;
+    assert_eq!(history.status, 200, "{}", history.json);
+    let minutes = history.json["minutes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shown: Vec<(i64, u64, u64)> = minutes
+        .iter()
+        .map(|m| {
+            let n = |k: &str| m[k].as_u64().unwrap_or(u64::MAX);
+            (
+                m["minute"].as_i64().unwrap_or(0),
+                n("highest"),
+                n("viewerSeconds"),
+            )
+        })
+        .filter(|(_, highest, _)| *highest > 0)
+        .collect();
+    let wanted: Vec<(i64, u64, u64)> = expected
+        .minutes
+        .iter()
+        .filter(|(_, (highest, _))| *highest > 0)
+        .map(|(&m, &(highest, seconds))| (m, highest, seconds))
+        .collect();
+    assert_eq!(
+        shown, wanted,
+        "minutes with viewers: (minute, highest, viewer-seconds)"
+    );
+
+    let csv = call(&app, "GET", &format!("{path}&format=csv"), &[], "").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        header(&csv, "content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    let mut lines = csv.text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("minute,highest,average,viewer_seconds,viewer_minutes,seconds")
+    );
+    assert_eq!(lines.count(), minutes.len(), "one row per minute");
+    let by_accept = call(&app, "GET", &path, &[("accept", "text/csv")], "").await;
+    assert_eq!(by_accept.text, csv.text);
+    let summary_csv = call(
+        &app,
+        "GET",
+        "/api/streams/launch/summary?format=csv",
+        &[],
+        "",
+    )
+    .await;
+    assert!(
+        summary_csv
+            .text
+            .starts_with("stream_id,through,peak,peak_at,viewer_seconds,"),
+        "{}",
+        summary_csv.text
+    );
+
+    for (query, named) in [
+        ("format=xml", "format"),
+        ("from=yesterday", "from"),
+        ("from=100&to=100", "before"),
+        ("from=0&to=3456000", "744 hours"),
+    ] {
+        let path = format!("/api/streams/launch/history?{query}");
+        let answer = call(&app, "GET", &path, &[], "").await;
+        assert_eq!(answer.status, 400, "{query}");
+        let error = answer.json["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{query}: {error}");
+    }
+    for path in ["/api/streams/launch/summary", "/api/streams/launch/history"] {
+        let answer = call(&app, "GET", path, &[(PUBLIC_HEADER, "1")], "").await;
+        assert_eq!(answer.status, 404, "{path}");
     }
     p.cleanup().await;
 }

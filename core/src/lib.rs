@@ -36,6 +36,7 @@ pub mod config;
 pub mod contract;
 pub mod edge;
 pub mod event;
+pub mod figures;
 pub mod histogram;
 pub mod ids;
 pub mod metrics;

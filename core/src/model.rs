@@ -1,6 +1,6 @@
 //! The items of the two tables (see `docs/design.md`), mapped with `serde_dynamo`.
 
-use crate::histogram::{Receipt, ReceiptKey};
+use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::ids::{SessionId, StreamId};
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -10,8 +10,13 @@ use std::fmt;
 /// The sort key of a stream's live counter item.
 pub const LIVE_COUNTER_SK: &str = "live";
 
-/// The sort key of a stream's peak and per-minute history item.
-pub const HISTORY_SK: &str = "history";
+/// The sort key of a stream's lifetime item: its figures since its first viewer (sorts before
+/// [`LIVE_COUNTER_SK`], so a scan meets a stream's lifetime item before its live counter).
+pub const LIFETIME_SK: &str = "lifetime";
+
+/// The sort key prefix of a stream's hour items: `"m{epoch of the hour}"`, its per-minute
+/// history (sorts after [`LIVE_COUNTER_SK`]).
+pub const HOUR_SK_PREFIX: &str = "m";
 
 /// Primary key of both tables.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -39,12 +44,29 @@ impl ItemKey {
         }
     }
 
-    /// A stream's peak and history: `PK = streamId`, `SK = "history"`.
-    pub fn history(stream_id: &StreamId) -> Self {
+    /// A stream's lifetime figures: `PK = streamId`, `SK = "lifetime"`.
+    pub fn lifetime(stream_id: &StreamId) -> Self {
         Self {
             pk: stream_id.to_string(),
-            sk: HISTORY_SK.to_owned(),
+            sk: LIFETIME_SK.to_owned(),
         }
+    }
+
+    /// The minutes of one hour of a stream: `PK = streamId`, `SK = "m{hour}"` (`hour`: epoch
+    /// seconds of its start).
+    pub fn hour(stream_id: &StreamId, hour: i64) -> Self {
+        Self {
+            pk: stream_id.to_string(),
+            sk: format!("{HOUR_SK_PREFIX}{hour}"),
+        }
+    }
+
+    /// The hour of an hour item's key, if it is one.
+    pub fn hour_of(&self) -> Option<i64> {
+        let digits = self.sk.strip_prefix(HOUR_SK_PREFIX)?;
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse().ok())
+            .flatten()
     }
 }
 
@@ -126,24 +148,152 @@ pub struct CounterItem {
     pub tallies: Tallies,
 }
 
-/// A stream's peak and per-minute history, in its own item beside the live counter (pruned to
-/// the last [`crate::histogram::HISTORY_SECONDS`]).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryItem {
-    #[serde(rename = "PK")]
-    pub stream_id: String,
-    /// Most concurrent viewers seen by the aggregator, and when (epoch seconds).
-    #[serde(default)]
-    pub peak: Option<u64>,
-    #[serde(default)]
-    pub peak_at: Option<i64>,
-    #[serde(flatten)]
-    pub tallies: Tallies,
+impl CounterItem {
+    /// The counter as `request` leaves it: what DynamoDB would return as `ALL_NEW` for the
+    /// item it returned as `ALL_OLD` (a test holds the two to DynamoDB Local's). The aggregator
+    /// asks for the item before its update, so that it has both: the seconds a stream's figures
+    /// have not taken yet may need what the update prunes.
+    pub fn after(&self, request: &CounterRequest) -> CounterItem {
+        let mut after = self.clone();
+        after.stream_id = request.stream_id.to_string();
+        after.updated_at = Some(request.now);
+        let tallies = &mut after.tallies;
+        for &(bucket, delta) in &request.deltas {
+            *tallies.buckets.entry(bucket).or_default() += delta;
+        }
+        for &(second, delta) in &request.starts {
+            *tallies.starts.entry(second).or_default() += delta;
+        }
+        for bucket in &request.prune {
+            tallies.buckets.remove(bucket);
+        }
+        for second in &request.prune_starts {
+            tallies.starts.remove(second);
+        }
+        for key in &request.remove_receipts {
+            tallies.receipts.remove(key);
+        }
+        if let Some(write) = &request.receipt {
+            tallies.receipts.insert(write.key, write.receipt);
+        }
+        after
+    }
 }
 
-/// The dynamic attributes of the counter items: `b{epoch}` buckets, `s{epoch}` starts and
-/// `r{key}` receipts (live item), `h{minute}` history (history item).
+/// A stream's figures since its first viewer (docs/design.md, "Figures"), published by the
+/// aggregator for every second once it has settled, in order: `through` is the last second
+/// published.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifetimeItem {
+    #[serde(rename = "PK")]
+    pub stream_id: String,
+    /// The last second published (epoch seconds); `None` before the first publication.
+    #[serde(default)]
+    pub through: Option<i64>,
+    /// Most concurrent viewers of a published second, and the first second that had them.
+    #[serde(default)]
+    pub peak: u64,
+    #[serde(default)]
+    pub peak_at: Option<i64>,
+    /// The sum over published seconds of their viewers: watch time in viewer-seconds.
+    #[serde(default)]
+    pub viewer_seconds: u64,
+    /// The first and the last published second with a viewer.
+    #[serde(default)]
+    pub first_at: Option<i64>,
+    #[serde(default)]
+    pub last_at: Option<i64>,
+    /// Seconds no publication could count (the counter had pruned what they need before a
+    /// publication took them): zero unless publications failed for more than 10 s while the
+    /// stream's counter went on being updated.
+    #[serde(default)]
+    pub missed_seconds: u64,
+}
+
+/// One hour of a stream's per-minute history (`SK = "m{hour}"`), published with the lifetime
+/// item: at most 60 minutes of two numbers each, within 2 KB.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HourItem {
+    pub stream_id: String,
+    /// Start of the hour (epoch seconds).
+    pub hour: i64,
+    /// The last second of the hour published; `None` before the first.
+    pub through: Option<i64>,
+    /// Minute of the hour (0-59) → its figures so far.
+    pub minutes: BTreeMap<u32, MinuteFigures>,
+}
+
+/// What one minute's published seconds add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteFigures {
+    /// Most viewers of one of its seconds.
+    pub highest: u64,
+    /// Sum over its seconds of their viewers.
+    pub viewer_seconds: u64,
+}
+
+/// Attribute names of an hour item's minute: its highest count and its viewer-seconds.
+pub fn minute_attributes(minute: u32) -> (String, String) {
+    (format!("x{minute}"), format!("v{minute}"))
+}
+
+impl<'de> Deserialize<'de> for HourItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HourVisitor;
+        impl<'de> Visitor<'de> for HourVisitor {
+            type Value = HourItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an hour item")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HourItem, A::Error> {
+                let mut item = HourItem::default();
+                let minute = |name: &str, prefix: char| {
+                    let rest = name.strip_prefix(prefix)?;
+                    let n: u32 = (rest.len() <= 2 && rest.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| rest.parse().ok())
+                        .flatten()?;
+                    (n < 60).then_some(n)
+                };
+                while let Some(name) = map.next_key::<String>()? {
+                    match name.as_str() {
+                        "PK" => item.stream_id = map.next_value()?,
+                        "SK" => {
+                            let sk: String = map.next_value()?;
+                            let key = ItemKey {
+                                pk: String::new(),
+                                sk,
+                            };
+                            item.hour = key.hour_of().ok_or_else(|| {
+                                serde::de::Error::custom(format!(
+                                    "SK {:?} is not \"{HOUR_SK_PREFIX}{{hour}}\"",
+                                    key.sk
+                                ))
+                            })?;
+                        }
+                        "through" => item.through = Some(map.next_value()?),
+                        _ => {
+                            if let Some(m) = minute(&name, 'x') {
+                                item.minutes.entry(m).or_default().highest = map.next_value()?;
+                            } else if let Some(m) = minute(&name, 'v') {
+                                item.minutes.entry(m).or_default().viewer_seconds =
+                                    map.next_value()?;
+                            } else {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        }
+                    }
+                }
+                Ok(item)
+            }
+        }
+        deserializer.deserialize_map(HourVisitor)
+    }
+}
+
+/// The dynamic attributes of the live counter item: `b{epoch}` buckets, `s{epoch}` starts and
+/// `r{key}` receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
@@ -154,8 +304,6 @@ pub struct Tallies {
     /// Receipts of the deliveries whose batches have not finished (see
     /// [`crate::histogram::Receipt`]).
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
-    /// Minute (epoch seconds of its start) → most viewers the aggregator saw in it.
-    pub history: BTreeMap<i64, u64>,
 }
 
 /// Attribute name of a bucket.
@@ -166,11 +314,6 @@ pub fn bucket_attribute(bucket: i64) -> String {
 /// Attribute name of a second's starts.
 pub fn start_attribute(second: i64) -> String {
     format!("s{second}")
-}
-
-/// Attribute name of a minute's viewer peak.
-pub fn minute_attribute(minute: i64) -> String {
-    format!("h{minute}")
 }
 
 fn numbered(name: &str, prefix: char) -> Option<&str> {
@@ -194,8 +337,6 @@ impl<'de> Deserialize<'de> for Tallies {
                         tallies.buckets.insert(bucket, map.next_value()?);
                     } else if let Some(second) = numbered(&name, 's').and_then(|n| n.parse().ok()) {
                         tallies.starts.insert(second, map.next_value()?);
-                    } else if let Some(minute) = numbered(&name, 'h').and_then(|n| n.parse().ok()) {
-                        tallies.history.insert(minute, map.next_value()?);
                     } else if let Some(key) = ReceiptKey::from_attribute(&name) {
                         let text: String = map.next_value()?;
                         let receipt = Receipt::parse(&text).ok_or_else(|| {
@@ -220,7 +361,7 @@ mod tests {
     use std::collections::HashMap;
 
     #[test]
-    fn counter_items_map_buckets_receipts_history_and_peak() {
+    fn live_lifetime_and_hour_items_map() {
         let n = |v: &str| AttributeValue::N(v.to_owned());
         let s = |v: &str| AttributeValue::S(v.to_owned());
         let item: HashMap<String, AttributeValue> = HashMap::from([
@@ -255,18 +396,44 @@ mod tests {
 
         let item: HashMap<String, AttributeValue> = HashMap::from([
             ("PK".to_owned(), s("st")),
-            ("SK".to_owned(), s("history")),
+            ("SK".to_owned(), s("lifetime")),
+            ("through".to_owned(), n("1700000010")),
             ("peak".to_owned(), n("9")),
             ("peakAt".to_owned(), n("1700000001")),
-            ("h1699999980".to_owned(), n("4")),
+            ("viewerSeconds".to_owned(), n("120")),
         ]);
-        let history: HistoryItem = serde_dynamo::from_item(item).expect("maps");
-        assert_eq!(history.peak, Some(9));
-        assert_eq!(history.peak_at, Some(1_700_000_001));
+        let lifetime: LifetimeItem = serde_dynamo::from_item(item).expect("maps");
         assert_eq!(
-            history.tallies.history,
-            BTreeMap::from([(1_699_999_980, 4)])
+            (lifetime.through, lifetime.peak, lifetime.peak_at),
+            (Some(1_700_000_010), 9, Some(1_700_000_001))
         );
+        assert_eq!((lifetime.viewer_seconds, lifetime.first_at), (120, None));
+
+        let item: HashMap<String, AttributeValue> = HashMap::from([
+            ("PK".to_owned(), s("st")),
+            ("SK".to_owned(), s("m1699999200")),
+            ("through".to_owned(), n("1699999330")),
+            ("x2".to_owned(), n("4")),
+            ("v2".to_owned(), n("200")),
+            ("x60".to_owned(), n("1")),
+        ]);
+        let hour: HourItem = serde_dynamo::from_item(item).expect("maps");
+        assert_eq!(
+            (hour.hour, hour.through),
+            (1_699_999_200, Some(1_699_999_330))
+        );
+        assert_eq!(
+            hour.minutes,
+            BTreeMap::from([(
+                2,
+                MinuteFigures {
+                    highest: 4,
+                    viewer_seconds: 200
+                }
+            )])
+        );
+        let not_an_hour = HashMap::from([("PK".to_owned(), s("st")), ("SK".to_owned(), s("live"))]);
+        assert!(serde_dynamo::from_item::<_, HourItem>(not_an_hour).is_err());
 
         let bad = HashMap::from([
             ("PK".to_owned(), s("st")),
@@ -325,6 +492,79 @@ mod tests {
         assert_eq!(read_units(size, false), 0.5);
         let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
         assert_eq!(counter.tallies.receipts.len(), RECEIPTS_IN_ONE_KB);
+    }
+
+    /// The largest figures items: a 128-character stream id, every minute of an hour at
+    /// 9,999,999 viewers, a lifetime of a year at as many. An hour item stays within 2 KB (at
+    /// most two write units per publication, half a read unit per eventually consistent read),
+    /// the lifetime item within 1 KB (one write unit).
+    #[test]
+    fn the_largest_figures_items_stay_within_their_bounds() {
+        use crate::capacity::{item_size, read_units, write_units};
+        use crate::figures::{Settled, hour_of};
+        use crate::requests::{hour_request, lifetime_request};
+        let now = 1_700_000_000_i64;
+        let hour = hour_of(now);
+        let stream_id = StreamId::parse(&"s".repeat(128)).expect("valid");
+        let whole = Settled {
+            from: hour,
+            seconds: (hour..hour + 3600).map(|t| (t, 9_999_999)).collect(),
+            through: hour + 3599,
+            missed: 0,
+        };
+        let full = HourItem::empty(stream_id.as_str(), hour).with(&whole);
+        let life = LifetimeItem {
+            stream_id: stream_id.to_string(),
+            through: Some(now),
+            peak: 9_999_999,
+            peak_at: Some(now),
+            viewer_seconds: 9_999_999 * 365 * 86_400 - 1,
+            first_at: Some(now - 365 * 86_400),
+            last_at: Some(now),
+            missed_seconds: 1_000_000,
+        };
+        // The items as the writes leave them: their SET values on the key.
+        let written = |request: crate::requests::UpdateRequest| {
+            let mut item = request.key.clone();
+            for (placeholder, name) in &request.names {
+                let value = request.update.split(&format!("{placeholder} = ")).nth(1);
+                let value = value.and_then(|rest| rest.split([',', ' ']).next());
+                if let Some(v) = value.and_then(|v| request.values.get(v)) {
+                    item.insert(name.clone(), v.clone());
+                }
+            }
+            item
+        };
+        let expires = now + 365 * 86_400;
+        let hour_item = written(
+            hour_request(
+                "t",
+                &stream_id,
+                &HourItem::empty(stream_id.as_str(), hour),
+                &full,
+                expires,
+            )
+            .expect("builds"),
+        );
+        assert_eq!(
+            hour_item.len(),
+            2 + 2 + 120,
+            "key, through, expiresAt, 60 minutes"
+        );
+        let size = item_size(&hour_item);
+        assert!(size <= 2048, "hour item: {size} bytes");
+        assert!(write_units(size, size) <= 2.0);
+        assert_eq!(read_units(size, false), 0.5);
+        let back: HourItem = serde_dynamo::from_item(hour_item).expect("maps");
+        assert_eq!(back.minutes, full.minutes);
+        let life_item = written(
+            lifetime_request("t", &stream_id, &LifetimeItem::default(), &life, expires)
+                .expect("builds"),
+        );
+        let size = item_size(&life_item);
+        assert!(size <= 1024, "lifetime item: {size} bytes");
+        let back: LifetimeItem = serde_dynamo::from_item(life_item).expect("maps");
+        assert_eq!(back, life);
     }
 
     #[test]

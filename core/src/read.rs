@@ -1,11 +1,19 @@
 //! The read path (see `docs/design.md`): a stream's live count from one `GetItem` of its live
-//! counter item; its peak and per-minute history from one `GetItem` of its history item.
+//! counter item; its lifetime figures from one more, of its lifetime item; its per-minute
+//! history from one `Query` of its hour items. Each is completed with the seconds the live
+//! counter already settles ([`crate::figures`]), so every figure is as fresh as the count of
+//! [`crate::histogram::HISTORY_LAG_SECONDS`] ago.
 
-use crate::histogram::{HISTORY_SECONDS, viewers};
+use crate::figures::{Counters, HOUR_SECONDS, Minute, hour_of, settled, settled_by};
+use crate::histogram::viewers;
 use crate::ids::StreamId;
-use crate::model::{CounterItem, HistoryItem};
+use crate::model::{CounterItem, HourItem, LifetimeItem};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
+
+/// Most hours one history read covers (31 days: one `Query` of at most 744 hour items, about
+/// 93 read units eventually consistent).
+pub const MAX_HISTORY_HOURS: i64 = 31 * 24;
 
 /// What a dashboard shows for one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,53 +22,175 @@ pub struct LiveCount {
     pub stream_id: String,
     /// Sessions watching at `as_of`.
     pub viewers: u64,
+    /// The most viewers of any second so far (at least `viewers`).
     pub peak: u64,
-    /// When the peak was reached (epoch seconds), if ever.
+    /// The first second (epoch) that had `peak` viewers, once a second is settled with them.
     pub peak_at: Option<i64>,
     /// The reader's clock the count is for (epoch seconds).
     pub as_of: i64,
     /// The aggregator's clock at the counter's last update (epoch seconds), if ever updated.
     pub updated_at: Option<i64>,
-    /// Most viewers in each of the last minutes, oldest first.
-    pub history: Vec<MinuteViewers>,
-}
-
-/// The most viewers the aggregator saw in one minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MinuteViewers {
-    /// Start of the minute (epoch seconds).
-    pub minute: i64,
-    pub viewers: u64,
 }
 
 impl LiveCount {
-    /// The count the counter items give at `now` (epoch seconds). A stream with no counter yet
-    /// has no viewers; one with no history item yet has no history. `stream_id` is the items'
-    /// (their `PK`, as read).
+    /// The count the items give at `now` (epoch seconds). A stream with no counter yet has no
+    /// viewers. `stream_id` is the items' (their `PK`, as read).
     pub fn from_items(
         stream_id: &str,
         counter: Option<&CounterItem>,
-        history: Option<&HistoryItem>,
+        lifetime: Option<&LifetimeItem>,
         now: i64,
     ) -> Self {
         let viewers = counter.map_or(0, |c| viewers(&c.tallies.buckets, now));
+        let summary = completed(lifetime, counter, now);
         Self {
             stream_id: stream_id.to_owned(),
             viewers,
-            peak: history.and_then(|h| h.peak).unwrap_or(0).max(viewers),
-            peak_at: history.and_then(|h| h.peak_at),
+            peak: summary.peak.max(viewers),
+            peak_at: summary.peak_at,
             as_of: now,
             updated_at: counter.and_then(|c| c.updated_at),
-            history: history.map_or_else(Vec::new, |h| {
-                h.tallies
-                    .history
-                    .range(now - HISTORY_SECONDS..=now)
-                    .map(|(&minute, &viewers)| MinuteViewers { minute, viewers })
-                    .collect()
-            }),
         }
     }
+}
+
+/// A stream's lifetime item completed with the seconds its live counter settles by `now`.
+fn completed(
+    lifetime: Option<&LifetimeItem>,
+    counter: Option<&CounterItem>,
+    now: i64,
+) -> LifetimeItem {
+    let lifetime = lifetime.cloned().unwrap_or_default();
+    match counter {
+        Some(counter) => {
+            let more = settled(
+                lifetime.through,
+                &Counters::of(None, counter),
+                settled_by(now),
+            );
+            lifetime.with(&more)
+        }
+        None => lifetime,
+    }
+}
+
+/// A stream's figures over its whole life (docs/design.md, "Figures"), as of `through`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub stream_id: String,
+    /// The last second counted (epoch): the reader's clock less the lag.
+    pub through: i64,
+    /// Most viewers of one second, and the first second that had them.
+    pub peak: u64,
+    pub peak_at: Option<i64>,
+    /// Watch time: the sum over seconds of their viewers (viewer-seconds, exact), and in minutes.
+    pub viewer_seconds: u64,
+    pub viewer_minutes: f64,
+    /// Viewer-minutes over the minutes from the first second with a viewer to the last.
+    pub average_viewers: f64,
+    /// The first and the last second with a viewer.
+    pub first_at: Option<i64>,
+    pub last_at: Option<i64>,
+    /// Seconds that could not be counted (0 unless the aggregator stopped for a while).
+    pub missed_seconds: u64,
+}
+
+impl Summary {
+    pub fn from_items(
+        stream_id: &str,
+        counter: Option<&CounterItem>,
+        lifetime: Option<&LifetimeItem>,
+        now: i64,
+    ) -> Self {
+        let life = completed(lifetime, counter, now);
+        Self {
+            stream_id: stream_id.to_owned(),
+            through: settled_by(now),
+            peak: life.peak,
+            peak_at: life.peak_at,
+            viewer_seconds: life.viewer_seconds,
+            viewer_minutes: life.viewer_seconds as f64 / 60.0,
+            average_viewers: life.average_viewers(),
+            first_at: life.first_at,
+            last_at: life.last_at,
+            missed_seconds: life.missed_seconds,
+        }
+    }
+}
+
+/// One minute of a stream's history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteRow {
+    /// Start of the minute (epoch seconds).
+    pub minute: i64,
+    /// Most viewers of one of its seconds.
+    pub highest: u64,
+    /// Average viewers over its counted seconds.
+    pub average: f64,
+    /// Watch time in it: the sum over its seconds of their viewers (exact), and in minutes.
+    pub viewer_seconds: u64,
+    pub viewer_minutes: f64,
+    /// How many of its seconds are counted (60 once it is over).
+    pub seconds: u64,
+}
+
+impl From<Minute> for MinuteRow {
+    fn from(m: Minute) -> Self {
+        Self {
+            minute: m.minute,
+            highest: m.figures.highest,
+            average: m.average_viewers(),
+            viewer_seconds: m.figures.viewer_seconds,
+            viewer_minutes: m.figures.viewer_seconds as f64 / 60.0,
+            seconds: m.seconds,
+        }
+    }
+}
+
+/// The minutes of `hours` (a stream's hour items) that start in `from .. to`, completed with the
+/// seconds the live counter settles by `now` after the lifetime item's `through`. A minute of
+/// an hour without an item had no viewer and is left out.
+pub fn history_rows(
+    mut hours: Vec<HourItem>,
+    counter: Option<&CounterItem>,
+    lifetime: Option<&LifetimeItem>,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Vec<MinuteRow> {
+    let lifetime = lifetime.cloned().unwrap_or_default();
+    if let Some(counter) = counter {
+        let more = settled(
+            lifetime.through,
+            &Counters::of(None, counter),
+            settled_by(now),
+        );
+        let after = lifetime.through.unwrap_or(i64::MIN);
+        let stream_id = counter.stream_id.as_str();
+        for hour in crate::figures::hours_of(&more) {
+            if hour < hour_of(from) || hour > hour_of(to) {
+                continue;
+            }
+            match hours.iter_mut().find(|h| h.hour == hour) {
+                // An hour behind the lifetime item (a publication that stopped between its
+                // writes) is left as it is.
+                Some(item) if item.through.unwrap_or(hour - 1) >= after.min(item.end()) => {
+                    *item = item.with(&more);
+                }
+                Some(_) => {}
+                None => hours.push(HourItem::empty(stream_id, hour).with(&more)),
+            }
+        }
+        hours.sort_by_key(|h| h.hour);
+    }
+    hours
+        .iter()
+        .flat_map(HourItem::published_minutes)
+        .filter(|m| (from..to).contains(&m.minute))
+        .map(MinuteRow::from)
+        .collect()
 }
 
 /// How many viewers a stream has at `now` (epoch seconds): one eventually consistent `GetItem`
@@ -70,19 +200,81 @@ pub async fn viewers_now(store: &Store, stream_id: &StreamId, now: i64) -> Resul
     Ok(counter.map_or(0, |c| viewers(&c.tallies.buckets, now)))
 }
 
-/// A stream's live count at `now` (epoch seconds), with its peak and history: the live counter
-/// and the history item, read with one `GetItem` each, at once.
+/// A stream's live count at `now` (epoch seconds), with its peak: the live counter and the
+/// lifetime item, read with one `GetItem` each, at once.
 pub async fn live_count(
     store: &Store,
     stream_id: &StreamId,
     now: i64,
 ) -> Result<LiveCount, StoreError> {
-    let (counter, history) =
-        futures::try_join!(store.get_counter(stream_id), store.get_history(stream_id))?;
+    let (counter, lifetime) =
+        futures::try_join!(store.get_counter(stream_id), store.get_lifetime(stream_id))?;
     Ok(LiveCount::from_items(
-        stream_id,
+        stream_id.as_str(),
         counter.as_ref(),
-        history.as_ref(),
+        lifetime.as_ref(),
+        now,
+    ))
+}
+
+/// A stream's lifetime figures at `now`: two `GetItem`s (the live counter and the lifetime
+/// item), at once.
+pub async fn summary(store: &Store, stream_id: &StreamId, now: i64) -> Result<Summary, StoreError> {
+    let (counter, lifetime) =
+        futures::try_join!(store.get_counter(stream_id), store.get_lifetime(stream_id))?;
+    Ok(Summary::from_items(
+        stream_id.as_str(),
+        counter.as_ref(),
+        lifetime.as_ref(),
+        now,
+    ))
+}
+
+/// Why a history range was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryRangeError {
+    #[error("from ({from}) must be before to ({to})")]
+    Empty { from: i64, to: i64 },
+    #[error(
+        "a history read covers at most {MAX_HISTORY_HOURS} hours; from {from} to {to} is {hours}"
+    )]
+    TooLong { from: i64, to: i64, hours: i64 },
+}
+
+/// The minutes from `from` to `to` (epoch seconds, `to` excluded), refused when empty or longer
+/// than [`MAX_HISTORY_HOURS`].
+pub fn check_history_range(from: i64, to: i64) -> Result<(), HistoryRangeError> {
+    if from >= to {
+        return Err(HistoryRangeError::Empty { from, to });
+    }
+    let hours = (hour_of(to - 1) - hour_of(from)) / HOUR_SECONDS + 1;
+    if hours > MAX_HISTORY_HOURS {
+        return Err(HistoryRangeError::TooLong { from, to, hours });
+    }
+    Ok(())
+}
+
+/// A stream's per-minute history from `from` to `to` (epoch seconds, checked with
+/// [`check_history_range`]) at `now`: one `Query` of its hour items and the two `GetItem`s that
+/// complete them, at once.
+pub async fn history(
+    store: &Store,
+    stream_id: &StreamId,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<Vec<MinuteRow>, StoreError> {
+    let (hours, counter, lifetime) = futures::try_join!(
+        store.get_hours(stream_id, hour_of(from), hour_of(to - 1)),
+        store.get_counter(stream_id),
+        store.get_lifetime(stream_id)
+    )?;
+    Ok(history_rows(
+        hours,
+        counter.as_ref(),
+        lifetime.as_ref(),
+        from,
+        to,
         now,
     ))
 }
@@ -99,7 +291,7 @@ pub async fn live_counts_page(
     let counts = page
         .counters
         .iter()
-        .map(|(c, h)| LiveCount::from_items(&c.stream_id, Some(c), h.as_ref(), now))
+        .map(|(c, l)| LiveCount::from_items(&c.stream_id, Some(c), l.as_ref(), now))
         .collect();
     Ok((counts, page.next))
 }
@@ -109,6 +301,6 @@ pub async fn all_live_counts(store: &Store, now: i64) -> Result<Vec<LiveCount>, 
     let counters = store.list_counters().await?;
     Ok(counters
         .iter()
-        .map(|(c, h)| LiveCount::from_items(&c.stream_id, Some(c), h.as_ref(), now))
+        .map(|(c, l)| LiveCount::from_items(&c.stream_id, Some(c), l.as_ref(), now))
         .collect())
 }

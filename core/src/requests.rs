@@ -3,9 +3,12 @@
 //! output is unit-tested, and every counter request is checked against DynamoDB's expression
 //! limits (300 operators, 4 KB per expression) for any batch.
 
-use crate::histogram::{CounterRequest, HISTORY_SECONDS, Receipt, ReceiptKey, minute_of};
+use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::ids::StreamId;
-use crate::model::{ItemKey, SessionState, bucket_attribute, minute_attribute, start_attribute};
+use crate::model::{
+    HourItem, ItemKey, LifetimeItem, SessionState, bucket_attribute, minute_attributes,
+    start_attribute,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -217,86 +220,95 @@ pub fn receipt_release_request(
     ))
 }
 
-/// What one history write records: the highest count of a minute's published seconds (and the
-/// first of them to reach it), the peak when it is a new one, and the minutes older than an
-/// hour that the item is known to hold (removed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryUpdate {
-    pub stream_id: StreamId,
-    pub viewers: u64,
-    /// The second (epoch) of that count.
-    pub at: i64,
-    pub new_peak: bool,
-    pub prune_minutes: Vec<i64>,
-    /// When the history item expires (`expiresAt`), epoch seconds.
-    pub expires_at: i64,
+/// The attributes a lifetime write sets: all of them but the key.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LifetimeAttributes {
+    through: Option<i64>,
+    peak: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_at: Option<i64>,
+    viewer_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_at: Option<i64>,
+    missed_seconds: u64,
+    expires_at: i64,
 }
 
-impl HistoryUpdate {
-    /// The update for `viewers` at second `at`, removing the minutes of `known` older than an
-    /// hour before it and the few just before them.
-    pub fn new(
-        stream_id: &StreamId,
-        viewers: u64,
-        at: i64,
-        new_peak: bool,
-        known: impl IntoIterator<Item = i64>,
-        expires_at: i64,
-    ) -> Self {
-        let oldest = minute_of(at) - HISTORY_SECONDS;
-        let mut prune: Vec<i64> = known
-            .into_iter()
-            .filter(|&m| m < oldest)
-            .chain((1..=4).map(|i| oldest - 60 * i))
-            .collect();
-        prune.sort_unstable();
-        prune.dedup();
-        Self {
-            stream_id: stream_id.clone(),
-            viewers,
-            at,
-            new_peak,
-            prune_minutes: prune,
-            expires_at,
-        }
-    }
+/// The condition every figures write is under: the item's `through` is still `known`'s (or the
+/// item has none, when `known` has none), so no second is added twice.
+fn through_condition(expr: &mut Expression, known: Option<i64>) -> Result<String, RequestError> {
+    let through = expr.name("through");
+    Ok(match known {
+        Some(w) => format!("{through} = {}", expr.value(&w)?),
+        // Not `attribute_not_exists`, which begins a first delivery's counter condition: a
+        // log line or a test can tell the two writes apart by their text.
+        None => format!("NOT attribute_exists({through})"),
+    })
 }
 
-/// The history write: `SET h{minute} = :v [, peak = :v, peakAt = :at] REMOVE h{old} …` under
-/// `attribute_not_exists(h{minute}) OR h{minute} < :v` (and, when it sets the peak, that the
-/// peak is lower, or as high and reached later: `peakAt` is the first second of the peak).
-pub fn history_request(table: &str, update: &HistoryUpdate) -> Result<UpdateRequest, RequestError> {
+/// The lifetime write: `SET` every figure of `next` (expiring at `expires_at`) under the
+/// condition that `through` is still `known`'s (see [`crate::figures`]).
+pub fn lifetime_request(
+    table: &str,
+    stream_id: &StreamId,
+    known: &LifetimeItem,
+    next: &LifetimeItem,
+    expires_at: i64,
+) -> Result<UpdateRequest, RequestError> {
     let mut expr = Expression::new(table);
-    let minute = expr.name(&minute_attribute(minute_of(update.at)));
-    let v = expr.value(&update.viewers)?;
-    let expires = expr.name(EXPIRES_AT);
-    let expires_at = expr.value(&update.expires_at)?;
-    let mut set = vec![
-        format!("{minute} = {v}"),
-        format!("{expires} = {expires_at}"),
-    ];
-    let mut condition = format!("(attribute_not_exists({minute}) OR {minute} < {v})");
-    if update.new_peak {
-        let (peak, peak_at) = (expr.name("peak"), expr.name("peakAt"));
-        let at = expr.value(&update.at)?;
-        set.push(format!("{peak} = {v}, {peak_at} = {at}"));
-        condition = format!(
-            "(attribute_not_exists({minute}) OR {minute} <= {v}) AND (attribute_not_exists({peak}) \
-             OR {peak} < {v} OR ({peak} = {v} AND {peak_at} > {at}))"
-        );
-    }
-    let mut text = format!("SET {}", set.join(", "));
-    let removes: Vec<String> = update
-        .prune_minutes
-        .iter()
-        .map(|m| expr.name(&minute_attribute(*m)))
-        .collect();
-    if !removes.is_empty() {
-        text.push_str(&format!(" REMOVE {}", removes.join(", ")));
-    }
+    let set = expr.assign_all(
+        &LifetimeAttributes {
+            through: next.through,
+            peak: next.peak,
+            peak_at: next.peak_at,
+            viewer_seconds: next.viewer_seconds,
+            first_at: next.first_at,
+            last_at: next.last_at,
+            missed_seconds: next.missed_seconds,
+            expires_at,
+        },
+        "a lifetime item",
+    )?;
+    let condition = through_condition(&mut expr, known.through)?;
     Ok(expr.finish(
-        to_item(&ItemKey::history(&update.stream_id), table, "a history key")?,
-        text,
+        to_item(&ItemKey::lifetime(stream_id), table, "a lifetime key")?,
+        format!("SET {set}"),
+        Some(condition),
+    ))
+}
+
+/// The hour write: `SET through = :to, x{m} = :highest, v{m} = :seconds …` for the minutes
+/// `next` changed since `known`, under the condition that `through` is still `known`'s.
+pub fn hour_request(
+    table: &str,
+    stream_id: &StreamId,
+    known: &HourItem,
+    next: &HourItem,
+    expires_at: i64,
+) -> Result<UpdateRequest, RequestError> {
+    let mut expr = Expression::new(table);
+    let mut set = Vec::with_capacity(4);
+    let through = expr.name("through");
+    set.push(format!("{through} = {}", expr.value(&next.through)?));
+    let expires = expr.name(EXPIRES_AT);
+    set.push(format!("{expires} = {}", expr.value(&expires_at)?));
+    for (minute, figures) in next.changed_since(known) {
+        let (highest, seconds) = minute_attributes(minute);
+        let highest = expr.name(&highest);
+        set.push(format!("{highest} = {}", expr.value(&figures.highest)?));
+        let seconds = expr.name(&seconds);
+        set.push(format!(
+            "{seconds} = {}",
+            expr.value(&figures.viewer_seconds)?
+        ));
+    }
+    let condition = through_condition(&mut expr, known.through)?;
+    Ok(expr.finish(
+        to_item(&ItemKey::hour(stream_id, next.hour), table, "an hour key")?,
+        format!("SET {}", set.join(", ")),
         Some(condition),
     ))
 }
@@ -660,42 +672,90 @@ mod tests {
     }
 
     #[test]
-    fn a_history_write_prunes_minutes_older_than_an_hour() {
-        let minute = minute_of(NOW);
-        let update = HistoryUpdate::new(
-            &stream("s"),
-            7,
-            NOW,
-            true,
-            [minute - 7_200, minute - HISTORY_SECONDS, minute - 60],
-            NOW + 86_400,
-        );
-        let oldest = minute - HISTORY_SECONDS;
-        assert_eq!(
-            update.prune_minutes,
-            vec![
-                minute - 7_200,
-                oldest - 240,
-                oldest - 180,
-                oldest - 120,
-                oldest - 60
-            ]
-        );
-        let request = history_request("counters", &update).expect("builds");
-        for m in &update.prune_minutes {
-            assert!(request.names.values().any(|a| a == &format!("h{m}")));
+    fn figures_writes_set_what_changed_under_the_known_through() {
+        use crate::figures::Settled;
+        let hour = crate::figures::hour_of(NOW);
+        let settled = Settled {
+            from: hour,
+            seconds: vec![(hour + 5, 3), (hour + 70, 4)],
+            through: hour + 70,
+            missed: 0,
+        };
+        let known = HourItem::empty("s", hour);
+        let next = known.with(&settled);
+        let request = hour_request("counters", &stream("s"), &known, &next, NOW).expect("builds");
+        for name in ["x0", "v0", "x1", "v1", "through", "expiresAt"] {
+            assert!(request.names.values().any(|a| a == name), "{name}");
         }
         assert!(
-            !request
-                .names
-                .values()
-                .any(|a| a == &format!("h{}", minute - 60))
+            request
+                .condition
+                .as_deref()
+                .is_some_and(|c| c.starts_with("NOT attribute_exists("))
         );
-        assert!(request.names.values().any(|a| a == "peak"));
+        let later = next.with(&Settled {
+            from: hour + 71,
+            seconds: vec![(hour + 71, 9)],
+            through: hour + 71,
+            missed: 0,
+        });
+        let request = hour_request("counters", &stream("s"), &next, &later, NOW).expect("builds");
+        assert!(
+            !request.names.values().any(|a| a == "x0"),
+            "minute 0 did not change"
+        );
+        let (w, _) = request
+            .values
+            .iter()
+            .find(|(_, v)| **v == AttributeValue::N((hour + 70).to_string()))
+            .expect("the known through is a value");
+        assert!(
+            request
+                .condition
+                .as_deref()
+                .is_some_and(|c| c.ends_with(&format!(" = {w}")))
+        );
         assert_eq!(
             request.key.get("SK"),
-            Some(&AttributeValue::S("history".into()))
+            Some(&AttributeValue::S(format!("m{hour}")))
         );
         assert!(request.within_limits());
+
+        let known = LifetimeItem::default();
+        let next = known.with(&settled);
+        let request =
+            lifetime_request("counters", &stream("s"), &known, &next, NOW).expect("builds");
+        for name in [
+            "through",
+            "peak",
+            "peakAt",
+            "viewerSeconds",
+            "firstAt",
+            "lastAt",
+        ] {
+            assert!(request.names.values().any(|a| a == name), "{name}");
+        }
+        assert_eq!(
+            request.key.get("SK"),
+            Some(&AttributeValue::S("lifetime".into()))
+        );
+        assert!(request.within_limits());
+    }
+
+    #[test]
+    fn a_whole_hour_of_minutes_fits_one_request() {
+        use crate::figures::Settled;
+        let hour = crate::figures::hour_of(NOW);
+        let settled = Settled {
+            from: hour,
+            seconds: (hour..hour + 3600).map(|t| (t, 1_000_000)).collect(),
+            through: hour + 3599,
+            missed: 0,
+        };
+        let known = HourItem::empty("s".repeat(128).as_str(), hour);
+        let next = known.with(&settled);
+        let request = hour_request("counters", &stream(&"s".repeat(128)), &known, &next, NOW)
+            .expect("builds");
+        assert!(request.within_limits(), "{} operators", request.operators());
     }
 }

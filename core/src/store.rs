@@ -6,15 +6,18 @@
 use crate::config::Config;
 use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::ids::StreamId;
-use crate::model::{CounterItem, HISTORY_SK, HistoryItem, ItemKey, LIVE_COUNTER_SK, SessionState};
+use crate::model::{
+    CounterItem, HOUR_SK_PREFIX, HourItem, ItemKey, LIFETIME_SK, LIVE_COUNTER_SK, LifetimeItem,
+    SessionState,
+};
 use crate::requests::{
-    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, receipt_release_request,
+    Item, UpdateRequest, counter_request, hour_request, lifetime_request, receipt_release_request,
     session_write_request, to_item,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,7 +29,7 @@ pub const MAX_LIST_PAGE: usize = 100;
 /// One page of the stream list ([`Store::list_counters_page`]).
 #[derive(Debug, Clone, Default)]
 pub struct CounterPage {
-    pub counters: Vec<(CounterItem, Option<HistoryItem>)>,
+    pub counters: Vec<(CounterItem, Option<LifetimeItem>)>,
     /// Where the next page starts (`after`), if there may be more.
     pub next: Option<StreamId>,
 }
@@ -95,8 +98,12 @@ pub enum SessionWrite {
 /// What happened to a counter update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CounterWrite {
-    /// Applied; the counter as it is now (`ALL_NEW`).
-    Applied(CounterItem),
+    /// Applied: the counter just before the update (`ALL_OLD`) and as the update left it
+    /// ([`CounterItem::after`]).
+    Applied {
+        before: CounterItem,
+        after: CounterItem,
+    },
     /// The receipt's name does not hold what the request expected (nothing, or the receipt a
     /// redelivery found): records that begin with the same record were applied before. The
     /// counter as it is (`ALL_OLD`), with the receipt that is there.
@@ -104,7 +111,7 @@ pub enum CounterWrite {
 }
 
 /// DynamoDB access for livecount's two tables, as the functions use it: session writes, counter
-/// and history updates, the reads of the read path. Table administration is [`crate::admin::TableAdmin`]'s.
+/// and figures updates, the reads of the read path. Table administration is [`crate::admin::TableAdmin`]'s.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
@@ -221,10 +228,14 @@ impl Store {
     ) -> Result<CounterWrite, StoreError> {
         let table = &self.counters_table;
         match self
-            .send(counter_request(table, request)?, ReturnValue::AllNew)
+            .send(counter_request(table, request)?, ReturnValue::AllOld)
             .await?
         {
-            Ok(new) => Ok(CounterWrite::Applied(self.item_from(new, "a counter")?)),
+            Ok(old) => {
+                let before: CounterItem = self.item_from(old, "a counter")?;
+                let after = before.after(request);
+                Ok(CounterWrite::Applied { before, after })
+            }
             Err(old) => Ok(CounterWrite::ReceiptHeld(self.item_from(old, "a counter")?)),
         }
     }
@@ -241,20 +252,37 @@ impl Store {
         Ok(self.send(request, ReturnValue::None).await?.is_ok())
     }
 
-    /// Records that `viewers` watched at `now` in the stream's history item (see
-    /// [`history_request`]). Returns the item as it is now, or as it was when a concurrent writer
-    /// had already recorded as many viewers for the minute.
-    pub async fn record_viewers(
+    /// Publishes a stream's lifetime figures `next` over `known` (see [`lifetime_request`]):
+    /// `Ok(next)` when it applied; `Err(the item as it is)` when another publication had
+    /// changed its `through`.
+    pub async fn publish_lifetime(
         &self,
-        update: &HistoryUpdate,
-    ) -> Result<(bool, HistoryItem), StoreError> {
-        let table = &self.counters_table;
-        match self
-            .send(history_request(table, update)?, ReturnValue::AllNew)
-            .await?
-        {
-            Ok(new) => Ok((true, self.item_from(new, "a history item")?)),
-            Err(old) => Ok((false, self.item_from(old, "a history item")?)),
+        stream_id: &StreamId,
+        known: &LifetimeItem,
+        next: &LifetimeItem,
+        expires_at: i64,
+    ) -> Result<Result<(), LifetimeItem>, StoreError> {
+        let request = lifetime_request(&self.counters_table, stream_id, known, next, expires_at)?;
+        match self.send(request, ReturnValue::None).await? {
+            Ok(_) => Ok(Ok(())),
+            Err(old) => Ok(Err(self.item_from(old, "a lifetime item")?)),
+        }
+    }
+
+    /// Publishes the minutes of one hour `next` over `known` (see [`hour_request`]), as
+    /// [`Store::publish_lifetime`] does.
+    pub async fn publish_hour(
+        &self,
+        stream_id: &StreamId,
+        known: &HourItem,
+        next: &HourItem,
+        expires_at: i64,
+    ) -> Result<Result<(), HourItem>, StoreError> {
+        let request = hour_request(&self.counters_table, stream_id, known, next, expires_at)?;
+        match self.send(request, ReturnValue::None).await? {
+            Ok(_) => Ok(Ok(())),
+            Err(None) => Ok(Err(HourItem::empty(stream_id.as_str(), next.hour))),
+            Err(old) => Ok(Err(self.item_from(old, "an hour item")?)),
         }
     }
 
@@ -267,13 +295,56 @@ impl Store {
             .await
     }
 
-    /// A stream's peak and history: `GetItem(counters, {PK: streamId, SK: "history"})`.
-    pub async fn get_history(
+    /// A stream's lifetime figures: `GetItem(counters, {PK: streamId, SK: "lifetime"})`.
+    pub async fn get_lifetime(
         &self,
         stream_id: &StreamId,
-    ) -> Result<Option<HistoryItem>, StoreError> {
-        self.get(&ItemKey::history(stream_id), "a history item")
+    ) -> Result<Option<LifetimeItem>, StoreError> {
+        self.get(&ItemKey::lifetime(stream_id), "a lifetime item")
             .await
+    }
+
+    /// The hour items of a stream's hours `from ..= to` (epoch seconds of their starts), oldest
+    /// first: one `Query` on the stream's key with `SK BETWEEN "m{from}" AND "m{to}"` (hours have
+    /// ten-digit epochs until 2286, so the strings sort as the numbers), every page read.
+    pub async fn get_hours(
+        &self,
+        stream_id: &StreamId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<HourItem>, StoreError> {
+        let table = &self.counters_table;
+        let mut hours = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", "PK")
+                .expression_attribute_names("#sk", "SK")
+                .expression_attribute_values(":pk", AttributeValue::S(stream_id.to_string()))
+                .expression_attribute_values(
+                    ":from",
+                    AttributeValue::S(format!("{HOUR_SK_PREFIX}{from}")),
+                )
+                .expression_attribute_values(
+                    ":to",
+                    AttributeValue::S(format!("{HOUR_SK_PREFIX}{to}")),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|source| self.dynamo("Query", table, source))?;
+            for item in page.items.unwrap_or_default() {
+                hours.push(self.item_from::<HourItem>(Some(item), "an hour item")?);
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(hours),
+            }
+        }
     }
 
     async fn get<T: serde::de::DeserializeOwned + Default>(
@@ -314,11 +385,11 @@ impl Store {
             })
     }
 
-    /// Every stream's live counter with its history item, if any (a `Scan` of every page: for
+    /// Every stream's live counter with its lifetime item, if any (a `Scan` of every page: for
     /// tools, not for dashboards).
     pub async fn list_counters(
         &self,
-    ) -> Result<Vec<(CounterItem, Option<HistoryItem>)>, StoreError> {
+    ) -> Result<Vec<(CounterItem, Option<LifetimeItem>)>, StoreError> {
         let mut all = Vec::new();
         let mut after = None;
         loop {
@@ -333,9 +404,10 @@ impl Store {
         }
     }
 
-    /// Up to `limit` streams' live counters (with their history items), in the table's scan
+    /// Up to `limit` streams' live counters (with their lifetime items), in the table's scan
     /// order, after the stream `after` (the previous page's `next`): one `Scan` request of at
-    /// most `2 x limit + 2` items at a time, so a page costs the same whatever the table holds.
+    /// most `2 x limit + 2` items at a time (a stream's hour items are read too, and skipped: a
+    /// page costs more where streams have long histories).
     pub async fn list_counters_page(
         &self,
         limit: usize,
@@ -344,8 +416,9 @@ impl Store {
         let table = &self.counters_table;
         let limit = limit.clamp(1, MAX_LIST_PAGE);
         let mut counters: Vec<CounterItem> = Vec::new();
-        let mut histories: BTreeMap<String, HistoryItem> = BTreeMap::new();
-        // Start after the stream's live item (its history item sorts before it).
+        let mut lifetimes: BTreeMap<String, LifetimeItem> = BTreeMap::new();
+        // Start after the stream's live item (its lifetime item sorts before it, its hour items
+        // after: a page reads them too, and skips them).
         let mut start = match after {
             Some(stream) => Some(crate::requests::to_item(
                 &ItemKey::live_counter(stream),
@@ -371,8 +444,8 @@ impl Store {
             let read = items.len();
             for (i, item) in items.into_iter().enumerate() {
                 let key: ItemKey = self.item_from(Some(item.clone()), "a counter key")?;
-                if key.sk == HISTORY_SK {
-                    histories.insert(key.pk, self.item_from(Some(item), "a history item")?);
+                if key.sk == LIFETIME_SK {
+                    lifetimes.insert(key.pk, self.item_from(Some(item), "a lifetime item")?);
                 } else if key.sk == LIVE_COUNTER_SK {
                     counters.push(self.item_from(Some(item), "a counter")?);
                     if counters.len() == limit {
@@ -397,8 +470,8 @@ impl Store {
         let counters = counters
             .into_iter()
             .map(|counter| {
-                let history = histories.remove(&counter.stream_id);
-                (counter, history)
+                let lifetime = lifetimes.remove(&counter.stream_id);
+                (counter, lifetime)
             })
             .collect();
         Ok(CounterPage { counters, next })

@@ -282,24 +282,22 @@ impl Aws {
 impl UpdateItems for Aws {
     fn update(&self, request: UpdateRequest, returns: ReturnValue) -> UpdateFuture<'_> {
         let outcome = if request.table == self.sessions_table {
-            self.sessions().update(&request)
+            self.sessions().update(&request, &returns)
         } else {
-            self.counters().update(&request)
-        };
-        // The model answers with the item after an applied update; DynamoDB returns nothing
-        // when asked for nothing.
-        let outcome = match returns {
-            ReturnValue::None => outcome.map(|o| o.map(|_| None)),
-            _ => outcome,
+            self.counters().update(&request, &returns)
         };
         Box::pin(std::future::ready(outcome))
     }
 }
 
 impl World {
+    /// Applies `request`, answering as `returns` asks: the item before (`ALL_OLD`) or after
+    /// (otherwise) an applied update, nothing for `NONE`; the item as it is when its condition
+    /// failed.
     fn update(
         &mut self,
         request: &UpdateRequest,
+        returns: &ReturnValue,
     ) -> Result<UpdateOutcome, Box<aws_sdk_dynamodb::Error>> {
         let pk = match request.key.get("PK") {
             Some(AttributeValue::S(pk)) => pk.clone(),
@@ -358,10 +356,11 @@ impl World {
             }
             return Ok(if applied { Ok(None) } else { Err(None) });
         }
-        Ok(if written.applied {
-            Ok(written.new)
-        } else {
-            Err(written.old)
+        Ok(match (written.applied, returns) {
+            (true, ReturnValue::None) => Ok(None),
+            (true, ReturnValue::AllOld) => Ok(written.old),
+            (true, _) => Ok(written.new),
+            (false, _) => Err(written.old),
         })
     }
 

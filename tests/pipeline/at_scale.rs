@@ -7,13 +7,14 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use livecount_core::EventKind;
 use livecount_core::capacity::item_size;
-use livecount_core::histogram::{
-    CounterRequest, Fingerprint, HISTORY_SECONDS, Receipt, ReceiptKey, ReceiptWrite, minute_of,
-    oldest_published_second,
-};
+use livecount_core::figures::{HOUR_SECONDS, hour_of};
+use livecount_core::histogram::{CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite};
 use livecount_core::model::ItemKey;
-use livecount_core::requests::{Item, counter_request};
+use livecount_core::requests::{
+    Item, UpdateRequest, counter_request, hour_request, lifetime_request,
+};
 use livecount_tests::faults::{Fault, FaultPlan, Faults};
 use livecount_tests::{Pipeline, PipelineOptions, event_body};
 use serde_json::json;
@@ -170,8 +171,7 @@ async fn measured_read(p: &Pipeline, key: &ItemKey) -> (usize, f64) {
     (item_size(&item), units)
 }
 
-async fn measured_update(p: &Pipeline, request: &CounterRequest) -> f64 {
-    let update = counter_request(&p.config.counters_table, request).expect("builds");
+async fn measured_update(p: &Pipeline, update: UpdateRequest) -> f64 {
     let output = p
         .store
         .client()
@@ -193,22 +193,31 @@ async fn measured_update(p: &Pipeline, request: &CounterRequest) -> f64 {
         .expect("consumed capacity")
 }
 
-/// One stream through seven days on the manual clock, its viewers heartbeating and changing:
-/// at every simulated hour the live counter item is at most 1 KB, an update of it costs one
-/// write unit and a read half a read unit (as DynamoDB Local reports them), and the history
-/// item holds at most the hour before the oldest second an update publishes (the clock starts at
-/// the wall-clock second, so where a minute begins varies from run to run).
+/// One stream through seven days on the manual clock, its viewers heartbeating and changing
+/// every ten minutes (falling silent in between): at every simulated hour the live counter item
+/// is at most 1 KB, an update of it costs one write unit and a read half a read unit (as
+/// DynamoDB Local reports them); the hour just completed has an item of at most 2 KB whose
+/// write costs its size in units, the lifetime item is at most 1 KB and a write of it one unit;
+/// no second is missed, and the week's watch time and peak are the schedule's.
 #[tokio::test]
-async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
+async fn a_week_long_stream_keeps_every_item_within_its_bound() {
     let mut p = Pipeline::new("a-week").await;
     p.run_ahead_of_ttl();
     let stream = "s".repeat(128); // the longest stream id
     let stream_id = livecount_tests::stream(&stream);
     let sessions: Vec<String> = (0..12).map(|i| format!("{i:036}")).collect();
     let step_ms = 10 * 60_000;
+    // Each step's heartbeats count from their receive second to their expiry, inclusive.
+    let (mut expected_seconds, mut first_twelve) = (0, None);
     for step in 0..7 * 24 * 6 {
         p.clock.advance_ms(step_ms);
         let watching = &sessions[..4 + step % 9];
+        let recv_ms = p.clock.now_ms();
+        let exp = p.config.timing.expiry(EventKind::Heartbeat, recv_ms);
+        expected_seconds += watching.len() as u64 * (exp - recv_ms.div_euclid(1000) + 1) as u64;
+        if watching.len() == 12 {
+            first_twelve.get_or_insert(recv_ms.div_euclid(1000));
+        }
         send_all(&p, &stream, watching, "heartbeat").await;
         p.aggregate().await;
         assert_eq!(
@@ -245,29 +254,69 @@ async fn a_week_long_stream_keeps_its_counter_within_one_kilobyte() {
                 now,
                 expires_at: p.config.counter_expiry(now),
             };
-            let write = measured_update(&p, &request).await;
+            let update = counter_request(&p.config.counters_table, &request).expect("builds");
+            let write = measured_update(&p, update).await;
             assert_eq!(write, 1.0, "hour {hour}: an update costs one write unit");
         }
-        let (history, _) = measured_read(&p, &ItemKey::history(&stream_id)).await;
-        let minutes = p
+        // The hour just completed and the lifetime item: their size, what a read and a
+        // rewrite of them cost as DynamoDB Local reports it.
+        let past = hour_of(now) - HOUR_SECONDS;
+        let (hour_size, hour_read) = measured_read(&p, &ItemKey::hour(&stream_id, past)).await;
+        let (life_size, life_read) = measured_read(&p, &ItemKey::lifetime(&stream_id)).await;
+        assert!(hour_size > 0, "hour {hour}: the past hour has an item");
+        assert!(
+            hour_size <= 2048,
+            "hour {hour}: hour item is {hour_size} bytes"
+        );
+        assert!(
+            life_size <= 1024,
+            "hour {hour}: lifetime item is {life_size} bytes"
+        );
+        assert_eq!((hour_read, life_read), (0.5, 0.5), "hour {hour}: reads");
+        let hours = p
             .store
-            .get_history(&stream_id)
+            .get_hours(&stream_id, past, past)
+            .await
+            .expect("read");
+        let item = hours.first().expect("the past hour");
+        assert_eq!(
+            item.through,
+            Some(past + HOUR_SECONDS - 1),
+            "hour {hour}: complete"
+        );
+        let table = &p.config.counters_table;
+        let rewrite = hour_request(table, &stream_id, item, item, now).expect("builds");
+        let units = measured_update(&p, rewrite).await;
+        assert_eq!(
+            units,
+            hour_size.div_ceil(1024) as f64,
+            "hour {hour}: an hour write costs its size in write units"
+        );
+        let life = p
+            .store
+            .get_lifetime(&stream_id)
             .await
             .expect("read")
-            .expect("a history item")
-            .tallies
-            .history;
-        let oldest = minutes.keys().next().copied().unwrap_or(now);
-        assert!(
-            oldest >= minute_of(oldest_published_second(now)) - HISTORY_SECONDS,
-            "hour {hour}: history reaches back {} s",
-            now - oldest
+            .expect("an item");
+        let rewrite = lifetime_request(table, &stream_id, &life, &life, now).expect("builds");
+        assert_eq!(
+            measured_update(&p, rewrite).await,
+            1.0,
+            "hour {hour}: a lifetime write"
         );
-        assert!(
-            history <= 2048,
-            "hour {hour}: history item is {history} bytes"
-        );
+        assert_eq!(life.missed_seconds, 0, "hour {hour}: no second missed");
     }
+    // Every second settled: the week's figures are the schedule's.
+    p.clock.advance_ms(60_000);
+    let summary = livecount_core::read::summary(&p.store, &stream_id, p.clock.now_seconds())
+        .await
+        .expect("summary");
+    assert_eq!(
+        summary.viewer_seconds, expected_seconds,
+        "a week's watch time"
+    );
+    assert_eq!((summary.peak, summary.peak_at), (12, first_twelve), "peak");
+    assert_eq!(summary.missed_seconds, 0);
     p.cleanup().await;
 }
 

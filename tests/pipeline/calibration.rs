@@ -15,14 +15,14 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use livecount_core::capacity::item_size;
-use livecount_core::histogram::{
-    CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite, minute_of,
-};
-use livecount_core::model::{ItemKey, SessionState};
+use livecount_core::figures::{Settled, hour_of};
+use livecount_core::histogram::{CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite};
+use livecount_core::model::{HourItem, ItemKey, LifetimeItem, SessionState};
 use livecount_core::requests::{
-    HistoryUpdate, Item, UpdateRequest, counter_request, history_request, receipt_release_request,
+    Item, UpdateRequest, counter_request, hour_request, lifetime_request, receipt_release_request,
     session_write_request,
 };
+use livecount_core::store::CounterWrite;
 use livecount_sim::dynamodb::{Table, Written};
 use livecount_tests::Pipeline;
 use std::collections::{BTreeSet, HashMap};
@@ -502,73 +502,70 @@ async fn counters(c: &mut Calibration) {
     );
 }
 
-/// History writes: a first minute with a peak, a higher count of the same minute without, a
-/// lower one refused, a new peak, a peak not beaten refused, an hour later pruning old minutes.
-async fn history(c: &mut Calibration) {
+/// Figures writes: a stream's first hour and lifetime items, a publication over them, one made
+/// over what is no longer there (refused), and a whole hour of seven-digit minutes.
+async fn figures(c: &mut Calibration) {
     let table = c.p.config.counters_table.clone();
     let now = c.p.clock.now_seconds();
-    let m0 = minute_of(now);
+    let hour = hour_of(now);
     let expires = now + 3 * 86_400;
     let long = "s".repeat(128);
-    let write = |update: &HistoryUpdate| history_request(&table, update).expect("builds");
-
+    let settled = |from: i64, to: i64, viewers: u64| Settled {
+        from,
+        seconds: (from..=to).map(|t| (t, viewers)).collect(),
+        through: to,
+        missed: 0,
+    };
     for stream in ["calib", long.as_str()] {
+        let stream_id = livecount_tests::stream(stream);
+        let (life0, hour0) = (LifetimeItem::default(), HourItem::empty(stream, hour));
+        let first = settled(hour, hour + 30, 5);
+        let (life1, hour1) = (life0.with(&first), hour0.with(&first));
+        let next = settled(hour + 31, hour + 40, 7);
+        let (life2, hour2) = (life1.with(&next), hour1.with(&next));
+        let whole = settled(hour + 41, hour + 3599, 1_000_000);
+        let hour3 = hour2.with(&whole);
         let steps = [
             (
-                "first minute, new peak",
-                5,
-                m0,
-                true,
-                vec![],
+                "first hour",
+                hour_request(&table, &stream_id, &hour0, &hour1, expires),
                 Meant::Applied,
             ),
             (
-                "same minute, higher",
-                7,
-                m0 + 10,
-                false,
-                vec![],
+                "first lifetime",
+                lifetime_request(&table, &stream_id, &life0, &life1, expires),
                 Meant::Applied,
             ),
             (
-                "same minute, lower",
-                6,
-                m0 + 20,
-                false,
-                vec![],
+                "next hour",
+                hour_request(&table, &stream_id, &hour1, &hour2, expires),
+                Meant::Applied,
+            ),
+            (
+                "next lifetime",
+                lifetime_request(&table, &stream_id, &life1, &life2, expires),
+                Meant::Applied,
+            ),
+            (
+                "hour over a stale through",
+                hour_request(&table, &stream_id, &hour1, &hour2, expires),
                 Meant::Refused,
             ),
             (
-                "next minute, new peak",
-                9,
-                m0 + 60,
-                true,
-                vec![],
-                Meant::Applied,
-            ),
-            (
-                "two minutes on, a peak not beaten",
-                8,
-                m0 + 120,
-                true,
-                vec![],
+                "lifetime over none",
+                lifetime_request(&table, &stream_id, &life0, &life2, expires),
                 Meant::Refused,
             ),
             (
-                "an hour on, pruning the first minutes",
-                4,
-                m0 + 3_720,
-                false,
-                vec![m0, m0 + 60],
+                "a whole hour",
+                hour_request(&table, &stream_id, &hour2, &hour3, expires),
                 Meant::Applied,
             ),
         ];
-        for (label, viewers, at, new_peak, known, meant) in steps {
-            let stream_id = livecount_tests::stream(stream);
-            let update = HistoryUpdate::new(&stream_id, viewers, at, new_peak, known, expires);
+        for (label, request, meant) in steps {
             c.send(
-                &format!("history of {}: {label}", &stream[..5]),
-                write(&update),
+                &format!("figures of {}: {label}", &stream[..5]),
+                request.expect("builds"),
                 meant,
             )
             .await;
@@ -583,7 +580,49 @@ async fn the_model_matches_dynamodb_local_item_for_item_and_unit_for_unit() {
     let mut c = Calibration::new("calibration").await;
     sessions(&mut c).await;
     counters(&mut c).await;
-    history(&mut c).await;
+    figures(&mut c).await;
     c.compare_reads().await;
     c.p.cleanup().await;
+}
+
+/// The aggregator asks DynamoDB for the counter as it was before its update (`ALL_OLD`) and
+/// works out the counter after it ([`livecount_core::model::CounterItem::after`]): after every
+/// kind of counter write, that is the item DynamoDB Local holds.
+#[tokio::test]
+async fn the_counter_worked_out_after_an_update_is_the_one_dynamodb_holds() {
+    let p = Pipeline::new("counter-after").await;
+    let now = p.clock.now_seconds();
+    let b0 = now - now.rem_euclid(5);
+    let mut replaced = counter("after", vec![(b0 + 15, -3)], vec![b0 + 5], 2, now + 3);
+    if let Some(write) = replaced.receipt.as_mut() {
+        write.replaces = Some(receipt(2, now + 1).1);
+    }
+    replaced.remove_receipts = vec![receipt(1, now).0];
+    let steps = [
+        counter("after", vec![(b0, 1), (b0 + 5, 1)], vec![], 1, now),
+        counter(
+            "after",
+            vec![(b0 + 5, 1), (b0 + 10, 2)],
+            vec![b0 - 600],
+            2,
+            now + 1,
+        ),
+        counter("after", vec![(b0, -1)], vec![b0 + 5], 0, now + 2),
+        replaced,
+        counter("after", vec![], vec![b0, b0 + 10], 0, now + 4),
+    ];
+    let stream_id = livecount_tests::stream("after");
+    for (i, request) in steps.iter().enumerate() {
+        let CounterWrite::Applied { before, after } =
+            p.store.update_counter(request).await.expect("update")
+        else {
+            panic!("step {i}: the update was refused");
+        };
+        let held = p.store.get_counter(&stream_id).await.expect("read");
+        assert_eq!(Some(after), held, "step {i}");
+        if i == 0 {
+            assert_eq!(before, Default::default(), "a new item has no before");
+        }
+    }
+    p.cleanup().await;
 }

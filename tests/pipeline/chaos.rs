@@ -19,8 +19,8 @@ use livecount_tests::{Crowd, Deliveries, Pipeline, PipelineOptions, aggregate_ha
 use std::cell::Cell;
 use std::collections::BTreeSet;
 
-/// A first delivery's live counter update (not the history item's, whose condition starts with
-/// a parenthesis, nor a receipt's removal).
+/// A first delivery's live counter update (not a figures write, whose condition on an item not
+/// yet written is `NOT attribute_exists(`, nor a receipt's removal).
 const COUNTER_UPDATE: &str = "\"ConditionExpression\":\"attribute_not_exists(";
 
 /// Ticks the faulty tests run without faults at the end: more than `W + B`, so every record
@@ -158,29 +158,17 @@ async fn assert_counts_match(p: &Pipeline, oracle: &Oracle, tick: i64) {
     }
 }
 
-/// Publishes every second up to now, then holds each stream's `peak`, `peakAt` and per-minute
-/// highs to the oracle's over the seconds from `from` (the first with deliveries) to now.
+/// Publishes every second up to now, then holds each stream's figures, as a reader gets them,
+/// to the oracle's over the seconds from `from` (the first with deliveries) to now: peak and
+/// `peakAt`, watch time, first and last second with a viewer, and each minute's highest count
+/// and viewer-seconds.
 async fn assert_history_matches(p: &mut Pipeline, oracle: &Oracle, from: i64) {
     let streams: Vec<String> = oracle.streams().cloned().collect();
     let names: Vec<&str> = streams.iter().map(String::as_str).collect();
     let last = p.publish_history(&names).await;
     for stream in &streams {
-        let stream_id = livecount_tests::stream(stream);
-        let history = p.store.get_history(&stream_id).await.expect("read");
-        let history = history.unwrap_or_default();
-        let ((peak, peak_at), minutes) = oracle.peak_and_minutes(stream, from..=last);
-        assert_eq!(history.peak.unwrap_or(0), peak, "stream {stream}: peak");
-        if peak > 0 {
-            assert_eq!(history.peak_at, Some(peak_at), "stream {stream}: peakAt");
-        }
-        for (minute, high) in minutes {
-            let published = history.tallies.history.get(&minute).copied();
-            assert_eq!(
-                published.unwrap_or(0),
-                high,
-                "stream {stream}: minute {minute}"
-            );
-        }
+        let expected = oracle.figures(stream, from..=last);
+        p.assert_figures(stream, &expected, from, last).await;
     }
 }
 

@@ -36,6 +36,7 @@ use livecount_core::token::TokenSecret;
 use livecount_core::{Clock, Config, Store, Timing, viewers_now};
 use livecount_ingest::{Ingest, IngestReport, tokens as ingest_tokens};
 use livecount_local::{PollReport, PollerConfig, StreamPoller};
+use oracle::Figures;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -147,6 +148,8 @@ pub struct Answer {
     pub headers: axum::http::HeaderMap,
     /// The body as JSON (`Null` if empty or not JSON).
     pub json: serde_json::Value,
+    /// The body as text (lossy).
+    pub text: String,
 }
 
 /// Sends one request to `router` in-process (no socket): `headers` as given, `body` as is.
@@ -173,6 +176,7 @@ pub async fn call(
         status,
         headers,
         json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
@@ -369,6 +373,58 @@ impl Pipeline {
         .await;
         self.aggregate().await;
         last
+    }
+
+    /// Holds `stream`'s figures, as a reader at the pipeline's clock gets them (the summary and
+    /// the history of the minutes from `from`'s to `last`'s), to `expected` (the oracle's over
+    /// `from ..= last`), and checks no second was missed.
+    pub async fn assert_figures(&self, stream: &str, expected: &Figures, from: i64, last: i64) {
+        let now = self.clock.now_seconds();
+        let stream_id = self::stream(stream);
+        let summary = livecount_core::read::summary(&self.store, &stream_id, now)
+            .await
+            .expect("summary");
+        assert_eq!(summary.through, last, "stream {stream}: counted through");
+        assert_eq!(summary.peak, expected.peak, "stream {stream}: peak");
+        if expected.peak > 0 {
+            assert_eq!(summary.peak_at, expected.peak_at, "stream {stream}: peakAt");
+        }
+        assert_eq!(
+            summary.viewer_seconds, expected.viewer_seconds,
+            "stream {stream}: watch time"
+        );
+        assert_eq!(
+            (summary.first_at, summary.last_at),
+            (expected.first_at, expected.last_at),
+            "stream {stream}: first and last second with a viewer"
+        );
+        assert_eq!(summary.missed_seconds, 0, "stream {stream}: missed seconds");
+        let first_minute = from - from.rem_euclid(60);
+        let rows =
+            livecount_core::read::history(&self.store, &stream_id, first_minute, last + 1, now)
+                .await
+                .expect("history");
+        for row in &rows {
+            let (highest, seconds) = expected
+                .minutes
+                .get(&row.minute)
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(
+                (row.highest, row.viewer_seconds),
+                (highest, seconds),
+                "stream {stream}: minute {} (highest, viewer-seconds)",
+                row.minute
+            );
+        }
+        for (minute, (highest, _)) in &expected.minutes {
+            if *highest > 0 {
+                assert!(
+                    rows.iter().any(|r| r.minute == *minute),
+                    "stream {stream}: minute {minute} had viewers and is not in the history"
+                );
+            }
+        }
     }
 
     /// Runs the aggregator on one batch of records the test holds.

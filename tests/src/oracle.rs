@@ -155,24 +155,25 @@ impl Oracle {
             .count() as u64
     }
 
-    /// The highest audience of `stream_id` over the seconds `seconds`, and the first second it
-    /// was reached; and the highest of each minute (by its first second) among them.
-    pub fn peak_and_minutes(
-        &self,
-        stream_id: &str,
-        seconds: std::ops::RangeInclusive<i64>,
-    ) -> ((u64, i64), std::collections::BTreeMap<i64, u64>) {
-        let mut peak = (0, i64::MAX);
-        let mut minutes = std::collections::BTreeMap::new();
+    /// What the figures of `stream_id` over the seconds `seconds` must be, by their
+    /// definitions (docs/design.md, "Figures"), from the audience of each second.
+    pub fn figures(&self, stream_id: &str, seconds: std::ops::RangeInclusive<i64>) -> Figures {
+        let mut figures = Figures::default();
         for t in seconds {
             let v = self.viewers_at_second(stream_id, t);
-            if v > peak.0 {
-                peak = (v, t);
+            if v > figures.peak {
+                (figures.peak, figures.peak_at) = (v, Some(t));
             }
-            let high = minutes.entry(t - t.rem_euclid(60)).or_insert(0);
-            *high = (*high).max(v);
+            if v > 0 {
+                figures.first_at.get_or_insert(t);
+                figures.last_at = Some(t);
+            }
+            figures.viewer_seconds += v;
+            let minute = figures.minutes.entry(t - t.rem_euclid(60)).or_default();
+            minute.0 = minute.0.max(v);
+            minute.1 += v;
         }
-        (peak, minutes)
+        figures
     }
 
     /// Sessions of `stream_id` watching at `now` (epoch seconds).
@@ -193,4 +194,16 @@ impl Oracle {
     pub fn delivered(&self) -> usize {
         self.delivered
     }
+}
+
+/// A stream's figures by their definitions ([`Oracle::figures`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub peak: u64,
+    pub peak_at: Option<i64>,
+    pub viewer_seconds: u64,
+    pub first_at: Option<i64>,
+    pub last_at: Option<i64>,
+    /// Minute (epoch seconds of its start) → (highest, viewer-seconds).
+    pub minutes: std::collections::BTreeMap<i64, (u64, u64)>,
 }

@@ -1,0 +1,377 @@
+//! A stream's figures (docs/design.md, "Figures"): the count of every settled second, added up
+//! once each into the lifetime item (peak, watch time, first and last second with a viewer)
+//! and the hour items (each minute's highest count and viewer-seconds), for the stream's whole
+//! life.
+//!
+//! Every second is published exactly once, in order: each item holds `through`, the last second
+//! it has, and a publication writes it under the condition that `through` is still what the
+//! publisher read, so a retry, a lost answer or another lane's publication never adds a second
+//! twice. Publishing and reading use the same functions: [`settled`] gives the counts of the
+//! seconds after `through` from the live counter (as an update left it and as it was just
+//! before), [`LifetimeItem::with`] and [`HourItem::with`] add them. A reader
+//! completes the items with the seconds the live counter already settles, so the figures it
+//! shows are as fresh as the count of [`HISTORY_LAG_SECONDS`] ago, whenever the last
+//! publication was.
+
+use crate::histogram::{HISTORY_LAG_SECONDS, minute_of, oldest_published_second, viewers_at};
+use crate::model::{CounterItem, HourItem, LifetimeItem, MinuteFigures, Tallies};
+use std::collections::BTreeMap;
+
+/// Seconds in an hour item.
+pub const HOUR_SECONDS: i64 = 3600;
+
+/// An aggregator publishes a stream's figures once at least this many seconds have settled
+/// since its last publication (readers complete the rest from the live counter).
+pub const PUBLISH_EVERY_SECONDS: i64 = 5;
+
+/// The start (epoch seconds) of the hour holding `t`.
+pub fn hour_of(t: i64) -> i64 {
+    t - t.rem_euclid(HOUR_SECONDS)
+}
+
+/// The counts of the seconds after a `through` up to a later one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settled {
+    /// The first second after that `through` (held or missed).
+    pub from: i64,
+    /// `(second, viewers)`, ascending; a second left out had no viewer.
+    pub seconds: Vec<(i64, u64)>,
+    /// The last second settled.
+    pub through: i64,
+    /// Seconds that could not be counted (see [`LifetimeItem::missed_seconds`]).
+    pub missed: u64,
+}
+
+/// A stream's live counter as an update left it, and as it was just before (what the update
+/// pruned may be what the seconds not yet published need): each gives the count of the seconds
+/// its pruning at its `updatedAt` left computable, from [`oldest_published_second`] of it on.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters<'a> {
+    latest: (&'a Tallies, i64),
+    before: Option<(&'a Tallies, i64)>,
+}
+
+impl<'a> Counters<'a> {
+    /// `latest` (as last updated; a counter never updated counts nothing) and `before` it.
+    pub fn of(before: Option<&'a CounterItem>, latest: &'a CounterItem) -> Self {
+        let at = |c: &'a CounterItem| c.updated_at.map(|at| (&c.tallies, at));
+        Self {
+            latest: at(latest).unwrap_or((&latest.tallies, i64::MIN)),
+            before: before.and_then(at),
+        }
+    }
+
+    /// The oldest second one of them can count.
+    fn oldest_held(&self) -> i64 {
+        let oldest = |(_, at): (&Tallies, i64)| oldest_published_second(at);
+        self.before
+            .map_or(oldest(self.latest), |b| oldest(b).min(oldest(self.latest)))
+    }
+
+    /// The count of second `t`, from the latest counter that can give it.
+    fn count(&self, t: i64) -> u64 {
+        let (tallies, _) = match self.before {
+            Some(before) if t < oldest_published_second(self.latest.1) => before,
+            _ => self.latest,
+        };
+        viewers_at(&tallies.buckets, &tallies.starts, t)
+    }
+
+    /// No session counts after this second in either.
+    fn last_counting(&self) -> i64 {
+        let last = |(t, _): (&Tallies, i64)| t.buckets.keys().next_back().copied();
+        last(self.latest)
+            .max(self.before.and_then(last))
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// The counts of the seconds in `after + 1 ..= up_to` (from the oldest second `counters` hold
+/// when `after` is `None`: a stream's first publication), from `counters`; seconds before the
+/// oldest they hold are missed.
+pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
+    let held = counters.oldest_held();
+    let first = after.map_or(held, |a| a + 1);
+    let mut settled = Settled {
+        from: first,
+        through: up_to.max(first - 1),
+        missed: (held.min(up_to + 1) - first).max(0) as u64,
+        ..Settled::default()
+    };
+    // No session counts after the last bucket: the seconds after it had no viewer.
+    for t in first.max(held)..=up_to.min(counters.last_counting()) {
+        settled.seconds.push((t, counters.count(t)));
+    }
+    settled
+}
+
+impl LifetimeItem {
+    /// This item with the seconds of `settled` after its `through` added.
+    pub fn with(&self, settled: &Settled) -> Self {
+        let mut next = self.clone();
+        let after = self.through.unwrap_or(i64::MIN);
+        for &(t, v) in settled.seconds.iter().filter(|(t, _)| *t > after) {
+            next.viewer_seconds += v;
+            if v > 0 {
+                next.first_at.get_or_insert(t);
+                next.last_at = Some(t);
+            }
+            if v > next.peak {
+                (next.peak, next.peak_at) = (v, Some(t));
+            }
+        }
+        if settled.through > after {
+            next.through = Some(settled.through);
+            next.missed_seconds += settled.missed;
+        }
+        next
+    }
+
+    /// Average concurrent viewers from the first second with a viewer to the last: watch time
+    /// over that span (0 before any viewer).
+    pub fn average_viewers(&self) -> f64 {
+        match (self.first_at, self.last_at) {
+            (Some(first), Some(last)) => self.viewer_seconds as f64 / (last - first + 1) as f64,
+            _ => 0.0,
+        }
+    }
+}
+
+impl HourItem {
+    /// An hour with nothing published yet.
+    pub fn empty(stream_id: &str, hour: i64) -> Self {
+        Self {
+            stream_id: stream_id.to_owned(),
+            hour,
+            ..Self::default()
+        }
+    }
+
+    /// The last second of the hour.
+    pub fn end(&self) -> i64 {
+        self.hour + HOUR_SECONDS - 1
+    }
+
+    /// This hour with the seconds of `settled` that fall in it after its `through` added.
+    pub fn with(&self, settled: &Settled) -> Self {
+        let mut next = self.clone();
+        let after = self.through.unwrap_or(self.hour - 1);
+        for &(t, v) in settled
+            .seconds
+            .iter()
+            .filter(|(t, _)| *t > after && *t <= self.end())
+        {
+            let minute = next.minutes.entry(minute_index(t)).or_default();
+            minute.highest = minute.highest.max(v);
+            minute.viewer_seconds += v;
+        }
+        let through = settled.through.min(self.end());
+        if through > after {
+            next.through = Some(through);
+        }
+        next
+    }
+
+    /// The minutes that differ from `before`'s (what a write sets).
+    pub fn changed_since(&self, before: &HourItem) -> BTreeMap<u32, MinuteFigures> {
+        self.minutes
+            .iter()
+            .filter(|(m, f)| before.minutes.get(m) != Some(f))
+            .map(|(&m, &f)| (m, f))
+            .collect()
+    }
+
+    /// Its minutes as epoch minutes, with how many of their seconds are published.
+    pub fn published_minutes(&self) -> impl Iterator<Item = Minute> + '_ {
+        let through = self.through.unwrap_or(self.hour - 1);
+        (0..60u32)
+            .map(move |m| (m, self.hour + 60 * i64::from(m)))
+            .take_while(move |(_, start)| *start <= through)
+            .map(move |(m, start)| Minute {
+                minute: start,
+                seconds: (through - start + 1).min(60) as u64,
+                figures: self.minutes.get(&m).copied().unwrap_or_default(),
+            })
+    }
+}
+
+/// A minute of the history: its published seconds and what they add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minute {
+    /// Start of the minute (epoch seconds).
+    pub minute: i64,
+    /// How many of its seconds are published (60 once it is over).
+    pub seconds: u64,
+    pub figures: MinuteFigures,
+}
+
+impl Minute {
+    /// Average concurrent viewers over its published seconds.
+    pub fn average_viewers(&self) -> f64 {
+        if self.seconds == 0 {
+            0.0
+        } else {
+            self.figures.viewer_seconds as f64 / self.seconds as f64
+        }
+    }
+}
+
+/// The minute of its hour (0-59) that holds `t`.
+pub fn minute_index(t: i64) -> u32 {
+    ((minute_of(t) - hour_of(t)) / 60) as u32
+}
+
+/// The hours `settled` publishes: those of its seconds, the hour it begins in (which it
+/// completes, so that an hour's last minutes count all their seconds even when they had no
+/// viewer) and the hour it ends in. An hour it passes with no viewer gets no item.
+pub fn hours_of(settled: &Settled) -> Vec<i64> {
+    let mut hours: Vec<i64> = settled.seconds.iter().map(|(t, _)| hour_of(*t)).collect();
+    if settled.through >= settled.from {
+        hours.push(hour_of(settled.from));
+    }
+    hours.push(hour_of(settled.through));
+    hours.sort_unstable();
+    hours.dedup();
+    hours
+}
+
+/// The last second a reader at `now` may count: the lag behind its clock.
+pub fn settled_by(now: i64) -> i64 {
+    now - HISTORY_LAG_SECONDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::HISTORY_SPAN_SECONDS;
+
+    const NOW: i64 = 1_700_000_000;
+
+    /// A counter updated at `at` holding `n` sessions expiring at `e` that began counting at
+    /// `since`, for each `(n, since, e)`.
+    fn counter(at: i64, sessions: &[(i64, i64, i64)]) -> CounterItem {
+        let mut c = CounterItem {
+            updated_at: Some(at),
+            ..CounterItem::default()
+        };
+        for &(n, since, e) in sessions {
+            *c.tallies.buckets.entry(e).or_default() += n;
+            *c.tallies.starts.entry(since).or_default() += n;
+        }
+        c
+    }
+
+    #[test]
+    fn a_first_publication_counts_the_seconds_the_counter_holds() {
+        // 3 sessions counting from NOW-15 to NOW+5.
+        let c = counter(NOW, &[(3, NOW - 15, NOW + 5)]);
+        let s = settled(None, &Counters::of(None, &c), settled_by(NOW));
+        assert_eq!(s.through, NOW - 10);
+        assert_eq!(s.missed, 0);
+        let first = oldest_published_second(NOW);
+        assert_eq!(s.seconds.first(), Some(&(first, 0)));
+        assert_eq!(s.seconds.last(), Some(&(NOW - 10, 3)));
+        assert_eq!(s.seconds.len() as i64, HISTORY_SPAN_SECONDS + 1);
+        let life = LifetimeItem::default().with(&s);
+        assert_eq!(life.viewer_seconds, 3 * 6, "NOW-15 ..= NOW-10");
+        assert_eq!((life.peak, life.peak_at), (3, Some(NOW - 15)));
+        assert_eq!(
+            (life.first_at, life.last_at),
+            (Some(NOW - 15), Some(NOW - 10))
+        );
+        assert_eq!(life.average_viewers(), 3.0);
+    }
+
+    #[test]
+    fn each_second_is_added_once_whatever_publishes_it_again() {
+        let c = counter(NOW, &[(2, NOW - 30, NOW + 20)]);
+        let s1 = settled(None, &Counters::of(None, &c), settled_by(NOW));
+        let life = LifetimeItem::default().with(&s1);
+        assert_eq!(life.with(&s1), life, "the same seconds add nothing");
+        let c = counter(NOW + 3, &[(2, NOW - 30, NOW + 20)]);
+        let s2 = settled(life.through, &Counters::of(None, &c), settled_by(NOW + 3));
+        assert_eq!(s2.seconds.len(), 3);
+        let life2 = life.with(&s2);
+        assert_eq!(life2.viewer_seconds, life.viewer_seconds + 6);
+        assert_eq!(life2.through, Some(NOW - 7));
+    }
+
+    /// A stream falls silent: its last update at NOW stopped one of its 4 viewers; an hour
+    /// later a record comes, and its update prunes all of that. The counter as it was before that
+    /// update gives the seconds still to publish: the 3 counting until they expired.
+    #[test]
+    fn a_silent_stream_is_counted_from_the_counter_before_the_update_that_prunes_it() {
+        let last = counter(NOW, &[(4, NOW - 20, NOW + 15), (-1, NOW - 2, NOW + 15)]);
+        let published = LifetimeItem {
+            through: Some(NOW - 12),
+            ..LifetimeItem::default()
+        };
+        let later = NOW + 3600;
+        let pruned = counter(later, &[(1, later - 1, later + 15)]);
+        let s = settled(
+            published.through,
+            &Counters::of(Some(&last), &pruned),
+            settled_by(later),
+        );
+        assert_eq!(s.missed, 0);
+        let life = published.with(&s);
+        assert_eq!(life.last_at, Some(NOW + 15), "counted until they expired");
+        // NOW-11 ..= NOW-3: 4; NOW-2 ..= NOW+15: 3
+        assert_eq!(life.viewer_seconds, 4 * 9 + 3 * 18);
+        assert_eq!(life.through, Some(later - 10));
+        let without = settled(
+            published.through,
+            &Counters::of(None, &pruned),
+            settled_by(later),
+        );
+        assert_eq!(
+            without.missed as i64,
+            oldest_published_second(later) - (NOW - 11)
+        );
+    }
+
+    #[test]
+    fn hours_take_their_own_seconds_and_know_how_much_of_each_minute_is_published() {
+        let hour = hour_of(NOW);
+        let settled = Settled {
+            from: hour - 1,
+            seconds: vec![(hour - 1, 5), (hour, 2), (hour + 1, 4), (hour + 61, 1)],
+            through: hour + 61,
+            missed: 0,
+        };
+        let previous = HourItem::empty("s", hour - HOUR_SECONDS).with(&settled);
+        assert_eq!(previous.through, Some(hour - 1));
+        assert_eq!(previous.minutes[&59].highest, 5);
+        let this = HourItem::empty("s", hour).with(&settled);
+        assert_eq!(this.through, Some(hour + 61));
+        assert_eq!(
+            this.minutes[&0],
+            MinuteFigures {
+                highest: 4,
+                viewer_seconds: 6
+            }
+        );
+        let minutes: Vec<(i64, u64)> = this
+            .published_minutes()
+            .map(|m| (m.minute, m.seconds))
+            .collect();
+        assert_eq!(minutes, [(hour, 60), (hour + 60, 2)]);
+        assert_eq!(this.with(&settled), this, "published once");
+        assert_eq!(hours_of(&settled), [hour - HOUR_SECONDS, hour]);
+        // A publication after a silent day completes the hour it begins in and writes the
+        // hour it ends in, nothing in between.
+        let silent = Settled {
+            from: hour + 62,
+            seconds: vec![(hour + 86_400, 1)],
+            through: hour + 86_410,
+            missed: 0,
+        };
+        assert_eq!(hours_of(&silent), [hour, hour + 86_400]);
+        assert_eq!(this.with(&silent).through, Some(hour + HOUR_SECONDS - 1));
+        assert_eq!(
+            this.changed_since(&HourItem::empty("s", hour)).len(),
+            2,
+            "both minutes are new"
+        );
+    }
+}
