@@ -122,7 +122,7 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
     }
 
     // A full live counter: the buckets of a window and as many receipts outstanding as the
-    // 1 KB bound allows (peak and history live in their own item).
+    // 1 KB bound allows (the figures live in their own items).
     let mut counter = serde_json::json!({"PK": stream, "SK": "live", "updatedAt": now});
     for (i, bucket) in (0..4).map(|i| (i, now - now % 5 + 5 * (i + 1))) {
         counter[format!("b{bucket}")] =

@@ -146,7 +146,7 @@ impl Report {
         }
         doc.push("## 5. Request amplification")
             .push(amplification)
-            .push("Writes per event count the session write (coalescing within a batch removes some) and the counter updates (at most one per stream per batch; none when a batch changes no bucket). The per-minute history adds about one write per stream per minute, not counted here.");
+            .push("Writes per event count the session write (coalescing within a batch removes some) and the counter updates (at most one per stream per batch; none when a batch changes no bucket). The figures add an hour item and a lifetime write per stream every 5 to 8 s, not counted here (the scale section counts them).");
         doc.render()
     }
 

@@ -19,7 +19,8 @@ pub struct Config {
     /// Where ingest finds the secret of signed sessions, if sessions must be signed.
     pub token_secret: Option<TokenSecretSource>,
     /// `LIVECOUNT_COUNTER_TTL_DAYS`: a stream's counter items expire (DynamoDB TTL) this many
-    /// days after their last update.
+    /// days after their last update (an hour item: after its hour ended); 62 by default, so last
+    /// month's streams can still be reported on at the end of this one.
     pub counter_ttl_days: i64,
     /// `LIVECOUNT_DEAD_LETTER_QUEUE_URL`: where ingest sends an invalid message, once, with its
     /// reasons; unset, an invalid message is reported as failed and SQS moves it after
@@ -56,7 +57,7 @@ impl Default for Config {
             session_shards: 8,
             max_concurrent_writes: 16,
             token_secret: None,
-            counter_ttl_days: 7,
+            counter_ttl_days: 62,
             dead_letter_queue_url: None,
         }
     }

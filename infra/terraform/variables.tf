@@ -245,7 +245,7 @@ variable "expected_stream_shards" {
 }
 
 variable "counter_ttl_days" {
-  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): counters of ended streams expire this long after their last update. Default 7."
+  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): a stream's counter, lifetime and hour items expire this long after their last update, so its figures are kept this long. Default 62."
   type        = number
   default     = null
 }

@@ -11,8 +11,10 @@
 //! - **Warm throughput** of the sessions table: `0.3 x all viewers` write units per second,
 //!   at least the 4,000 a new table has; it sets the partitions, and so the stream shards.
 //! - **Aggregate batching window** `w`: each lane that holds a stream's records updates its
-//!   counter, removes that update's receipt, and at most once writes its history, per batch, so
-//!   a stream's counter key takes up to `3 x lanes / w` writes per second
+//!   counter and removes that update's receipt, per batch, and publishes the stream's figures
+//!   at most once per 5 to 8 s (an hour item and the lifetime item, a failed condition when it
+//!   had not seen the last publication), so a stream's counter key takes up to about
+//!   `3 x lanes / w` writes per second
 //!   ([`WRITES_PER_LANE_BATCH`]), `lanes = min(S, shards) x PF`: `w = ceil(lanes / 100)`
 //!   seconds, at least 1. Lanes that start together fire in the same second, so the key's peak
 //!   grows with the lanes holding the stream whatever `w` is (BENCHMARKS.md §6 measures it at a
@@ -71,7 +73,8 @@ pub struct Sizing {
 }
 
 /// Writes one lane's batch makes on a stream's counter key: the counter update, the removal of
-/// its receipt once the batch succeeded, and at most one history write.
+/// its receipt once the batch succeeded, and a share of the figures' publication (at most two
+/// or three writes per 5 s; one per batch is planned for).
 pub const WRITES_PER_LANE_BATCH: f64 = 3.0;
 
 /// The rule.

@@ -52,11 +52,19 @@ async fn each_function_calls_exactly_the_dynamodb_operations_the_contract_grants
         "aggregate"
     );
 
-    // What the read function's routes call: one stream's count, and the stream list.
+    // What the read function's routes call: one stream's count, its summary and history, and
+    // the stream list.
     let now = p.clock.now_seconds();
-    livecount_core::live_count(&p.store, &livecount_tests::stream("st"), now)
+    let st = livecount_tests::stream("st");
+    livecount_core::live_count(&p.store, &st, now)
         .await
         .expect("read");
+    livecount_core::read::summary(&p.store, &st, now)
+        .await
+        .expect("summary");
+    livecount_core::read::history(&p.store, &st, now - 3600, now, now)
+        .await
+        .expect("history");
     livecount_core::all_live_counts(&p.store, now)
         .await
         .expect("list");

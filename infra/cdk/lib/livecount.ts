@@ -97,7 +97,7 @@ export interface LivecountProps {
    * @default the stack name
    */
   readonly deploymentName?: string;
-  /** `LIVECOUNT_COUNTER_TTL_DAYS` (1-365): counters of ended streams expire this long after their last update. @default 7 */
+  /** `LIVECOUNT_COUNTER_TTL_DAYS` (1-365): a stream's counter, lifetime and hour items expire this long after their last update, so its figures are kept this long. @default 62 */
   readonly counterTtlDays?: number;
   /** `LIVECOUNT_WINDOW_SECONDS` (W, 1-3600). @default 15 */
   readonly windowSeconds?: number;
@@ -528,7 +528,7 @@ export class Livecount extends Construct {
       graceSeconds: props.graceSeconds ?? 60,
       sessionShards: props.sessionShards ?? 8,
       maxConcurrentWrites: props.maxConcurrentWrites ?? 16,
-      counterTtlDays: props.counterTtlDays ?? 7,
+      counterTtlDays: props.counterTtlDays ?? 62,
     };
     for (const [name, [min, max]] of Object.entries(CONFIG_RANGES)) {
       checkRange(name, config[name as keyof typeof config], min, max);
@@ -821,7 +821,7 @@ export class Livecount extends Construct {
         logStatement('read'),
         new iam.PolicyStatement({
           sid: 'ReadCounters',
-          actions: ['dynamodb:GetItem', 'dynamodb:Scan'],
+          actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'],
           resources: [this.counters.tableArn],
         }),
       ],

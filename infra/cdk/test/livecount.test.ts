@@ -120,7 +120,7 @@ const ENV_DEFAULTS = {
   LIVECOUNT_GRACE_SECONDS: '60',
   LIVECOUNT_SESSION_SHARDS: '8',
   LIVECOUNT_MAX_CONCURRENT_WRITES: '16',
-  LIVECOUNT_COUNTER_TTL_DAYS: '7',
+  LIVECOUNT_COUNTER_TTL_DAYS: '62',
   RUST_LOG: 'info',
 };
 
@@ -800,7 +800,7 @@ describe('IAM', () => {
       {
         Sid: 'ReadCounters',
         Effect: 'Allow',
-        Action: ['dynamodb:GetItem', 'dynamodb:Scan'],
+        Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'],
         Resource: getAtt(DEFAULT.id(c.counters), 'Arn'),
       },
     ]);

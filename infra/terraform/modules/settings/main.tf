@@ -149,7 +149,7 @@ locals {
       {
         Sid      = "ReadCounters"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = local.r.counters_table_arn
       },
     ]

@@ -246,9 +246,9 @@ variable "expected_stream_shards" {
 }
 
 variable "counter_ttl_days" {
-  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): counters of ended streams expire this long after their last update."
+  description = "LIVECOUNT_COUNTER_TTL_DAYS (1-365): a stream's counter, lifetime and hour items expire this long after their last update, so its figures are kept this long."
   type        = number
-  default     = 7
+  default     = 62
   nullable    = false
   validation {
     condition     = var.counter_ttl_days == floor(var.counter_ttl_days) && var.counter_ttl_days >= 1 && var.counter_ttl_days <= 365

@@ -51,7 +51,7 @@ run "defaults_are_the_documented_ones" {
       LIVECOUNT_GRACE_SECONDS         = "60"
       LIVECOUNT_SESSION_SHARDS        = "8"
       LIVECOUNT_MAX_CONCURRENT_WRITES = "16"
-      LIVECOUNT_COUNTER_TTL_DAYS      = "7"
+      LIVECOUNT_COUNTER_TTL_DAYS      = "62"
       RUST_LOG                        = "info"
     }
     error_message = "environment: ${jsonencode(output.environment)}"
@@ -147,7 +147,7 @@ run "props_rename_through_to_the_environment_variables" {
       LIVECOUNT_GRACE_SECONDS         = "120"
       LIVECOUNT_SESSION_SHARDS        = "256"
       LIVECOUNT_MAX_CONCURRENT_WRITES = "32"
-      LIVECOUNT_COUNTER_TTL_DAYS      = "7"
+      LIVECOUNT_COUNTER_TTL_DAYS      = "62"
       RUST_LOG                        = "debug"
     }
     error_message = "environment: ${jsonencode(output.environment)}"
@@ -271,7 +271,7 @@ run "each_role_gets_only_the_actions_its_function_calls" {
       {
         Sid      = "ReadCounters"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
         Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
       },
     ]
