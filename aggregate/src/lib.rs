@@ -162,6 +162,9 @@ pub struct AggregateReport {
     pub deferred_streams: Vec<String>,
     /// Receipts removed after the batch succeeded.
     pub receipts_released: usize,
+    /// Seconds of the streams' figures published without a count: no counter this batch saw
+    /// held them any more (`missedSeconds` of the lifetime item).
+    pub seconds_missed: u64,
     /// When a stream failed or was deferred: the batch's first record, so Lambda retries the
     /// batch from its start.
     pub response: DynamoDbEventResponse,
@@ -183,6 +186,7 @@ impl AggregateReport {
                 self.late_deltas += done.late_deltas;
                 self.late_starts += done.late_starts;
                 self.counter_updates += done.updates;
+                self.seconds_missed += done.seconds_missed;
                 done.receipts
                     .into_iter()
                     .map(|(key, receipt)| (stream_id.clone(), key, receipt))
@@ -228,7 +232,7 @@ impl AggregateReport {
     }
 
     /// The counters this batch adds to the `aggregate` metrics (`infra/contract.json`).
-    pub fn metrics(&self) -> [(&'static str, u64); 10] {
+    pub fn metrics(&self) -> [(&'static str, u64); 11] {
         [
             ("RecordsApplied", self.applied as u64),
             ("DuplicateRecords", self.duplicates as u64),
@@ -240,6 +244,7 @@ impl AggregateReport {
             ("StreamsDeferred", self.deferred_streams.len() as u64),
             ("ShorterRedeliveries", self.shorter_redeliveries as u64),
             ("StartsLate", self.late_starts as u64),
+            ("SecondsMissed", self.seconds_missed),
         ]
     }
 }
@@ -446,7 +451,8 @@ impl Aggregator {
             }
         }
         if let Some(counter) = latest {
-            self.publish(stream_id, before.as_ref(), &counter, now)
+            done.seconds_missed = self
+                .publish(stream_id, before.as_ref(), &counter, now)
                 .await;
         }
         Ok(done)
@@ -589,7 +595,7 @@ impl Aggregator {
         before: Option<&CounterItem>,
         counter: &CounterItem,
         now: i64,
-    ) {
+    ) -> u64 {
         let up_to = settled_by(now);
         let memory = self.memory(stream_id);
         let mut lifetime = memory.lifetime;
@@ -601,12 +607,12 @@ impl Aggregator {
                 .through
                 .is_some_and(|w| up_to - w < PUBLISH_EVERY_SECONDS + self.spread_of(stream_id, w))
             {
-                return;
+                return 0;
             }
             let counters = Counters::of(before, counter);
             let more = settled(lifetime.through, &counters, up_to);
             if more.missed > 0 && !self.deferred_enough(stream_id, now) {
-                return;
+                return 0;
             }
             let expires_at = self.config.counter_expiry(now);
             let mut replan = false;
@@ -616,7 +622,9 @@ impl Aggregator {
                     .cloned()
                     .unwrap_or_else(|| HourItem::empty(stream_id.as_str(), hour));
                 let next = known.with(&more);
-                if next == known {
+                // An hour with no viewer gets no item (nor does one only completed here).
+                let no_viewer = next.minutes.values().all(|m| m.highest == 0);
+                if next == known || (known.through.is_none() && no_viewer) {
                     continue;
                 }
                 // An hour is kept for the retention after it ended.
@@ -636,7 +644,7 @@ impl Aggregator {
                     }
                     Err(error) => {
                         tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish an hour");
-                        return;
+                        return 0;
                     }
                 }
             }
@@ -648,20 +656,21 @@ impl Aggregator {
                     .await
                 {
                     Ok(Ok(())) => {
-                        if next.missed_seconds > lifetime.missed_seconds {
+                        let missed = next.missed_seconds - lifetime.missed_seconds;
+                        if missed > 0 {
                             tracing::warn!(
                                 stream_id = stream_id.as_str(),
-                                missed = next.missed_seconds - lifetime.missed_seconds,
-                                "seconds no counter held any more; not counted (MissedSeconds)"
+                                missed,
+                                "seconds no counter held any more; not counted (SecondsMissed)"
                             );
                         }
                         self.remember_figures(stream_id, next, hours.pop_last().map(|(_, h)| h));
-                        return;
+                        return missed;
                     }
                     Ok(Err(actual)) => lifetime = actual,
                     Err(error) => {
                         tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish the lifetime figures");
-                        return;
+                        return 0;
                     }
                 }
             }
@@ -672,6 +681,7 @@ impl Aggregator {
             stream_id = stream_id.as_str(),
             "the figures changed under every publication; the next update publishes them"
         );
+        0
     }
 
     /// Whether this aggregator has left a publication it cannot make whole (its counter no
@@ -786,6 +796,8 @@ struct StreamDone {
     late_deltas: usize,
     late_starts: usize,
     updates: usize,
+    /// Seconds the stream's figures were published without (see [`AggregateReport`]).
+    seconds_missed: u64,
     /// Receipts to remove once the whole batch succeeded.
     receipts: Vec<(ReceiptKey, Receipt)>,
 }

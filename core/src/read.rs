@@ -4,7 +4,7 @@
 //! counter already settles ([`crate::figures`]), so every figure is as fresh as the count of
 //! [`crate::histogram::HISTORY_LAG_SECONDS`] ago.
 
-use crate::figures::{Counters, HOUR_SECONDS, Minute, hour_of, settled, settled_by};
+use crate::figures::{Counters, HOUR_SECONDS, Minute, Settled, hour_of, settled, settled_by};
 use crate::histogram::viewers;
 use crate::ids::StreamId;
 use crate::model::{CounterItem, HourItem, LifetimeItem};
@@ -61,17 +61,27 @@ fn completed(
     now: i64,
 ) -> LifetimeItem {
     let lifetime = lifetime.cloned().unwrap_or_default();
-    match counter {
-        Some(counter) => {
-            let more = settled(
-                lifetime.through,
-                &Counters::of(None, counter),
-                settled_by(now),
-            );
-            lifetime.with(&more)
-        }
+    match settled_since(&lifetime, counter, now) {
+        Some(more) => lifetime.with(&more),
         None => lifetime,
     }
+}
+
+/// The seconds `counter` settles by `now` after `lifetime`'s `through`, if it holds them all.
+/// When it does not, they are not missed yet: the update that pruned them is publishing them
+/// from the counter as it was before (docs/design.md §3), and until that lands the figures are
+/// the items' alone, through their `through`.
+fn settled_since(
+    lifetime: &LifetimeItem,
+    counter: Option<&CounterItem>,
+    now: i64,
+) -> Option<Settled> {
+    let more = settled(
+        lifetime.through,
+        &Counters::of(None, counter?),
+        settled_by(now),
+    );
+    (more.missed == 0).then_some(more)
 }
 
 /// A stream's figures over its whole life (docs/design.md, "Figures"), as of `through`.
@@ -79,7 +89,8 @@ fn completed(
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub stream_id: String,
-    /// The last second counted (epoch): the reader's clock less the lag.
+    /// The last second counted (epoch): the reader's clock less the lag (or, for the moment a
+    /// stream comes back from silence, the last second published).
     pub through: i64,
     /// Most viewers of one second, and the first second that had them.
     pub peak: u64,
@@ -92,11 +103,14 @@ pub struct Summary {
     /// The first and the last second with a viewer.
     pub first_at: Option<i64>,
     pub last_at: Option<i64>,
-    /// Seconds that could not be counted (0 unless the aggregator stopped for a while).
+    /// Seconds that could not be counted (0 unless the figures' publications failed for more
+    /// than 10 s while the stream went on).
     pub missed_seconds: u64,
 }
 
 impl Summary {
+    /// The figures the lifetime item and the live counter give at `now` (epoch seconds): the
+    /// item's, with the seconds the counter settles after its `through`.
     pub fn from_items(
         stream_id: &str,
         counter: Option<&CounterItem>,
@@ -106,7 +120,7 @@ impl Summary {
         let life = completed(lifetime, counter, now);
         Self {
             stream_id: stream_id.to_owned(),
-            through: settled_by(now),
+            through: life.through.unwrap_or(settled_by(now)),
             peak: life.peak,
             peak_at: life.peak_at,
             viewer_seconds: life.viewer_seconds,
@@ -161,12 +175,7 @@ pub fn history_rows(
     now: i64,
 ) -> Vec<MinuteRow> {
     let lifetime = lifetime.cloned().unwrap_or_default();
-    if let Some(counter) = counter {
-        let more = settled(
-            lifetime.through,
-            &Counters::of(None, counter),
-            settled_by(now),
-        );
+    if let (Some(counter), Some(more)) = (counter, settled_since(&lifetime, counter, now)) {
         let after = lifetime.through.unwrap_or(i64::MIN);
         let stream_id = counter.stream_id.as_str();
         for hour in crate::figures::hours_of(&more) {

@@ -64,7 +64,8 @@ fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
 }
 
 /// The default five players show as exactly 5 on the dashboard, the number `livecount count`
-/// reads, and what the edge refused is shown by reason; a screenshot is kept in
+/// reads, with the stream's watch time and average, and what the edge refused is shown by
+/// reason; a screenshot is kept in
 /// `target/e2e/dashboard.png`. The app runs in-process, as `livecount dev` builds it.
 #[tokio::test]
 async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
@@ -100,6 +101,24 @@ async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
         .unwrap_or_default();
     assert_eq!(refused, "2", "the edge's refusals on the dashboard:\n{dom}");
     assert!(dom.contains("Invalid<b>2</b>"), "refused by reason:\n{dom}");
+    // The stream's figures, from /summary and /history: watch time and average are shown.
+    let shown = |id: &str| {
+        dom.split(&format!("id=\"{id}\">"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let watch = shown("watch-time");
+    assert!(
+        watch.ends_with(" viewer-min") || watch.ends_with(" viewer-h"),
+        "the watch time on the dashboard: {watch:?}"
+    );
+    assert!(
+        shown("average").parse::<f64>().is_ok(),
+        "the average on the dashboard: {:?}",
+        shown("average")
+    );
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
     std::fs::create_dir_all(&artifacts).expect("artifact folder");

@@ -40,6 +40,7 @@ export const AGGREGATE_METRICS = [
   'StreamsDeferred',
   'ShorterRedeliveries',
   'StartsLate',
+  'SecondsMissed',
 ] as const;
 
 /** Metric names the edge handler emits (dimension `Function` = `edge`): refusals by reason first. */
@@ -1127,6 +1128,14 @@ export class Livecount extends Construct {
       alarmDescription:
         'livecount: DynamoDB rejected a counter update as invalid; its records were not applied (see the aggregate logs)',
       metric: metric('aggregate/RecordsNotApplied', fiveMinutes),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    alarm('SecondsMissed', {
+      alarmDescription:
+        "livecount: seconds of a stream's figures could not be counted (its figures' publications failed for more than 10 s while its counter went on; see the aggregate logs)",
+      metric: metric('aggregate/SecondsMissed', fiveMinutes),
       threshold: 0,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 1,

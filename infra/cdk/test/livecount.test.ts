@@ -896,10 +896,11 @@ describe('alarms', () => {
       'ReadErrors',
       'ReadThrottles',
       'RecordsNotApplied',
+      'SecondsMissed',
       'SessionsTableThrottled',
       'UnreadableRecords',
     ]);
-    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 20);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 21);
     for (const [key, a] of Object.entries(c.alarms)) {
       const p = resource(DEFAULT, DEFAULT.id(a)).Properties;
       assert.equal(p.TreatMissingData, key === 'PipelineStalled' ? 'breaching' : 'notBreaching', key);
@@ -1038,6 +1039,16 @@ describe('alarms', () => {
   it('unreadable stream records: livecount/UnreadableRecords{Function=aggregate} > 0', () => {
     const a = alarm(DEFAULT, 'UnreadableRecords');
     assert.equal(a.Namespace, 'livecount');
+    assert.deepEqual(a.Dimensions, [
+      { Name: 'Deployment', Value: 'Test' },
+      { Name: 'Function', Value: 'aggregate' },
+    ]);
+    assert.equal(a.Threshold, 0);
+  });
+
+  it("seconds a stream's figures could not count: livecount/SecondsMissed{Function=aggregate} > 0", () => {
+    const a = alarm(DEFAULT, 'SecondsMissed');
+    assert.equal(a.MetricName, 'SecondsMissed');
     assert.deepEqual(a.Dimensions, [
       { Name: 'Deployment', Value: 'Test' },
       { Name: 'Function', Value: 'aggregate' },

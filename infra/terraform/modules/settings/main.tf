@@ -482,12 +482,18 @@ locals {
       metric_name = "RecordsNotApplied"
       dimensions  = local.handler_dimensions["aggregate"]
     })
+    seconds_missed = merge(local.alarm_defaults, {
+      description = "livecount: seconds of a stream's figures could not be counted (its figures' publications failed for more than 10 s while its counter went on; see the aggregate logs)"
+      namespace   = "livecount"
+      metric_name = "SecondsMissed"
+      dimensions  = local.handler_dimensions["aggregate"]
+    })
   })
 
   # ---- Dashboard ------------------------------------------------------------------------------
   # The handlers' EMF metrics (namespace livecount, dimension Function).
   ingest_metrics    = ["EventsApplied", "EventsStale", "MessagesInvalid", "MessagesDeadLettered", "MessagesFailed", "MessagesExpired", "TokensRejected"]
-  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries", "StartsLate"]
+  aggregate_metrics = ["RecordsApplied", "DuplicateRecords", "RecordsNotApplied", "DeltasLate", "UnreadableRecords", "CounterUpdates", "StreamsFailed", "StreamsDeferred", "ShorterRedeliveries", "StartsLate", "SecondsMissed"]
   # Refusals by reason first, as the edge emits them (RefusedBypass: a request to the Function URL
   # without the shield's origin secret; always 0 without the shield).
   edge_metrics    = ["RefusedInvalid", "RefusedTooLarge", "RefusedManySessions", "RefusedUnsigned", "RefusedForged", "RefusedExpired", "RefusedBypass", "EventsApplied", "EventsStale", "WritesFailed", "CountReads"]

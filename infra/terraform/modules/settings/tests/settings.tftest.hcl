@@ -342,7 +342,7 @@ run "the_documented_alarms" {
       "edge_errors", "edge_throttles", "edge_refusals", "edge_writes_failed",
       "dead_letter_arrivals", "aggregate_failure_arrivals", "aggregate_iterator_age", "events_queue_age",
       "pipeline_stalled", "sessions_table_throttled", "counters_table_throttled",
-      "messages_invalid", "records_not_applied", "unreadable_records",
+      "messages_invalid", "records_not_applied", "unreadable_records", "seconds_missed",
     ])
     error_message = "alarms: ${jsonencode(keys(output.alarms))}"
   }
@@ -437,7 +437,10 @@ run "the_documented_alarms" {
       output.alarms.unreadable_records.metric_name == "UnreadableRecords" &&
       output.alarms.records_not_applied.dimensions == { Deployment = "livecount", Function = "aggregate" } &&
       output.alarms.records_not_applied.metric_name == "RecordsNotApplied" &&
-      output.alarms.records_not_applied.threshold == 0
+      output.alarms.records_not_applied.threshold == 0 &&
+      output.alarms.seconds_missed.dimensions == { Deployment = "livecount", Function = "aggregate" } &&
+      output.alarms.seconds_missed.metric_name == "SecondsMissed" &&
+      output.alarms.seconds_missed.threshold == 0
     )
     error_message = "EMF alarms: ${jsonencode([output.alarms.messages_invalid, output.alarms.unreadable_records, output.alarms.records_not_applied])}"
   }
