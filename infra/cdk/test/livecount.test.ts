@@ -1097,7 +1097,7 @@ describe('alarms', () => {
     const topic = new sns.Topic(stack, 'Topic');
     new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
     const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, 20);
+    assert.equal(Object.keys(alarms).length, 21);
     for (const a of Object.values(alarms)) {
       assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
     }
