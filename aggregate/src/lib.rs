@@ -611,10 +611,33 @@ impl Aggregator {
             }
             let counters = Counters::of(before, counter);
             let more = settled(lifetime.through, &counters, up_to);
-            if more.missed > 0 && !self.deferred_enough(stream_id, now) {
-                return 0;
-            }
             let expires_at = self.config.counter_expiry(now);
+            if more.missed > 0 {
+                match self.deferral(stream_id, now) {
+                    Deferral::Over => {}
+                    Deferral::Waiting => return 0,
+                    // Is what this aggregator knows of the lifetime item still so? A write of the
+                    // same figures under its `through` tells: applied, it is (and the seconds
+                    // are for the lane that holds them); refused, the item as it is comes back.
+                    Deferral::Started => {
+                        match self
+                            .store
+                            .publish_lifetime(stream_id, &lifetime, &lifetime, expires_at)
+                            .await
+                        {
+                            Ok(Ok(())) => return 0,
+                            Ok(Err(actual)) => {
+                                lifetime = actual;
+                                continue;
+                            }
+                            Err(error) => {
+                                tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not check the lifetime figures");
+                                return 0;
+                            }
+                        }
+                    }
+                }
+            }
             let mut replan = false;
             for hour in hours_of(&more) {
                 let known = hours
@@ -684,16 +707,22 @@ impl Aggregator {
         0
     }
 
-    /// Whether this aggregator has left a publication it cannot make whole (its counter no
-    /// longer holds every second after the figures' `through`) for [`MAX_DEFERRAL_SECONDS`]:
-    /// until then it leaves it to the lane whose update came first after the stream fell
-    /// silent, whose counter before that update holds them.
-    fn deferred_enough(&self, stream_id: &StreamId, now: i64) -> bool {
+    /// Where this aggregator is in leaving a publication it cannot make whole (its counters no
+    /// longer hold every second after the figures' `through`) to the lane whose update came first
+    /// after the stream fell silent, whose counter before that update holds them: for
+    /// [`MAX_DEFERRAL_SECONDS`], then it makes it, counting those seconds as missed.
+    fn deferral(&self, stream_id: &StreamId, now: i64) -> Deferral {
         let Ok(mut known) = self.known.lock() else {
-            return true;
+            return Deferral::Over;
         };
-        let since = *known.entry(stream_id).deferred_since.get_or_insert(now);
-        now - since >= MAX_DEFERRAL_SECONDS
+        match known.entry(stream_id).deferred_since {
+            Some(since) if now - since >= MAX_DEFERRAL_SECONDS => Deferral::Over,
+            Some(_) => Deferral::Waiting,
+            ref mut none @ None => {
+                *none = Some(now);
+                Deferral::Started
+            }
+        }
     }
 
     /// 0 to [`PUBLISH_SPREAD_SECONDS`] more seconds this aggregator waits before it publishes a
@@ -744,9 +773,11 @@ impl Aggregator {
     ) {
         if let Ok(mut known) = self.known.lock() {
             let memory = known.entry(stream_id);
+            if memory.lifetime.through != lifetime.through {
+                memory.deferred_since = None;
+            }
             memory.lifetime = lifetime;
             memory.hour = hour;
-            memory.deferred_since = None;
         }
     }
 }
@@ -779,6 +810,14 @@ const MAX_PUBLISH_ROUNDS: usize = 4;
 struct Written {
     before: Option<CounterItem>,
     after: CounterItem,
+}
+
+/// See [`Aggregator::deferral`].
+enum Deferral {
+    /// Just begun: check that the lifetime item is still as this aggregator knows it.
+    Started,
+    Waiting,
+    Over,
 }
 
 /// How one stream's update went.

@@ -181,17 +181,19 @@ impl HourItem {
             .collect()
     }
 
-    /// Its minutes as epoch minutes, with how many of their seconds are published.
+    /// Its minutes with a published second, as epoch minutes, with how many of their seconds
+    /// have passed by its `through` (60 once a minute is over). A minute it does not hold had no
+    /// viewer, or came before the stream's first.
     pub fn published_minutes(&self) -> impl Iterator<Item = Minute> + '_ {
         let through = self.through.unwrap_or(self.hour - 1);
-        (0..60u32)
-            .map(move |m| (m, self.hour + 60 * i64::from(m)))
-            .take_while(move |(_, start)| *start <= through)
-            .map(move |(m, start)| Minute {
+        self.minutes.iter().map(move |(&m, &figures)| {
+            let start = self.hour + 60 * i64::from(m);
+            Minute {
                 minute: start,
-                seconds: (through - start + 1).min(60) as u64,
-                figures: self.minutes.get(&m).copied().unwrap_or_default(),
-            })
+                seconds: (through - start + 1).clamp(0, 60) as u64,
+                figures,
+            }
+        })
     }
 }
 

@@ -22,9 +22,9 @@ pub struct LiveCount {
     pub stream_id: String,
     /// Sessions watching at `as_of`.
     pub viewers: u64,
-    /// The most viewers of any second so far (at least `viewers`).
+    /// The most viewers of any second so far: of a settled second, or `viewers` now if more.
     pub peak: u64,
-    /// The first second (epoch) that had `peak` viewers, once a second is settled with them.
+    /// The first second (epoch) that had `peak` viewers (`as_of` when it is `viewers` now).
     pub peak_at: Option<i64>,
     /// The reader's clock the count is for (epoch seconds).
     pub as_of: i64,
@@ -42,12 +42,18 @@ impl LiveCount {
         now: i64,
     ) -> Self {
         let viewers = counter.map_or(0, |c| viewers(&c.tallies.buckets, now));
-        let summary = completed(lifetime, counter, now);
+        let settled = completed(lifetime, counter, now);
+        // Viewers now above every settled second's are the peak so far, from now.
+        let (peak, peak_at) = if viewers > settled.peak {
+            (viewers, Some(now))
+        } else {
+            (settled.peak, settled.peak_at)
+        };
         Self {
             stream_id: stream_id.to_owned(),
             viewers,
-            peak: summary.peak.max(viewers),
-            peak_at: summary.peak_at,
+            peak,
+            peak_at,
             as_of: now,
             updated_at: counter.and_then(|c| c.updated_at),
         }
