@@ -791,7 +791,7 @@ fn near(stop: Option<Instant>) -> bool {
 /// the same records at once make more than two).
 const MAX_RECEIPT_ROUNDS: usize = 4;
 
-/// Most seconds [`Aggregator::spread_of`] adds to [`PUBLISH_EVERY_SECONDS`]. Their sum stays
+/// Most seconds an aggregator adds at random to [`PUBLISH_EVERY_SECONDS`]. Their sum stays
 /// below [`livecount_core::histogram::HISTORY_SPAN_SECONDS`] less the time between a stream's
 /// updates, so the counter before an update still holds every second not yet published.
 pub const PUBLISH_SPREAD_SECONDS: i64 = 3;
