@@ -609,7 +609,9 @@ impl Aggregator {
             {
                 return 0;
             }
-            let counters = Counters::of(before, counter);
+            let Some(counters) = Counters::of(before, counter) else {
+                return 0;
+            };
             let more = settled(lifetime.through, &counters, up_to);
             let expires_at = self.config.counter_expiry(now);
             if more.missed > 0 {

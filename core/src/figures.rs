@@ -52,13 +52,14 @@ pub struct Counters<'a> {
 }
 
 impl<'a> Counters<'a> {
-    /// `latest` (as last updated; a counter never updated counts nothing) and `before` it.
-    pub fn of(before: Option<&'a CounterItem>, latest: &'a CounterItem) -> Self {
+    /// `latest` and the counter `before` it; `None` when `latest` was never updated (every
+    /// counter livecount writes has `updatedAt`).
+    pub fn of(before: Option<&'a CounterItem>, latest: &'a CounterItem) -> Option<Self> {
         let at = |c: &'a CounterItem| c.updated_at.map(|at| (&c.tallies, at));
-        Self {
-            latest: at(latest).unwrap_or((&latest.tallies, i64::MIN)),
+        Some(Self {
+            latest: at(latest)?,
             before: before.and_then(at),
-        }
+        })
     }
 
     /// The oldest second one of them can count.
@@ -67,41 +68,40 @@ impl<'a> Counters<'a> {
         self.before
             .map_or(oldest(self.latest), |b| oldest(b).min(oldest(self.latest)))
     }
-
-    /// The count of second `t`, from the latest counter that can give it.
-    fn count(&self, t: i64) -> u64 {
-        let (tallies, _) = match self.before {
-            Some(before) if t < oldest_published_second(self.latest.1) => before,
-            _ => self.latest,
-        };
-        viewers_at(&tallies.buckets, &tallies.starts, t)
-    }
-
-    /// No session counts after this second in either.
-    fn last_counting(&self) -> i64 {
-        let last = |(t, _): (&Tallies, i64)| t.buckets.keys().next_back().copied();
-        last(self.latest)
-            .max(self.before.and_then(last))
-            .unwrap_or(i64::MIN)
-    }
 }
 
 /// The counts of the seconds in `after + 1 ..= up_to` (from the oldest second `counters` hold
 /// when `after` is `None`: a stream's first publication), from `counters`; seconds before the
 /// oldest they hold are missed.
+///
+/// Each second is counted from the latest counter that holds it: `latest` from
+/// [`oldest_published_second`] of its update on, `before` for the seconds before. Seconds after
+/// a counter's last bucket had no viewer in it and are left out, so a stream silent for a day
+/// costs no more than one that was not.
 pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
     let held = counters.oldest_held();
     let first = after.map_or(held, |a| a + 1);
     let mut settled = Settled {
         from: first,
         through: up_to.max(first - 1),
-        missed: (held.min(up_to + 1) - first).max(0) as u64,
+        missed: (held.min(up_to.saturating_add(1)) - first).max(0) as u64,
         ..Settled::default()
     };
-    // No session counts after the last bucket: the seconds after it had no viewer.
-    for t in first.max(held)..=up_to.min(counters.last_counting()) {
-        settled.seconds.push((t, counters.count(t)));
+    let last = |t: &Tallies| t.buckets.keys().next_back().copied().unwrap_or(i64::MIN);
+    let (latest, latest_at) = counters.latest;
+    let latest_from = oldest_published_second(latest_at);
+    let mut count = |tallies: &Tallies, from: i64, to: i64| {
+        for t in from..=to {
+            settled
+                .seconds
+                .push((t, viewers_at(&tallies.buckets, &tallies.starts, t)));
+        }
+    };
+    if let Some((before, before_at)) = counters.before {
+        let from = first.max(oldest_published_second(before_at));
+        count(before, from, up_to.min(latest_from - 1).min(last(before)));
     }
+    count(latest, first.max(latest_from), up_to.min(last(latest)));
     settled
 }
 
@@ -267,7 +267,11 @@ mod tests {
     fn a_first_publication_counts_the_seconds_the_counter_holds() {
         // 3 sessions counting from NOW-15 to NOW+5.
         let c = counter(NOW, &[(3, NOW - 15, NOW + 5)]);
-        let s = settled(None, &Counters::of(None, &c), settled_by(NOW));
+        let s = settled(
+            None,
+            &Counters::of(None, &c).expect("updated"),
+            settled_by(NOW),
+        );
         assert_eq!(s.through, NOW - 10);
         assert_eq!(s.missed, 0);
         let first = oldest_published_second(NOW);
@@ -287,18 +291,26 @@ mod tests {
     #[test]
     fn each_second_is_added_once_whatever_publishes_it_again() {
         let c = counter(NOW, &[(2, NOW - 30, NOW + 20)]);
-        let s1 = settled(None, &Counters::of(None, &c), settled_by(NOW));
+        let s1 = settled(
+            None,
+            &Counters::of(None, &c).expect("updated"),
+            settled_by(NOW),
+        );
         let life = LifetimeItem::default().with(&s1);
         assert_eq!(life.with(&s1), life, "the same seconds add nothing");
         let c = counter(NOW + 3, &[(2, NOW - 30, NOW + 20)]);
-        let s2 = settled(life.through, &Counters::of(None, &c), settled_by(NOW + 3));
+        let s2 = settled(
+            life.through,
+            &Counters::of(None, &c).expect("updated"),
+            settled_by(NOW + 3),
+        );
         assert_eq!(s2.seconds.len(), 3);
         let life2 = life.with(&s2);
         assert_eq!(life2.viewer_seconds, life.viewer_seconds + 6);
         assert_eq!(life2.through, Some(NOW - 7));
     }
 
-    /// A stream falls silent: its last update at NOW stopped one of its 4 viewers; an hour
+    /// A stream falls silent: its last update at NOW stopped one of its 4 viewers; a day
     /// later a record comes, and its update prunes all of that. The counter as it was before that
     /// update gives the seconds still to publish: the 3 counting until they expired.
     #[test]
@@ -308,14 +320,18 @@ mod tests {
             through: Some(NOW - 12),
             ..LifetimeItem::default()
         };
-        let later = NOW + 3600;
+        let later = NOW + 86_400;
         let pruned = counter(later, &[(1, later - 1, later + 15)]);
         let s = settled(
             published.through,
-            &Counters::of(Some(&last), &pruned),
+            &Counters::of(Some(&last), &pruned).expect("updated"),
             settled_by(later),
         );
         assert_eq!(s.missed, 0);
+        assert!(
+            s.seconds.len() < 60,
+            "the silent day is not walked second by second"
+        );
         let life = published.with(&s);
         assert_eq!(life.last_at, Some(NOW + 15), "counted until they expired");
         // NOW-11 ..= NOW-3: 4; NOW-2 ..= NOW+15: 3
@@ -323,13 +339,18 @@ mod tests {
         assert_eq!(life.through, Some(later - 10));
         let without = settled(
             published.through,
-            &Counters::of(None, &pruned),
+            &Counters::of(None, &pruned).expect("updated"),
             settled_by(later),
         );
         assert_eq!(
             without.missed as i64,
             oldest_published_second(later) - (NOW - 11)
         );
+    }
+
+    #[test]
+    fn a_counter_never_updated_counts_nothing() {
+        assert!(Counters::of(None, &CounterItem::default()).is_none());
     }
 
     #[test]

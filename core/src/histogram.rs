@@ -409,7 +409,7 @@ pub fn published_seconds(now: i64) -> std::ops::RangeInclusive<i64> {
 /// The oldest second a counter update at `now` publishes; start deltas at or before it are
 /// never read again.
 pub fn oldest_published_second(now: i64) -> i64 {
-    now - HISTORY_LAG_SECONDS - HISTORY_SPAN_SECONDS
+    now.saturating_sub(HISTORY_LAG_SECONDS + HISTORY_SPAN_SECONDS)
 }
 
 /// How much per-minute history a stream keeps (an hour), in its own item.

@@ -84,7 +84,7 @@ fn settled_since(
 ) -> Option<Settled> {
     let more = settled(
         lifetime.through,
-        &Counters::of(None, counter?),
+        &Counters::of(None, counter?)?,
         settled_by(now),
     );
     (more.missed == 0).then_some(more)
