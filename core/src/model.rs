@@ -183,26 +183,27 @@ impl CounterItem {
 /// A stream's figures since its first viewer (docs/design.md, "Figures"), published by the
 /// aggregator for every second once it has settled, in order: `through` is the last second
 /// published.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// Serialized, it is the attributes a lifetime write sets (all but the key).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifetimeItem {
-    #[serde(rename = "PK")]
+    #[serde(rename = "PK", skip_serializing)]
     pub stream_id: String,
     /// The last second published (epoch seconds); `None` before the first publication.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub through: Option<i64>,
     /// Most concurrent viewers of a published second, and the first second that had them.
     #[serde(default)]
     pub peak: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_at: Option<i64>,
     /// The sum over published seconds of their viewers: watch time in viewer-seconds.
     #[serde(default)]
     pub viewer_seconds: u64,
     /// The first and the last published second with a viewer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_at: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<i64>,
     /// Seconds no publication could count (the counter had pruned what they need before a
     /// publication took them): zero unless publications failed for more than 10 s while the

@@ -220,20 +220,12 @@ pub fn receipt_release_request(
     ))
 }
 
-/// The attributes a lifetime write sets: all of them but the key.
+/// The attributes a lifetime write sets: the item's figures (all but the key) and its expiry.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct LifetimeAttributes {
-    through: Option<i64>,
-    peak: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peak_at: Option<i64>,
-    viewer_seconds: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_at: Option<i64>,
-    missed_seconds: u64,
+struct LifetimeAttributes<'a> {
+    #[serde(flatten)]
+    figures: &'a LifetimeItem,
     expires_at: i64,
 }
 
@@ -261,13 +253,7 @@ pub fn lifetime_request(
     let mut expr = Expression::new(table);
     let set = expr.assign_all(
         &LifetimeAttributes {
-            through: next.through,
-            peak: next.peak,
-            peak_at: next.peak_at,
-            viewer_seconds: next.viewer_seconds,
-            first_at: next.first_at,
-            last_at: next.last_at,
-            missed_seconds: next.missed_seconds,
+            figures: next,
             expires_at,
         },
         "a lifetime item",
