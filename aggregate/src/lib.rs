@@ -32,7 +32,9 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
-use livecount_core::figures::{Counters, PUBLISH_EVERY_SECONDS, hours_of, settled, settled_by};
+use livecount_core::figures::{
+    Counters, MAX_PUBLICATION_SECONDS, PUBLISH_EVERY_SECONDS, hours_of, settled, settled_by,
+};
 use livecount_core::histogram::{
     KnownCounter, Receipt, ReceiptKey, Redelivery, SequenceNumber, SessionMove,
     plan_counter_update, runs,
@@ -602,22 +604,29 @@ impl Aggregator {
         // The hour items as this publication knows them (one remembered between publications).
         let mut hours: BTreeMap<i64, HourItem> =
             memory.hour.into_iter().map(|h| (h.hour, h)).collect();
-        for _ in 0..MAX_PUBLISH_ROUNDS {
+        let (mut rounds, mut missed) = (0, 0);
+        while rounds < MAX_PUBLISH_ROUNDS {
+            rounds += 1;
             if lifetime
                 .through
                 .is_some_and(|w| up_to - w < PUBLISH_EVERY_SECONDS + self.spread_of(stream_id, w))
             {
-                return 0;
+                return missed;
             }
             let Some(counters) = Counters::of(before, counter) else {
-                return 0;
+                return missed;
             };
-            let more = settled(lifetime.through, &counters, up_to);
+            // At most half an hour a write, so that every hour write stays within DynamoDB's
+            // expression limits (three attributes for each minute it changes).
+            let to = lifetime
+                .through
+                .map_or(up_to, |w| up_to.min(w + MAX_PUBLICATION_SECONDS));
+            let more = settled(lifetime.through, &counters, to);
             let expires_at = self.config.counter_expiry(now);
             if more.missed > 0 {
                 match self.deferral(stream_id, now) {
                     Deferral::Over => {}
-                    Deferral::Waiting => return 0,
+                    Deferral::Waiting => return missed,
                     // Is what this aggregator knows of the lifetime item still so? A write of the
                     // same figures under its `through` tells: applied, it is (and the seconds
                     // are for the lane that holds them); refused, the item as it is comes back.
@@ -627,14 +636,14 @@ impl Aggregator {
                             .publish_lifetime(stream_id, &lifetime, &lifetime, expires_at)
                             .await
                         {
-                            Ok(Ok(())) => return 0,
+                            Ok(Ok(())) => return missed,
                             Ok(Err(actual)) => {
                                 lifetime = actual;
                                 continue;
                             }
                             Err(error) => {
                                 tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not check the lifetime figures");
-                                return 0;
+                                return missed;
                             }
                         }
                     }
@@ -669,7 +678,7 @@ impl Aggregator {
                     }
                     Err(error) => {
                         tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish an hour");
-                        return 0;
+                        return missed;
                     }
                 }
             }
@@ -681,13 +690,21 @@ impl Aggregator {
                     .await
                 {
                     Ok(Ok(())) => {
-                        let missed = next.missed_seconds - lifetime.missed_seconds;
-                        if missed > 0 {
+                        let now_missed = next.missed_seconds - lifetime.missed_seconds;
+                        if now_missed > 0 {
                             tracing::warn!(
                                 stream_id = stream_id.as_str(),
-                                missed,
+                                missed = now_missed,
                                 "seconds no counter held any more; not counted (SecondsMissed)"
                             );
+                        }
+                        missed += now_missed;
+                        let done = next.through.is_some_and(|w| w >= up_to);
+                        if !done {
+                            // The next half hour: not a round of its own.
+                            rounds -= 1;
+                            lifetime = next;
+                            continue;
                         }
                         self.remember_figures(stream_id, next, hours.pop_last().map(|(_, h)| h));
                         return missed;
@@ -695,7 +712,7 @@ impl Aggregator {
                     Ok(Err(actual)) => lifetime = actual,
                     Err(error) => {
                         tracing::warn!(stream_id = stream_id.as_str(), error = %error_chain(&error), "could not publish the lifetime figures");
-                        return 0;
+                        return missed;
                     }
                 }
             }
@@ -706,7 +723,7 @@ impl Aggregator {
             stream_id = stream_id.as_str(),
             "the figures changed under every publication; the next update publishes them"
         );
-        0
+        missed
     }
 
     /// Where this aggregator is in leaving a publication it cannot make whole (its counters no
@@ -754,6 +771,7 @@ impl Aggregator {
             known.entry(stream_id).counter = KnownCounter {
                 buckets: counter.tallies.buckets.keys().copied().collect(),
                 starts: counter.tallies.starts.keys().copied().collect(),
+                new_sessions: counter.tallies.new_sessions.keys().copied().collect(),
                 receipts: counter.tallies.receipts.clone(),
             };
         }
@@ -883,6 +901,7 @@ pub fn session_move(
         (Some(new), old) => new.max(old.unwrap_or(i64::MIN)),
         (None, _) => made,
     };
+    let new_session = old.is_none() && new.is_some();
     let left = old
         .filter(|i| i.watching && i.exp_date >= at)
         .map(|i| timing.bucket(i.exp_date));
@@ -901,6 +920,7 @@ pub fn session_move(
         at,
         left,
         joined,
+        new_session,
     })
 }
 

@@ -293,6 +293,7 @@ struct SummaryRow {
     viewer_seconds: u64,
     viewer_minutes: f64,
     average_viewers: f64,
+    sessions_started: u64,
     first_at: String,
     last_at: String,
     missed_seconds: u64,
@@ -324,6 +325,7 @@ async fn stream_summary(
                 viewer_seconds: summary.viewer_seconds,
                 viewer_minutes: summary.viewer_minutes,
                 average_viewers: summary.average_viewers,
+                sessions_started: summary.sessions_started,
                 first_at: time(summary.first_at),
                 last_at: time(summary.last_at),
                 missed_seconds: summary.missed_seconds,
@@ -392,6 +394,7 @@ struct MinuteCsv {
     viewer_seconds: u64,
     viewer_minutes: f64,
     seconds: u64,
+    sessions_started: u64,
 }
 
 async fn stream_history(
@@ -418,6 +421,7 @@ async fn stream_history(
                 viewer_seconds: m.viewer_seconds,
                 viewer_minutes: m.viewer_minutes,
                 seconds: m.seconds,
+                sessions_started: m.sessions_started,
             }),
             &format!("{stream}-history"),
         ),

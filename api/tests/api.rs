@@ -271,6 +271,8 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
     assert_eq!(json["firstAt"], serde_json::json!(expected.first_at));
     assert_eq!(json["lastAt"], serde_json::json!(expected.last_at));
     assert_eq!(json["missedSeconds"], 0);
+    assert_eq!(expected.sessions_started, 5);
+    assert_eq!(json["sessionsStarted"], expected.sessions_started);
     let span = expected.last_at.unwrap_or(0) - expected.first_at.unwrap_or(0) + 1;
     let average = expected.viewer_seconds as f64 / span as f64;
     assert!((json["averageViewers"].as_f64().unwrap_or(0.0) - average).abs() < 1e-9);
@@ -304,6 +306,18 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
         shown, wanted,
         "minutes with viewers: (minute, highest, viewer-seconds)"
     );
+    let started: std::collections::BTreeMap<i64, u64> = minutes
+        .iter()
+        .filter(|m| m["sessionsStarted"].as_u64() != Some(0))
+        .map(|m| {
+            let minute = m["minute"].as_i64().unwrap_or(0);
+            (minute, m["sessionsStarted"].as_u64().unwrap_or(u64::MAX))
+        })
+        .collect();
+    assert_eq!(
+        started, expected.sessions_by_minute,
+        "sessions started by minute"
+    );
 
     let csv = call(&app, "GET", &format!("{path}&format=csv"), &[], "").await;
     assert_eq!(csv.status, 200);
@@ -314,7 +328,7 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
     let mut lines = csv.text.lines();
     assert_eq!(
         lines.next(),
-        Some("minute,highest,average,viewer_seconds,viewer_minutes,seconds")
+        Some("minute,highest,average,viewer_seconds,viewer_minutes,seconds,sessions_started")
     );
     assert_eq!(lines.count(), minutes.len(), "one row per minute");
     let by_accept = call(&app, "GET", &path, &[("accept", "text/csv")], "").await;

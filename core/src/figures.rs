@@ -24,6 +24,11 @@ pub const HOUR_SECONDS: i64 = 3600;
 /// since its last publication (readers complete the rest from the live counter).
 pub const PUBLISH_EVERY_SECONDS: i64 = 5;
 
+/// Most seconds one publication's writes add: half an hour, so that an hour write changes at
+/// most 31 minutes (93 attributes), inside DynamoDB's expression limits (a test builds the
+/// largest); a publication over more takes one write of each item per half hour.
+pub const MAX_PUBLICATION_SECONDS: i64 = 1800;
+
 /// The start (epoch seconds) of the hour holding `t`.
 pub fn hour_of(t: i64) -> i64 {
     t - t.rem_euclid(HOUR_SECONDS)
@@ -40,6 +45,9 @@ pub struct Settled {
     pub through: i64,
     /// Seconds that could not be counted (see [`LifetimeItem::missed_seconds`]).
     pub missed: u64,
+    /// Minute (epoch seconds of its start) → sessions started in it, for the minutes whose
+    /// last second is settled here; a minute left out had none (or its seconds were missed).
+    pub new_sessions: BTreeMap<i64, u64>,
 }
 
 /// A stream's live counter as an update left it, and as it was just before (what the update
@@ -102,6 +110,33 @@ pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
         count(before, from, up_to.min(latest_from - 1).min(last(before)));
     }
     count(latest, first.max(latest_from), up_to.min(last(latest)));
+    // A minute's sessions started, once its last second settles: from the latest counter that
+    // still holds the minute (a counter drops it once its last second is no longer read).
+    let before = counters.before;
+    let ends = |t: &Tallies| -> Vec<i64> {
+        let (from, to) = (first - 59, up_to - 59);
+        match from <= to {
+            true => t.new_sessions.range(from..=to).map(|(&m, _)| m).collect(),
+            false => Vec::new(), // (`BTreeMap::range` panics on a range ending before it starts)
+        }
+    };
+    let mut ended = ends(latest);
+    ended.extend(before.iter().flat_map(|(b, _)| ends(b)));
+    ended.sort_unstable();
+    ended.dedup();
+    for minute in ended {
+        let holder = if minute + 59 > latest_from {
+            Some(latest)
+        } else {
+            before
+                .filter(|&(_, at)| minute + 59 > oldest_published_second(at))
+                .map(|(b, _)| b)
+        };
+        let count = holder.and_then(|t| t.new_sessions.get(&minute)).copied();
+        if let Some(count) = count.filter(|&n| n > 0) {
+            settled.new_sessions.insert(minute, count.unsigned_abs());
+        }
+    }
     settled
 }
 
@@ -124,6 +159,12 @@ impl LifetimeItem {
             next.through = Some(settled.through);
             next.missed_seconds += settled.missed;
         }
+        next.sessions_started += settled
+            .new_sessions
+            .iter()
+            .filter(|(m, _)| **m + 59 > after)
+            .map(|(_, n)| n)
+            .sum::<u64>();
         next
     }
 
@@ -164,6 +205,16 @@ impl HourItem {
             let minute = next.minutes.entry(minute_index(t)).or_default();
             minute.highest = minute.highest.max(v);
             minute.viewer_seconds += v;
+        }
+        for (&m, &n) in settled
+            .new_sessions
+            .iter()
+            .filter(|(m, _)| **m + 59 > after && **m + 59 <= self.end())
+        {
+            next.minutes
+                .entry(minute_index(m))
+                .or_default()
+                .sessions_started += n;
         }
         let through = settled.through.min(self.end());
         if through > after {
@@ -349,6 +400,43 @@ mod tests {
     }
 
     #[test]
+    fn a_minutes_sessions_started_are_added_once_when_its_last_second_settles() {
+        let m = NOW - NOW % 60; // a minute of 3 sessions started
+        let mut c = counter(m + 70, &[(3, m + 1, m + 100)]);
+        c.tallies.new_sessions.insert(m, 3);
+        let counters = Counters::of(None, &c).expect("updated");
+        // Through its second-to-last second: not yet; through its last: once.
+        let early = settled(Some(m + 40), &counters, m + 58);
+        assert!(early.new_sessions.is_empty());
+        let s = settled(Some(m + 40), &counters, settled_by(m + 70));
+        assert_eq!(s.new_sessions, BTreeMap::from([(m, 3)]));
+        let life = LifetimeItem::default().with(&early).with(&s);
+        assert_eq!(life.sessions_started, 3);
+        assert_eq!(life.with(&s).sessions_started, 3, "published once");
+        let hour = HourItem::empty("s", hour_of(m)).with(&early).with(&s);
+        assert_eq!(hour.minutes[&minute_index(m)].sessions_started, 3);
+        assert_eq!(hour.with(&s), hour, "published once");
+        // An update that prunes the minute: the counter before it still has it.
+        let mut pruned = counter(m + 79, &[(3, m + 1, m + 100)]);
+        pruned.tallies.new_sessions.clear();
+        let both = Counters::of(Some(&c), &pruned).expect("updated");
+        let s = settled(Some(m + 40), &both, settled_by(m + 79));
+        assert_eq!(s.new_sessions, BTreeMap::from([(m, 3)]));
+        let alone = Counters::of(None, &pruned).expect("updated");
+        assert!(
+            settled(Some(m + 40), &alone, m + 69)
+                .new_sessions
+                .is_empty()
+        );
+        // A publication that ends before it starts (nothing new) is empty, not a panic.
+        assert!(
+            settled(Some(m + 80), &counters, m + 60)
+                .new_sessions
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_counter_never_updated_counts_nothing() {
         assert!(Counters::of(None, &CounterItem::default()).is_none());
     }
@@ -361,6 +449,7 @@ mod tests {
             seconds: vec![(hour - 1, 5), (hour, 2), (hour + 1, 4), (hour + 61, 1)],
             through: hour + 61,
             missed: 0,
+            ..Settled::default()
         };
         let previous = HourItem::empty("s", hour - HOUR_SECONDS).with(&settled);
         assert_eq!(previous.through, Some(hour - 1));
@@ -371,7 +460,8 @@ mod tests {
             this.minutes[&0],
             MinuteFigures {
                 highest: 4,
-                viewer_seconds: 6
+                viewer_seconds: 6,
+                sessions_started: 0,
             }
         );
         let minutes: Vec<(i64, u64)> = this
@@ -388,6 +478,7 @@ mod tests {
             seconds: vec![(hour + 86_400, 1)],
             through: hour + 86_410,
             missed: 0,
+            ..Settled::default()
         };
         assert_eq!(hours_of(&silent), [hour, hour + 86_400]);
         assert_eq!(this.with(&silent).through, Some(hour + HOUR_SECONDS - 1));

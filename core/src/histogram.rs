@@ -99,6 +99,9 @@ pub struct SessionMove {
     pub left: Option<i64>,
     /// `bucket(NewImage.expDate)` if the new image exists and is watching.
     pub joined: Option<i64>,
+    /// The record creates the session's row (no old image): a session started, counted in the
+    /// minute of `at` (docs/design.md, "Figures").
+    pub new_session: bool,
 }
 
 impl SessionMove {
@@ -269,6 +272,7 @@ pub enum Redelivery {
 pub struct KnownCounter {
     pub buckets: BTreeSet<i64>,
     pub starts: BTreeSet<i64>,
+    pub new_sessions: BTreeSet<i64>,
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
 }
 
@@ -290,12 +294,17 @@ pub struct CounterPlan {
     /// `ADD s{second} :delta`, non-zero only, all at seconds history still reads
     /// (after [`oldest_published_second`]).
     pub starts: BTreeMap<i64, i64>,
+    /// `ADD n{minute} :count`: sessions started in a minute whose seconds history still reads.
+    pub new_sessions: BTreeMap<i64, i64>,
     /// `REMOVE b{bucket}`: buckets older than `now - G`: those the counter is known to hold and
     /// the few just below `now - G`, which any writer may have created.
     pub prune: BTreeSet<i64>,
     /// `REMOVE s{second}`: start seconds history no longer reads that the counter is known to
     /// hold.
     pub prune_starts: BTreeSet<i64>,
+    /// `REMOVE n{minute}`: minutes every second of which history no longer reads that the
+    /// counter is known to hold.
+    pub prune_new_sessions: BTreeSet<i64>,
     /// `REMOVE r{key}`: receipts known to be older than [`receipt_lifetime`] (at most
     /// [`MAX_STALE_RECEIPTS`] a plan).
     pub stale_receipts: BTreeSet<ReceiptKey>,
@@ -307,8 +316,9 @@ pub struct CounterPlan {
     pub records: usize,
     /// How many of their deltas were dropped as older than `now - G`.
     pub late_deltas: usize,
-    /// How many of their start deltas were dropped as older than the seconds history still
-    /// reads: the history of the seconds between them and now was published without them.
+    /// How many of their start deltas (and sessions started) were dropped as older than the
+    /// seconds history still reads: the history of the seconds between them and now was
+    /// published without them.
     pub late_starts: usize,
 }
 
@@ -321,8 +331,10 @@ pub struct CounterRequest {
     pub stream_id: StreamId,
     pub deltas: Vec<(i64, i64)>,
     pub starts: Vec<(i64, i64)>,
+    pub new_sessions: Vec<(i64, i64)>,
     pub prune: Vec<i64>,
     pub prune_starts: Vec<i64>,
+    pub prune_new_sessions: Vec<i64>,
     pub remove_receipts: Vec<ReceiptKey>,
     /// Only on the first request of a plan.
     pub receipt: Option<ReceiptWrite>,
@@ -334,14 +346,14 @@ pub struct CounterRequest {
 /// Most `ADD` and `REMOVE` actions in one counter request.
 pub const MAX_ACTIONS_PER_REQUEST: usize = 64;
 
-/// Most distinct tallies (buckets and start seconds) the records of one run may touch, so a
+/// Most distinct tallies (buckets, start seconds and minutes of sessions started) the records of one run may touch, so a
 /// run's deltas always fit in the first request with its receipt.
 pub const MAX_TALLIES_PER_RUN: usize = 48;
 
 /// Receipts outstanding at once that keep the largest live item a valid configuration allows
 /// within 1 KB (a unit test builds it). A receipt is outstanding from its update until its batch
 /// succeeded: deliveries in flight, and those waiting for Lambda's retry.
-pub const RECEIPTS_IN_ONE_KB: usize = 6;
+pub const RECEIPTS_IN_ONE_KB: usize = 5;
 
 /// Most old receipts one plan removes.
 pub const MAX_STALE_RECEIPTS: usize = 8;
@@ -354,42 +366,71 @@ impl CounterPlan {
     /// The requests that carry out this plan, in order; each sets the item to expire at
     /// `expires_at` (epoch seconds).
     pub fn requests(&self, expires_at: i64) -> Vec<CounterRequest> {
-        let deltas: Vec<(i64, i64)> = self.deltas.iter().map(|(&b, &d)| (b, d)).collect();
-        let starts: Vec<(i64, i64)> = self.starts.iter().map(|(&s, &d)| (s, d)).collect();
+        let pairs = |m: &BTreeMap<i64, i64>| -> Vec<(i64, i64)> {
+            m.iter().map(|(&k, &d)| (k, d)).collect()
+        };
+        let (deltas, starts, new_sessions) = (
+            pairs(&self.deltas),
+            pairs(&self.starts),
+            pairs(&self.new_sessions),
+        );
         let receipts: Vec<ReceiptKey> = self.stale_receipts.iter().copied().collect();
-        // what to remove: (is a start second, its number)
-        let removes: Vec<(bool, i64)> = (self.prune.iter().map(|&b| (false, b)))
-            .chain(self.prune_starts.iter().map(|&s| (true, s)))
+        let removes: Vec<(Tally, i64)> = (self.prune.iter().map(|&b| (Tally::Bucket, b)))
+            .chain(self.prune_starts.iter().map(|&s| (Tally::Start, s)))
+            .chain(
+                self.prune_new_sessions
+                    .iter()
+                    .map(|&m| (Tally::NewSessions, m)),
+            )
             .collect();
-        let room =
-            MAX_ACTIONS_PER_REQUEST.saturating_sub(deltas.len() + starts.len() + receipts.len());
+        let room = MAX_ACTIONS_PER_REQUEST
+            .saturating_sub(deltas.len() + starts.len() + new_sessions.len() + receipts.len());
         let (first, rest) = removes.split_at(room.min(removes.len()));
-        let request = |deltas, starts, removes: &[(bool, i64)], receipts, receipt| {
-            let pick = |start: bool| -> Vec<i64> {
+        let request = |adds: [Vec<(i64, i64)>; 3], removes: &[(Tally, i64)], receipts, receipt| {
+            let pick = |tally: Tally| -> Vec<i64> {
                 removes
                     .iter()
-                    .filter(|(s, _)| *s == start)
+                    .filter(|(t, _)| *t == tally)
                     .map(|(_, n)| *n)
                     .collect()
             };
+            let [deltas, starts, new_sessions] = adds;
             CounterRequest {
                 stream_id: self.stream_id.clone(),
                 deltas,
                 starts,
-                prune: pick(false),
-                prune_starts: pick(true),
+                new_sessions,
+                prune: pick(Tally::Bucket),
+                prune_starts: pick(Tally::Start),
+                prune_new_sessions: pick(Tally::NewSessions),
                 remove_receipts: receipts,
                 receipt,
                 now: self.now,
                 expires_at,
             }
         };
-        let mut requests = vec![request(deltas, starts, first, receipts, Some(self.receipt))];
+        let mut requests = vec![request(
+            [deltas, starts, new_sessions],
+            first,
+            receipts,
+            Some(self.receipt),
+        )];
         for chunk in rest.chunks(MAX_ACTIONS_PER_REQUEST) {
-            requests.push(request(Vec::new(), Vec::new(), chunk, Vec::new(), None));
+            requests.push(request(Default::default(), chunk, Vec::new(), None));
         }
         requests
     }
+}
+
+/// The kinds of tally a live counter holds (apart from receipts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tally {
+    /// `b{bucket}`
+    Bucket,
+    /// `s{second}`
+    Start,
+    /// `n{minute}`
+    NewSessions,
 }
 
 /// A second's count is published in the history once it is this old (s): by then the records
@@ -412,25 +453,30 @@ pub fn oldest_published_second(now: i64) -> i64 {
     now.saturating_sub(HISTORY_LAG_SECONDS + HISTORY_SPAN_SECONDS)
 }
 
-/// How much per-minute history a stream keeps (an hour), in its own item.
-pub const HISTORY_SECONDS: i64 = 3600;
-
 /// The start (epoch seconds) of the minute holding `now`.
 pub fn minute_of(now: i64) -> i64 {
     now - now.rem_euclid(60)
 }
 
 /// One stream's records of a delivery (in batch order) cut into runs of consecutive records
-/// that touch at most [`MAX_TALLIES_PER_RUN`] distinct tallies (buckets and start seconds);
+/// that touch at most [`MAX_TALLIES_PER_RUN`] distinct tallies (buckets, start seconds and
+/// minutes of sessions started);
 /// each run is applied by its own update with its own receipt. The cut depends only on the
 /// records, never on the clock, so a redelivery that begins with the same records cuts them
 /// the same way (its last run may be longer).
 pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
-    /// A tally a record touches: `(false, bucket)` or `(true, start second)`.
-    fn touched(m: &SessionMove) -> impl Iterator<Item = (bool, i64)> {
-        let start = (m.start_delta() != 0).then_some((true, m.at));
-        let buckets = m.left.into_iter().chain(m.joined).map(|b| (false, b));
-        buckets.chain(start)
+    /// The tallies a record touches.
+    fn touched(m: &SessionMove) -> impl Iterator<Item = (Tally, i64)> {
+        let start = (m.start_delta() != 0).then_some((Tally::Start, m.at));
+        let new_session = m
+            .new_session
+            .then_some((Tally::NewSessions, minute_of(m.at)));
+        let buckets = m
+            .left
+            .into_iter()
+            .chain(m.joined)
+            .map(|b| (Tally::Bucket, b));
+        buckets.chain(start).chain(new_session)
     }
     let mut runs = Vec::new();
     let (mut start, mut tallies) = (0, BTreeSet::new());
@@ -452,9 +498,10 @@ pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
 /// `run[from..]` (the records a receipt does not already cover), with the receipt of the whole
 /// run, written where `replaces` is (or nothing is).
 ///
-/// Returns `None` when nothing changes the count: every record either has no live delta or
-/// moves a session within one bucket, or the deltas cancel out. Nothing then needs a receipt
-/// either: applying those records again changes nothing.
+/// Returns `None` when nothing changes the count or the sessions started: every record either
+/// has no live delta or moves a session within one bucket, or the deltas cancel out, and none
+/// creates a session's row. Nothing then needs a receipt either: applying those records again
+/// changes nothing.
 pub fn plan_counter_update(
     stream_id: &StreamId,
     run: &[SessionMove],
@@ -469,6 +516,7 @@ pub fn plan_counter_update(
     let oldest_read = oldest_published_second(now);
     let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
     let mut starts: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut new_sessions: BTreeMap<i64, i64> = BTreeMap::new();
     let (mut late_deltas, mut late_starts) = (0, 0);
     let applied = run.get(from..).unwrap_or_default();
     for m in applied {
@@ -477,15 +525,21 @@ pub fn plan_counter_update(
         for (bucket, delta) in m.live_deltas(oldest_live) {
             *deltas.entry(bucket).or_default() += delta;
         }
-        match m.start_delta() {
-            0 => {}
-            delta if m.at > oldest_read => *starts.entry(m.at).or_default() += delta,
-            _ => late_starts += 1,
+        let start = m.start_delta();
+        if m.at <= oldest_read {
+            late_starts += usize::from(start != 0 || m.new_session);
+            continue;
+        }
+        if start != 0 {
+            *starts.entry(m.at).or_default() += start;
+        }
+        if m.new_session {
+            *new_sessions.entry(minute_of(m.at)).or_default() += 1;
         }
     }
     deltas.retain(|_, d| *d != 0);
     starts.retain(|_, d| *d != 0);
-    if deltas.is_empty() && starts.is_empty() {
+    if deltas.is_empty() && starts.is_empty() && new_sessions.is_empty() {
         return None;
     }
     let newest_stale = timing.bucket(oldest_live) - timing.bucket_seconds;
@@ -497,6 +551,12 @@ pub fn plan_counter_update(
         .chain(blind)
         .collect();
     let prune_starts = known.starts.range(..=oldest_read).copied().collect();
+    // A minute is pruned once its last second is no longer read.
+    let prune_new_sessions = known
+        .new_sessions
+        .range(..=oldest_read - 59)
+        .copied()
+        .collect();
     let key = ReceiptKey::of_first_record(&first.record_id);
     let stale_receipts = known
         .receipts
@@ -509,8 +569,10 @@ pub fn plan_counter_update(
         stream_id: stream_id.clone(),
         deltas,
         starts,
+        new_sessions,
         prune,
         prune_starts,
+        prune_new_sessions,
         stale_receipts,
         receipt: ReceiptWrite {
             key,
@@ -560,11 +622,56 @@ mod tests {
             at: NOW,
             left,
             joined,
+            new_session: false,
         }
     }
 
     fn plan(moves: &[SessionMove]) -> Option<CounterPlan> {
         plan_counter_update(&stream(), moves, 0, None, &KnownCounter::default(), &T, NOW)
+    }
+
+    #[test]
+    fn sessions_started_are_tallied_per_minute_and_late_ones_counted_as_late() {
+        let new = |id, at| SessionMove {
+            at,
+            new_session: true,
+            ..mv(id, None, Some(NOW + 15))
+        };
+        let (m, oldest) = (minute_of(NOW), oldest_published_second(NOW));
+        let p = plan(&[
+            new(1, NOW),
+            new(2, NOW),
+            new(3, oldest + 1),
+            new(4, oldest),
+            new(5, m - 1),
+            mv(6, None, Some(NOW + 15)),
+        ])
+        .expect("a plan");
+        assert_eq!(p.new_sessions, BTreeMap::from([(m, 3)]));
+        assert_eq!(
+            p.late_starts, 2,
+            "received at or before the oldest second read"
+        );
+        // A new session whose deltas cancel another's still makes an update.
+        let stop = SessionMove {
+            joined: None,
+            ..mv(6, Some(NOW + 15), None)
+        };
+        let p = plan(&[new(7, NOW), stop]).expect("a plan");
+        assert!(p.deltas.is_empty() && p.starts.is_empty());
+        assert_eq!(p.new_sessions, BTreeMap::from([(m, 1)]));
+        // A minute is pruned once its last second is no longer read.
+        let known = KnownCounter {
+            new_sessions: BTreeSet::from([minute_of(oldest) - 60, minute_of(oldest)]),
+            ..KnownCounter::default()
+        };
+        let p = plan_counter_update(&stream(), &[new(8, NOW)], 0, None, &known, &T, NOW);
+        let expected = if oldest.rem_euclid(60) == 59 {
+            BTreeSet::from([minute_of(oldest) - 60, minute_of(oldest)])
+        } else {
+            BTreeSet::from([minute_of(oldest) - 60])
+        };
+        assert_eq!(p.expect("a plan").prune_new_sessions, expected);
     }
 
     #[test]
@@ -729,6 +836,7 @@ mod tests {
         let known = KnownCounter {
             buckets: BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]),
             starts: BTreeSet::from([NOW - 21, NOW - 20, NOW - 19]),
+            new_sessions: BTreeSet::from([minute_of(NOW - 79), minute_of(NOW - 78)]),
             receipts: BTreeMap::from([(k1, old), (k2, recent)]),
         };
         let p = plan_counter_update(
@@ -768,6 +876,7 @@ mod tests {
                     };
                     SessionMove {
                         at: NOW - rng.i64(0..30),
+                        new_session: rng.bool(),
                         ..mv(i, bucket(&mut rng), bucket(&mut rng))
                     }
                 })
@@ -775,6 +884,9 @@ mod tests {
             let known = KnownCounter {
                 buckets: (0..rng.i64(0..200)).map(|i| NOW - 5000 + 5 * i).collect(),
                 starts: (0..rng.i64(0..200)).map(|i| NOW - 300 + i).collect(),
+                new_sessions: (0..rng.i64(0..10))
+                    .map(|i| minute_of(NOW) - 60 * i)
+                    .collect(),
                 receipts: BTreeMap::new(),
             };
             for run in runs(&moves) {
@@ -784,23 +896,30 @@ mod tests {
                 let requests = p.requests(NOW + 86_400);
                 let (mut deltas, mut starts) = (BTreeMap::new(), BTreeMap::new());
                 let (mut prune, mut prune_starts) = (BTreeSet::new(), BTreeSet::new());
+                let (mut new_sessions, mut prune_new_sessions) = (BTreeMap::new(), BTreeSet::new());
                 for (i, r) in requests.iter().enumerate() {
-                    let actions = r.deltas.len() + r.starts.len() + r.prune.len();
-                    assert!(actions + r.prune_starts.len() <= MAX_ACTIONS_PER_REQUEST);
+                    let actions = r.deltas.len() + r.starts.len() + r.new_sessions.len();
+                    let removes = r.prune.len() + r.prune_starts.len() + r.prune_new_sessions.len();
+                    assert!(actions + removes <= MAX_ACTIONS_PER_REQUEST);
                     assert_eq!(
                         r.receipt.is_some(),
                         i == 0,
                         "the first request has the receipt"
                     );
-                    let adds = r.deltas.len() + r.starts.len();
-                    assert!(i == 0 || adds == 0, "later requests only remove");
+                    assert!(i == 0 || actions == 0, "later requests only remove");
                     deltas.extend(r.deltas.iter().copied());
                     starts.extend(r.starts.iter().copied());
+                    new_sessions.extend(r.new_sessions.iter().copied());
                     prune.extend(r.prune.iter().copied());
                     prune_starts.extend(r.prune_starts.iter().copied());
+                    prune_new_sessions.extend(r.prune_new_sessions.iter().copied());
                 }
                 assert_eq!((deltas, starts), (p.deltas, p.starts));
                 assert_eq!((prune, prune_starts), (p.prune, p.prune_starts));
+                assert_eq!(
+                    (new_sessions, prune_new_sessions),
+                    (p.new_sessions, p.prune_new_sessions)
+                );
             }
         }
     }

@@ -164,11 +164,17 @@ impl CounterItem {
         for &(second, delta) in &request.starts {
             *tallies.starts.entry(second).or_default() += delta;
         }
+        for &(minute, count) in &request.new_sessions {
+            *tallies.new_sessions.entry(minute).or_default() += count;
+        }
         for bucket in &request.prune {
             tallies.buckets.remove(bucket);
         }
         for second in &request.prune_starts {
             tallies.starts.remove(second);
+        }
+        for minute in &request.prune_new_sessions {
+            tallies.new_sessions.remove(minute);
         }
         for key in &request.remove_receipts {
             tallies.receipts.remove(key);
@@ -200,6 +206,9 @@ pub struct LifetimeItem {
     /// The sum over published seconds of their viewers: watch time in viewer-seconds.
     #[serde(default)]
     pub viewer_seconds: u64,
+    /// Sessions started in the published minutes (see [`MinuteFigures::sessions_started`]).
+    #[serde(default)]
+    pub sessions_started: u64,
     /// The first and the last published second with a viewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_at: Option<i64>,
@@ -213,7 +222,7 @@ pub struct LifetimeItem {
 }
 
 /// One hour of a stream's per-minute history (`SK = "m{hour}"`), published with the lifetime
-/// item: at most 60 minutes of two numbers each, within 2 KB.
+/// item: at most 60 minutes of three numbers each, within 2 KB.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HourItem {
     pub stream_id: String,
@@ -233,11 +242,19 @@ pub struct MinuteFigures {
     pub highest: u64,
     /// Sum over its seconds of their viewers.
     pub viewer_seconds: u64,
+    /// Sessions whose row was created by an event received in it: counted once the minute is
+    /// over (with its last second).
+    pub sessions_started: u64,
 }
 
-/// Attribute names of an hour item's minute: its highest count and its viewer-seconds.
-pub fn minute_attributes(minute: u32) -> (String, String) {
-    (format!("x{minute}"), format!("v{minute}"))
+/// Attribute names of an hour item's minute: its highest count, its viewer-seconds and its
+/// sessions started (written once not zero).
+pub fn minute_attributes(minute: u32) -> [String; 3] {
+    [
+        format!("x{minute}"),
+        format!("v{minute}"),
+        format!("n{minute}"),
+    ]
 }
 
 impl<'de> Deserialize<'de> for HourItem {
@@ -280,6 +297,9 @@ impl<'de> Deserialize<'de> for HourItem {
                             } else if let Some(m) = minute(&name, 'v') {
                                 item.minutes.entry(m).or_default().viewer_seconds =
                                     map.next_value()?;
+                            } else if let Some(m) = minute(&name, 'n') {
+                                item.minutes.entry(m).or_default().sessions_started =
+                                    map.next_value()?;
                             } else {
                                 map.next_value::<IgnoredAny>()?;
                             }
@@ -293,8 +313,8 @@ impl<'de> Deserialize<'de> for HourItem {
     }
 }
 
-/// The dynamic attributes of the live counter item: `b{epoch}` buckets, `s{epoch}` starts and
-/// `r{key}` receipts.
+/// The dynamic attributes of the live counter item: `b{epoch}` buckets, `s{epoch}` starts,
+/// `n{epoch minute}` sessions started and `r{key}` receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
@@ -302,6 +322,9 @@ pub struct Tallies {
     /// Second (epoch seconds) → sessions that began counting at it less those that stopped
     /// (see [`crate::histogram::viewers_at`]); kept for the seconds history still reads.
     pub starts: BTreeMap<i64, i64>,
+    /// Minute (epoch seconds of its start) → sessions started in it; kept until history no
+    /// longer reads its last second.
+    pub new_sessions: BTreeMap<i64, i64>,
     /// Receipts of the deliveries whose batches have not finished (see
     /// [`crate::histogram::Receipt`]).
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
@@ -315,6 +338,11 @@ pub fn bucket_attribute(bucket: i64) -> String {
 /// Attribute name of a second's starts.
 pub fn start_attribute(second: i64) -> String {
     format!("s{second}")
+}
+
+/// Attribute name of a minute's sessions started.
+pub fn new_sessions_attribute(minute: i64) -> String {
+    format!("n{minute}")
 }
 
 fn numbered(name: &str, prefix: char) -> Option<&str> {
@@ -338,6 +366,8 @@ impl<'de> Deserialize<'de> for Tallies {
                         tallies.buckets.insert(bucket, map.next_value()?);
                     } else if let Some(second) = numbered(&name, 's').and_then(|n| n.parse().ok()) {
                         tallies.starts.insert(second, map.next_value()?);
+                    } else if let Some(minute) = numbered(&name, 'n').and_then(|n| n.parse().ok()) {
+                        tallies.new_sessions.insert(minute, map.next_value()?);
                     } else if let Some(key) = ReceiptKey::from_attribute(&name) {
                         let text: String = map.next_value()?;
                         let receipt = Receipt::parse(&text).ok_or_else(|| {
@@ -429,7 +459,8 @@ mod tests {
                 2,
                 MinuteFigures {
                     highest: 4,
-                    viewer_seconds: 200
+                    viewer_seconds: 200,
+                    sessions_started: 0,
                 }
             )])
         );
@@ -444,8 +475,9 @@ mod tests {
     }
 
     /// The largest live counter item a valid configuration can make: a 128-character stream id,
-    /// every bucket of the widest allowed span plus the blind-pruned ones and every start second
-    /// history still reads holding a seven-digit count, [`RECEIPTS_IN_ONE_KB`] receipts of
+    /// every bucket of the widest allowed span plus the blind-pruned ones, every start second
+    /// history still reads and the two minutes of sessions started it holds, each a seven-digit
+    /// count, [`RECEIPTS_IN_ONE_KB`] receipts of
     /// ten-thousand-record deliveries outstanding. It stays within 1 KB: one write unit per update, half a read unit per read.
     #[test]
     fn the_largest_live_counter_item_stays_within_one_kilobyte() {
@@ -476,6 +508,12 @@ mod tests {
                 AttributeValue::N("-1000000".into()),
             );
         }
+        for minute in [now - now % 60 - 60, now - now % 60] {
+            item.insert(
+                new_sessions_attribute(minute),
+                AttributeValue::N("1000000".into()),
+            );
+        }
         for i in 0..RECEIPTS_IN_ONE_KB {
             let receipt = Receipt {
                 at: now,
@@ -496,7 +534,7 @@ mod tests {
     }
 
     /// The largest figures items: a 128-character stream id, every minute of an hour at
-    /// 9,999,999 viewers, a lifetime of a year at as many. An hour item stays within 2 KB (at
+    /// 9,999,999 viewers and as many sessions started, a lifetime of a year at as many. An hour item stays within 2 KB (at
     /// most two write units per publication, half a read unit per eventually consistent read),
     /// the lifetime item within 1 KB (one write unit).
     #[test]
@@ -512,6 +550,7 @@ mod tests {
             seconds: (hour..hour + 3600).map(|t| (t, 9_999_999)).collect(),
             through: hour + 3599,
             missed: 0,
+            new_sessions: (0..60).map(|m| (hour + 60 * m, 9_999_999)).collect(),
         };
         let full = HourItem::empty(stream_id.as_str(), hour).with(&whole);
         let life = LifetimeItem {
@@ -520,6 +559,7 @@ mod tests {
             peak: 9_999_999,
             peak_at: Some(now),
             viewer_seconds: 9_999_999 * 365 * 86_400 - 1,
+            sessions_started: 9_999_999 * 365 * 1440,
             first_at: Some(now - 365 * 86_400),
             last_at: Some(now),
             missed_seconds: 1_000_000,
@@ -549,7 +589,7 @@ mod tests {
         );
         assert_eq!(
             hour_item.len(),
-            2 + 2 + 120,
+            2 + 2 + 180,
             "key, through, expiresAt, 60 minutes"
         );
         let size = item_size(&hour_item);

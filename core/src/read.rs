@@ -106,6 +106,8 @@ pub struct Summary {
     pub viewer_minutes: f64,
     /// Viewer-minutes over the minutes from the first second with a viewer to the last.
     pub average_viewers: f64,
+    /// Sessions started in the minutes over by `through` (a session's row created).
+    pub sessions_started: u64,
     /// The first and the last second with a viewer.
     pub first_at: Option<i64>,
     pub last_at: Option<i64>,
@@ -132,6 +134,7 @@ impl Summary {
             viewer_seconds: life.viewer_seconds,
             viewer_minutes: life.viewer_seconds as f64 / 60.0,
             average_viewers: life.average_viewers(),
+            sessions_started: life.sessions_started,
             first_at: life.first_at,
             last_at: life.last_at,
             missed_seconds: life.missed_seconds,
@@ -154,6 +157,8 @@ pub struct MinuteRow {
     pub viewer_minutes: f64,
     /// How many of its seconds are counted (60 once it is over).
     pub seconds: u64,
+    /// Sessions started in it (counted once it is over).
+    pub sessions_started: u64,
 }
 
 impl From<Minute> for MinuteRow {
@@ -165,6 +170,7 @@ impl From<Minute> for MinuteRow {
             viewer_seconds: m.figures.viewer_seconds,
             viewer_minutes: m.figures.viewer_seconds as f64 / 60.0,
             seconds: m.seconds,
+            sessions_started: m.figures.sessions_started,
         }
     }
 }

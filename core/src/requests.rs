@@ -7,7 +7,7 @@ use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::ids::StreamId;
 use crate::model::{
     HourItem, ItemKey, LifetimeItem, SessionState, bucket_attribute, minute_attributes,
-    start_attribute,
+    new_sessions_attribute, start_attribute,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -143,7 +143,8 @@ pub fn session_write_request(
 }
 
 /// One counter request: `SET updatedAt, expiresAt[, r{key} = receipt] ADD b{bucket} delta …,
-/// s{second} delta … REMOVE b{bucket} …, s{second} …, r{old} …`. With a receipt it is conditioned on the receipt's name: empty
+/// s{second} delta …, n{minute} count … REMOVE b{bucket} …, s{second} …, n{minute} …, r{old} …`.
+/// With a receipt it is conditioned on the receipt's name: empty
 /// (`attribute_not_exists`) for a first delivery, or holding exactly the receipt a redelivery
 /// found there; a request that only removes has no condition (removing is idempotent).
 pub fn counter_request(
@@ -174,8 +175,13 @@ pub fn counter_request(
         .starts
         .iter()
         .map(|(second, delta)| (start_attribute(*second), delta));
+    let new_sessions = request
+        .new_sessions
+        .iter()
+        .map(|(minute, count)| (new_sessions_attribute(*minute), count));
     let adds = buckets
         .chain(starts)
+        .chain(new_sessions)
         .map(|(name, delta)| Ok(format!("{} {}", expr.name(&name), expr.value(delta)?)))
         .collect::<Result<Vec<_>, RequestError>>()?;
     if !adds.is_empty() {
@@ -186,6 +192,7 @@ pub fn counter_request(
         .iter()
         .map(|b| bucket_attribute(*b))
         .chain(request.prune_starts.iter().map(|s| start_attribute(*s)))
+        .chain((request.prune_new_sessions.iter()).map(|m| new_sessions_attribute(*m)))
         .chain(request.remove_receipts.iter().map(|k| k.attribute()));
     let removes: Vec<String> = attributes.map(|a| expr.name(&a)).collect();
     if !removes.is_empty() {
@@ -282,7 +289,7 @@ pub fn hour_request(
     let expires = expr.name(EXPIRES_AT);
     set.push(format!("{expires} = {}", expr.value(&expires_at)?));
     for (minute, figures) in next.changed_since(known) {
-        let (highest, seconds) = minute_attributes(minute);
+        let [highest, seconds, started] = minute_attributes(minute);
         let highest = expr.name(&highest);
         set.push(format!("{highest} = {}", expr.value(&figures.highest)?));
         let seconds = expr.name(&seconds);
@@ -290,6 +297,13 @@ pub fn hour_request(
             "{seconds} = {}",
             expr.value(&figures.viewer_seconds)?
         ));
+        if figures.sessions_started > 0 {
+            let started = expr.name(&started);
+            set.push(format!(
+                "{started} = {}",
+                expr.value(&figures.sessions_started)?
+            ));
+        }
     }
     let condition = through_condition(&mut expr, known.through)?;
     Ok(expr.finish(
@@ -515,6 +529,7 @@ mod tests {
                     at,
                     left: bucket(),
                     joined: bucket(),
+                    new_session: rng.bool(),
                 }
             })
             .collect()
@@ -537,6 +552,9 @@ mod tests {
             let known = KnownCounter {
                 buckets: (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect(),
                 starts: (0..rng.i64(0..500)).map(|i| NOW - 600 + i).collect(),
+                new_sessions: (0..rng.i64(0..20))
+                    .map(|i| NOW - NOW % 60 - 60 * i)
+                    .collect(),
                 receipts: Default::default(),
             };
             let batch = moves(&mut rng, count);
@@ -666,6 +684,7 @@ mod tests {
             seconds: vec![(hour + 5, 3), (hour + 70, 4)],
             through: hour + 70,
             missed: 0,
+            ..Settled::default()
         };
         let known = HourItem::empty("s", hour);
         let next = known.with(&settled);
@@ -684,6 +703,7 @@ mod tests {
             seconds: vec![(hour + 71, 9)],
             through: hour + 71,
             missed: 0,
+            ..Settled::default()
         });
         let request = hour_request("counters", &stream("s"), &next, &later, NOW).expect("builds");
         assert!(
@@ -729,17 +749,26 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_hour_of_minutes_fits_one_request() {
-        use crate::figures::Settled;
+    fn the_largest_hour_write_fits_one_request() {
+        use crate::figures::{MAX_PUBLICATION_SECONDS, Settled};
+        // The most minutes one publication changes: a second before a minute, then its half
+        // hour, every second watched and every minute with sessions started.
         let hour = crate::figures::hour_of(NOW);
+        let (from, to) = (hour + 59, hour + 59 + MAX_PUBLICATION_SECONDS);
         let settled = Settled {
-            from: hour,
-            seconds: (hour..hour + 3600).map(|t| (t, 1_000_000)).collect(),
-            through: hour + 3599,
+            from,
+            seconds: (from..=to).map(|t| (t, 9_999_999)).collect(),
+            through: to,
             missed: 0,
+            new_sessions: (0..=31).map(|m| (hour + 60 * m, 9_999_999)).collect(),
         };
         let known = HourItem::empty("s".repeat(128).as_str(), hour);
         let next = known.with(&settled);
+        assert_eq!(
+            next.minutes.len(),
+            32,
+            "minute 0's last second, then 31 more"
+        );
         let request = hour_request("counters", &stream(&"s".repeat(128)), &known, &next, NOW)
             .expect("builds");
         assert!(request.within_limits(), "{} operators", request.operators());

@@ -241,8 +241,10 @@ mod tests {
                 stream_id: livecount_core::ids::StreamId::parse("s").expect("valid"),
                 deltas,
                 starts: Vec::new(),
+                new_sessions: Vec::new(),
                 prune: vec![900],
                 prune_starts: Vec::new(),
+                prune_new_sessions: Vec::new(),
                 remove_receipts: Vec::new(),
                 receipt: Some(ReceiptWrite {
                     key: ReceiptKey::of_first_record(&first.to_string()),

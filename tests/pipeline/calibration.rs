@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use livecount_core::capacity::item_size;
-use livecount_core::figures::{Settled, hour_of};
+use livecount_core::figures::{MAX_PUBLICATION_SECONDS, Settled, hour_of};
 use livecount_core::histogram::{CounterRequest, Fingerprint, Receipt, ReceiptKey, ReceiptWrite};
 use livecount_core::model::{HourItem, ItemKey, LifetimeItem, SessionState};
 use livecount_core::requests::{
@@ -357,23 +357,36 @@ fn counter(
     now: i64,
 ) -> CounterRequest {
     let (key, receipt) = receipt(id, now);
-    // the small requests carry start seconds too (20 s before their buckets) and remove them
-    let starts = if deltas.len() <= 2 {
-        deltas.iter().map(|&(b, delta)| (b - 20, delta)).collect()
+    // the small requests carry start seconds (20 s before their buckets) and sessions started
+    // (in the minute before theirs) too, and remove them (sessions started ten minutes before)
+    let minute = |t: i64| t - t.rem_euclid(60) - 60;
+    let (starts, new_sessions) = if deltas.len() <= 2 {
+        let starts = deltas.iter().map(|&(b, delta)| (b - 20, delta)).collect();
+        (
+            starts,
+            deltas
+                .first()
+                .map(|&(b, _)| (minute(b), 2))
+                .into_iter()
+                .collect(),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
-    let prune_starts = if prune.len() == 1 {
-        prune.iter().map(|b| b - 20).collect()
+    let (prune_starts, prune_new_sessions) = if prune.len() == 1 {
+        let starts = prune.iter().map(|b| b - 20).collect();
+        (starts, prune.iter().map(|&b| minute(b) - 600).collect())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     CounterRequest {
         stream_id: livecount_tests::stream(stream),
         starts,
+        new_sessions,
         deltas,
         prune,
         prune_starts,
+        prune_new_sessions,
         remove_receipts: Vec::new(),
         receipt: (id > 0).then_some(ReceiptWrite {
             key,
@@ -503,7 +516,7 @@ async fn counters(c: &mut Calibration) {
 }
 
 /// Figures writes: a stream's first hour and lifetime items, a publication over them, one made
-/// over what is no longer there (refused), and a whole hour of seven-digit minutes.
+/// over what is no longer there (refused), and half an hour (the most one write adds) of seven-digit minutes.
 async fn figures(c: &mut Calibration) {
     let table = c.p.config.counters_table.clone();
     let now = c.p.clock.now_seconds();
@@ -515,6 +528,11 @@ async fn figures(c: &mut Calibration) {
         seconds: (from..=to).map(|t| (t, viewers)).collect(),
         through: to,
         missed: 0,
+        // every minute ending in it started sessions
+        new_sessions: (from..=to)
+            .filter(|t| t.rem_euclid(60) == 59)
+            .map(|t| (t - 59, viewers))
+            .collect(),
     };
     for stream in ["calib", long.as_str()] {
         let stream_id = livecount_tests::stream(stream);
@@ -523,7 +541,7 @@ async fn figures(c: &mut Calibration) {
         let (life1, hour1) = (life0.with(&first), hour0.with(&first));
         let next = settled(hour + 31, hour + 40, 7);
         let (life2, hour2) = (life1.with(&next), hour1.with(&next));
-        let whole = settled(hour + 41, hour + 3599, 1_000_000);
+        let whole = settled(hour + 41, hour + 40 + MAX_PUBLICATION_SECONDS, 1_000_000);
         let hour3 = hour2.with(&whole);
         let steps = [
             (
@@ -557,7 +575,7 @@ async fn figures(c: &mut Calibration) {
                 Meant::Refused,
             ),
             (
-                "a whole hour",
+                "half an hour, the most one write adds",
                 hour_request(&table, &stream_id, &hour2, &hour3, expires),
                 Meant::Applied,
             ),

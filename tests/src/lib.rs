@@ -399,6 +399,10 @@ impl Pipeline {
             "stream {stream}: first and last second with a viewer"
         );
         assert_eq!(summary.missed_seconds, 0, "stream {stream}: missed seconds");
+        assert_eq!(
+            summary.sessions_started, expected.sessions_started,
+            "stream {stream}: sessions started"
+        );
         let first_minute = from - from.rem_euclid(60);
         let rows =
             livecount_core::read::history(&self.store, &stream_id, first_minute, last + 1, now)
@@ -417,6 +421,13 @@ impl Pipeline {
                 row.minute
             );
         }
+        // Each minute's sessions started add up to the stream's (the minute a session starts in
+        // is its first write's, which delivery in any order may change).
+        let by_minute: u64 = rows.iter().map(|r| r.sessions_started).sum();
+        assert_eq!(
+            by_minute, summary.sessions_started,
+            "stream {stream}: sessions started by minute"
+        );
         for (minute, (highest, _)) in &expected.minutes {
             if *highest > 0 {
                 assert!(

@@ -159,6 +159,7 @@ impl Oracle {
     /// definitions (docs/design.md, "Figures"), from the audience of each second.
     pub fn figures(&self, stream_id: &str, seconds: std::ops::RangeInclusive<i64>) -> Figures {
         let mut figures = Figures::default();
+        let last = *seconds.end();
         for t in seconds {
             let v = self.viewers_at_second(stream_id, t);
             if v > figures.peak {
@@ -172,6 +173,22 @@ impl Oracle {
             let minute = figures.minutes.entry(t - t.rem_euclid(60)).or_default();
             minute.0 = minute.0.max(v);
             minute.1 += v;
+        }
+        // A session starts when its first event creates its row: in the minute of the first
+        // delivery (the first write, when deliveries are written in order), counted once that
+        // minute is over.
+        let mut first: HashMap<&str, i64> = HashMap::new();
+        for ((stream, session), _, recv_ms) in &self.log {
+            if stream == stream_id {
+                first.entry(session).or_insert(recv_ms.div_euclid(1000));
+            }
+        }
+        for received in first.into_values() {
+            let minute = received - received.rem_euclid(60);
+            if minute + 59 <= last {
+                figures.sessions_started += 1;
+                *figures.sessions_by_minute.entry(minute).or_default() += 1;
+            }
         }
         figures
     }
@@ -206,4 +223,7 @@ pub struct Figures {
     pub last_at: Option<i64>,
     /// Minute (epoch seconds of its start) → (highest, viewer-seconds).
     pub minutes: std::collections::BTreeMap<i64, (u64, u64)>,
+    /// Sessions started in the minutes over by the last second, in all and by minute.
+    pub sessions_started: u64,
+    pub sessions_by_minute: std::collections::BTreeMap<i64, u64>,
 }
