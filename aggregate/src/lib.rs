@@ -32,6 +32,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
+use livecount_core::breakdown::{Dimensions, value_moves};
 use livecount_core::figures::{
     Counters, MAX_PUBLICATION_SECONDS, PUBLISH_EVERY_SECONDS, hours_of, settled, settled_by,
 };
@@ -406,22 +407,31 @@ impl Aggregator {
         released.into_iter().filter(|&r| r).count()
     }
 
-    /// The batch's readable records as moves, by stream; an unreadable one is logged, counted
-    /// and skipped.
+    /// The batch's readable records as moves, by stream (and by value stream, for the
+    /// breakdowns); an unreadable one is logged, counted and skipped.
     fn moves_by_stream(
         &self,
         records: &[EventRecord],
         report: &mut AggregateReport,
     ) -> BTreeMap<StreamId, StreamMoves> {
         let mut by_stream: BTreeMap<StreamId, StreamMoves> = BTreeMap::new();
+        let breakdowns = &self.config.breakdowns;
         for record in records {
-            match session_move(record, &self.config.timing) {
-                Ok(session) => {
-                    let moves = match by_stream.get_mut(&session.stream_id) {
-                        Some(moves) => moves,
-                        None => by_stream.entry(session.stream_id.clone()).or_default(),
-                    };
-                    moves.sessions.push(session);
+            match read_record(record, &self.config.timing) {
+                Ok(read) => {
+                    let values = value_moves(
+                        &read.session,
+                        read.old.as_ref(),
+                        read.new.as_ref(),
+                        breakdowns,
+                    );
+                    for session in std::iter::once(read.session).chain(values) {
+                        let moves = match by_stream.get_mut(&session.stream_id) {
+                            Some(moves) => moves,
+                            None => by_stream.entry(session.stream_id.clone()).or_default(),
+                        };
+                        moves.sessions.push(session);
+                    }
                 }
                 Err(reason) => {
                     report.unreadable += 1;
@@ -868,6 +878,20 @@ pub fn session_move(
     record: &EventRecord,
     timing: &Timing,
 ) -> Result<SessionMove, UnreadableRecord> {
+    read_record(record, timing).map(|r| r.session)
+}
+
+/// A stream record read: its session's move, and the dimensions of its old and new images
+/// (`None` where it has no such image), which move the session between value streams.
+#[derive(Debug, Clone)]
+pub struct RecordRead {
+    pub session: SessionMove,
+    pub old: Option<Dimensions>,
+    pub new: Option<Dimensions>,
+}
+
+/// [`session_move`], with the images' dimensions.
+pub fn read_record(record: &EventRecord, timing: &Timing) -> Result<RecordRead, UnreadableRecord> {
     let change = &record.change;
     let sequence = change
         .sequence_number
@@ -902,6 +926,8 @@ pub fn session_move(
         (None, _) => made,
     };
     let new_session = old.is_none() && new.is_some();
+    let dimensions = |image: &Option<SessionImage>| image.as_ref().map(|i| i.dimensions.clone());
+    let (old_dimensions, new_dimensions) = (dimensions(&old), dimensions(&new));
     let left = old
         .filter(|i| i.watching && i.exp_date >= at)
         .map(|i| timing.bucket(i.exp_date));
@@ -913,14 +939,18 @@ pub fn session_move(
     } else {
         record.event_id.clone()
     };
-    Ok(SessionMove {
-        stream_id: partition.stream_id,
-        record_id,
-        sequence,
-        at,
-        left,
-        joined,
-        new_session,
+    Ok(RecordRead {
+        session: SessionMove {
+            stream_id: partition.stream_id,
+            record_id,
+            sequence,
+            at,
+            left,
+            joined,
+            new_session,
+        },
+        old: old_dimensions,
+        new: new_dimensions,
     })
 }
 

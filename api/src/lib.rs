@@ -28,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use livecount_core::breakdown::{Breakdowns, Dimension};
 use livecount_core::event::parse_body;
 use livecount_core::ids::{InvalidId, StreamId};
 use livecount_core::read::MinuteRow;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub store: Store,
     pub clock: Clock,
     pub events: Option<Arc<dyn EventSink>>,
+    /// What streams are broken down by (`LIVECOUNT_BREAKDOWNS`, the aggregator's).
+    pub breakdowns: Breakdowns,
 }
 
 /// The header the CDN adds to each request it forwards to the read function: such a request is
@@ -68,6 +71,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/streams/{id}", get(stream_count))
         .route("/api/streams/{id}/summary", get(stream_summary))
         .route("/api/streams/{id}/history", get(stream_history))
+        .route("/api/streams/{id}/breakdown", get(stream_breakdown))
         .route("/api/events", axum::routing::post(post_events))
         .with_state(state.clone())
         .layer(middleware::from_fn(public_only_badge))
@@ -337,12 +341,27 @@ async fn stream_summary(
     }
 }
 
-/// `?from=&to=&format=` of the history.
+/// `GET /api/streams/{id}/breakdown`: every dimension's values, their viewers now and figures.
+async fn stream_breakdown(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    let stream = match StreamId::parse(&id) {
+        Ok(stream) => stream,
+        Err(reason) => return invalid_stream(reason),
+    };
+    let now = state.clock.now_seconds();
+    match livecount_core::read::breakdown(&state.store, &state.breakdowns, &stream, now).await {
+        Ok(breakdown) => ([(header::CACHE_CONTROL, "no-store")], Json(breakdown)).into_response(),
+        Err(e) => read_failed(&e, "breakdown"),
+    }
+}
+
+/// `?from=&to=&format=` of the history, and `dimension=&value=` for one value's.
 #[derive(Debug, serde::Deserialize)]
 struct HistoryQuery {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
+    dimension: Option<String>,
+    value: Option<String>,
 }
 
 /// A time parameter: epoch seconds or RFC 3339; the error names it.
@@ -372,6 +391,32 @@ impl HistoryQuery {
         };
         livecount_core::read::check_history_range(from, to).map_err(|e| e.to_string())?;
         Ok((format, from, to))
+    }
+
+    /// The stream whose history is asked for: `stream`, or one of its values' streams.
+    fn stream(&self, stream: StreamId, breakdowns: &Breakdowns) -> Result<StreamId, String> {
+        let (name, value) = match (self.dimension.as_deref(), self.value.as_deref()) {
+            (None, None) => return Ok(stream),
+            (Some(name), Some(value)) => (name, value),
+            _ => return Err("dimension and value go together".to_owned()),
+        };
+        let dimension = Dimension::parse(name)
+            .filter(|d| breakdowns.dimensions().any(|b| b == *d))
+            .ok_or_else(|| {
+                let names: Vec<&str> = breakdowns.dimensions().map(|d| d.name()).collect();
+                format!(
+                    "dimension is {name:?}; streams are broken down by: {}",
+                    names.join(", ")
+                )
+            })?;
+        let values = breakdowns.values(dimension);
+        if !values.contains(&value) {
+            return Err(format!(
+                "value is {value:?}; the values of {dimension} are {}",
+                values.join(", ")
+            ));
+        }
+        Ok(stream.value_stream(dimension, value))
     }
 }
 
@@ -410,6 +455,10 @@ async fn stream_history(
     let now = state.clock.now_seconds();
     let (format, from, to) = match query.range(&headers, now) {
         Ok(range) => range,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let stream = match query.stream(stream, &state.breakdowns) {
+        Ok(stream) => stream,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     match livecount_core::read::history(&state.store, &stream, from, to, now).await {

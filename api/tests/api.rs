@@ -27,6 +27,7 @@ fn api(p: &Pipeline, events: Option<Arc<dyn EventSink>>) -> axum::Router {
         store: p.store.clone(),
         clock: p.clock.clone(),
         events,
+        breakdowns: p.config.breakdowns.clone(),
     })
 }
 
@@ -126,6 +127,7 @@ async fn reads_are_503_while_dynamodb_is_down() {
         store,
         clock: Clock::system(),
         events: None,
+        breakdowns: Default::default(),
     });
     for path in [
         "/api/streams/launch",
@@ -364,6 +366,78 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
     for path in ["/api/streams/launch/summary", "/api/streams/launch/history"] {
         let answer = call(&app, "GET", path, &[(PUBLIC_HEADER, "1")], "").await;
         assert_eq!(answer.status, 404, "{path}");
+    }
+    p.cleanup().await;
+}
+
+/// A stream broken down by device: `/breakdown` gives each value's viewers (listed values,
+/// `other` and `none`) adding up to the stream's, a value's history is the history of its own
+/// stream, and a dimension or value the deployment does not break down by is a 400 naming it.
+#[tokio::test]
+async fn a_breakdown_gives_each_values_viewers_and_history() {
+    let options = livecount_tests::PipelineOptions {
+        breakdowns: livecount_core::breakdown::Breakdowns::parse("device=web,tv").expect("valid"),
+        ..livecount_tests::PipelineOptions::default()
+    };
+    let mut p = Pipeline::with_options("api-breakdown", options).await;
+    let devices = [Some("web"), Some("web"), Some("tv"), Some("fridge"), None];
+    let first = p.clock.now_seconds();
+    for step in 0..4 {
+        let kind = if step == 0 { "start" } else { "heartbeat" };
+        let now = p.clock.now_ms();
+        let bodies = devices.iter().enumerate().map(|(i, device)| {
+            let device = device.map_or(serde_json::Value::Null, Into::into);
+            let session = format!("v{i}");
+            livecount_tests::event_body_with("show", &session, kind, now, &[("device", device)])
+        });
+        p.send(bodies).await;
+        p.aggregate().await;
+        p.clock.advance_ms(5_000);
+    }
+    let app = api(&p, None);
+    let answer = call(&app, "GET", "/api/streams/show/breakdown", &[], "").await;
+    assert_eq!(answer.status, 200, "{}", answer.json);
+    assert_eq!(answer.json["viewers"], 5);
+    let values: Vec<(String, u64)> = answer.json["dimensions"][0]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            let name = v["value"].as_str().unwrap_or_default().to_owned();
+            (name, v["viewers"].as_u64().unwrap_or(u64::MAX))
+        })
+        .collect();
+    let expected = [("web", 2), ("tv", 1), ("other", 1), ("none", 1)];
+    let expected: Vec<(String, u64)> = expected.map(|(v, n)| (v.to_owned(), n)).to_vec();
+    assert_eq!(answer.json["dimensions"][0]["dimension"], "device");
+    assert_eq!(values, expected);
+
+    let path = format!(
+        "/api/streams/show/history?from={}&to={}&dimension=device&value=web",
+        first - 60,
+        p.clock.now_seconds()
+    );
+    let history = call(&app, "GET", &path, &[], "").await;
+    assert_eq!(history.status, 200, "{}", history.json);
+    let highest = history.json["minutes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| m["highest"].as_u64())
+        .max();
+    assert_eq!(highest, Some(2), "web's own history");
+    for (query, named) in [
+        ("dimension=colour&value=red", "broken down by: device"),
+        ("dimension=device&value=fridge", "web, tv, other, none"),
+        ("dimension=device", "go together"),
+    ] {
+        let path = format!("/api/streams/show/history?{query}");
+        let answer = call(&app, "GET", &path, &[], "").await;
+        assert_eq!(answer.status, 400, "{query}");
+        let message = answer.json["error"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{query}: {message}");
     }
     p.cleanup().await;
 }

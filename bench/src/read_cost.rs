@@ -89,7 +89,10 @@ pub async fn run(client: &aws_sdk_dynamodb::Client, sessions: u64) -> Result<Rea
                     watching: true,
                     position: Some(1234.5),
                     user_id: None,
-                    device: Some("web".to_owned()),
+                    dimensions: livecount_core::breakdown::Dimensions {
+                        device: Some("web".to_owned()),
+                        ..Default::default()
+                    },
                 },
                 started_at: now * 1000 - 60_000,
             };

@@ -233,6 +233,7 @@ impl Parts {
             store: store.clone(),
             clock,
             events: Some(Arc::new(QueueSink(queue.clone()))),
+            breakdowns: options.config.breakdowns.clone(),
         };
         let edge = Edge {
             serve_metrics: true,

@@ -199,6 +199,10 @@ impl CliError {
     }
 }
 
+/// What `livecount dev` breaks streams down by when `LIVECOUNT_BREAKDOWNS` is unset: the
+/// devices and CDNs its simulated players send.
+pub const DEV_BREAKDOWNS: &str = "device=web,ios,android,tv;cdn=cloudfront,fastly";
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::from_env()?;
@@ -275,6 +279,13 @@ pub fn dev_options(args: DevArgs, config: Config) -> Result<DevOptions, CliError
         reorder_rate: args.reorder_rate,
         ..SimulatorConfig::default()
     });
+    // `livecount dev` breaks its streams down by what its simulated players send, unless
+    // LIVECOUNT_BREAKDOWNS says otherwise.
+    let mut config = config;
+    if std::env::var_os("LIVECOUNT_BREAKDOWNS").is_none() {
+        config.breakdowns = livecount_core::breakdown::Breakdowns::parse(DEV_BREAKDOWNS)
+            .map_err(|e| CliError::Input(format!("the dev breakdowns: {e}")))?;
+    }
     let options = DevOptions {
         config,
         http: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),

@@ -60,7 +60,16 @@ struct Player {
     session: String,
     next_at: Instant,
     started: bool,
+    /// What it plays on, and from which CDN (a player switches CDN now and then, as real
+    /// players fail over), for the breakdowns.
+    device: &'static str,
+    cdn: &'static str,
 }
+
+/// The devices simulated players play on (`smart-fridge` is listed by no breakdown: `other`).
+const DEVICES: [&str; 5] = ["web", "ios", "android", "tv", "smart-fridge"];
+/// The CDNs they play from.
+const CDNS: [&str; 2] = ["cloudfront", "fastly"];
 
 /// Runs the audience, handing each message body to `send`, until `shutdown` resolves.
 pub async fn run(
@@ -85,6 +94,13 @@ pub async fn run(
         let now = Instant::now();
         for player in players.iter_mut().filter(|p| p.next_at <= now) {
             let kind = if player.started { "heartbeat" } else { "start" };
+            if player.started && rng.u8(..50) == 0 {
+                player.cdn = if player.cdn == CDNS[0] {
+                    CDNS[1]
+                } else {
+                    CDNS[0]
+                };
+            }
             player.started = true;
             emit(&config, &mut rng, &send, &mut held, body(player, kind));
             player.next_at = now + jittered(&config, &mut rng);
@@ -171,6 +187,8 @@ fn new_player(rng: &mut fastrand::Rng, stream: &str, next_at: Instant) -> Player
         session,
         next_at,
         started: false,
+        device: DEVICES[rng.usize(..DEVICES.len())],
+        cdn: CDNS[rng.usize(..CDNS.len())],
     }
 }
 
@@ -180,7 +198,9 @@ fn body(player: &Player, kind: &str) -> String {
         "sessionId": player.session,
         "type": kind,
         "ts": chrono::Utc::now().timestamp_millis(),
-        "device": "livecount-simulator"
+        "device": player.device,
+        "cdn": player.cdn,
+        "player": "livecount-simulator"
     })
     .to_string()
 }

@@ -46,7 +46,7 @@ mod tests {
             token: None,
             position: None,
             user_id: None,
-            device: None,
+            dimensions: Default::default(),
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Config {
     /// reasons; unset, an invalid message is reported as failed and SQS moves it after
     /// `maxReceiveCount` receives.
     pub dead_letter_queue_url: Option<String>,
+    /// `LIVECOUNT_BREAKDOWNS`: the dimensions streams are broken down by and the values listed
+    /// for each (docs/design.md §3, "Breakdowns"); none by default.
+    pub breakdowns: crate::breakdown::Breakdowns,
 }
 
 /// Where the signed-session secret comes from.
@@ -59,6 +62,7 @@ impl Default for Config {
             token_secret: None,
             counter_ttl_days: 62,
             dead_letter_queue_url: None,
+            breakdowns: crate::breakdown::Breakdowns::default(),
         }
     }
 }
@@ -122,6 +126,16 @@ impl Config {
             dead_letter_queue_url: lookup("LIVECOUNT_DEAD_LETTER_QUEUE_URL")
                 .map(|url| url.trim().to_owned())
                 .filter(|url| !url.is_empty()),
+            breakdowns: match lookup("LIVECOUNT_BREAKDOWNS") {
+                None => crate::breakdown::Breakdowns::default(),
+                Some(text) => {
+                    crate::breakdown::Breakdowns::parse(&text).map_err(|e| ConfigError {
+                        variable: "LIVECOUNT_BREAKDOWNS",
+                        value: text.clone(),
+                        rule: e.to_string().into(),
+                    })?
+                }
+            },
         };
         config.check_together()?;
         Ok(config)

@@ -10,8 +10,11 @@ use std::fmt;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Most events one body may carry as a JSON array.
 pub const MAX_EVENTS_PER_BODY: usize = 500;
-/// Longest optional text field kept on the session row (`userId`, `device`).
+/// Longest `userId` kept on the session row.
 pub const MAX_TEXT_CHARS: usize = 256;
+/// How much of a dimension's value (`device`, `player`, `cdn`, `label`, `country`) the session
+/// row keeps: every row stays within 1 KB, one write unit (a unit test builds the largest).
+pub const MAX_DIMENSION_CHARS: usize = 32;
 /// Latest `ts` accepted: 9999-12-31T23:59:59.999Z.
 const MAX_TS_MS: i64 = 253_402_300_799_999;
 /// Longest `token` read (a valid one is about 60 characters).
@@ -82,7 +85,8 @@ pub struct PlayerEvent {
     pub token: Option<String>,
     pub position: Option<f64>,
     pub user_id: Option<String>,
-    pub device: Option<String>,
+    /// `device`, `player`, `cdn`, `label` and `country` (the breakdowns' dimensions).
+    pub dimensions: crate::breakdown::Dimensions,
 }
 
 /// Where an event stands among its session's events (higher is newer): events with `seq` come
@@ -227,6 +231,10 @@ struct RawEvent {
     position: Option<Value>,
     user_id: Option<Value>,
     device: Option<Value>,
+    player: Option<Value>,
+    cdn: Option<Value>,
+    label: Option<Value>,
+    country: Option<Value>,
 }
 
 /// Validates one event object against the rules of the README's "Events".
@@ -265,7 +273,13 @@ pub fn parse_event(value: Value) -> Result<PlayerEvent, InvalidEvent> {
         },
         position: optional_position(raw.position),
         user_id: optional_text("userId", raw.user_id),
-        device: optional_text("device", raw.device),
+        dimensions: crate::breakdown::Dimensions {
+            device: optional_dimension("device", raw.device),
+            player: optional_dimension("player", raw.player),
+            cdn: optional_dimension("cdn", raw.cdn),
+            label: optional_dimension("label", raw.label),
+            country: optional_dimension("country", raw.country),
+        },
     })
 }
 
@@ -352,6 +366,26 @@ fn optional_text(field: &'static str, value: Option<Value>) -> Option<String> {
                 field,
                 found = json_type(&other),
                 "ignoring optional field: expected a string of 1-{MAX_TEXT_CHARS} characters"
+            );
+            None
+        }
+    }
+}
+
+/// A dimension's value: a non-empty string, kept to its first [`MAX_DIMENSION_CHARS`]
+/// characters (no value a deployment lists is longer, so a longer one counts as `other`
+/// whatever is cut).
+fn optional_dimension(field: &'static str, value: Option<Value>) -> Option<String> {
+    match value? {
+        Value::Null => None,
+        Value::String(text) if !text.is_empty() => {
+            Some(text.chars().take(MAX_DIMENSION_CHARS).collect())
+        }
+        other => {
+            tracing::warn!(
+                field,
+                found = json_type(&other),
+                "ignoring optional field: expected a string"
             );
             None
         }
@@ -641,7 +675,7 @@ mod tests {
         let parsed = event(input).expect("valid");
         assert_eq!(parsed.position, Some(12.5));
         assert_eq!(parsed.user_id.as_deref(), Some("u-9"));
-        assert_eq!(parsed.device, None);
+        assert_eq!(parsed.dimensions.device, None);
     }
 
     /// DynamoDB refuses numbers beyond 1e126 or below 1e-130 in magnitude (DynamoDB Local:

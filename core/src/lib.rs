@@ -12,6 +12,8 @@
 //!   takes the type), the sessions partition key `"{streamId}#{shard}"` and the session shard of
 //!   a session;
 //! - [`coalesce`]: the newest event per session within a batch;
+//! - [`breakdown`]: the dimensions a stream is broken down by, their values' own streams, and
+//!   the moves a stream record makes in them;
 //! - [`timing`]: `W`, `B`, `G`, their bound, `expDate` and bucket math;
 //! - [`histogram`]: stream records as moves between expiry buckets, the per-stream counter plan
 //!   (with receipts for dedupe) split into bounded requests, and `viewers(now)`;
@@ -29,6 +31,7 @@
 //! - [`contract`]: `infra/contract.json`, what the functions and the infrastructure agree on.
 
 pub mod admin;
+pub mod breakdown;
 pub mod capacity;
 pub mod clock;
 pub mod coalesce;

@@ -94,8 +94,9 @@ pub struct SessionState {
     pub position: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device: Option<String>,
+    /// The breakdowns' dimensions, as its newest event gave them.
+    #[serde(flatten)]
+    pub dimensions: crate::breakdown::Dimensions,
 }
 
 /// A whole session row as stored (and as stream images carry it).
@@ -121,11 +122,16 @@ pub struct SessionImage {
     /// Receive time of the row's event (epoch ms): when the row's state began.
     #[serde(default)]
     pub recv_at: Option<i64>,
+    /// Its dimensions (the breakdowns move a session between their values).
+    #[serde(flatten)]
+    pub dimensions: crate::breakdown::Dimensions,
 }
 
 impl SessionImage {
     /// The attributes it reads from an image.
-    pub const ATTRIBUTES: [&'static str; 4] = ["PK", "expDate", "watching", "recvAt"];
+    pub const ATTRIBUTES: [&'static str; 9] = [
+        "PK", "expDate", "watching", "recvAt", "device", "player", "cdn", "label", "country",
+    ];
 
     /// The stream and shard of `PK = "{streamId}#{shard}"`.
     pub fn partition(&self) -> Option<crate::ids::SessionPartition> {
@@ -474,7 +480,8 @@ mod tests {
         assert!(serde_dynamo::from_item::<_, CounterItem>(bad).is_err());
     }
 
-    /// The largest live counter item a valid configuration can make: a 128-character stream id,
+    /// The largest live counter item a valid configuration can make: the longest value stream's
+    /// id (a 128-character stream's and 15 more),
     /// every bucket of the widest allowed span plus the blind-pruned ones, every start second
     /// history still reads and the two minutes of sessions started it holds, each a seven-digit
     /// count, [`RECEIPTS_IN_ONE_KB`] receipts of
@@ -488,7 +495,12 @@ mod tests {
         use crate::timing::MAX_LIVE_BUCKETS;
         let now = 1_700_000_000_i64;
         let mut item: HashMap<String, AttributeValue> = HashMap::from([
-            ("PK".to_owned(), AttributeValue::S("s".repeat(128))),
+            // The longest value stream's: a 128-character stream's, `/`, a letter, `=` and
+            // a 12-character value.
+            (
+                "PK".to_owned(),
+                AttributeValue::S(format!("{}/d={}", "s".repeat(128), "v".repeat(12))),
+            ),
             ("SK".to_owned(), AttributeValue::S(LIVE_COUNTER_SK.into())),
             ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
             (
@@ -627,7 +639,7 @@ mod tests {
                 watching: true,
                 position: Some(1.5),
                 user_id: None,
-                device: None,
+                dimensions: Default::default(),
             },
             started_at: 1_700_000_000_000,
         };

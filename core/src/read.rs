@@ -4,6 +4,7 @@
 //! counter already settles ([`crate::figures`]), so every figure is as fresh as the count of
 //! [`crate::histogram::HISTORY_LAG_SECONDS`] ago.
 
+use crate::breakdown::{Breakdowns, Dimension};
 use crate::figures::{Counters, HOUR_SECONDS, Minute, Settled, hour_of, settled, settled_by};
 use crate::histogram::viewers;
 use crate::ids::StreamId;
@@ -249,6 +250,101 @@ pub async fn summary(store: &Store, stream_id: &StreamId, now: i64) -> Result<Su
         lifetime.as_ref(),
         now,
     ))
+}
+
+/// One value of a breakdown: its viewers now and its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFigures {
+    pub value: String,
+    /// Sessions of this value watching at `as_of`.
+    pub viewers: u64,
+    /// Its figures over its settled seconds (see [`Summary`]).
+    pub peak: u64,
+    pub viewer_seconds: u64,
+    pub sessions_started: u64,
+}
+
+/// One dimension of a breakdown: every value a session can have in it, listed values first,
+/// then `other` and `none`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DimensionFigures {
+    pub dimension: &'static str,
+    pub values: Vec<ValueFigures>,
+}
+
+/// A stream's breakdowns (docs/design.md §3, "Breakdowns"): for each dimension, its values'
+/// viewers now and figures, which add up to the stream's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breakdown {
+    pub stream_id: String,
+    /// The stream's viewers at `as_of`, and its figures' last second counted.
+    pub viewers: u64,
+    pub as_of: i64,
+    pub through: i64,
+    pub dimensions: Vec<DimensionFigures>,
+}
+
+/// A stream's breakdowns at `now`: two `GetItem`s (the live counter and the lifetime item) for
+/// the stream and for each value stream, all at once; at most `2 x (1 + 5 x (8 + 2))` = 102.
+pub async fn breakdown(
+    store: &Store,
+    breakdowns: &Breakdowns,
+    stream_id: &StreamId,
+    now: i64,
+) -> Result<Breakdown, StoreError> {
+    let items = |id: StreamId| async move {
+        let (counter, lifetime) =
+            futures::try_join!(store.get_counter(&id), store.get_lifetime(&id))?;
+        let viewers = counter
+            .as_ref()
+            .map_or(0, |c| viewers(&c.tallies.buckets, now));
+        let summary = Summary::from_items(id.as_str(), counter.as_ref(), lifetime.as_ref(), now);
+        Ok::<_, StoreError>((viewers, summary))
+    };
+    let values: Vec<(Dimension, &str)> = breakdowns
+        .dimensions()
+        .flat_map(|d| breakdowns.values(d).into_iter().map(move |v| (d, v)))
+        .collect();
+    let (stream, counted) = futures::try_join!(
+        items(stream_id.clone()),
+        futures::future::try_join_all(
+            values
+                .iter()
+                .map(|&(d, v)| items(stream_id.value_stream(d, v)))
+        )
+    )?;
+    let mut dimensions: Vec<DimensionFigures> = Vec::new();
+    for (&(dimension, value), (viewers, summary)) in values.iter().zip(counted) {
+        if dimensions
+            .last()
+            .is_none_or(|d| d.dimension != dimension.name())
+        {
+            dimensions.push(DimensionFigures {
+                dimension: dimension.name(),
+                values: Vec::new(),
+            });
+        }
+        if let Some(last) = dimensions.last_mut() {
+            last.values.push(ValueFigures {
+                value: value.to_owned(),
+                viewers,
+                peak: summary.peak,
+                viewer_seconds: summary.viewer_seconds,
+                sessions_started: summary.sessions_started,
+            });
+        }
+    }
+    let (viewers, summary) = stream;
+    Ok(Breakdown {
+        stream_id: stream_id.to_string(),
+        viewers,
+        as_of: now,
+        through: summary.through,
+        dimensions,
+    })
 }
 
 /// Why a history range was refused.

@@ -135,9 +135,20 @@ pub fn session_write_request(
             )
         }
     };
+    // A dimension the event does not send is removed: the row's are its newest event's, so a
+    // session's value never depends on which of its older events were written first.
+    let absent: Vec<String> = crate::breakdown::Dimension::ALL
+        .into_iter()
+        .filter(|&d| state.dimensions.get(d).is_none())
+        .map(|d| expr.name(d.name()))
+        .collect();
+    let remove = match absent.is_empty() {
+        true => String::new(),
+        false => format!(" REMOVE {}", absent.join(", ")),
+    };
     Ok(expr.finish(
         to_item(key, table, "a session key")?,
-        format!("SET {assignments}, {started} = if_not_exists({started}, {recv})"),
+        format!("SET {assignments}, {started} = if_not_exists({started}, {recv}){remove}"),
         Some(format!("attribute_not_exists({pk}) OR {newer}")),
     ))
 }
@@ -440,8 +451,33 @@ mod tests {
             watching: true,
             position: Some(1.5),
             user_id: Some("u".repeat(256)),
-            device: Some("d".repeat(256)),
+            dimensions: crate::breakdown::Dimensions {
+                device: Some("d".repeat(32)),
+                player: Some("p".repeat(32)),
+                cdn: Some("c".repeat(32)),
+                label: Some("l".repeat(32)),
+                country: Some("g".repeat(32)),
+            },
         }
+    }
+
+    /// The largest session row an event can make (128-character ids, a 256-character `userId`,
+    /// every dimension at its longest, a position and a `seq`): within 1 KB, one write unit per
+    /// event.
+    #[test]
+    fn the_largest_session_row_costs_one_write_unit() {
+        let mut state = state();
+        state.stream_id = "s".repeat(128);
+        state.last_seq = Some(crate::event::MAX_SEQ);
+        state.last_type = "heartbeat".into();
+        let row = crate::model::SessionRow {
+            key: session_key(&"s".repeat(128), 4095, &"x".repeat(128)),
+            state,
+            started_at: NOW * 1000,
+        };
+        let item: Item = serde_dynamo::to_item(&row).expect("maps");
+        let size = crate::capacity::item_size(&item);
+        assert!(size <= 1024, "{size} bytes");
     }
 
     #[test]

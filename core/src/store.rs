@@ -406,8 +406,9 @@ impl Store {
 
     /// Up to `limit` streams' live counters (with their lifetime items), in the table's scan
     /// order, after the stream `after` (the previous page's `next`): one `Scan` request of at
-    /// most `2 x limit + 2` items at a time (a stream's hour items are read too, and skipped: a
-    /// page costs more where streams have long histories).
+    /// most `2 x limit + 2` items at a time (a stream's hour items and its breakdowns' value
+    /// streams are read too, and skipped: a page costs more where streams have long histories
+    /// or are broken down).
     pub async fn list_counters_page(
         &self,
         limit: usize,
@@ -444,6 +445,10 @@ impl Store {
             let read = items.len();
             for (i, item) in items.into_iter().enumerate() {
                 let key: ItemKey = self.item_from(Some(item.clone()), "a counter key")?;
+                if StreamId::is_value_stream(&key.pk) {
+                    // A breakdown's value stream is read with its stream, not listed.
+                    continue;
+                }
                 if key.sk == LIFETIME_SK {
                     lifetimes.insert(key.pk, self.item_from(Some(item), "a lifetime item")?);
                 } else if key.sk == LIVE_COUNTER_SK {

@@ -333,13 +333,18 @@ async fn post_events(State(edge): State<Edge>, headers: HeaderMap, body: Body) -
     if let Some(tokens) = &edge.ingest.tokens {
         tokens.refresh_if_due().await;
     }
-    let events = match check_player_request(text, tokens, now_ms.div_euclid(1000)) {
+    let mut events = match check_player_request(text, tokens, now_ms.div_euclid(1000)) {
         Ok(events) => events,
         Err(refusal) => {
             let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::BAD_REQUEST);
             return refuse(&edge, status, refusal.metric(), refusal.to_string());
         }
     };
+    // A player does not say where it is: `country` is the edge's to set (docs/design.md §3,
+    // "Breakdowns"), and this edge sets none yet.
+    for event in &mut events {
+        event.dimensions.country = None;
+    }
     let stream = events[0].stream_id.clone();
     match edge.ingest.write_player_events(events, now_ms).await {
         Some(Ok(SessionWrite::Applied)) => edge.metrics.add("EventsApplied"),

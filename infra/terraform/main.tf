@@ -67,6 +67,7 @@ module "settings" {
   edge_web_acl_arn                      = var.edge_web_acl_arn
   expected_stream_shards                = var.expected_stream_shards
   counter_ttl_days                      = var.counter_ttl_days
+  breakdowns                            = var.breakdowns
   architecture                          = var.architecture
   memory_size                           = var.memory_size
   reserved_concurrency                  = var.reserved_concurrency

@@ -250,6 +250,12 @@ variable "counter_ttl_days" {
   default     = null
 }
 
+variable "breakdowns" {
+  description = "LIVECOUNT_BREAKDOWNS: what streams are broken down by, as device=web,ios;cdn=a,b (dimensions device, player, cdn, label, country; 1-8 values of 1-12 characters each). Default: none. Each value a batch touches costs one more counter update (docs/design.md, Breakdowns)."
+  type        = string
+  default     = null
+}
+
 variable "architecture" {
   description = "arm64 or x86_64 (make package LAMBDA_ARCH=...). Default arm64."
   type        = string

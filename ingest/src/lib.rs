@@ -550,7 +550,7 @@ impl Ingest {
             watching: event.kind.is_watching(),
             position: event.position,
             user_id: event.user_id.clone(),
-            device: event.device.clone(),
+            dimensions: event.dimensions.clone(),
         };
         self.store.write_session(&key, &state).await
     }

@@ -6,13 +6,16 @@
 //! livecount through SQS, so `POST /api/events` answers 404 here.
 
 use livecount_api::ApiState;
+use livecount_core::breakdown::Breakdowns;
 use livecount_core::{Clock, Store};
 
-/// The API's state for the read Lambda: the store, the system clock, no event sink.
-pub fn state(store: Store) -> ApiState {
+/// The API's state for the read Lambda: the store, the system clock, no event sink, the
+/// deployment's breakdowns.
+pub fn state(store: Store, breakdowns: Breakdowns) -> ApiState {
     ApiState {
         store,
         clock: Clock::system(),
         events: None,
+        breakdowns,
     }
 }

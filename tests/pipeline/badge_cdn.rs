@@ -71,6 +71,7 @@ async fn two_thousand_viewers_polling_the_badge_through_a_cache_cost_one_read_pe
         store: p.store.clone(),
         clock: p.clock.clone(),
         events: None,
+        breakdowns: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

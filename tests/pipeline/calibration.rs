@@ -234,7 +234,7 @@ fn state(stream: &str, now_ms: i64, ts: i64, seq: Option<u64>, kind: &str) -> Se
         watching: kind != "stop" && kind != "pause",
         position: None,
         user_id: None,
-        device: None,
+        dimensions: Default::default(),
     }
 }
 
@@ -258,7 +258,7 @@ async fn sessions(c: &mut Calibration) {
     let mut newer = state("calib", now + 5_000, now + 4_960, None, "heartbeat");
     newer.position = Some(12.5);
     newer.user_id = Some("user-1".into());
-    newer.device = Some("tv".into());
+    newer.dimensions.device = Some("tv".into());
     c.send("session modify", write(&a, &newer), Meant::Applied)
         .await;
     let stale = state("calib", now + 6_000, now + 1_000, None, "heartbeat");
@@ -325,7 +325,13 @@ async fn sessions(c: &mut Calibration) {
     );
     let mut big = state(&"s".repeat(128), now, now, Some(1), "start");
     big.user_id = Some("u".repeat(256));
-    big.device = Some("d".repeat(256));
+    big.dimensions = livecount_core::breakdown::Dimensions {
+        device: Some("d".repeat(32)),
+        player: Some("p".repeat(32)),
+        cdn: Some("c".repeat(32)),
+        label: Some("l".repeat(32)),
+        country: Some("g".repeat(32)),
+    };
     big.position = Some(-0.0);
     let inserted = c
         .send(

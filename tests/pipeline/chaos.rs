@@ -10,6 +10,7 @@
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::sqs::SqsMessage;
+use livecount_core::breakdown::Breakdowns;
 use livecount_core::coalesce::newest_per_session;
 use livecount_core::event::parse_body;
 use livecount_core::ids::SessionPartition;
@@ -155,6 +156,79 @@ async fn assert_counts_match(p: &Pipeline, oracle: &Oracle, tick: i64) {
             oracle.viewers(stream, now),
             "stream {stream} at tick {tick}"
         );
+        if !p.config.breakdowns.is_empty() {
+            assert_breakdown_matches(p, oracle, stream, tick).await;
+        }
+    }
+}
+
+/// Every value of every dimension the pipeline breaks `stream` down by has the oracle's viewers
+/// (its sessions whose newest event sent that value), and the values add up to the stream.
+async fn assert_breakdown_matches(p: &Pipeline, oracle: &Oracle, stream: &str, tick: i64) {
+    let now = p.clock.now_seconds();
+    let breakdowns = &p.config.breakdowns;
+    let breakdown = livecount_core::read::breakdown(
+        &p.store,
+        breakdowns,
+        &livecount_tests::stream(stream),
+        now,
+    )
+    .await
+    .expect("breakdown");
+    assert_eq!(breakdown.viewers, oracle.viewers(stream, now));
+    assert!(!breakdown.dimensions.is_empty());
+    for dimension in &breakdown.dimensions {
+        let values = livecount_core::breakdown::Dimension::parse(dimension.dimension)
+            .map(|d| breakdowns.values(d))
+            .unwrap_or_default();
+        let listed: Vec<&str> = values
+            .iter()
+            .copied()
+            .filter(|v| !matches!(*v, "other" | "none"))
+            .collect();
+        let expected = oracle.viewers_by(stream, now, dimension.dimension, &listed);
+        let shown: std::collections::BTreeMap<String, u64> = dimension
+            .values
+            .iter()
+            .filter(|v| v.viewers > 0)
+            .map(|v| (v.value.clone(), v.viewers))
+            .collect();
+        assert_eq!(
+            shown, expected,
+            "stream {stream}, {} at tick {tick}",
+            dimension.dimension
+        );
+        let sum: u64 = dimension.values.iter().map(|v| v.viewers).sum();
+        assert_eq!(
+            sum, breakdown.viewers,
+            "stream {stream}: the values of {} add up to its count at tick {tick}",
+            dimension.dimension
+        );
+    }
+}
+
+/// At the end: each dimension's values' watch time and sessions started add up to the stream's.
+async fn assert_breakdown_figures_add_up(p: &Pipeline, oracle: &Oracle) {
+    let now = p.clock.now_seconds();
+    for stream in oracle.streams() {
+        let stream_id = livecount_tests::stream(stream);
+        let breakdown =
+            livecount_core::read::breakdown(&p.store, &p.config.breakdowns, &stream_id, now)
+                .await
+                .expect("breakdown");
+        let summary = livecount_core::read::summary(&p.store, &stream_id, now)
+            .await
+            .expect("summary");
+        for dimension in &breakdown.dimensions {
+            let watched: u64 = dimension.values.iter().map(|v| v.viewer_seconds).sum();
+            let started: u64 = dimension.values.iter().map(|v| v.sessions_started).sum();
+            assert_eq!(
+                (watched, started),
+                (summary.viewer_seconds, summary.sessions_started),
+                "stream {stream}: {}'s watch time and sessions started",
+                dimension.dimension
+            );
+        }
     }
 }
 
@@ -319,10 +393,16 @@ async fn an_invocation_failing_after_some_updates_is_retried_without_double_coun
 
 /// (d) At least 10,000 events over 50 streams, every message delivered 1 to 3 times in
 /// arbitrary order and batch sizes, some copies a second late: sampled and final counts of
-/// every stream equal the oracle.
+/// every stream equal the oracle, and so do those of each value of its breakdown by CDN
+/// (players switching CDN mid-stream), which add up to the stream's count at every sample and
+/// to its watch time and sessions started at the end.
 #[tokio::test]
 async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_any_order() {
-    let mut p = Pipeline::new("chaos-volume").await;
+    let options = PipelineOptions {
+        breakdowns: Breakdowns::parse("cdn=cdn-a").expect("valid"),
+        ..PipelineOptions::default()
+    };
+    let mut p = Pipeline::with_options("chaos-volume", options).await;
     p.run_ahead_of_ttl();
     let mut oracle = Oracle::new(p.config.timing);
     let mut rng = fastrand::Rng::with_seed(0xd00d);
@@ -380,6 +460,7 @@ async fn ten_thousand_events_over_fifty_streams_delivered_one_to_three_times_in_
     p.aggregate().await;
     assert_counts_match(&p, &oracle, tick).await;
     assert_history_matches(&mut p, &oracle, t0 / 1000).await;
+    assert_breakdown_figures_add_up(&p, &oracle).await;
     p.cleanup().await;
 }
 

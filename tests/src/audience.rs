@@ -92,18 +92,37 @@ impl Crowd {
             .iter_mut()
             .filter_map(|player| {
                 let kind = player.event_at(tick)?;
-                Some(crate::event_body(
+                Some(crate::event_body_with(
                     &player.stream_id,
                     &player.session_id,
                     kind.as_str(),
                     now_ms + player.skew_ms,
+                    &player.breakdown_fields(tick),
                 ))
             })
             .collect()
     }
 }
 
+/// The devices players send: `fridge` is listed by no breakdown, and one in four sends none.
+pub const DEVICES: [Option<&str>; 4] = [Some("web"), Some("tv"), Some("fridge"), None];
+
+/// The CDNs players play from.
+pub const CDNS: [&str; 2] = ["cdn-a", "cdn-b"];
+
 impl Player {
+    /// The breakdown fields it sends at `tick`: a device it keeps, and a CDN that a third of
+    /// the players switch every 20 ticks (as players fail over).
+    pub fn breakdown_fields(&self, tick: i64) -> [(&'static str, serde_json::Value); 2] {
+        let n = self.session_id.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        let device = DEVICES[n % DEVICES.len()].map_or(serde_json::Value::Null, Into::into);
+        let switches = n % 3 == 0;
+        let cdn = CDNS[(n + if switches { (tick / 20) as usize } else { 0 }) % CDNS.len()];
+        [("device", device), ("cdn", cdn.into())]
+    }
+
     /// What the player sends at `tick`, if anything.
     fn event_at(&mut self, tick: i64) -> Option<EventKind> {
         if tick < self.phase {

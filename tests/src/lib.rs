@@ -83,6 +83,8 @@ pub struct PipelineOptions {
     /// off: DynamoDB Local's sweep runs on the real clock, so it would delete what they write,
     /// whenever it happens to pass.
     pub ttl: bool,
+    /// `LIVECOUNT_BREAKDOWNS` (none by default).
+    pub breakdowns: livecount_core::breakdown::Breakdowns,
 }
 
 impl Default for PipelineOptions {
@@ -99,6 +101,7 @@ impl Default for PipelineOptions {
             session_shards: Config::default().session_shards,
             bisect_on_error: false,
             ttl: true,
+            breakdowns: Default::default(),
         }
     }
 }
@@ -216,6 +219,7 @@ impl Pipeline {
             counters_table: format!("counters-{unique}"),
             timing: options.timing,
             session_shards: options.session_shards,
+            breakdowns: options.breakdowns.clone(),
             ..Config::default()
         };
         let sdk = livecount_local::local_sdk_config(&endpoint).await;

@@ -24,6 +24,8 @@ struct Newest {
     ts: i64,
     /// Last second the session counts in; `None` when not watching.
     counts_until: Option<i64>,
+    /// Index of the event's breakdown fields in [`Oracle::fields`].
+    fields: usize,
 }
 
 /// Every session's newest delivered event, as the sessions table should hold it.
@@ -37,6 +39,9 @@ pub struct Oracle {
     log: Vec<((String, String), Newest, i64)>,
     streams: BTreeSet<String>,
     delivered: usize,
+    /// Each delivered event's breakdown fields (`device`, `player`, `cdn`, `label`, `country`)
+    /// that it carries as strings.
+    fields: Vec<HashMap<&'static str, String>>,
 }
 
 /// Whether `event` replaces `held` as a session's newest (the rules in the module's doc).
@@ -105,10 +110,16 @@ impl Oracle {
             let buckets = (end_ms + self.bucket_ms - 1) / self.bucket_ms;
             buckets * self.bucket_ms / 1000
         });
+        let fields = ["device", "player", "cdn", "label", "country"]
+            .into_iter()
+            .filter_map(|f| Some((f, event[f].as_str().filter(|v| !v.is_empty())?.to_owned())))
+            .collect();
+        self.fields.push(fields);
         let event = Newest {
             order,
             ts: bounded_ts,
             counts_until,
+            fields: self.fields.len() - 1,
         };
         let key = (stream, session);
         self.log.push((key.clone(), event, recv_ms));
@@ -191,6 +202,30 @@ impl Oracle {
             }
         }
         figures
+    }
+
+    /// Sessions of `stream_id` watching at `now` by their value of `field`: theirs if `listed`
+    /// names it, `other` if not, `none` when their newest event has none.
+    pub fn viewers_by(
+        &self,
+        stream_id: &str,
+        now: i64,
+        field: &str,
+        listed: &[&str],
+    ) -> std::collections::BTreeMap<String, u64> {
+        let mut by_value = std::collections::BTreeMap::new();
+        for ((stream, _), newest) in &self.sessions {
+            if stream != stream_id || newest.counts_until.is_none_or(|t| t < now) {
+                continue;
+            }
+            let value = match self.fields[newest.fields].get(field) {
+                None => "none",
+                Some(v) if listed.contains(&v.as_str()) => v.as_str(),
+                Some(_) => "other",
+            };
+            *by_value.entry(value.to_owned()).or_default() += 1;
+        }
+        by_value
     }
 
     /// Sessions of `stream_id` watching at `now` (epoch seconds).

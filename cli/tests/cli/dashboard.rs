@@ -64,8 +64,8 @@ fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
 }
 
 /// The default five players show as exactly 5 on the dashboard, the number `livecount count`
-/// reads, with the stream's watch time and average, and what the edge refused is shown by
-/// reason; a screenshot is kept in
+/// reads, with the stream's watch time and average and its breakdowns by device and CDN adding
+/// up to 5, and what the edge refused is shown by reason; a screenshot is kept in
 /// `target/e2e/dashboard.png`. The app runs in-process, as `livecount dev` builds it.
 #[tokio::test]
 async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
@@ -119,6 +119,21 @@ async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
         "the average on the dashboard: {:?}",
         shown("average")
     );
+
+    // The breakdowns `livecount dev` makes by default: each dimension's bars add up to 5.
+    for dimension in ["device", "cdn"] {
+        let chart = dom
+            .split(&format!("data-dimension=\"{dimension}\""))
+            .nth(1)
+            .and_then(|rest| rest.split("data-dimension=").next())
+            .unwrap_or_else(|| panic!("no {dimension} breakdown on the dashboard:\n{dom}"));
+        let bars: u64 = chart
+            .split("<b>")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next()?.trim().parse::<u64>().ok())
+            .sum();
+        assert_eq!(bars, 5, "the {dimension} bars on the dashboard:\n{chart}");
+    }
 
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
     std::fs::create_dir_all(&artifacts).expect("artifact folder");

@@ -98,6 +98,14 @@ export interface LivecountProps {
    * @default the stack name
    */
   readonly deploymentName?: string;
+  /**
+   * `LIVECOUNT_BREAKDOWNS`: what streams are broken down by, as `device=web,ios;cdn=a,b`
+   * (dimensions `device`, `player`, `cdn`, `label`, `country`; 1-8 values of 1-12 characters
+   * each). Each value a batch touches costs one more counter update (docs/design.md,
+   * "Breakdowns").
+   * @default none
+   */
+  readonly breakdowns?: string;
   /** `LIVECOUNT_COUNTER_TTL_DAYS` (1-365): a stream's counter, lifetime and hour items expire this long after their last update, so its figures are kept this long. @default 62 */
   readonly counterTtlDays?: number;
   /** `LIVECOUNT_WINDOW_SECONDS` (W, 1-3600). @default 15 */
@@ -279,6 +287,18 @@ export const CONFIG_VARIABLES: Record<keyof typeof CONFIG_RANGES, string> = {
   maxConcurrentWrites: 'LIVECOUNT_MAX_CONCURRENT_WRITES',
   counterTtlDays: 'LIVECOUNT_COUNTER_TTL_DAYS',
 };
+
+/** `breakdowns`, checked at synth time by the rules the functions apply at start. */
+export function checkBreakdowns(text: string): string {
+  const value = '[A-Za-z0-9._-]{1,12}';
+  const dimension = `(device|player|cdn|label|country)=${value}(,${value}){0,7}`;
+  if (!new RegExp(`^${dimension}(;${dimension})*$`).test(text)) {
+    throw new Error(
+      `livecount: breakdowns is ${JSON.stringify(text)}; it is dimension=value,value;... with dimensions device, player, cdn, label, country and 1-8 values of 1-12 characters of A-Z a-z 0-9 . _ - each`,
+    );
+  }
+  return text;
+}
 
 /** A checkov skip, written into the resource's CloudFormation Metadata. */
 interface CheckovSkip {
@@ -610,6 +630,7 @@ export class Livecount extends Construct {
       LIVECOUNT_SESSION_SHARDS: String(config.sessionShards),
       LIVECOUNT_MAX_CONCURRENT_WRITES: String(config.maxConcurrentWrites),
       LIVECOUNT_COUNTER_TTL_DAYS: String(config.counterTtlDays),
+      ...(props.breakdowns ? { LIVECOUNT_BREAKDOWNS: checkBreakdowns(props.breakdowns) } : {}),
       RUST_LOG: props.logLevel ?? 'info',
     };
     // Signed sessions: the secret's ARN only; the edge reads the secret itself at start, so it is

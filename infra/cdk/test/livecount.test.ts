@@ -340,6 +340,19 @@ describe('functions', () => {
     assert.deepEqual(s.construct.environment, expected);
   });
 
+  it('breakdowns reach every function, and a malformed one is refused at synth', () => {
+    const s = synth({ breakdowns: 'device=web,ios,android,tv;country=US,GB' });
+    for (const fn of [s.construct.aggregateFunction, s.construct.readFunction]) {
+      assert.equal(
+        resource(s, s.id(fn)).Properties.Environment.Variables.LIVECOUNT_BREAKDOWNS,
+        'device=web,ios,android,tv;country=US,GB',
+      );
+    }
+    assert.ok(Object.keys(CONTRACT.environment).includes('LIVECOUNT_BREAKDOWNS'));
+    assert.throws(() => synth({ breakdowns: 'colour=red' }), /breakdowns/);
+    assert.throws(() => synth({ breakdowns: 'device=thirteen-chars' }), /breakdowns/);
+  });
+
   it('memory, timeouts and reserved concurrency follow the props', () => {
     const s = synth({
       memorySize: 512,

@@ -31,7 +31,7 @@ locals {
     edge      = var.edge_timeout_seconds
   }
 
-  environment = {
+  environment = merge({
     LIVECOUNT_DEPLOYMENT            = var.name_prefix
     LIVECOUNT_SESSIONS_TABLE        = local.sessions_table
     LIVECOUNT_COUNTERS_TABLE        = local.counters_table
@@ -42,7 +42,7 @@ locals {
     LIVECOUNT_MAX_CONCURRENT_WRITES = tostring(var.max_concurrent_writes)
     LIVECOUNT_COUNTER_TTL_DAYS      = tostring(var.counter_ttl_days)
     RUST_LOG                        = var.log_level
-  }
+  }, var.breakdowns == "" ? {} : { LIVECOUNT_BREAKDOWNS = var.breakdowns })
 
   # The secret sessions are signed with (null when unsigned): only its ARN reaches the edge,
   # which reads the secret itself at start and every 5 minutes.

@@ -127,6 +127,7 @@ output "settings" {
     expected_stream_shards                = var.expected_stream_shards
     architecture                          = var.architecture
     counter_ttl_days                      = var.counter_ttl_days
+    breakdowns                            = var.breakdowns
     log_retention_days                    = var.log_retention_days
     ingest_max_concurrency                = var.ingest_max_concurrency
     max_receive_count                     = var.max_receive_count

@@ -256,6 +256,17 @@ variable "counter_ttl_days" {
   }
 }
 
+variable "breakdowns" {
+  description = "LIVECOUNT_BREAKDOWNS: what streams are broken down by, as device=web,ios;cdn=a,b (dimensions device, player, cdn, label, country; 1-8 values of 1-12 characters each). Empty: none, the default. Each value a batch touches costs one more counter update (docs/design.md, Breakdowns)."
+  type        = string
+  default     = ""
+  nullable    = false
+  validation {
+    condition     = can(regex("^$|^(device|player|cdn|label|country)=[A-Za-z0-9._-]{1,12}(,[A-Za-z0-9._-]{1,12}){0,7}(;(device|player|cdn|label|country)=[A-Za-z0-9._-]{1,12}(,[A-Za-z0-9._-]{1,12}){0,7})*$", var.breakdowns))
+    error_message = "breakdowns (LIVECOUNT_BREAKDOWNS) is dimension=value,value;... with dimensions device, player, cdn, label, country and 1-8 values of 1-12 characters of A-Z a-z 0-9 . _ - each."
+  }
+}
+
 variable "architecture" {
   description = "arm64 (Graviton, cheaper per GB-second) or x86_64; make package builds the matching zips."
   type        = string

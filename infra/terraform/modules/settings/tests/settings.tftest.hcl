@@ -559,6 +559,27 @@ run "the_dashboard_graphs_the_pipeline" {
 
 # ---- Validation: the ranges the Rust functions enforce -------------------------------------------
 
+run "breakdowns_reach_every_function" {
+  command = plan
+
+  variables {
+    breakdowns = "device=web,ios,android,tv;country=US,GB"
+  }
+
+  assert {
+    condition     = output.environment.LIVECOUNT_BREAKDOWNS == "device=web,ios,android,tv;country=US,GB"
+    error_message = "environment: ${jsonencode(output.environment)}"
+  }
+}
+
+run "a_breakdown_by_an_unknown_dimension_is_refused" {
+  command = plan
+  variables {
+    breakdowns = "colour=red"
+  }
+  expect_failures = [var.breakdowns]
+}
+
 run "window_0_is_refused" {
   command = plan
   variables { window_seconds = 0 }
