@@ -181,13 +181,16 @@ impl AggregateReport {
         moves: &StreamMoves,
         outcome: StreamOutcome,
     ) -> Vec<(StreamId, ReceiptKey, Receipt)> {
+        // A breakdown's value streams apply the stream's records again, split by value: their
+        // updates and missed seconds count, their records do not (the stream's already did).
+        let records = usize::from(!StreamId::is_value_stream(&stream_id));
         match outcome {
             StreamOutcome::Done(done) => {
-                self.applied += done.applied;
-                self.duplicates += done.duplicates;
-                self.shorter_redeliveries += done.shorter;
-                self.late_deltas += done.late_deltas;
-                self.late_starts += done.late_starts;
+                self.applied += records * done.applied;
+                self.duplicates += records * done.duplicates;
+                self.shorter_redeliveries += records * done.shorter;
+                self.late_deltas += records * done.late_deltas;
+                self.late_starts += records * done.late_starts;
                 self.counter_updates += done.updates;
                 self.seconds_missed += done.seconds_missed;
                 done.receipts
@@ -202,7 +205,7 @@ impl AggregateReport {
                     error = %error_chain(&error),
                     "counter update rejected; its records are not applied and not retried"
                 );
-                self.not_applied += moves.len();
+                self.not_applied += records * moves.len();
                 Vec::new()
             }
             StreamOutcome::Failed(error) => {
