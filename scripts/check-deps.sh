@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 tools="$PWD/.local/tools"
 if [ ! -x "$tools/bin/cargo-machete" ]; then
   echo "check-deps: installing cargo-machete into .local/tools" >&2
-  cargo install --quiet --locked --root "$tools" cargo-machete
+  # A debug build: it compiles in about a quarter of a release build's time (28 s against
+  # 1 min 47 s on 2 cores) and still reads the workspace in seconds.
+  cargo install --quiet --locked --debug --root "$tools" cargo-machete
 fi
 "$tools/bin/cargo-machete"
 cargo metadata --format-version 1 --locked | python3 scripts/check-licences.py
