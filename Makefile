@@ -19,12 +19,15 @@ run:
 	$(CARGO) run --quiet -p livecount-cli --bin livecount -- dev $(ARGS)
 
 ## test: lint, unit, integration and end-to-end tests against a fresh DynamoDB Local. The pipeline
-## tests mostly wait on DynamoDB Local and on real time, so they run 4 at a time on 2 cores
+## tests mostly wait on DynamoDB Local and on real time, so they run 4 at a time on 2 cores. Both
+## commands select the whole workspace (`--exclude`, `--test`), so cargo unifies the same features
+## and the second builds nothing; `-p livecount-tests` would rebuild tokio, hyper and the SDK's
+## runtime with that package's own features (71 s in CI)
 PIPELINE_TEST_THREADS ?= 4
 test: lint deps chromium nginx web-client
 	cd clients/web && npm test
 	scripts/with-dynamodb-local.sh sh -c '$(CARGO) test --workspace --all-targets --exclude livecount-tests && \
-	  $(CARGO) test -p livecount-tests --all-targets -- --test-threads=$(PIPELINE_TEST_THREADS)'
+	  $(CARGO) test --workspace --test pipeline --test lambda_contract -- --test-threads=$(PIPELINE_TEST_THREADS)'
 	$(CARGO) test --workspace --doc
 
 ## unit: the tests that need no DynamoDB
