@@ -22,7 +22,7 @@ run:
 ## tests mostly wait on DynamoDB Local and on real time, so they run 4 at a time on 2 cores. Both
 ## commands select the whole workspace (`--exclude`, `--test`), so cargo unifies the same features
 ## and the second builds nothing; `-p livecount-tests` would rebuild tokio, hyper and the SDK's
-## runtime with that package's own features (71 s in CI)
+## runtime with that package's own features (71 s in CI; `make lambda-test` selects the same way)
 PIPELINE_TEST_THREADS ?= 4
 test: lint deps chromium nginx web-client
 	cd clients/web && npm test
@@ -88,7 +88,7 @@ lambda-test: package
 	fi
 	PATH="$(LAMBDA_VENV)/bin:$$PATH" CARGO_LAMBDA=$(LAMBDA_VENV)/bin/cargo-lambda \
 	  LIVECOUNT_LAMBDA_DIR=$(CURDIR)/$(LAMBDA_DIR) LIVECOUNT_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" \
-	  scripts/with-dynamodb-local.sh $(CARGO) test -p livecount-tests --test lambda_contract -- --ignored
+	  scripts/with-dynamodb-local.sh $(CARGO) test --workspace --test lambda_contract -- --ignored
 
 ## infra-test: CDK tests and offline synth, terraform checks, checkov
 infra-test:
