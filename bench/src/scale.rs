@@ -3,7 +3,8 @@
 
 use crate::designs::Error;
 use crate::table::{Document, MarkdownTable};
-use livecount_sim::audience::{AudienceSpec, Shape};
+use livecount_core::breakdown::Breakdowns;
+use livecount_sim::audience::{AudienceSpec, DimensionMix, Shape};
 use livecount_sim::engine::{
     Door, FunctionUse, HandlerCost, InjectedFaults, Outcome, Scenario, Settings, run,
 };
@@ -24,6 +25,55 @@ impl Prices {
     pub const HTTP_API_REQUEST: f64 = 1.00 / 1e6;
 }
 
+/// Scenario (v)'s breakdowns: 4, 3 and 3 values listed, so `(4 + 2) + (3 + 2) + (3 + 2)` = 16
+/// value streams.
+pub const THREE_DIMENSIONS: &str =
+    "device=web,ios,android,tv;player=hlsjs-1.5,shaka-4.11,exo-2.19;cdn=cloudfront,fastly,akamai";
+
+/// Every value stream a stream is broken down into (`D x (K + 2)` for `D` dimensions of `K`).
+fn value_streams(breakdowns: &Breakdowns) -> u64 {
+    breakdowns
+        .dimensions()
+        .map(|d| breakdowns.values(d).len() as u64)
+        .sum()
+}
+
+/// What (v)'s players send: each dimension has values not listed (counted as `other`) and
+/// players that send none (`none`); the CDN, last, is the one players switch.
+fn three_dimensions() -> Vec<DimensionMix> {
+    vec![
+        DimensionMix {
+            field: "device",
+            options: vec![
+                (Some("web"), 0.45),
+                (Some("ios"), 0.2),
+                (Some("android"), 0.2),
+                (Some("tv"), 0.1),
+                (Some("console"), 0.03),
+                (None, 0.02),
+            ],
+        },
+        DimensionMix {
+            field: "player",
+            options: vec![
+                (Some("hlsjs-1.5"), 0.5),
+                (Some("shaka-4.11"), 0.25),
+                (Some("exo-2.19"), 0.2),
+                (Some("videojs-8"), 0.04),
+                (None, 0.01),
+            ],
+        },
+        DimensionMix {
+            field: "cdn",
+            options: vec![
+                (Some("cloudfront"), 0.5),
+                (Some("fastly"), 0.3),
+                (Some("akamai"), 0.2),
+            ],
+        },
+    ]
+}
+
 /// One scenario's name, description and settings.
 pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
     let n = |v: f64| (v * scale).round() as u64;
@@ -35,19 +85,26 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
         streams,
         silent_share: 1.0 / 3.0,
         duplicate_share: 0.01,
+        dimensions: Vec::new(),
+        switch_share: 0.0,
     };
     let million = size(PeakAudience {
         viewers_per_stream: n(1e6),
         streams: 1,
+        value_streams: 0,
     });
     let small = size(PeakAudience {
         viewers_per_stream: 100,
         streams: n(1e4),
+        value_streams: 0,
     });
     let half = size(PeakAudience {
         viewers_per_stream: n(5e5),
         streams: 1,
+        value_streams: 0,
     });
+    // A constant the tests parse: never the default.
+    let three = Breakdowns::parse(THREE_DIMENSIONS).unwrap_or_default();
     let mut out = vec![
         (
             "a".to_owned(),
@@ -59,6 +116,40 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(95),
                 settings: million.settings(true),
+                dashboards: 1_000,
+                settles_at_s: None,
+                measure_from_s: 10,
+                scaled_out: true,
+                faults: InjectedFaults::default(),
+                attack_per_second: 0,
+                seed: 1,
+            },
+        ),
+        (
+            "v".to_owned(),
+            Scenario {
+                name: format!(
+                    "(v) {} viewers on one stream, 10 %/min churn, broken down by device, player and CDN (0.2 % of heartbeats switching CDN)",
+                    n(1e6)
+                ),
+                audience: AudienceSpec {
+                    dimensions: three_dimensions(),
+                    switch_share: 0.002,
+                    ..steady(n(1e6), 1)
+                },
+                seconds: std::env::var("SCALE_SECONDS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(95),
+                settings: Settings {
+                    breakdowns: three.clone(),
+                    ..size(PeakAudience {
+                        viewers_per_stream: n(1e6),
+                        streams: 1,
+                        value_streams: value_streams(&three),
+                    })
+                    .settings(true)
+                },
                 dashboards: 1_000,
                 settles_at_s: None,
                 measure_from_s: 10,
@@ -182,6 +273,7 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
     let hundred_thousand = size(PeakAudience {
         viewers_per_stream: n(1e5),
         streams: 1,
+        value_streams: 0,
     });
     out.push((
         "g".to_owned(),
@@ -235,13 +327,17 @@ pub fn run_all(
 /// One line per run for the console (the report has the rest).
 pub fn summary(o: &Outcome) -> String {
     format!(
-        "  {:.0} s wall; exact {} of {} stream-seconds, largest error {}; audience error max {}; \
+        "  {:.0} s wall; exact {} of {} stream-seconds, largest error {}; values exact {} of {}, largest error {}, unbalanced {}; audience error max {}; \
          heal {:?}; hottest keys: sessions {:.0}, counter {:.0} WCU/s; throttled {}; lag p50 {} ms, p99 {} ms; \
          invocations: ingest {}, aggregate {} ({} died), edge {} (peak {}, throttled {}); count reads {} (peak {}/s, {}/stream-s), age p99 {} ms; refused {}; records redelivered {}, lost {}; messages dead-lettered {}",
         o.wall_seconds,
         o.exact_samples,
         o.samples,
         o.max_error,
+        o.exact_value_samples,
+        o.value_samples,
+        o.max_value_error,
+        o.unbalanced_samples,
         o.max_audience_error,
         o.heal_seconds,
         o.hottest_session_key_wcu,
@@ -390,15 +486,19 @@ pub fn markdown(outcomes: &[(String, Scenario, Outcome)], machine: &str) -> Stri
         .push("Generated by `make bench-scale` (`livecount-bench scale`, the `livecount-sim` crate); do not edit by hand. A discrete-event simulation on a 10 ms clock runs livecount's own edge checks, ingest and aggregate handlers (parsing, validating, coalescing, session writes, reading stream records, counter plans, every request built) against an in-process model of DynamoDB, its stream, Lambda's scaling and its SQS and stream triggers (docs/benchmarks.md, \"The model\"). The model's item sizes, request units and results are checked against DynamoDB Local by `tests/pipeline/calibration.rs` in `make test`.")
         .push(format!("**Machine.** {machine}"))
         .push(format!("![Counter against the audience in the flash crowd and the mass exit, with and without warm throughput]({CHART})"))
-        .push("*Exact* is the share of stream-seconds where the counter equals the settled oracle (every change the counters took in, counted once); *audience error* is the counter against what the players sent at that second (the pipeline's delay, and what throttling lost). *Heal* is how long after the audience stopped changing (60 s in (c) and (d)) the counter took to equal it for good. (c) starts cold: the edge with no instance, growing at Lambda's scaling rate (1,000 instances every 10 s); (a), (b), (d), (f) and (g) with the audience already there (and the edge scaled out), (q) with the SQS trigger scaled out, their audience error measured from the 10th second.")
+        .push("*Exact* is the share of stream-seconds where the counter equals the settled oracle (every change the counters took in, counted once); *audience error* is the counter against what the players sent at that second (the pipeline's delay, and what throttling lost). *Heal* is how long after the audience stopped changing (60 s in (c) and (d)) the counter took to equal it for good. (c) starts cold: the edge with no instance, growing at Lambda's scaling rate (1,000 instances every 10 s); (a), (v), (b), (d), (f) and (g) with the audience already there (and the edge scaled out), (q) with the SQS trigger scaled out, their audience error measured from the 10th second.")
         .push(results(outcomes))
         .push("**The public edge.** Every scenario but (q) has its players post to the edge (one request per event, written at once, answered with the stream's count, read by an instance at most once a second: what a player's badge shows). *Count age* is how old the count in an answer was, on top of the pipeline's lag above. (g) adds one client sending forged requests, refused by the token check before any write; what they cost is the edge's invocations for them.")
         .push(edge(outcomes))
         .push("**Settings and Lambda.**")
         .push(settings(outcomes))
         .push("**Cost per million viewer-hours.** us-east-1 on-demand list prices in effect since 1 November 2024 (used 2026-12-02): DynamoDB $0.625 per million write request units and $0.125 per million read request units (stream reads by Lambda are free); Lambda arm64 $0.20 per million requests and $0.0000133334 per GB-second (a Function URL adds nothing); SQS standard $0.40 per million requests; API Gateway HTTP API $1.00 per million requests (the seed designs' front door, and livecount's before the edge). Storage (a few hundred MB of session rows) and CloudWatch Logs (one metrics line per edge instance a minute) are left out.")
-        .push(costs(outcomes))
-        .push("**Retries.** What Lambda delivered again and what the receipts made of it (docs/design.md §4): aggregate invocations that died after their updates, counter answers lost, counter attempts throttled by injection (on top of any the throughput limits made), the records Lambda delivered again, the records recognised as applied before (by a receipt, on a Lambda retry or on the SDK's own retry of a request whose answer was lost, so this can exceed the records delivered again), and the counter against the settled oracle.")
+        .push(costs(outcomes));
+    if let Some(table) = breakdowns(outcomes) {
+        doc.push(format!("**Breakdowns.** (v) is (a)'s audience, the same joins, heartbeats and leaves, its players also sending a device, a player and a CDN (some a value not listed, counted as `other`, some none, `none`), 0.2 % of heartbeats moving a player to another CDN, under `LIVECOUNT_BREAKDOWNS={THREE_DIMENSIONS}`: 16 value streams, and the counters' warm throughput sized for them. Each second every value's counter is held against the settled oracle (the sessions whose newest change taken sent that value) and each dimension's values against the stream's counter. What the breakdowns add is (v) less (a), per viewer-hour."))
+            .push(table);
+    }
+    doc.push("**Retries.** What Lambda delivered again and what the receipts made of it (docs/design.md §4): aggregate invocations that died after their updates, counter answers lost, counter attempts throttled by injection (on top of any the throughput limits made), the records Lambda delivered again, the records recognised as applied before (by a receipt, on a Lambda retry or on the SDK's own retry of a request whose answer was lost, so this can exceed the records delivered again), and the counter against the settled oracle.")
         .push(retries(outcomes))
         .push("**Sizing rule** (`sim/src/sizing.rs`, stated in the README), the settings each scenario ran with:")
         .push(sizing())
@@ -570,6 +670,65 @@ fn settings(outcomes: &[(String, Scenario, Outcome)]) -> MarkdownTable {
 
 /// Dollars per million viewer-hours: livecount in each scenario, then the seed's designs on (a)'s
 /// audience.
+/// (a) and (v) side by side, and what the breakdowns add per viewer-hour: none unless both ran.
+fn breakdowns(outcomes: &[(String, Scenario, Outcome)]) -> Option<MarkdownTable> {
+    let find = |key: &str| outcomes.iter().find(|(k, _, _)| k == key);
+    let ((_, a_scenario, a), (_, v_scenario, v)) = (find("a")?, find("v")?);
+    let mut table = MarkdownTable::new(
+        &["scenario"],
+        &[
+            "value-seconds exact",
+            "largest value error",
+            "stream-seconds whose values did not add up",
+            "counter updates",
+            "write units per viewer-hour",
+            "cost per million viewer-hours",
+        ],
+    );
+    let hours = |o: &Outcome| o.viewer_seconds.max(1e-9) / 3600.0;
+    let per_hour = |o: &Outcome| o.write_units / hours(o);
+    let dollars = |scenario: &Scenario, o: &Outcome| {
+        per_million_viewer_hours(cost(o, scenario.settings.door).total(), o)
+    };
+    for (scenario, o) in [(a_scenario, a), (v_scenario, v)] {
+        table.row(&[
+            &scenario.name,
+            &if o.value_samples == 0 {
+                "—".to_owned()
+            } else {
+                format!(
+                    "{:.2} % ({} of {})",
+                    100.0 * o.exact_value_samples as f64 / o.value_samples as f64,
+                    o.exact_value_samples,
+                    o.value_samples
+                )
+            },
+            &o.max_value_error,
+            &o.unbalanced_samples,
+            &o.counter_updates,
+            &format!("{:.2}", per_hour(o)),
+            &format!("${:.2}", dollars(scenario, o)),
+        ]);
+    }
+    table.row(&[
+        &"the breakdowns, (v) less (a)",
+        &"",
+        &"",
+        &"",
+        &format!("{:+}", v.counter_updates as i64 - a.counter_updates as i64),
+        &format!(
+            "{:+.2} ({:+.1} %)",
+            per_hour(v) - per_hour(a),
+            100.0 * (per_hour(v) / per_hour(a).max(1e-9) - 1.0)
+        ),
+        &{
+            let extra = dollars(v_scenario, v) - dollars(a_scenario, a);
+            format!("{}${:.2}", if extra < 0.0 { "-" } else { "+" }, extra.abs())
+        },
+    ]);
+    Some(table)
+}
+
 fn costs(outcomes: &[(String, Scenario, Outcome)]) -> MarkdownTable {
     let mut table = MarkdownTable::new(
         &["design", "scenario"],
@@ -683,24 +842,40 @@ fn sizing() -> MarkdownTable {
         PeakAudience {
             viewers_per_stream: 100_000,
             streams: 1,
+            value_streams: 0,
         },
         PeakAudience {
             viewers_per_stream: 500_000,
             streams: 1,
+            value_streams: 0,
         },
         PeakAudience {
             viewers_per_stream: 1_000_000,
             streams: 1,
+            value_streams: 0,
+        },
+        PeakAudience {
+            viewers_per_stream: 1_000_000,
+            streams: 1,
+            value_streams: value_streams(&Breakdowns::parse(THREE_DIMENSIONS).unwrap_or_default()),
         },
         PeakAudience {
             viewers_per_stream: 100,
             streams: 10_000,
+            value_streams: 0,
         },
     ];
     for audience in audiences {
         let s = size(audience);
         table.row(&[
-            &format!("{} x {}", audience.streams, audience.viewers_per_stream),
+            &if audience.value_streams == 0 {
+                format!("{} x {}", audience.streams, audience.viewers_per_stream)
+            } else {
+                format!(
+                    "{} x {}, {} value streams each",
+                    audience.streams, audience.viewers_per_stream, audience.value_streams
+                )
+            },
             &s.session_shards,
             &s.sessions_warm_writes,
             &s.stream_shards,
@@ -926,7 +1101,15 @@ pub(crate) mod tests {
                     _ => Some(Some(n as i64)),
                 };
                 let refused = if key == "g" { 650_000 } else { 0 };
-                let o = outcome(n, scenario.seconds, heal, refused);
+                let mut o = outcome(n, scenario.seconds, heal, refused);
+                if key == "v" {
+                    o.value_samples = 16 * o.samples;
+                    o.exact_value_samples = 16 * o.samples - n;
+                    o.max_value_error = 1;
+                    o.unbalanced_samples = n / 2;
+                    o.counter_updates = 17_000 * n;
+                    o.write_units *= 1.1;
+                }
                 (key, scenario, o)
             })
             .collect()
@@ -939,6 +1122,20 @@ pub(crate) mod tests {
             markdown(&outcomes(), "Test CPU, 2 cores; 2026-01-01"),
             include_str!("testdata/scale.md")
         );
+    }
+
+    #[test]
+    fn scenario_v_breaks_its_stream_into_sixteen_value_streams() {
+        let three = Breakdowns::parse(THREE_DIMENSIONS).expect("valid");
+        assert_eq!(value_streams(&three), 16);
+        let (_, v) = scenarios(1.0)
+            .into_iter()
+            .find(|(key, _)| key == "v")
+            .expect("(v)");
+        assert_eq!(v.settings.breakdowns, three);
+        assert_eq!(v.settings.counters_warm_writes, Some(7_000.0));
+        let fields: Vec<&str> = v.audience.dimensions.iter().map(|d| d.field).collect();
+        assert_eq!(fields, ["device", "player", "cdn"]);
     }
 
     #[test]

@@ -131,10 +131,33 @@ pub fn check_player_request(
     Ok(events)
 }
 
+/// The header CloudFront adds with the viewer's country, when the origin request policy lists it
+/// (the flood shield's does): an ISO 3166-1 alpha-2 code.
+pub const VIEWER_COUNTRY_HEADER: &str = "cloudfront-viewer-country";
+
+/// The `country` a session counts under, from [`VIEWER_COUNTRY_HEADER`]'s value: two capital
+/// letters, as CloudFront sends them; anything else (absent, empty, longer, lower case, not
+/// UTF-8) is no country, never an error, as a viewer's request is not at fault for its CDN.
+pub fn viewer_country(header: Option<&[u8]>) -> Option<String> {
+    let value = header?;
+    (value.len() == 2 && value.iter().all(u8::is_ascii_uppercase))
+        .then(|| String::from_utf8_lossy(value).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::token::{TokenKeys, TokenSecret};
+
+    #[test]
+    fn viewer_country_is_two_capital_letters_or_none() {
+        assert_eq!(viewer_country(Some(b"US")).as_deref(), Some("US"));
+        assert_eq!(viewer_country(Some(b"GB")).as_deref(), Some("GB"));
+        for refused in [&b""[..], b"U", b"us", b"USA", b"U1", b"\xc3\x9c", b"  "] {
+            assert_eq!(viewer_country(Some(refused)), None, "{refused:?}");
+        }
+        assert_eq!(viewer_country(None), None);
+    }
 
     fn keys() -> TokenKeys {
         TokenSecret::new(b"0123456789abcdef".to_vec())

@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use livecount_core::edge::{
-    COUNT_MAX_AGE_MS, MAX_PLAYER_BODY_BYTES, REFUSAL_METRICS, Refusal, check_player_request,
+    COUNT_MAX_AGE_MS, MAX_PLAYER_BODY_BYTES, REFUSAL_METRICS, Refusal, VIEWER_COUNTRY_HEADER,
+    check_player_request, viewer_country,
 };
 use livecount_core::ids::StreamId;
 use livecount_core::store::SessionWrite;
@@ -341,9 +342,14 @@ async fn post_events(State(edge): State<Edge>, headers: HeaderMap, body: Body) -
         }
     };
     // A player does not say where it is: `country` is the edge's to set (docs/design.md §3,
-    // "Breakdowns"), and this edge sets none yet.
+    // "Breakdowns"), from the shield's viewer-country header. Without a shield anyone can name
+    // any header, so there is no country.
+    let country = edge
+        .origin_secret
+        .as_ref()
+        .and_then(|_| viewer_country(headers.get(VIEWER_COUNTRY_HEADER).map(|v| v.as_bytes())));
     for event in &mut events {
-        event.dimensions.country = None;
+        event.dimensions.country.clone_from(&country);
     }
     let stream = events[0].stream_id.clone();
     match edge.ingest.write_player_events(events, now_ms).await {

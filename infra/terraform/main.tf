@@ -449,6 +449,25 @@ resource "aws_secretsmanager_secret_version" "origin" {
   }
 }
 
+resource "aws_cloudfront_origin_request_policy" "edge_shield" {
+  count   = local.edge_shield == null ? 0 : 1
+  name    = local.edge_shield.origin_request_policy.name
+  comment = local.edge_shield.origin_request_policy.comment
+
+  headers_config {
+    header_behavior = local.edge_shield.origin_request_policy.header_behavior
+    headers {
+      items = local.edge_shield.origin_request_policy.headers
+    }
+  }
+  cookies_config {
+    cookie_behavior = local.edge_shield.origin_request_policy.cookie_behavior
+  }
+  query_strings_config {
+    query_string_behavior = local.edge_shield.origin_request_policy.query_string_behavior
+  }
+}
+
 resource "aws_cloudfront_distribution" "edge_shield" {
   #checkov:skip=CKV2_AWS_47:The web ACL is the deployer's own (edge_web_acl_arn), created outside this module: its rules (a rate-based rule per IP against floods) are theirs to choose, and the origin is a Rust function that takes JSON events, not Log4j.
   #checkov:skip=CKV_AWS_86:The shield passes every player's heartbeat (one every 5 s per viewer): access logs would cost more than the requests; the web ACL's metrics and sampled requests show what it blocks.
@@ -492,7 +511,7 @@ resource "aws_cloudfront_distribution" "edge_shield" {
     cached_methods           = local.edge_shield.default_cache_behavior.cached_methods
     compress                 = local.edge_shield.default_cache_behavior.compress
     cache_policy_id          = local.edge_shield.default_cache_behavior.cache_policy_id
-    origin_request_policy_id = local.edge_shield.default_cache_behavior.origin_request_policy_id
+    origin_request_policy_id = aws_cloudfront_origin_request_policy.edge_shield[0].id
   }
 
   restrictions {

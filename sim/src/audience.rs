@@ -30,7 +30,39 @@ pub struct AudienceSpec {
     pub silent_share: f64,
     /// Share of messages sent twice.
     pub duplicate_share: f64,
+    /// What the players send for the breakdowns' dimensions (none: no dimension fields).
+    pub dimensions: Vec<DimensionMix>,
+    /// Share of heartbeats on which a player switches to another option of the last of
+    /// [`AudienceSpec::dimensions`] (a player moving to another CDN mid-stream).
+    pub switch_share: f64,
 }
+
+/// What the players send for one dimension: each option (a value, or nothing) and the share of
+/// players that send it, drawn when a player joins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimensionMix {
+    /// The event's field: `device`, `player`, `cdn` or `label`.
+    pub field: &'static str,
+    /// (what a player sends, share of players); the shares add up to 1.
+    pub options: Vec<(Option<&'static str>, f64)>,
+}
+
+impl DimensionMix {
+    /// The option the draw `u` in `[0, 1)` lands on.
+    fn pick(&self, u: f64) -> u8 {
+        let mut cumulative = 0.0;
+        for (index, (_, share)) in self.options.iter().enumerate() {
+            cumulative += share;
+            if u < cumulative {
+                return index as u8;
+            }
+        }
+        self.options.len().saturating_sub(1) as u8
+    }
+}
+
+/// Most dimensions a player sends (livecount has five).
+pub const MAX_DIMENSIONS: usize = 5;
 
 /// One message a player sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +83,8 @@ struct Viewer {
     active: bool,
     /// Position in `Players::active`.
     slot: usize,
+    /// The option it sends of each of the spec's dimensions.
+    options: [u8; MAX_DIMENSIONS],
 }
 
 /// The audience's state on the simulated clock.
@@ -62,6 +96,9 @@ pub struct Players {
     /// Heartbeats due, by 10 ms slot of the 5 s cycle.
     wheel: Vec<Vec<u32>>,
     rng: fastrand::Rng,
+    /// Draws the dimensions' options, apart from `rng`, so an audience with dimensions joins,
+    /// heartbeats and leaves exactly as the same audience without them.
+    options_rng: fastrand::Rng,
     step_ms: i64,
     join_debt: f64,
     leave_debt: f64,
@@ -77,6 +114,7 @@ impl Players {
             active: Vec::new(),
             wheel: vec![Vec::new(); slots],
             rng: fastrand::Rng::with_seed(seed),
+            options_rng: fastrand::Rng::with_seed(seed ^ 0xd1ce),
             step_ms,
             join_debt: 0.0,
             leave_debt: 0.0,
@@ -105,6 +143,7 @@ impl Players {
         let mut keep = Vec::with_capacity(due.len());
         for session in due {
             if self.viewers[session as usize].active {
+                self.maybe_switch(session);
                 self.send(session, "heartbeat", epoch_ms + t_ms, out);
                 keep.push(session);
             }
@@ -169,11 +208,16 @@ impl Players {
     fn join(&mut self, t_ms: i64, epoch_ms: i64, out: &mut Vec<Sent>) {
         let session = self.viewers.len() as u32;
         let stream = session % self.spec.streams.max(1);
+        let mut options = [0; MAX_DIMENSIONS];
+        for (option, mix) in options.iter_mut().zip(&self.spec.dimensions) {
+            *option = mix.pick(self.options_rng.f64());
+        }
         self.viewers.push(Viewer {
             stream,
             seq: 0,
             active: true,
             slot: self.active.len(),
+            options,
         });
         self.active.push(session);
         self.send(session, "start", epoch_ms + t_ms, out);
@@ -206,11 +250,30 @@ impl Players {
         }
     }
 
+    /// With [`AudienceSpec::switch_share`], the viewer moves to the next option of the last
+    /// dimension.
+    fn maybe_switch(&mut self, session: u32) {
+        let Some(last) = self.spec.dimensions.len().checked_sub(1) else {
+            return;
+        };
+        if self.spec.switch_share > 0.0 && self.options_rng.f64() < self.spec.switch_share {
+            let choices = self.spec.dimensions[last].options.len() as u8;
+            let option = &mut self.viewers[session as usize].options[last];
+            *option = (*option + 1) % choices.max(1);
+        }
+    }
+
     fn send(&mut self, session: u32, kind: &str, ts: i64, out: &mut Vec<Sent>) {
         let viewer = &mut self.viewers[session as usize];
         viewer.seq += 1;
+        let mut fields = String::new();
+        for (mix, &option) in self.spec.dimensions.iter().zip(&viewer.options) {
+            if let Some(value) = mix.options[usize::from(option)].0 {
+                fields.push_str(&format!(r#","{}":"{value}""#, mix.field));
+            }
+        }
         let body = format!(
-            r#"{{"streamId":"{}","sessionId":"{}","type":"{kind}","ts":{ts},"seq":{}}}"#,
+            r#"{{"streamId":"{}","sessionId":"{}","type":"{kind}","ts":{ts},"seq":{}{fields}}}"#,
             stream_name(viewer.stream),
             session_name(session),
             viewer.seq
@@ -248,7 +311,13 @@ mod tests {
             streams: 2,
             silent_share: 1.0 / 3.0,
             duplicate_share: 0.0,
+            dimensions: Vec::new(),
+            switch_share: 0.0,
         };
+        run_spec(spec, seconds)
+    }
+
+    fn run_spec(spec: AudienceSpec, seconds: i64) -> (Players, Vec<Sent>) {
         let mut players = Players::new(spec, 10, 1);
         let mut out = Vec::new();
         for step in 0..seconds * 100 {
@@ -295,5 +364,72 @@ mod tests {
         );
         assert_eq!(players.watching(), 0);
         assert_eq!(out.iter().filter(|s| !s.watching).count(), 500);
+    }
+
+    #[test]
+    fn dimensions_are_drawn_by_their_shares_switch_mid_stream_and_change_nothing_else() {
+        let shape = Shape::Steady {
+            viewers: 2_000,
+            churn_per_minute: 0.1,
+        };
+        let plain = AudienceSpec {
+            shape,
+            streams: 2,
+            silent_share: 1.0 / 3.0,
+            duplicate_share: 0.01,
+            dimensions: Vec::new(),
+            switch_share: 0.0,
+        };
+        let cdn = DimensionMix {
+            field: "cdn",
+            options: vec![
+                (Some("cloudfront"), 0.5),
+                (Some("fastly"), 0.4),
+                (None, 0.1),
+            ],
+        };
+        let with = AudienceSpec {
+            dimensions: vec![cdn],
+            switch_share: 0.01,
+            ..plain.clone()
+        };
+        let (_, without) = run_spec(plain, 30);
+        let (_, sent) = run_spec(with, 30);
+        assert_eq!(
+            sent.len(),
+            without.len(),
+            "the same messages, with fields added"
+        );
+        for (a, b) in without.iter().zip(&sent) {
+            assert_eq!(
+                (a.stream, a.session, a.watching),
+                (b.stream, b.session, b.watching)
+            );
+        }
+        let starts: Vec<&Sent> = sent.iter().filter(|s| s.body.contains("start")).collect();
+        let share = |needle: &str| {
+            starts.iter().filter(|s| s.body.contains(needle)).count() as f64 / starts.len() as f64
+        };
+        assert!(
+            (0.45..0.55).contains(&share("cloudfront")),
+            "{}",
+            share("cloudfront")
+        );
+        assert!(
+            (0.35..0.45).contains(&share("fastly")),
+            "{}",
+            share("fastly")
+        );
+        assert!((0.07..0.13).contains(&(1.0 - share("\"cdn\""))), "none");
+        // A player's heartbeats sometimes name another CDN than its start did.
+        let mut first: std::collections::HashMap<u32, bool> = Default::default();
+        let mut switched = 0;
+        for s in &sent {
+            let on_cloudfront = s.body.contains("cloudfront");
+            if *first.entry(s.session).or_insert(on_cloudfront) != on_cloudfront {
+                switched += 1;
+            }
+        }
+        assert!(switched > 0, "no player switched CDN");
     }
 }

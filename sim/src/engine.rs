@@ -3,7 +3,8 @@
 //! (the SQS trigger invoking livecount's ingest handler on batches: the relays' path), the
 //! sessions table's stream
 //! split into shards and lanes, the stream trigger invoking livecount's aggregate handler per
-//! lane, and once a second, every stream's counter read and held against the oracles.
+//! lane, and once a second, every stream's counter (and, with breakdowns, each of its values'
+//! counters) read and held against the oracles.
 //!
 //! The handlers are livecount's own (`Ingest::process`, `Aggregator::process`), given a
 //! [`Store`] whose `UpdateItem`s go to the [`Aws`] model. What the network and Lambda would add
@@ -36,13 +37,15 @@
 use crate::audience::{AudienceSpec, Players, Sent};
 use crate::aws::{Aws, Change};
 use crate::hash::stable_hash;
-use crate::oracle::{SentAudience, Settled};
+use crate::oracle::{ListedValues, SentAudience, Settled};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use livecount_aggregate::Aggregator;
+use livecount_core::breakdown::{Breakdowns, Dimension};
 use livecount_core::capacity::{item_size, read_units};
 use livecount_core::edge::COUNT_MAX_AGE_MS;
 use livecount_core::histogram::viewers;
+use livecount_core::ids::StreamId;
 use livecount_core::model::CounterItem;
 use livecount_core::{Clock, Config, Store, Timing};
 use livecount_ingest::Ingest;
@@ -99,6 +102,8 @@ pub struct Settings {
     /// Warm throughput (write units per second) of the sessions and counters tables.
     pub sessions_warm_writes: Option<f64>,
     pub counters_warm_writes: Option<f64>,
+    /// What streams are broken down by (`LIVECOUNT_BREAKDOWNS`; none by default).
+    pub breakdowns: Breakdowns,
 }
 
 /// Measured handler costs on one core, ns: criterion's numbers (`make bench`).
@@ -226,6 +231,14 @@ pub struct Outcome {
     /// Stream-seconds sampled, and those where the counter equalled [`Settled`].
     pub samples: u64,
     pub exact_samples: u64,
+    /// With breakdowns: value-seconds sampled (every value of every dimension of every stream,
+    /// each second), those where the value's counter equalled the settled oracle's, the largest
+    /// difference, and the stream-seconds where a dimension's values did not add up to the
+    /// stream's counter.
+    pub value_samples: u64,
+    pub exact_value_samples: u64,
+    pub max_value_error: i64,
+    pub unbalanced_samples: u64,
     /// Largest |counter - settled| and |counter - audience|, and when.
     pub max_error: i64,
     pub max_error_at: i64,
@@ -284,6 +297,30 @@ struct Written {
     sk: String,
     recv_at: i64,
     last_type: String,
+    #[serde(default)]
+    device: Option<String>,
+    #[serde(default)]
+    player: Option<String>,
+    #[serde(default)]
+    cdn: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+}
+
+impl Written {
+    /// What the session's newest event sent for `dimension` (the image's attribute of that
+    /// name, read by the oracle itself).
+    fn sent(&self, dimension: Dimension) -> Option<&str> {
+        match dimension {
+            Dimension::Device => self.device.as_deref(),
+            Dimension::Player => self.player.as_deref(),
+            Dimension::Cdn => self.cdn.as_deref(),
+            Dimension::Label => self.label.as_deref(),
+            Dimension::Country => self.country.as_deref(),
+        }
+    }
 }
 
 /// Simulated time starts here (epoch ms, a whole minute).
@@ -322,6 +359,7 @@ pub fn run(scenario: &Scenario, cost: HandlerCost) -> Outcome {
         timing: settings.timing,
         session_shards: settings.session_shards,
         max_concurrent_writes: settings.max_concurrent_writes,
+        breakdowns: settings.breakdowns.clone(),
         ..Config::default()
     };
     let aws = Aws::new(
@@ -829,6 +867,10 @@ struct Back<'a> {
     clock: Clock,
     aws: Aws,
     settled: Settled,
+    /// The dimensions broken down, in the oracle's order, and each one's value streams'
+    /// partition keys by stream (in [`ListedValues::all`]'s order).
+    dimensions: Vec<Dimension>,
+    value_keys: Vec<Vec<Vec<String>>>,
     lanes: Vec<Lane>,
     shards: usize,
     out: Outcome,
@@ -860,6 +902,38 @@ impl<'a> Back<'a> {
             })
             .collect();
         let timing = settings.timing;
+        let breakdowns = &settings.breakdowns;
+        let dimensions: Vec<Dimension> = breakdowns.dimensions().collect();
+        let listed: Vec<ListedValues> = dimensions
+            .iter()
+            .map(|&d| {
+                let values = breakdowns.values(d);
+                ListedValues {
+                    listed: values[..values.len().saturating_sub(2)]
+                        .iter()
+                        .map(|v| (*v).to_owned())
+                        .collect(),
+                }
+            })
+            .collect();
+        let value_keys = (0..scenario.audience.streams)
+            .map(|stream| {
+                let Ok(id) = StreamId::parse(&crate::audience::stream_name(stream)) else {
+                    return Vec::new();
+                };
+                dimensions
+                    .iter()
+                    .zip(&listed)
+                    .map(|(&d, values)| {
+                        values
+                            .all()
+                            .iter()
+                            .map(|v| id.value_stream(d, v).to_string())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
         Self {
             scenario,
             settings,
@@ -867,7 +941,9 @@ impl<'a> Back<'a> {
             cpu_factor,
             clock,
             aws: aws.clone(),
-            settled: Settled::new(timing.window_seconds, timing.bucket_seconds),
+            settled: Settled::with_dimensions(timing.window_seconds, timing.bucket_seconds, listed),
+            dimensions,
+            value_keys,
             lanes,
             shards,
             out: Outcome {
@@ -1011,7 +1087,9 @@ impl<'a> Back<'a> {
 
     /// A record the counters took in: into the settled oracle, and its lag measured.
     fn settle(&mut self, record: &EventRecord, done_ms: i64) {
-        let names = ["PK", "SK", "recvAt", "lastType"];
+        let names = [
+            "PK", "SK", "recvAt", "lastType", "device", "player", "cdn", "label", "country",
+        ];
         let Ok(written) =
             livecount_aggregate::projected::<Written>(&record.change.new_image, &names)
         else {
@@ -1024,12 +1102,14 @@ impl<'a> Back<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
         let watching = matches!(written.last_type.as_str(), "start" | "heartbeat");
+        let sent: Vec<Option<&str>> = self.dimensions.iter().map(|&d| written.sent(d)).collect();
         let new = self.settled.take(
             stream_index(&written.pk),
             session_index(&written.sk),
             sequence,
             watching,
             written.recv_at,
+            &sent,
         );
         if new {
             self.out.lag.add(done_ms - written.recv_at, 1);
@@ -1046,18 +1126,11 @@ impl<'a> Back<'a> {
         let mut all_right = true;
         for stream in 0..streams {
             let name = crate::audience::stream_name(stream);
-            let (counter, size) = {
-                let world = self.aws.counters();
-                let (item, _) = world.table.get(&name, "live", false);
-                let size = item.map_or(0, item_size);
-                let counter = item
-                    .and_then(|i| serde_dynamo::from_item::<_, CounterItem>(i.clone()).ok())
-                    .map_or(0, |c| viewers(&c.tallies.buckets, second) as i64);
-                (counter, size)
-            };
+            let (counter, size) = self.counter_at(&name, second);
             self.out.read_units += reads_per_stream * read_units(size, false);
             self.out.largest_counter_item = self.out.largest_counter_item.max(size);
             let settled = self.settled.viewers(stream, second);
+            self.sample_values(stream, second, counter);
             let audience = audiences.get(stream as usize).copied().unwrap_or(0);
             total_audience += audience;
             self.out.samples += 1;
@@ -1099,6 +1172,38 @@ impl<'a> Back<'a> {
         self.settled.forget_before(oldest);
     }
 
+    /// The viewers `pk`'s live counter shows at `second`, and the item's size.
+    fn counter_at(&self, pk: &str, second: i64) -> (i64, usize) {
+        let world = self.aws.counters();
+        let (item, _) = world.table.get(pk, "live", false);
+        let size = item.map_or(0, item_size);
+        let counter = item
+            .and_then(|i| serde_dynamo::from_item::<_, CounterItem>(i.clone()).ok())
+            .map_or(0, |c| viewers(&c.tallies.buckets, second) as i64);
+        (counter, size)
+    }
+
+    /// Each value of each dimension of `stream`: its counter against the settled oracle's, and
+    /// the values' sum against the stream's `counter`.
+    fn sample_values(&mut self, stream: u32, second: i64, counter: i64) {
+        let Some(dimensions) = self.value_keys.get(stream as usize) else {
+            return;
+        };
+        for (d, keys) in dimensions.iter().enumerate() {
+            let mut sum = 0;
+            for (value, key) in keys.iter().enumerate() {
+                let (shown, size) = self.counter_at(key, second);
+                self.out.largest_counter_item = self.out.largest_counter_item.max(size);
+                let settled = self.settled.value_viewers(d, value, stream, second);
+                self.out.value_samples += 1;
+                self.out.exact_value_samples += u64::from(shown == settled);
+                self.out.max_value_error = self.out.max_value_error.max((shown - settled).abs());
+                sum += shown;
+            }
+            self.out.unbalanced_samples += u64::from(sum != counter);
+        }
+    }
+
     fn finish(mut self) -> Outcome {
         let mut errors = std::mem::take(&mut self.audience_errors);
         errors.sort_unstable();
@@ -1122,4 +1227,80 @@ fn bill(function: &mut FunctionUse, duration_ms: i64, memory_mb: u32, cold: bool
     function.invocations += 1;
     function.cold_starts += u64::from(cold);
     function.gb_seconds += duration_ms as f64 / 1000.0 * f64::from(memory_mb) / 1024.0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audience::{DimensionMix, Shape};
+    use crate::sizing::{PeakAudience, size};
+
+    /// 3,000 viewers over two streams, churning, sending two dimensions with values not listed
+    /// and none, a share switching CDN: every value's counter equals the settled oracle's at
+    /// every simulated second, and each dimension's values add up to the stream's counter.
+    #[test]
+    fn a_broken_down_audience_is_exact_per_value_at_every_second() {
+        let breakdowns = Breakdowns::parse("device=web,tv;cdn=a,b").expect("valid");
+        let mix = |field, options| DimensionMix { field, options };
+        let scenario = Scenario {
+            name: "breakdowns".to_owned(),
+            audience: AudienceSpec {
+                shape: Shape::Steady {
+                    viewers: 3_000,
+                    churn_per_minute: 0.3,
+                },
+                streams: 2,
+                silent_share: 1.0 / 3.0,
+                duplicate_share: 0.05,
+                dimensions: vec![
+                    mix(
+                        "device",
+                        vec![
+                            (Some("web"), 0.6),
+                            (Some("tv"), 0.3),
+                            (Some("car"), 0.05),
+                            (None, 0.05),
+                        ],
+                    ),
+                    mix(
+                        "cdn",
+                        vec![(Some("a"), 0.5), (Some("b"), 0.4), (Some("c"), 0.1)],
+                    ),
+                ],
+                switch_share: 0.05,
+            },
+            seconds: 40,
+            settings: Settings {
+                breakdowns,
+                ..size(PeakAudience {
+                    viewers_per_stream: 1_500,
+                    streams: 2,
+                    value_streams: 8,
+                })
+                .settings(true)
+            },
+            dashboards: 10,
+            settles_at_s: None,
+            measure_from_s: 10,
+            scaled_out: true,
+            faults: InjectedFaults::default(),
+            attack_per_second: 0,
+            seed: 9,
+        };
+        let cost = HandlerCost {
+            ingest_ns_per_event: 600.0,
+            aggregate_ns_per_record: 900.0,
+        };
+        let o = run(&scenario, cost);
+        // 2 streams x (4 device values + 4 CDN values: two listed, `other`, `none`) x 40 s.
+        assert_eq!(o.value_samples, 2 * 8 * 40);
+        assert_eq!(
+            o.exact_value_samples, o.value_samples,
+            "largest error {}",
+            o.max_value_error
+        );
+        assert_eq!(o.unbalanced_samples, 0);
+        assert_eq!(o.exact_samples, o.samples);
+        assert!(o.peak_audience >= 2_900, "{}", o.peak_audience);
+    }
 }

@@ -68,32 +68,84 @@ fn counts_until(window_s: i64, bucket_s: i64, recv_ms: i64) -> i64 {
     buckets * bucket_s
 }
 
-/// What the counters must show, from the changes they took in.
+/// A dimension the counters break streams down by, as the oracle reads it: the values listed;
+/// a session counts under the one its newest event sent, `other` when it sent one not listed,
+/// `none` when it sent none.
+#[derive(Debug, Clone)]
+pub struct ListedValues {
+    pub listed: Vec<String>,
+}
+
+impl ListedValues {
+    /// Every value a session can count under: the listed ones, then `other` and `none`.
+    pub fn all(&self) -> Vec<&str> {
+        self.listed
+            .iter()
+            .map(String::as_str)
+            .chain(["other", "none"])
+            .collect()
+    }
+
+    /// The index in [`ListedValues::all`] of the value a session that sent `sent` counts under.
+    fn index_of(&self, sent: Option<&str>) -> u8 {
+        let n = self.listed.len();
+        match sent {
+            None => (n + 1) as u8,
+            Some(sent) => self.listed.iter().position(|v| v == sent).unwrap_or(n) as u8,
+        }
+    }
+}
+
+/// Most dimensions the oracle follows.
+const MAX_DIMENSIONS: usize = 5;
+
+/// A session's newest change taken: its sequence, the last second it counts in, and its value
+/// of each dimension.
+#[derive(Debug, Clone, Copy, Default)]
+struct Newest {
+    sequence: u64,
+    until: Option<i64>,
+    values: [u8; MAX_DIMENSIONS],
+}
+
+/// What the counters must show, from the changes they took in: each stream's viewers and,
+/// with dimensions, each of its values' (the sessions whose newest change sent that value).
 #[derive(Debug)]
 pub struct Settled {
     window_s: i64,
     bucket_s: i64,
-    /// (stream, session) → (sequence of the last change taken, last second it counts in).
-    sessions: HashMap<(u32, u32), (u64, Option<i64>)>,
+    dimensions: Vec<ListedValues>,
+    /// (stream, session) → its newest change taken.
+    sessions: HashMap<(u32, u32), Newest>,
     streams: PerStream,
+    /// (dimension, value index) → each stream's histogram of that value.
+    values: HashMap<(u8, u8), PerStream>,
     /// Changes seen again (a retried batch): not counted twice.
     pub repeated: u64,
 }
 
 impl Settled {
     pub fn new(window_s: i64, bucket_s: i64) -> Self {
+        Self::with_dimensions(window_s, bucket_s, Vec::new())
+    }
+
+    /// With the dimensions (at most five) a deployment breaks streams down by.
+    pub fn with_dimensions(window_s: i64, bucket_s: i64, dimensions: Vec<ListedValues>) -> Self {
         Self {
             window_s,
             bucket_s,
+            dimensions,
             sessions: HashMap::default(),
             streams: PerStream::default(),
+            values: HashMap::default(),
             repeated: 0,
         }
     }
 
-    /// One change: the session's newest event as written (its type and receive time), with
-    /// the change's sequence in its item's order. Returns whether it was new (a change taken
-    /// again, from a retried batch, is not counted twice).
+    /// One change: the session's newest event as written (its type, receive time and what it
+    /// sent for each dimension, in [`Settled::with_dimensions`]' order), with the change's
+    /// sequence in its item's order. Returns whether it was new (a change taken again, from a
+    /// retried batch, is not counted twice).
     pub fn take(
         &mut self,
         stream: u32,
@@ -101,26 +153,64 @@ impl Settled {
         sequence: u64,
         watching: bool,
         recv_ms: i64,
+        sent: &[Option<&str>],
     ) -> bool {
         let until = watching.then(|| counts_until(self.window_s, self.bucket_s, recv_ms));
-        let entry = self.sessions.entry((stream, session)).or_insert((0, None));
-        if sequence <= entry.0 {
+        let mut values = [0; MAX_DIMENSIONS];
+        for (d, dimension) in self.dimensions.iter().enumerate().take(MAX_DIMENSIONS) {
+            values[d] = dimension.index_of(sent.get(d).copied().flatten());
+        }
+        let key = (stream, session);
+        let old = self.sessions.get(&key).copied();
+        if sequence <= old.map_or(0, |o| o.sequence) {
             self.repeated += 1;
             return false;
         }
-        let from = entry.1;
-        *entry = (sequence, until);
+        self.sessions.insert(
+            key,
+            Newest {
+                sequence,
+                until,
+                values,
+            },
+        );
+        let from = old.and_then(|o| o.until);
         self.streams.moved(stream, from, until);
+        for (d, &now) in values.iter().enumerate().take(self.dimensions.len()) {
+            match old.map(|o| o.values[d]) {
+                // A session that changed value leaves the old one and joins the new one.
+                Some(was) if was != now => {
+                    self.value(d, was).moved(stream, from, None);
+                    self.value(d, now).moved(stream, None, until);
+                }
+                _ => self.value(d, now).moved(stream, from, until),
+            }
+        }
         true
+    }
+
+    fn value(&mut self, dimension: usize, value: u8) -> &mut PerStream {
+        self.values.entry((dimension as u8, value)).or_default()
     }
 
     pub fn viewers(&self, stream: u32, second: i64) -> i64 {
         self.streams.viewers(stream, second)
     }
 
+    /// The viewers of value `value` (an index in [`ListedValues::all`]) of dimension
+    /// `dimension` of `stream`.
+    pub fn value_viewers(&self, dimension: usize, value: usize, stream: u32, second: i64) -> i64 {
+        self.values
+            .get(&(dimension as u8, value as u8))
+            .map_or(0, |v| v.viewers(stream, second))
+    }
+
     /// Drops seconds no one will ask about again.
     pub fn forget_before(&mut self, second: i64) {
         self.streams.forget_before(second);
+        for value in self.values.values_mut() {
+            value.forget_before(second);
+        }
     }
 }
 
@@ -173,12 +263,31 @@ mod tests {
     #[test]
     fn settled_takes_each_change_once_and_in_item_order() {
         let mut settled = Settled::new(15, 5);
-        settled.take(1, 7, 1, true, 1_000_000_000);
-        settled.take(1, 7, 1, true, 1_000_000_000);
+        settled.take(1, 7, 1, true, 1_000_000_000, &[]);
+        settled.take(1, 7, 1, true, 1_000_000_000, &[]);
         assert_eq!(settled.viewers(1, 1_000_015), 1);
         assert_eq!(settled.viewers(1, 1_000_016), 0);
-        settled.take(1, 7, 2, false, 1_000_003_000);
+        settled.take(1, 7, 2, false, 1_000_003_000, &[]);
         assert_eq!(settled.viewers(1, 1_000_004), 0);
         assert_eq!(settled.repeated, 1);
+    }
+
+    #[test]
+    fn a_session_counts_under_its_newest_value_and_moves_when_it_changes() {
+        let cdn = ListedValues {
+            listed: vec!["a".to_owned(), "b".to_owned()],
+        };
+        let mut settled = Settled::with_dimensions(15, 5, vec![cdn]);
+        let (a, b, other, none) = (0, 1, 2, 3);
+        settled.take(1, 7, 1, true, 1_000_000_000, &[Some("a")]);
+        settled.take(1, 8, 1, true, 1_000_000_000, &[Some("z")]);
+        settled.take(1, 9, 1, true, 1_000_000_000, &[None]);
+        let at = |s: &Settled, value| s.value_viewers(0, value, 1, 1_000_001);
+        assert_eq!([a, b, other, none].map(|v| at(&settled, v)), [1, 0, 1, 1]);
+        settled.take(1, 7, 2, true, 1_000_001_000, &[Some("b")]);
+        assert_eq!([a, b, other, none].map(|v| at(&settled, v)), [0, 1, 1, 1]);
+        settled.take(1, 7, 3, false, 1_000_002_000, &[Some("b")]);
+        assert_eq!([a, b, other, none].map(|v| at(&settled, v)), [0, 0, 1, 1]);
+        assert_eq!(settled.viewers(1, 1_000_001), 2);
     }
 }

@@ -20,8 +20,9 @@
 //!   grows with the lanes holding the stream whatever `w` is (BENCHMARKS.md §6 measures it at a
 //!   million viewers).
 //! - **Counters warm throughput**: `3 x lanes / w` writes per second for each stream's counter
-//!   key, times the streams, times 1.25 for headroom, at least the 4,000 a new table has,
-//!   rounded up to a thousand.
+//!   key and each of its value streams' (breakdowns: `D x (K + 2)` for `D` dimensions of `K`
+//!   values, none by default), times the streams, times 1.25 for headroom, at least the 4,000 a
+//!   new table has, rounded up to a thousand.
 //! - **Batches**: above 10,000 events per second, ingest takes 1,000 messages a batch with 64
 //!   concurrent writes and up to 100 concurrent batches, and the aggregate 10,000 records a
 //!   batch; below, 100 messages, 16 writes, 50 batches and 100 records.
@@ -36,6 +37,7 @@ use livecount_local::trigger::stream::StreamMapping;
 pub const DEFAULT_AUDIENCE: PeakAudience = PeakAudience {
     viewers_per_stream: 13_000,
     streams: 1,
+    value_streams: 0,
 };
 
 /// Write units per second planned per watching viewer.
@@ -48,6 +50,9 @@ pub struct PeakAudience {
     pub viewers_per_stream: u64,
     /// Streams live at once at that size (the total is their product).
     pub streams: u64,
+    /// Value streams each stream is broken down into: every value of every dimension,
+    /// `D x (K + 2)` (0 without breakdowns, the default).
+    pub value_streams: u64,
 }
 
 impl PeakAudience {
@@ -89,7 +94,8 @@ pub fn size(audience: PeakAudience) -> Sizing {
     let aggregate_window_s = lanes.div_ceil(100).max(1) as i64;
     let per_counter = WRITES_PER_LANE_BATCH * lanes as f64 / aggregate_window_s as f64;
     let counters_warm_writes = round_up(
-        (per_counter * audience.streams as f64 * 1.25).max(4_000.0) as u64,
+        (per_counter * (audience.streams * (1 + audience.value_streams)) as f64 * 1.25).max(4_000.0)
+            as u64,
         1_000,
     );
     let events_per_second = total * UNITS_PER_VIEWER;
@@ -137,6 +143,7 @@ impl Sizing {
             memory_mb: 256,
             sessions_warm_writes: warm.then_some(self.sessions_warm_writes as f64),
             counters_warm_writes: warm.then_some(self.counters_warm_writes as f64),
+            breakdowns: Default::default(),
         }
     }
 }
@@ -150,6 +157,7 @@ mod tests {
         let s = size(PeakAudience {
             viewers_per_stream: 1_000_000,
             streams: 1,
+            value_streams: 0,
         });
         assert_eq!(s.session_shards, 512);
         assert_eq!(s.sessions_warm_writes, 300_000);
@@ -167,10 +175,35 @@ mod tests {
         let s = size(PeakAudience {
             viewers_per_stream: 100,
             streams: 10_000,
+            value_streams: 0,
         });
         assert_eq!(s.session_shards, 1);
         assert_eq!(s.aggregate_window_s, 1);
         assert_eq!(s.counters_warm_writes, 38_000);
+    }
+
+    /// Each value stream's key takes up to the stream's rate: three dimensions of 4, 3 and 3
+    /// values (16 value streams) make the counters' 300 x 17 x 1.25 writes a second.
+    #[test]
+    fn breakdowns_size_the_counters_for_every_value_stream() {
+        let plain = PeakAudience {
+            viewers_per_stream: 1_000_000,
+            streams: 1,
+            value_streams: 0,
+        };
+        let broken_down = size(PeakAudience {
+            value_streams: 16,
+            ..plain
+        });
+        assert_eq!(broken_down.counters_warm_writes, 7_000);
+        assert_eq!(
+            Sizing {
+                counters_warm_writes: 4_000,
+                ..broken_down
+            },
+            size(plain),
+            "nothing else changes"
+        );
     }
 
     /// The deployment defaults (`infra/contract.json`, which CDK and Terraform are tested

@@ -6,6 +6,8 @@
 // Test helpers outside #[test] functions: a failed step is a failed test.
 #![allow(clippy::expect_used)]
 
+use livecount_core::breakdown::Breakdowns;
+use livecount_core::edge::VIEWER_COUNTRY_HEADER;
 use livecount_core::token::TokenSecret;
 use livecount_tests::recorder::Recorder;
 use livecount_tests::{Pipeline, PipelineOptions, call, edge_metrics, event_body_with};
@@ -302,5 +304,66 @@ async fn behind_the_shield_a_request_that_bypassed_it_is_refused() {
     let answer = call(&router, "POST", "/events", &through, event()).await;
     assert_eq!(answer.status, 202, "{}", answer.json);
     assert_eq!(edge_metrics(&router).await["RefusedBypass"], 3);
+    p.cleanup().await;
+}
+
+/// `country` is the shield's to say: behind it, a session counts under the country CloudFront's
+/// viewer-country header names (a listed one, else `other`), never the one the player sends, and
+/// a header that is not two capital letters is no country. An edge without a shield, where
+/// anyone can name any header, gives no session a country.
+#[tokio::test]
+async fn a_sessions_country_is_the_shields_viewer_country_never_the_players() {
+    let mut p = Pipeline::with_options(
+        "edge-country",
+        PipelineOptions {
+            breakdowns: Breakdowns::parse("country=US,GB").expect("valid"),
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let shielded = livecount_edge::router(livecount_edge::Edge {
+        origin_secret: Some("the-origin-secret".to_owned()),
+        ..p.edge(None)
+    });
+    let open = livecount_edge::router(p.edge(None));
+    let through = (livecount_edge::ORIGIN_HEADER, "the-origin-secret");
+    let country = |code| (VIEWER_COUNTRY_HEADER, code);
+    let now = p.clock.now_ms();
+    // (session, edge, headers, the country the player claims)
+    let sessions = [
+        ("us", &shielded, vec![through, country("US")], Some("GB")),
+        ("gb", &shielded, vec![through, country("GB")], None),
+        ("fr", &shielded, vec![through, country("FR")], Some("US")),
+        ("lower", &shielded, vec![through, country("gb")], None),
+        ("long", &shielded, vec![through, country("GBR")], None),
+        ("absent", &shielded, vec![through], Some("US")),
+        ("direct", &open, vec![country("US")], Some("US")),
+    ];
+    for (session, edge, headers, claimed) in &sessions {
+        let claimed = claimed.map_or(Value::Null, |c| json!(c));
+        let event = event_body_with(STREAM, session, "start", now, &[("country", claimed)]);
+        let answer = call(edge, "POST", "/events", headers, event).await;
+        assert_eq!(answer.status, 202, "{session}: {}", answer.json);
+    }
+    p.aggregate().await;
+    let breakdown = livecount_core::read::breakdown(
+        &p.store,
+        &p.config.breakdowns,
+        &livecount_tests::stream(STREAM),
+        p.clock.now_seconds(),
+    )
+    .await
+    .expect("breakdown");
+    assert_eq!(breakdown.viewers, sessions.len() as u64);
+    let [countries] = breakdown.dimensions.as_slice() else {
+        panic!("one dimension: {:?}", breakdown.dimensions);
+    };
+    let shown: BTreeMap<&str, u64> = countries
+        .values
+        .iter()
+        .map(|v| (v.value.as_str(), v.viewers))
+        .collect();
+    let expected = BTreeMap::from([("US", 1), ("GB", 1), ("other", 1), ("none", 4)]);
+    assert_eq!(shown, expected);
     p.cleanup().await;
 }

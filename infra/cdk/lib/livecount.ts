@@ -65,6 +65,18 @@ export type FunctionName = 'ingest' | 'aggregate' | 'read' | 'edge';
 export const FUNCTION_NAMES: readonly FunctionName[] = ['ingest', 'aggregate', 'read', 'edge'];
 /** The header CloudFront adds to each badge request it forwards: the read function then serves only the badge. */
 export const PUBLIC_HEADER = 'x-livecount-public';
+/**
+ * The viewer headers the flood shield forwards to the edge (what it reads: the body's type and
+ * CORS), and the CloudFront header it adds with the viewer's ISO 3166-1 alpha-2 country.
+ */
+export const EDGE_SHIELD_HEADERS = [
+  'Content-Type',
+  'Origin',
+  'Access-Control-Request-Method',
+  'Access-Control-Request-Headers',
+  'CloudFront-Viewer-Country',
+];
+
 /** The header the flood shield adds to each request it forwards to the edge (its value is the origin secret). */
 export const ORIGIN_HEADER = 'x-livecount-origin';
 
@@ -952,6 +964,15 @@ export class Livecount extends Construct {
       if (this.originSecret && props.edgeWebAclArn) {
         // The flood shield: CloudFront with the deployer's web ACL in front of the edge, passing
         // every request through (nothing cached) with the origin secret, which the edge checks.
+        // It forwards the headers the edge reads and adds the viewer's country, which the edge
+        // trusts only from the shield (docs/design.md, "Breakdowns"); not Host, which the
+        // Function URL answers only with its own.
+        const edgeRequests = new cloudfront.OriginRequestPolicy(this, 'EdgeShieldRequests', {
+          comment: 'livecount edge: what the edge reads, and the viewer country',
+          headerBehavior: cloudfront.OriginRequestHeaderBehavior.allowList(...EDGE_SHIELD_HEADERS),
+          cookieBehavior: cloudfront.OriginRequestCookieBehavior.none(),
+          queryStringBehavior: cloudfront.OriginRequestQueryStringBehavior.none(),
+        });
         this.edgeShield = new cloudfront.Distribution(this, 'EdgeShield', {
           comment: `livecount edge shield (${stackName}): POST /events through AWS WAF`,
           defaultBehavior: {
@@ -962,7 +983,7 @@ export class Livecount extends Construct {
             allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
             cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD,
             cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
-            originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+            originRequestPolicy: edgeRequests,
           },
           webAclId: props.edgeWebAclArn,
           priceClass: cloudfront.PriceClass.PRICE_CLASS_100,

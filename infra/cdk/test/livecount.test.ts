@@ -563,7 +563,7 @@ describe('the public edge (Function URL)', () => {
 
   const WEB_ACL = 'arn:aws:wafv2:us-east-1:123456789012:global/webacl/livecount-flood/0a1b2c3d-4e5f-6789-abcd-ef0123456789';
 
-  it('edgeWebAclArn: a CloudFront shield with that web ACL passes every POST to the edge with the origin secret, which only the edge may read', () => {
+  it('edgeWebAclArn: a CloudFront shield with that web ACL passes every POST to the edge with the origin secret, which only the edge may read, and the viewer country', () => {
     const s = synth({ edgeWebAclArn: WEB_ACL });
     const shield = s.construct.edgeShield as cloudfront.Distribution;
     const config = resource(s, s.id(shield)).Properties.DistributionConfig;
@@ -571,7 +571,13 @@ describe('the public edge (Function URL)', () => {
     const behavior = config.DefaultCacheBehavior;
     assert.deepEqual(behavior.AllowedMethods.sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT']);
     assert.equal(behavior.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'CachingDisabled');
-    assert.equal(behavior.OriginRequestPolicyId, 'b689b0a8-53d0-40ab-baf2-68738e2966ac', 'AllViewerExceptHostHeader');
+    const requests = resource(s, behavior.OriginRequestPolicyId.Ref).Properties.OriginRequestPolicyConfig;
+    assert.deepEqual(requests.HeadersConfig, {
+      HeaderBehavior: 'whitelist',
+      Headers: ['Content-Type', 'Origin', 'Access-Control-Request-Method', 'Access-Control-Request-Headers', 'CloudFront-Viewer-Country'],
+    });
+    assert.deepEqual(requests.CookiesConfig, { CookieBehavior: 'none' });
+    assert.deepEqual(requests.QueryStringsConfig, { QueryStringBehavior: 'none' });
     const secretId = s.id(s.construct.originSecret as secretsmanager.Secret);
     const [header] = config.Origins[0].OriginCustomHeaders;
     assert.equal(header.HeaderName, 'x-livecount-origin');

@@ -269,10 +269,20 @@ locals {
       allowed_methods        = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
       cached_methods         = ["GET", "HEAD"]
       compress               = true
-      # Managed policies: CachingDisabled, AllViewerExceptHostHeader (the Function URL answers
-      # only to its own Host).
-      cache_policy_id          = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-      origin_request_policy_id = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+      # The managed CachingDisabled policy.
+      cache_policy_id = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+    }
+    # What the shield forwards: the headers the edge reads (the body's type and CORS) and the
+    # one CloudFront adds with the viewer's ISO 3166-1 alpha-2 country, which the edge trusts
+    # only from the shield (docs/design.md, "Breakdowns"). Not Host: the Function URL answers
+    # only to its own.
+    origin_request_policy = {
+      name                  = "${var.name_prefix}-edge"
+      comment               = "livecount edge: what the edge reads, and the viewer country"
+      header_behavior       = "whitelist"
+      headers               = ["Content-Type", "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers", "CloudFront-Viewer-Country"]
+      cookie_behavior       = "none"
+      query_string_behavior = "none"
     }
     price_class     = "PriceClass_100"
     http_version    = "http2and3"

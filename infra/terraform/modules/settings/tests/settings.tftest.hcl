@@ -1197,18 +1197,21 @@ run "a_web_acl_puts_the_flood_shield_in_front_of_the_edge" {
     error_message = "shield: ${jsonencode(output.edge_shield)}"
   }
 
-  # Every method passes (players POST), nothing is cached (managed CachingDisabled), the viewer's
-  # headers but Host go to the Function URL (managed AllViewerExceptHostHeader).
+  # Every method passes (players POST), nothing is cached (managed CachingDisabled); the headers
+  # the edge reads and the viewer's country go to the Function URL, not Host, no cookie, no query.
   assert {
     condition = (
       output.edge_shield.default_cache_behavior == {
-        viewer_protocol_policy   = "redirect-to-https"
-        allowed_methods          = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
-        cached_methods           = ["GET", "HEAD"]
-        compress                 = true
-        cache_policy_id          = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-        origin_request_policy_id = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+        viewer_protocol_policy = "redirect-to-https"
+        allowed_methods        = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+        cached_methods         = ["GET", "HEAD"]
+        compress               = true
+        cache_policy_id        = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
       } &&
+      output.edge_shield.origin_request_policy.header_behavior == "whitelist" &&
+      output.edge_shield.origin_request_policy.headers == ["Content-Type", "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers", "CloudFront-Viewer-Country"] &&
+      output.edge_shield.origin_request_policy.cookie_behavior == "none" &&
+      output.edge_shield.origin_request_policy.query_string_behavior == "none" &&
       output.edge_shield.price_class == "PriceClass_100" &&
       output.edge_shield.http_version == "http2and3" &&
       output.edge_shield.is_ipv6_enabled == true
