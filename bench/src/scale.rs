@@ -103,62 +103,49 @@ pub fn scenarios(scale: f64) -> Vec<(String, Scenario)> {
         streams: 1,
         value_streams: 0,
     });
-    // A constant the tests parse: never the default.
+    let a = Scenario {
+        name: format!("(a) {} viewers on one stream, 10 %/min churn", n(1e6)),
+        audience: steady(n(1e6), 1),
+        seconds: std::env::var("SCALE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(95),
+        settings: million.settings(true),
+        dashboards: 1_000,
+        settles_at_s: None,
+        measure_from_s: 10,
+        scaled_out: true,
+        faults: InjectedFaults::default(),
+        attack_per_second: 0,
+        seed: 1,
+    };
+    // (a) broken down: the same audience, seed and duration. A constant the tests parse: never
+    // the default.
     let three = Breakdowns::parse(THREE_DIMENSIONS).unwrap_or_default();
+    let v = Scenario {
+        name: format!(
+            "(v) {} viewers on one stream, 10 %/min churn, broken down by device, player and CDN (0.2 % of heartbeats switching CDN)",
+            n(1e6)
+        ),
+        audience: AudienceSpec {
+            dimensions: three_dimensions(),
+            switch_share: 0.002,
+            ..a.audience.clone()
+        },
+        settings: Settings {
+            breakdowns: three.clone(),
+            ..size(PeakAudience {
+                viewers_per_stream: n(1e6),
+                streams: 1,
+                value_streams: value_streams(&three),
+            })
+            .settings(true)
+        },
+        ..a.clone()
+    };
     let mut out = vec![
-        (
-            "a".to_owned(),
-            Scenario {
-                name: format!("(a) {} viewers on one stream, 10 %/min churn", n(1e6)),
-                audience: steady(n(1e6), 1),
-                seconds: std::env::var("SCALE_SECONDS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(95),
-                settings: million.settings(true),
-                dashboards: 1_000,
-                settles_at_s: None,
-                measure_from_s: 10,
-                scaled_out: true,
-                faults: InjectedFaults::default(),
-                attack_per_second: 0,
-                seed: 1,
-            },
-        ),
-        (
-            "v".to_owned(),
-            Scenario {
-                name: format!(
-                    "(v) {} viewers on one stream, 10 %/min churn, broken down by device, player and CDN (0.2 % of heartbeats switching CDN)",
-                    n(1e6)
-                ),
-                audience: AudienceSpec {
-                    dimensions: three_dimensions(),
-                    switch_share: 0.002,
-                    ..steady(n(1e6), 1)
-                },
-                seconds: std::env::var("SCALE_SECONDS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(95),
-                settings: Settings {
-                    breakdowns: three.clone(),
-                    ..size(PeakAudience {
-                        viewers_per_stream: n(1e6),
-                        streams: 1,
-                        value_streams: value_streams(&three),
-                    })
-                    .settings(true)
-                },
-                dashboards: 1_000,
-                settles_at_s: None,
-                measure_from_s: 10,
-                scaled_out: true,
-                faults: InjectedFaults::default(),
-                attack_per_second: 0,
-                seed: 1,
-            },
-        ),
+        ("a".to_owned(), a),
+        ("v".to_owned(), v),
         (
             "b".to_owned(),
             Scenario {

@@ -41,7 +41,7 @@ use crate::oracle::{ListedValues, SentAudience, Settled};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
 use livecount_aggregate::Aggregator;
-use livecount_core::breakdown::{Breakdowns, Dimension};
+use livecount_core::breakdown::{Breakdowns, Dimension, Dimensions};
 use livecount_core::capacity::{item_size, read_units};
 use livecount_core::edge::COUNT_MAX_AGE_MS;
 use livecount_core::histogram::viewers;
@@ -297,30 +297,9 @@ struct Written {
     sk: String,
     recv_at: i64,
     last_type: String,
-    #[serde(default)]
-    device: Option<String>,
-    #[serde(default)]
-    player: Option<String>,
-    #[serde(default)]
-    cdn: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    country: Option<String>,
-}
-
-impl Written {
-    /// What the session's newest event sent for `dimension` (the image's attribute of that
-    /// name, read by the oracle itself).
-    fn sent(&self, dimension: Dimension) -> Option<&str> {
-        match dimension {
-            Dimension::Device => self.device.as_deref(),
-            Dimension::Player => self.player.as_deref(),
-            Dimension::Cdn => self.cdn.as_deref(),
-            Dimension::Label => self.label.as_deref(),
-            Dimension::Country => self.country.as_deref(),
-        }
-    }
+    /// What the session's newest event sent for each dimension.
+    #[serde(flatten)]
+    dimensions: Dimensions,
 }
 
 /// Simulated time starts here (epoch ms, a whole minute).
@@ -1102,7 +1081,11 @@ impl<'a> Back<'a> {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
         let watching = matches!(written.last_type.as_str(), "start" | "heartbeat");
-        let sent: Vec<Option<&str>> = self.dimensions.iter().map(|&d| written.sent(d)).collect();
+        let sent: Vec<Option<&str>> = self
+            .dimensions
+            .iter()
+            .map(|&d| written.dimensions.get(d))
+            .collect();
         let new = self.settled.take(
             stream_index(&written.pk),
             session_index(&written.sk),
