@@ -1120,7 +1120,7 @@ pub(crate) mod tests {
             .find(|(key, _)| key == "v")
             .expect("(v)");
         assert_eq!(v.settings.breakdowns, three);
-        assert_eq!(v.settings.counters_warm_writes, Some(7_000.0));
+        assert_eq!(v.settings.counters_warm_writes, Some(20_000.0));
         let fields: Vec<&str> = v.audience.dimensions.iter().map(|d| d.field).collect();
         assert_eq!(fields, ["device", "player", "cdn"]);
     }

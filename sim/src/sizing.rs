@@ -19,10 +19,12 @@
 //!   seconds, at least 1. Lanes that start together fire in the same second, so the key's peak
 //!   grows with the lanes holding the stream whatever `w` is (BENCHMARKS.md §6 measures it at a
 //!   million viewers).
-//! - **Counters warm throughput**: `3 x lanes / w` writes per second for each stream's counter
-//!   key and each of its value streams' (breakdowns: `D x (K + 2)` for `D` dimensions of `K`
-//!   values, none by default), times the streams, times 1.25 for headroom, at least the 4,000 a
-//!   new table has, rounded up to a thousand.
+//! - **Counters warm throughput**: `3 x lanes` writes per second for each stream's counter key
+//!   and each of its value streams' (breakdowns: `D x (K + 2)` for `D` dimensions of `K` values,
+//!   none by default), times the streams, times 1.25 for headroom, at least the 4,000 a new
+//!   table has, rounded up to a thousand: the lanes that start together fire in the same second,
+//!   so a key's peak is `3 x lanes` whatever `w` (a stream's first seconds at a million viewers
+//!   broken down into 16 value streams were throttled at the steady `3 x lanes / w`).
 //! - **Batches**: above 10,000 events per second, ingest takes 1,000 messages a batch with 64
 //!   concurrent writes and up to 100 concurrent batches, and the aggregate 10,000 records a
 //!   batch; below, 100 messages, 16 writes, 50 batches and 100 records.
@@ -92,7 +94,8 @@ pub fn size(audience: PeakAudience) -> Sizing {
     let parallelization_factor = 1;
     let lanes = u64::from(session_shards).min(stream_shards) * parallelization_factor;
     let aggregate_window_s = lanes.div_ceil(100).max(1) as i64;
-    let per_counter = WRITES_PER_LANE_BATCH * lanes as f64 / aggregate_window_s as f64;
+    // Each key's peak: every lane holding the stream fires in the same second.
+    let per_counter = WRITES_PER_LANE_BATCH * lanes as f64;
     let counters_warm_writes = round_up(
         (per_counter * (audience.streams * (1 + audience.value_streams)) as f64 * 1.25).max(4_000.0)
             as u64,
@@ -183,7 +186,8 @@ mod tests {
     }
 
     /// Each value stream's key takes up to the stream's rate: three dimensions of 4, 3 and 3
-    /// values (16 value streams) make the counters' 300 x 17 x 1.25 writes a second.
+    /// values (16 value streams) make the counters' 3 x 300 lanes x 17 keys x 1.25 writes a
+    /// second.
     #[test]
     fn breakdowns_size_the_counters_for_every_value_stream() {
         let plain = PeakAudience {
@@ -195,7 +199,7 @@ mod tests {
             value_streams: 16,
             ..plain
         });
-        assert_eq!(broken_down.counters_warm_writes, 7_000);
+        assert_eq!(broken_down.counters_warm_writes, 20_000);
         assert_eq!(
             Sizing {
                 counters_warm_writes: 4_000,
