@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(s.counters_warm_writes, 38_000);
     }
 
-    /// Each value stream's key takes up to the stream's rate: three dimensions of 4, 3 and 3
+    /// Each value stream's key takes about the stream's rate: three dimensions of 4, 3 and 3
     /// values (16 value streams) make the counters' 3 x 300 lanes x 17 keys x 1.25 writes a
     /// second.
     #[test]
