@@ -850,6 +850,9 @@ struct Back<'a> {
     /// partition keys by stream (in [`ListedValues::all`]'s order).
     dimensions: Vec<Dimension>,
     value_keys: Vec<Vec<Vec<String>>>,
+    /// The attributes of a new image the oracle reads: the keys, `recvAt`, `lastType` and the
+    /// dimensions broken down.
+    projection: Vec<&'static str>,
     lanes: Vec<Lane>,
     shards: usize,
     out: Outcome,
@@ -921,6 +924,10 @@ impl<'a> Back<'a> {
             clock,
             aws: aws.clone(),
             settled: Settled::with_dimensions(timing.window_seconds, timing.bucket_seconds, listed),
+            projection: ["PK", "SK", "recvAt", "lastType"]
+                .into_iter()
+                .chain(dimensions.iter().map(|d| d.name()))
+                .collect(),
             dimensions,
             value_keys,
             lanes,
@@ -1066,11 +1073,8 @@ impl<'a> Back<'a> {
 
     /// A record the counters took in: into the settled oracle, and its lag measured.
     fn settle(&mut self, record: &EventRecord, done_ms: i64) {
-        let names = [
-            "PK", "SK", "recvAt", "lastType", "device", "player", "cdn", "label", "country",
-        ];
         let Ok(written) =
-            livecount_aggregate::projected::<Written>(&record.change.new_image, &names)
+            livecount_aggregate::projected::<Written>(&record.change.new_image, &self.projection)
         else {
             return;
         };
