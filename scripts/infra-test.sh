@@ -174,13 +174,13 @@ fi
 python3 - "$TF/main.tf" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-for table, attribute in {"sessions": "expDate", "counters": "expiresAt"}.items():
+for table, attribute in {"sessions": "expDate", "counters": "expiresAt", "viewers": "expiresAt"}.items():
     body = re.search(r'resource "aws_dynamodb_table" "%s" \{\n(.*?)\n\}\n' % table, text, re.S)
     found = re.findall(r'^  ttl \{\s*attribute_name\s*=\s*"([^"]+)"', body.group(1) if body else "", re.M)
     if found != [attribute]:
         sys.exit(f"infra-test: table {table} has TTL attributes {found}, expected [{attribute!r}]")
 PY
-echo "infra-test: terraform tables: sessions TTL expDate, counters TTL expiresAt"
+echo "infra-test: terraform tables: sessions TTL expDate, counters and viewers TTL expiresAt"
 
 # ---- checkov --------------------------------------------------------------------------------------
 

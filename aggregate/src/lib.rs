@@ -30,7 +30,7 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::breakdown::{Dimensions, value_moves};
 use livecount_core::figures::{
@@ -291,6 +291,9 @@ pub struct Applied {
 #[derive(Default)]
 struct StreamMoves {
     sessions: Vec<SessionMove>,
+    /// The moves (by index) that create a session's row with a `userId`, and that id: each
+    /// marks its viewer before the counter update, which counts the viewer if it is the first.
+    viewers: Vec<(usize, String)>,
 }
 
 impl StreamMoves {
@@ -344,11 +347,11 @@ impl Aggregator {
         };
         let by_stream = self.moves_by_stream(records, &mut report);
         let outcomes = stream::iter(by_stream)
-            .map(|(stream_id, moves)| async move {
+            .map(|(stream_id, mut moves)| async move {
                 let outcome = if near(deadline) {
                     StreamOutcome::Deferred
                 } else {
-                    match self.update_stream(&stream_id, &moves, now).await {
+                    match self.update_stream(&stream_id, &mut moves, now).await {
                         Ok(done) => StreamOutcome::Done(done),
                         Err(error) => StreamOutcome::Failed(error),
                     }
@@ -428,11 +431,16 @@ impl Aggregator {
                         read.new.as_ref(),
                         breakdowns,
                     );
+                    // Only the stream's own move marks its viewer; its value streams' do not.
+                    let mut viewer = read.viewer;
                     for session in std::iter::once(read.session).chain(values) {
                         let moves = match by_stream.get_mut(&session.stream_id) {
                             Some(moves) => moves,
                             None => by_stream.entry(session.stream_id.clone()).or_default(),
                         };
+                        if let Some(user) = viewer.take() {
+                            moves.viewers.push((moves.sessions.len(), user));
+                        }
                         moves.sessions.push(session);
                     }
                 }
@@ -453,9 +461,10 @@ impl Aggregator {
     async fn update_stream(
         &self,
         stream_id: &StreamId,
-        moves: &StreamMoves,
+        moves: &mut StreamMoves,
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
+        self.mark_viewers(stream_id, moves, now).await?;
         let mut done = StreamDone::default();
         // The counter before this invocation's first update of the stream, and after its last.
         let (mut before, mut latest) = (None, None);
@@ -471,6 +480,50 @@ impl Aggregator {
                 .await;
         }
         Ok(done)
+    }
+
+    /// Marks the viewer of every move that creates a session's row with a `userId` (one
+    /// `UpdateItem` each, [`Store::mark_viewer`]), and sets `new_viewer` on the moves whose
+    /// record is the first to see its viewer. A redelivery of the same records gets the same
+    /// answers (the marker keeps the first record's id), so its runs are cut the same way and its
+    /// receipt keeps the viewers it counted from counting twice.
+    async fn mark_viewers(
+        &self,
+        stream_id: &StreamId,
+        moves: &mut StreamMoves,
+        now: i64,
+    ) -> Result<(), StreamUpdateError> {
+        if moves.viewers.is_empty() {
+            return Ok(());
+        }
+        let expires_at = self.config.counter_expiry(now);
+        let shards = self.config.session_shards;
+        let sessions = &moves.sessions;
+        let firsts = stream::iter(&moves.viewers)
+            .filter_map(|(i, user)| {
+                let record = sessions.get(*i).map(|m| m.record_id.as_str());
+                futures::future::ready(record.map(|record| (*i, user, record)))
+            })
+            .map(|(i, user, record)| async move {
+                let first = self
+                    .store
+                    .mark_viewer(stream_id, shards, user, record, now, expires_at)
+                    .await?;
+                Ok::<_, StoreError>((i, first))
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|source| StreamUpdateError {
+                stream_id: stream_id.clone(),
+                source,
+            })?;
+        for (i, first) in firsts {
+            if let Some(m) = moves.sessions.get_mut(i) {
+                m.new_viewer = first;
+            }
+        }
+        Ok(())
     }
 
     /// Applies one run of a stream's records under its receipt: a first delivery applies them
@@ -785,6 +838,7 @@ impl Aggregator {
                 buckets: counter.tallies.buckets.keys().copied().collect(),
                 starts: counter.tallies.starts.keys().copied().collect(),
                 new_sessions: counter.tallies.new_sessions.keys().copied().collect(),
+                new_viewers: counter.tallies.new_viewers.keys().copied().collect(),
                 receipts: counter.tallies.receipts.clone(),
             };
         }
@@ -884,13 +938,15 @@ pub fn session_move(
     read_record(record, timing).map(|r| r.session)
 }
 
-/// A stream record read: its session's move, and the dimensions of its old and new images
-/// (`None` where it has no such image), which move the session between value streams.
+/// A stream record read: its session's move, the dimensions of its old and new images
+/// (`None` where it has no such image), which move the session between value streams, and the
+/// `userId` of a record that creates a session's row with one (its viewer, to mark).
 #[derive(Debug, Clone)]
 pub struct RecordRead {
     pub session: SessionMove,
     pub old: Option<Dimensions>,
     pub new: Option<Dimensions>,
+    pub viewer: Option<String>,
 }
 
 /// [`session_move`], with the images' dimensions.
@@ -929,6 +985,10 @@ pub fn read_record(record: &EventRecord, timing: &Timing) -> Result<RecordRead, 
         (None, _) => made,
     };
     let new_session = old.is_none() && new.is_some();
+    let viewer = new
+        .as_ref()
+        .filter(|_| new_session)
+        .and_then(|i| i.user_id.clone());
     let dimensions = |image: &Option<SessionImage>| image.as_ref().map(|i| i.dimensions.clone());
     let (old_dimensions, new_dimensions) = (dimensions(&old), dimensions(&new));
     let left = old
@@ -951,9 +1011,11 @@ pub fn read_record(record: &EventRecord, timing: &Timing) -> Result<RecordRead, 
             left,
             joined,
             new_session,
+            new_viewer: false,
         },
         old: old_dimensions,
         new: new_dimensions,
+        viewer,
     })
 }
 

@@ -7,7 +7,7 @@
 use livecount_api::{ApiState, EventSink, PUBLIC_HEADER, router};
 use livecount_core::{Clock, Config, Store};
 use livecount_tests::oracle::Oracle;
-use livecount_tests::{Pipeline, call, event_body};
+use livecount_tests::{Pipeline, call, event_body, event_body_with};
 use std::sync::{Arc, Mutex};
 
 /// Collects what `POST /api/events` enqueues.
@@ -239,8 +239,13 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
         let kind = if step == 0 { "start" } else { "heartbeat" };
         let viewers = if step < 6 { 5 } else { 2 };
         let now = p.clock.now_ms();
+        // Five sessions of three viewers (`userId`s u0, u1, u2).
+        let user = |i: i32| serde_json::json!(format!("u{}", i % 3));
         let bodies: Vec<String> = (0..viewers)
-            .map(|i| event_body("launch", &format!("v{i}"), kind, now))
+            .map(|i| {
+                let fields = [("userId", user(i))];
+                event_body_with("launch", &format!("v{i}"), kind, now, &fields)
+            })
             .collect();
         for body in &bodies {
             oracle.deliver_body(body, now);
@@ -275,6 +280,8 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
     assert_eq!(json["missedSeconds"], 0);
     assert_eq!(expected.sessions_started, 5);
     assert_eq!(json["sessionsStarted"], expected.sessions_started);
+    assert_eq!(expected.unique_viewers, 3);
+    assert_eq!(json["uniqueViewers"], expected.unique_viewers);
     let span = expected.last_at.unwrap_or(0) - expected.first_at.unwrap_or(0) + 1;
     let average = expected.viewer_seconds as f64 / span as f64;
     assert!((json["averageViewers"].as_f64().unwrap_or(0.0) - average).abs() < 1e-9);
@@ -347,6 +354,13 @@ async fn summary_and_history_are_the_oracles_in_json_and_csv() {
         summary_csv
             .text
             .starts_with("stream_id,through,peak,peak_at,viewer_seconds,"),
+        "{}",
+        summary_csv.text
+    );
+    assert!(
+        summary_csv
+            .text
+            .contains(",sessions_started,unique_viewers,"),
         "{}",
         summary_csv.text
     );

@@ -53,6 +53,7 @@ async fn parts(
     let config = Config {
         sessions_table: format!("bench-{name}-sessions-{suffix}"),
         counters_table: format!("bench-{name}-counters-{suffix}"),
+        viewers_table: format!("bench-{name}-viewers-{suffix}"),
         timing: Timing {
             window_seconds: 600,
             ..Timing::default()

@@ -137,8 +137,8 @@ impl DevApp {
         let config = &self.options.config;
         println!("livecount dev: dashboard on http://{http}/");
         println!(
-            "livecount dev: DynamoDB at {} (tables {} and {})",
-            self.endpoint, config.sessions_table, config.counters_table
+            "livecount dev: DynamoDB at {} (tables {}, {} and {})",
+            self.endpoint, config.sessions_table, config.counters_table, config.viewers_table
         );
         println!("livecount dev: Ctrl-C stops everything");
         self.parts.run(&self.options, self.listener, shutdown).await;

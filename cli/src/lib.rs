@@ -8,7 +8,7 @@
 //! - `livecount send [FILE|-]`: validates events (JSON lines or arrays) and posts them to a
 //!   running `livecount dev`;
 //! - `livecount count STREAM [--json]`: the one-GetItem read;
-//! - `livecount setup`: creates both tables at the configured endpoint;
+//! - `livecount setup`: creates the three tables at the configured endpoint;
 //! - `livecount token --stream S --session ID --ttl 6h`: a signed-session token, signed with
 //!   `LIVECOUNT_TOKEN_SECRET`.
 
@@ -217,8 +217,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .create_tables()
                 .await?;
             println!(
-                "tables {} and {} are ready",
-                config.sessions_table, config.counters_table
+                "tables {}, {} and {} are ready",
+                config.sessions_table, config.counters_table, config.viewers_table
             );
             Ok(())
         }

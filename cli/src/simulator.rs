@@ -64,7 +64,13 @@ struct Player {
     /// players fail over), for the breakdowns.
     device: &'static str,
     cdn: &'static str,
+    /// Who watches (`userId`): one of [`VIEWER_IDS`], so viewers come back in new sessions
+    /// and the unique viewers stay below the sessions started.
+    user: String,
 }
+
+/// How many distinct viewers (`userId`s) the simulated players are drawn from.
+const VIEWER_IDS: u32 = 100;
 
 /// The devices simulated players play on (`smart-fridge` is listed by no breakdown: `other`).
 const DEVICES: [&str; 5] = ["web", "ios", "android", "tv", "smart-fridge"];
@@ -189,6 +195,7 @@ fn new_player(rng: &mut fastrand::Rng, stream: &str, next_at: Instant) -> Player
         started: false,
         device: DEVICES[rng.usize(..DEVICES.len())],
         cdn: CDNS[rng.usize(..CDNS.len())],
+        user: format!("viewer-{:03}", rng.u32(..VIEWER_IDS)),
     }
 }
 
@@ -200,6 +207,7 @@ fn body(player: &Player, kind: &str) -> String {
         "ts": chrono::Utc::now().timestamp_millis(),
         "device": player.device,
         "cdn": player.cdn,
+        "userId": player.user,
         "player": "livecount-simulator"
     })
     .to_string()

@@ -60,18 +60,21 @@ impl<'a> TableAdmin<'a> {
         }
     }
 
-    /// Creates both tables as the infrastructure defines them: string `PK`/`SK` keys, on-demand
-    /// billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`; counters with
-    /// TTL on `expiresAt`.
+    /// Creates the three tables as the infrastructure defines them: string `PK`/`SK` keys,
+    /// on-demand billing; sessions with a `NEW_AND_OLD_IMAGES` stream and TTL on `expDate`;
+    /// counters and viewers with TTL on `expiresAt`.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         self.create_key_table(self.store.sessions_table(), true)
             .await?;
-        self.create_key_table(self.store.counters_table(), false)
-            .await?;
+        for table in [self.store.counters_table(), self.store.viewers_table()] {
+            self.create_key_table(table, false).await?;
+        }
         self.enable_ttl(self.store.sessions_table(), TTL_ATTRIBUTE)
             .await?;
-        self.enable_ttl(self.store.counters_table(), crate::requests::EXPIRES_AT)
-            .await
+        for table in [self.store.counters_table(), self.store.viewers_table()] {
+            self.enable_ttl(table, crate::requests::EXPIRES_AT).await?;
+        }
+        Ok(())
     }
 
     /// Turns on TTL on `attribute` unless the table has it already.
@@ -108,9 +111,9 @@ impl<'a> TableAdmin<'a> {
         Ok(())
     }
 
-    /// Deletes both tables (tests and tools).
+    /// Deletes the three tables (tests and tools).
     pub async fn delete_tables(&self) -> Result<(), StoreError> {
-        for table in [self.store.sessions_table(), self.store.counters_table()] {
+        for table in self.store.tables() {
             self.store
                 .client()
                 .delete_table()

@@ -249,6 +249,8 @@ pub fn value_moves(
                 left,
                 joined,
                 new_session,
+                // Unique viewers are the stream's figure, not a value's.
+                new_viewer: false,
                 ..m.clone()
             };
         match (value(old), value(new)) {
@@ -369,6 +371,7 @@ mod tests {
                     left: old.and_then(|(u, _)| u.filter(|&u| u >= t)),
                     joined: until,
                     new_session: old.is_none(),
+                    new_viewer: false,
                 };
                 if old.is_none() {
                     *started

@@ -8,8 +8,11 @@ use crate::timing::Timing;
 pub struct Config {
     /// `LIVECOUNT_SESSIONS_TABLE`: the raw, TTL'd session rows.
     pub sessions_table: String,
-    /// `LIVECOUNT_COUNTERS_TABLE`: one live counter item per stream.
+    /// `LIVECOUNT_COUNTERS_TABLE`: one live counter item per stream, and its figures.
     pub counters_table: String,
+    /// `LIVECOUNT_VIEWERS_TABLE`: the viewer markers that make unique viewers exact (one item
+    /// per stream and `userId`, TTL'd; written by the aggregator, read by nothing else).
+    pub viewers_table: String,
     /// `W`, `B`, `G`: how long a session counts and how expiries are grouped.
     pub timing: Timing,
     /// `LIVECOUNT_SESSION_SHARDS` (`S`): partition keys per stream in the sessions table.
@@ -56,6 +59,7 @@ impl Default for Config {
         Self {
             sessions_table: "livecount-sessions".to_owned(),
             counters_table: "livecount-counters".to_owned(),
+            viewers_table: "livecount-viewers".to_owned(),
             timing: Timing::default(),
             session_shards: 8,
             max_concurrent_writes: 16,
@@ -94,6 +98,7 @@ impl Config {
         let config = Self {
             sessions_table: table(&lookup, "LIVECOUNT_SESSIONS_TABLE", defaults.sessions_table)?,
             counters_table: table(&lookup, "LIVECOUNT_COUNTERS_TABLE", defaults.counters_table)?,
+            viewers_table: table(&lookup, "LIVECOUNT_VIEWERS_TABLE", defaults.viewers_table)?,
             timing: Timing {
                 window_seconds: number(
                     "LIVECOUNT_WINDOW_SECONDS",
@@ -157,6 +162,13 @@ impl Config {
                 variable: "LIVECOUNT_COUNTERS_TABLE",
                 value: self.counters_table.clone(),
                 rule: "the counters table must differ from the sessions table".into(),
+            });
+        }
+        if [&self.sessions_table, &self.counters_table].contains(&&self.viewers_table) {
+            return Err(ConfigError {
+                variable: "LIVECOUNT_VIEWERS_TABLE",
+                value: self.viewers_table.clone(),
+                rule: "the viewers table must differ from the sessions and counters tables".into(),
             });
         }
         Ok(())
@@ -370,6 +382,10 @@ mod tests {
         assert_eq!(
             contract["environment"]["LIVECOUNT_COUNTERS_TABLE"]["default"],
             defaults.counters_table.as_str()
+        );
+        assert_eq!(
+            contract["environment"]["LIVECOUNT_VIEWERS_TABLE"]["default"],
+            defaults.viewers_table.as_str()
         );
     }
 }

@@ -48,6 +48,8 @@ pub struct Settled {
     /// Minute (epoch seconds of its start) → sessions started in it, for the minutes whose
     /// last second is settled here; a minute left out had none (or its seconds were missed).
     pub new_sessions: BTreeMap<i64, u64>,
+    /// Minute → viewers (`userId`) first seen in it, for the same minutes.
+    pub new_viewers: BTreeMap<i64, u64>,
 }
 
 /// A stream's live counter as an update left it, and as it was just before (what the update
@@ -110,13 +112,28 @@ pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
         count(before, from, up_to.min(latest_from - 1).min(last(before)));
     }
     count(latest, first.max(latest_from), up_to.min(last(latest)));
-    // A minute's sessions started, once its last second settles: from the latest counter that
-    // still holds the minute (a counter drops it once its last second is no longer read).
+    // A minute's sessions started and viewers first seen, once its last second settles.
+    settled.new_sessions = settled_minutes(counters, first, up_to, |t| &t.new_sessions);
+    settled.new_viewers = settled_minutes(counters, first, up_to, |t| &t.new_viewers);
+    settled
+}
+
+/// The minutes whose last second is in `first ..= up_to`, with the count a per-minute tally
+/// (`tally` of a counter) holds for each: from the latest counter that still holds the minute
+/// (a counter drops it once its last second is no longer read). A minute left out had none.
+fn settled_minutes(
+    counters: &Counters,
+    first: i64,
+    up_to: i64,
+    tally: fn(&Tallies) -> &BTreeMap<i64, i64>,
+) -> BTreeMap<i64, u64> {
+    let (latest, latest_at) = counters.latest;
+    let latest_from = oldest_published_second(latest_at);
     let before = counters.before;
     let ends = |t: &Tallies| -> Vec<i64> {
         let (from, to) = (first - 59, up_to - 59);
         match from <= to {
-            true => t.new_sessions.range(from..=to).map(|(&m, _)| m).collect(),
+            true => tally(t).range(from..=to).map(|(&m, _)| m).collect(),
             false => Vec::new(), // (`BTreeMap::range` panics on a range ending before it starts)
         }
     };
@@ -124,6 +141,7 @@ pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
     ended.extend(before.iter().flat_map(|(b, _)| ends(b)));
     ended.sort_unstable();
     ended.dedup();
+    let mut minutes = BTreeMap::new();
     for minute in ended {
         let holder = if minute + 59 > latest_from {
             Some(latest)
@@ -132,12 +150,12 @@ pub fn settled(after: Option<i64>, counters: &Counters, up_to: i64) -> Settled {
                 .filter(|&(_, at)| minute + 59 > oldest_published_second(at))
                 .map(|(b, _)| b)
         };
-        let count = holder.and_then(|t| t.new_sessions.get(&minute)).copied();
+        let count = holder.and_then(|t| tally(t).get(&minute)).copied();
         if let Some(count) = count.filter(|&n| n > 0) {
-            settled.new_sessions.insert(minute, count.unsigned_abs());
+            minutes.insert(minute, count.unsigned_abs());
         }
     }
-    settled
+    minutes
 }
 
 impl LifetimeItem {
@@ -159,12 +177,12 @@ impl LifetimeItem {
             next.through = Some(settled.through);
             next.missed_seconds += settled.missed;
         }
-        next.sessions_started += settled
-            .new_sessions
-            .iter()
-            .filter(|(m, _)| **m + 59 > after)
-            .map(|(_, n)| n)
-            .sum::<u64>();
+        let after_through = |minutes: &BTreeMap<i64, u64>| -> u64 {
+            let ended = minutes.iter().filter(|(m, _)| **m + 59 > after);
+            ended.map(|(_, n)| n).sum()
+        };
+        next.sessions_started += after_through(&settled.new_sessions);
+        next.unique_viewers += after_through(&settled.new_viewers);
         next
     }
 
@@ -400,28 +418,38 @@ mod tests {
     }
 
     #[test]
-    fn a_minutes_sessions_started_are_added_once_when_its_last_second_settles() {
-        let m = NOW - NOW % 60; // a minute of 3 sessions started
+    fn a_minutes_sessions_started_and_viewers_first_seen_are_added_once_when_its_last_second_settles()
+     {
+        let m = NOW - NOW % 60; // a minute of 3 sessions started, by 2 viewers first seen
         let mut c = counter(m + 70, &[(3, m + 1, m + 100)]);
         c.tallies.new_sessions.insert(m, 3);
+        c.tallies.new_viewers.insert(m, 2);
         let counters = Counters::of(None, &c).expect("updated");
         // Through its second-to-last second: not yet; through its last: once.
         let early = settled(Some(m + 40), &counters, m + 58);
-        assert!(early.new_sessions.is_empty());
+        assert!(early.new_sessions.is_empty() && early.new_viewers.is_empty());
         let s = settled(Some(m + 40), &counters, settled_by(m + 70));
         assert_eq!(s.new_sessions, BTreeMap::from([(m, 3)]));
+        assert_eq!(s.new_viewers, BTreeMap::from([(m, 2)]));
         let life = LifetimeItem::default().with(&early).with(&s);
-        assert_eq!(life.sessions_started, 3);
-        assert_eq!(life.with(&s).sessions_started, 3, "published once");
+        assert_eq!((life.sessions_started, life.unique_viewers), (3, 2));
+        let again = life.with(&s);
+        assert_eq!(
+            (again.sessions_started, again.unique_viewers),
+            (3, 2),
+            "published once"
+        );
         let hour = HourItem::empty("s", hour_of(m)).with(&early).with(&s);
         assert_eq!(hour.minutes[&minute_index(m)].sessions_started, 3);
         assert_eq!(hour.with(&s), hour, "published once");
         // An update that prunes the minute: the counter before it still has it.
         let mut pruned = counter(m + 79, &[(3, m + 1, m + 100)]);
         pruned.tallies.new_sessions.clear();
+        pruned.tallies.new_viewers.clear();
         let both = Counters::of(Some(&c), &pruned).expect("updated");
         let s = settled(Some(m + 40), &both, settled_by(m + 79));
         assert_eq!(s.new_sessions, BTreeMap::from([(m, 3)]));
+        assert_eq!(s.new_viewers, BTreeMap::from([(m, 2)]));
         let alone = Counters::of(None, &pruned).expect("updated");
         assert!(
             settled(Some(m + 40), &alone, m + 69)

@@ -102,6 +102,9 @@ pub struct SessionMove {
     /// The record creates the session's row (no old image): a session started, counted in the
     /// minute of `at` (docs/design.md, "Figures").
     pub new_session: bool,
+    /// The session's viewer (`userId`) is first seen with it: set by the aggregator from the
+    /// viewer's marker (only on a record that creates a row), counted in the minute of `at`.
+    pub new_viewer: bool,
 }
 
 impl SessionMove {
@@ -273,6 +276,7 @@ pub struct KnownCounter {
     pub buckets: BTreeSet<i64>,
     pub starts: BTreeSet<i64>,
     pub new_sessions: BTreeSet<i64>,
+    pub new_viewers: BTreeSet<i64>,
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
 }
 
@@ -296,6 +300,8 @@ pub struct CounterPlan {
     pub starts: BTreeMap<i64, i64>,
     /// `ADD n{minute} :count`: sessions started in a minute whose seconds history still reads.
     pub new_sessions: BTreeMap<i64, i64>,
+    /// `ADD u{minute} :count`: viewers first seen in such a minute.
+    pub new_viewers: BTreeMap<i64, i64>,
     /// `REMOVE b{bucket}`: buckets older than `now - G`: those the counter is known to hold and
     /// the few just below `now - G`, which any writer may have created.
     pub prune: BTreeSet<i64>,
@@ -305,6 +311,8 @@ pub struct CounterPlan {
     /// `REMOVE n{minute}`: minutes every second of which history no longer reads that the
     /// counter is known to hold.
     pub prune_new_sessions: BTreeSet<i64>,
+    /// `REMOVE u{minute}`, as `n{minute}`.
+    pub prune_new_viewers: BTreeSet<i64>,
     /// `REMOVE r{key}`: receipts known to be older than [`receipt_lifetime`] (at most
     /// [`MAX_STALE_RECEIPTS`] a plan).
     pub stale_receipts: BTreeSet<ReceiptKey>,
@@ -332,9 +340,11 @@ pub struct CounterRequest {
     pub deltas: Vec<(i64, i64)>,
     pub starts: Vec<(i64, i64)>,
     pub new_sessions: Vec<(i64, i64)>,
+    pub new_viewers: Vec<(i64, i64)>,
     pub prune: Vec<i64>,
     pub prune_starts: Vec<i64>,
     pub prune_new_sessions: Vec<i64>,
+    pub prune_new_viewers: Vec<i64>,
     pub remove_receipts: Vec<ReceiptKey>,
     /// Only on the first request of a plan.
     pub receipt: Option<ReceiptWrite>,
@@ -353,7 +363,7 @@ pub const MAX_TALLIES_PER_RUN: usize = 48;
 /// Receipts outstanding at once that keep the largest live item a valid configuration allows
 /// within 1 KB (a unit test builds it). A receipt is outstanding from its update until its batch
 /// succeeded: deliveries in flight, and those waiting for Lambda's retry.
-pub const RECEIPTS_IN_ONE_KB: usize = 5;
+pub const RECEIPTS_IN_ONE_KB: usize = 4;
 
 /// Most old receipts one plan removes.
 pub const MAX_STALE_RECEIPTS: usize = 8;
@@ -369,10 +379,11 @@ impl CounterPlan {
         let pairs = |m: &BTreeMap<i64, i64>| -> Vec<(i64, i64)> {
             m.iter().map(|(&k, &d)| (k, d)).collect()
         };
-        let (deltas, starts, new_sessions) = (
+        let (deltas, starts, new_sessions, new_viewers) = (
             pairs(&self.deltas),
             pairs(&self.starts),
             pairs(&self.new_sessions),
+            pairs(&self.new_viewers),
         );
         let receipts: Vec<ReceiptKey> = self.stale_receipts.iter().copied().collect();
         let removes: Vec<(Tally, i64)> = (self.prune.iter().map(|&b| (Tally::Bucket, b)))
@@ -382,11 +393,16 @@ impl CounterPlan {
                     .iter()
                     .map(|&m| (Tally::NewSessions, m)),
             )
+            .chain(
+                self.prune_new_viewers
+                    .iter()
+                    .map(|&m| (Tally::NewViewers, m)),
+            )
             .collect();
-        let room = MAX_ACTIONS_PER_REQUEST
-            .saturating_sub(deltas.len() + starts.len() + new_sessions.len() + receipts.len());
+        let adds = deltas.len() + starts.len() + new_sessions.len() + new_viewers.len();
+        let room = MAX_ACTIONS_PER_REQUEST.saturating_sub(adds + receipts.len());
         let (first, rest) = removes.split_at(room.min(removes.len()));
-        let request = |adds: [Vec<(i64, i64)>; 3], removes: &[(Tally, i64)], receipts, receipt| {
+        let request = |adds: [Vec<(i64, i64)>; 4], removes: &[(Tally, i64)], receipts, receipt| {
             let pick = |tally: Tally| -> Vec<i64> {
                 removes
                     .iter()
@@ -394,15 +410,17 @@ impl CounterPlan {
                     .map(|(_, n)| *n)
                     .collect()
             };
-            let [deltas, starts, new_sessions] = adds;
+            let [deltas, starts, new_sessions, new_viewers] = adds;
             CounterRequest {
                 stream_id: self.stream_id.clone(),
                 deltas,
                 starts,
                 new_sessions,
+                new_viewers,
                 prune: pick(Tally::Bucket),
                 prune_starts: pick(Tally::Start),
                 prune_new_sessions: pick(Tally::NewSessions),
+                prune_new_viewers: pick(Tally::NewViewers),
                 remove_receipts: receipts,
                 receipt,
                 now: self.now,
@@ -410,7 +428,7 @@ impl CounterPlan {
             }
         };
         let mut requests = vec![request(
-            [deltas, starts, new_sessions],
+            [deltas, starts, new_sessions, new_viewers],
             first,
             receipts,
             Some(self.receipt),
@@ -431,6 +449,8 @@ enum Tally {
     Start,
     /// `n{minute}`
     NewSessions,
+    /// `u{minute}`
+    NewViewers,
 }
 
 /// A second's count is published in the history once it is this old (s): by then the records
@@ -471,12 +491,13 @@ pub fn runs(moves: &[SessionMove]) -> Vec<&[SessionMove]> {
         let new_session = m
             .new_session
             .then_some((Tally::NewSessions, minute_of(m.at)));
+        let new_viewer = m.new_viewer.then_some((Tally::NewViewers, minute_of(m.at)));
         let buckets = m
             .left
             .into_iter()
             .chain(m.joined)
             .map(|b| (Tally::Bucket, b));
-        buckets.chain(start).chain(new_session)
+        buckets.chain(start).chain(new_session).chain(new_viewer)
     }
     let mut runs = Vec::new();
     let (mut start, mut tallies) = (0, BTreeSet::new());
@@ -517,6 +538,7 @@ pub fn plan_counter_update(
     let mut deltas: BTreeMap<i64, i64> = BTreeMap::new();
     let mut starts: BTreeMap<i64, i64> = BTreeMap::new();
     let mut new_sessions: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut new_viewers: BTreeMap<i64, i64> = BTreeMap::new();
     let (mut late_deltas, mut late_starts) = (0, 0);
     let applied = run.get(from..).unwrap_or_default();
     for m in applied {
@@ -536,10 +558,13 @@ pub fn plan_counter_update(
         if m.new_session {
             *new_sessions.entry(minute_of(m.at)).or_default() += 1;
         }
+        if m.new_viewer {
+            *new_viewers.entry(minute_of(m.at)).or_default() += 1;
+        }
     }
     deltas.retain(|_, d| *d != 0);
     starts.retain(|_, d| *d != 0);
-    if deltas.is_empty() && starts.is_empty() && new_sessions.is_empty() {
+    if deltas.is_empty() && starts.is_empty() && new_sessions.is_empty() && new_viewers.is_empty() {
         return None;
     }
     let newest_stale = timing.bucket(oldest_live) - timing.bucket_seconds;
@@ -557,6 +582,11 @@ pub fn plan_counter_update(
         .range(..=oldest_read - 59)
         .copied()
         .collect();
+    let prune_new_viewers = known
+        .new_viewers
+        .range(..=oldest_read - 59)
+        .copied()
+        .collect();
     let key = ReceiptKey::of_first_record(&first.record_id);
     let stale_receipts = known
         .receipts
@@ -570,9 +600,11 @@ pub fn plan_counter_update(
         deltas,
         starts,
         new_sessions,
+        new_viewers,
         prune,
         prune_starts,
         prune_new_sessions,
+        prune_new_viewers,
         stale_receipts,
         receipt: ReceiptWrite {
             key,
@@ -623,6 +655,7 @@ mod tests {
             left,
             joined,
             new_session: false,
+            new_viewer: false,
         }
     }
 
@@ -672,6 +705,37 @@ mod tests {
             BTreeSet::from([minute_of(oldest) - 60])
         };
         assert_eq!(p.expect("a plan").prune_new_sessions, expected);
+    }
+
+    #[test]
+    fn viewers_first_seen_are_tallied_per_minute_beside_sessions_started() {
+        let (m, oldest) = (minute_of(NOW), oldest_published_second(NOW));
+        let new = |id, at, new_viewer| SessionMove {
+            at,
+            new_session: true,
+            new_viewer,
+            ..mv(id, None, Some(NOW + 15))
+        };
+        let p = plan(&[
+            new(1, NOW, true),
+            new(2, NOW, false),
+            new(3, oldest + 1, true),
+            new(4, oldest, true),
+        ])
+        .expect("a plan");
+        assert_eq!(minute_of(oldest + 1), m);
+        assert_eq!(p.new_sessions, BTreeMap::from([(m, 3)]));
+        assert_eq!(p.new_viewers, BTreeMap::from([(m, 2)]));
+        assert_eq!(p.late_starts, 1, "a late start is late for both");
+        let known = KnownCounter {
+            new_viewers: BTreeSet::from([minute_of(oldest) - 60]),
+            ..KnownCounter::default()
+        };
+        let p = plan_counter_update(&stream(), &[new(5, NOW, true)], 0, None, &known, &T, NOW);
+        assert_eq!(
+            p.expect("a plan").prune_new_viewers,
+            BTreeSet::from([minute_of(oldest) - 60])
+        );
     }
 
     #[test]
@@ -837,6 +901,7 @@ mod tests {
             buckets: BTreeSet::from([NOW - 200, NOW - 61, NOW - 60, NOW + 5]),
             starts: BTreeSet::from([NOW - 21, NOW - 20, NOW - 19]),
             new_sessions: BTreeSet::from([minute_of(NOW - 79), minute_of(NOW - 78)]),
+            new_viewers: BTreeSet::new(),
             receipts: BTreeMap::from([(k1, old), (k2, recent)]),
         };
         let p = plan_counter_update(
@@ -874,9 +939,11 @@ mod tests {
                     let bucket = |rng: &mut fastrand::Rng| {
                         rng.bool().then(|| NOW - 100 + 5 * rng.i64(0..300))
                     };
+                    let new_session = rng.bool();
                     SessionMove {
                         at: NOW - rng.i64(0..30),
-                        new_session: rng.bool(),
+                        new_session,
+                        new_viewer: new_session && rng.bool(),
                         ..mv(i, bucket(&mut rng), bucket(&mut rng))
                     }
                 })
@@ -885,6 +952,9 @@ mod tests {
                 buckets: (0..rng.i64(0..200)).map(|i| NOW - 5000 + 5 * i).collect(),
                 starts: (0..rng.i64(0..200)).map(|i| NOW - 300 + i).collect(),
                 new_sessions: (0..rng.i64(0..10))
+                    .map(|i| minute_of(NOW) - 60 * i)
+                    .collect(),
+                new_viewers: (0..rng.i64(0..10))
                     .map(|i| minute_of(NOW) - 60 * i)
                     .collect(),
                 receipts: BTreeMap::new(),
@@ -897,9 +967,16 @@ mod tests {
                 let (mut deltas, mut starts) = (BTreeMap::new(), BTreeMap::new());
                 let (mut prune, mut prune_starts) = (BTreeSet::new(), BTreeSet::new());
                 let (mut new_sessions, mut prune_new_sessions) = (BTreeMap::new(), BTreeSet::new());
+                let (mut new_viewers, mut prune_new_viewers) = (BTreeMap::new(), BTreeSet::new());
                 for (i, r) in requests.iter().enumerate() {
-                    let actions = r.deltas.len() + r.starts.len() + r.new_sessions.len();
-                    let removes = r.prune.len() + r.prune_starts.len() + r.prune_new_sessions.len();
+                    let actions = r.deltas.len()
+                        + r.starts.len()
+                        + r.new_sessions.len()
+                        + r.new_viewers.len();
+                    let removes = r.prune.len()
+                        + r.prune_starts.len()
+                        + r.prune_new_sessions.len()
+                        + r.prune_new_viewers.len();
                     assert!(actions + removes <= MAX_ACTIONS_PER_REQUEST);
                     assert_eq!(
                         r.receipt.is_some(),
@@ -913,12 +990,18 @@ mod tests {
                     prune.extend(r.prune.iter().copied());
                     prune_starts.extend(r.prune_starts.iter().copied());
                     prune_new_sessions.extend(r.prune_new_sessions.iter().copied());
+                    new_viewers.extend(r.new_viewers.iter().copied());
+                    prune_new_viewers.extend(r.prune_new_viewers.iter().copied());
                 }
                 assert_eq!((deltas, starts), (p.deltas, p.starts));
                 assert_eq!((prune, prune_starts), (p.prune, p.prune_starts));
                 assert_eq!(
                     (new_sessions, prune_new_sessions),
                     (p.new_sessions, p.prune_new_sessions)
+                );
+                assert_eq!(
+                    (new_viewers, prune_new_viewers),
+                    (p.new_viewers, p.prune_new_viewers)
                 );
             }
         }

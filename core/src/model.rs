@@ -52,6 +52,24 @@ impl ItemKey {
         }
     }
 
+    /// A stream's marker of one viewer (`userId`), in the viewers table: `PK =
+    /// "{streamId}#{shard}"` (the viewer's shard of `shards`, as sessions are spread, so a
+    /// stream's starts spread over as many keys), `SK = hex SHA-256 of userId` (64 bytes whatever
+    /// the id; the id itself is not stored). See [`crate::requests::viewer_marker_request`].
+    pub fn viewer(stream_id: &StreamId, shards: u32, user_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(user_id.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            pk: crate::ids::SessionPartition::new(
+                stream_id,
+                crate::ids::session_shard(&hex, shards),
+            )
+            .to_string(),
+            sk: hex,
+        }
+    }
+
     /// The minutes of one hour of a stream: `PK = streamId`, `SK = "m{hour}"` (`hour`: epoch
     /// seconds of its start).
     pub fn hour(stream_id: &StreamId, hour: i64) -> Self {
@@ -122,6 +140,9 @@ pub struct SessionImage {
     /// Receive time of the row's event (epoch ms): when the row's state began.
     #[serde(default)]
     pub recv_at: Option<i64>,
+    /// The player's `userId`, if it sent one (unique viewers).
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// Its dimensions (the breakdowns move a session between their values).
     #[serde(flatten)]
     pub dimensions: crate::breakdown::Dimensions,
@@ -129,8 +150,9 @@ pub struct SessionImage {
 
 impl SessionImage {
     /// The attributes it reads from an image.
-    pub const ATTRIBUTES: [&'static str; 9] = [
-        "PK", "expDate", "watching", "recvAt", "device", "player", "cdn", "label", "country",
+    pub const ATTRIBUTES: [&'static str; 10] = [
+        "PK", "expDate", "watching", "recvAt", "userId", "device", "player", "cdn", "label",
+        "country",
     ];
 
     /// The stream and shard of `PK = "{streamId}#{shard}"`.
@@ -173,6 +195,9 @@ impl CounterItem {
         for &(minute, count) in &request.new_sessions {
             *tallies.new_sessions.entry(minute).or_default() += count;
         }
+        for &(minute, count) in &request.new_viewers {
+            *tallies.new_viewers.entry(minute).or_default() += count;
+        }
         for bucket in &request.prune {
             tallies.buckets.remove(bucket);
         }
@@ -181,6 +206,9 @@ impl CounterItem {
         }
         for minute in &request.prune_new_sessions {
             tallies.new_sessions.remove(minute);
+        }
+        for minute in &request.prune_new_viewers {
+            tallies.new_viewers.remove(minute);
         }
         for key in &request.remove_receipts {
             tallies.receipts.remove(key);
@@ -215,6 +243,10 @@ pub struct LifetimeItem {
     /// Sessions started in the published minutes (see [`MinuteFigures::sessions_started`]).
     #[serde(default)]
     pub sessions_started: u64,
+    /// Viewers (`userId`) first seen in the published minutes: unique viewers (docs/design.md,
+    /// "Figures").
+    #[serde(default)]
+    pub unique_viewers: u64,
     /// The first and the last published second with a viewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_at: Option<i64>,
@@ -320,7 +352,8 @@ impl<'de> Deserialize<'de> for HourItem {
 }
 
 /// The dynamic attributes of the live counter item: `b{epoch}` buckets, `s{epoch}` starts,
-/// `n{epoch minute}` sessions started and `r{key}` receipts.
+/// `n{epoch minute}` sessions started, `u{epoch minute}` viewers first seen and `r{key}`
+/// receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Tallies {
     /// Bucket (epoch seconds) → sessions expiring there.
@@ -331,6 +364,8 @@ pub struct Tallies {
     /// Minute (epoch seconds of its start) → sessions started in it; kept until history no
     /// longer reads its last second.
     pub new_sessions: BTreeMap<i64, i64>,
+    /// Minute → viewers (`userId`) first seen in it, kept as `new_sessions` is.
+    pub new_viewers: BTreeMap<i64, i64>,
     /// Receipts of the deliveries whose batches have not finished (see
     /// [`crate::histogram::Receipt`]).
     pub receipts: BTreeMap<ReceiptKey, Receipt>,
@@ -349,6 +384,11 @@ pub fn start_attribute(second: i64) -> String {
 /// Attribute name of a minute's sessions started.
 pub fn new_sessions_attribute(minute: i64) -> String {
     format!("n{minute}")
+}
+
+/// Attribute name of a minute's viewers first seen.
+pub fn new_viewers_attribute(minute: i64) -> String {
+    format!("u{minute}")
 }
 
 fn numbered(name: &str, prefix: char) -> Option<&str> {
@@ -374,6 +414,8 @@ impl<'de> Deserialize<'de> for Tallies {
                         tallies.starts.insert(second, map.next_value()?);
                     } else if let Some(minute) = numbered(&name, 'n').and_then(|n| n.parse().ok()) {
                         tallies.new_sessions.insert(minute, map.next_value()?);
+                    } else if let Some(minute) = numbered(&name, 'u').and_then(|n| n.parse().ok()) {
+                        tallies.new_viewers.insert(minute, map.next_value()?);
                     } else if let Some(key) = ReceiptKey::from_attribute(&name) {
                         let text: String = map.next_value()?;
                         let receipt = Receipt::parse(&text).ok_or_else(|| {
@@ -483,8 +525,8 @@ mod tests {
     /// The largest live counter item a valid configuration can make: the longest value stream's
     /// id (a 128-character stream's and 15 more),
     /// every bucket of the widest allowed span plus the blind-pruned ones, every start second
-    /// history still reads and the two minutes of sessions started it holds, each a seven-digit
-    /// count, [`RECEIPTS_IN_ONE_KB`] receipts of
+    /// history still reads and the two minutes of sessions started it holds (and, for the stream
+    /// itself, of viewers first seen), each a seven-digit count, [`RECEIPTS_IN_ONE_KB`] receipts of
     /// ten-thousand-record deliveries outstanding. It stays within 1 KB: one write unit per update, half a read unit per read.
     #[test]
     fn the_largest_live_counter_item_stays_within_one_kilobyte() {
@@ -494,55 +536,66 @@ mod tests {
         };
         use crate::timing::MAX_LIVE_BUCKETS;
         let now = 1_700_000_000_i64;
-        let mut item: HashMap<String, AttributeValue> = HashMap::from([
-            // The longest value stream's: a 128-character stream's, `/`, a letter, `=` and
-            // a 12-character value.
-            (
-                "PK".to_owned(),
-                AttributeValue::S(format!("{}/d={}", "s".repeat(128), "v".repeat(12))),
-            ),
-            ("SK".to_owned(), AttributeValue::S(LIVE_COUNTER_SK.into())),
-            ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
-            (
-                "expiresAt".to_owned(),
-                AttributeValue::N((now + 365 * 86_400).to_string()),
-            ),
-        ]);
-        for i in 0..MAX_LIVE_BUCKETS + BLIND_PRUNE_BUCKETS + 1 {
-            item.insert(
-                bucket_attribute(now + i),
-                AttributeValue::N("-1000000".into()),
+        // The longest value stream's id: a 128-character stream's, `/`, a letter, `=` and a
+        // 12-character value; and the stream's own, whose counter also tallies viewers first
+        // seen (value streams do not).
+        let value_stream = format!("{}/d={}", "s".repeat(128), "v".repeat(12));
+        for (pk, viewers) in [(value_stream, false), ("s".repeat(128), true)] {
+            let mut item: HashMap<String, AttributeValue> = HashMap::from([
+                ("PK".to_owned(), AttributeValue::S(pk)),
+                ("SK".to_owned(), AttributeValue::S(LIVE_COUNTER_SK.into())),
+                ("updatedAt".to_owned(), AttributeValue::N(now.to_string())),
+                (
+                    "expiresAt".to_owned(),
+                    AttributeValue::N((now + 365 * 86_400).to_string()),
+                ),
+            ]);
+            for i in 0..MAX_LIVE_BUCKETS + BLIND_PRUNE_BUCKETS + 1 {
+                item.insert(
+                    bucket_attribute(now + i),
+                    AttributeValue::N("-1000000".into()),
+                );
+            }
+            for second in oldest_published_second(now) + 1..=now {
+                item.insert(
+                    start_attribute(second),
+                    AttributeValue::N("-1000000".into()),
+                );
+            }
+            for minute in [now - now % 60 - 60, now - now % 60] {
+                item.insert(
+                    new_sessions_attribute(minute),
+                    AttributeValue::N("1000000".into()),
+                );
+                if viewers {
+                    item.insert(
+                        new_viewers_attribute(minute),
+                        AttributeValue::N("1000000".into()),
+                    );
+                }
+            }
+            for i in 0..RECEIPTS_IN_ONE_KB {
+                let receipt = Receipt {
+                    at: now,
+                    records: 10_000,
+                    fingerprint: Fingerprint(u64::MAX),
+                };
+                item.insert(
+                    ReceiptKey::of_first_record(&format!("event-{i}")).attribute(),
+                    AttributeValue::S(receipt.to_text()),
+                );
+            }
+            let size = item_size(&item);
+            assert!(size <= 1024, "{size} bytes");
+            assert_eq!(write_units(size, size), 1.0);
+            assert_eq!(read_units(size, false), 0.5);
+            let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
+            assert_eq!(counter.tallies.receipts.len(), RECEIPTS_IN_ONE_KB);
+            assert_eq!(
+                counter.tallies.new_viewers.len(),
+                if viewers { 2 } else { 0 }
             );
         }
-        for second in oldest_published_second(now) + 1..=now {
-            item.insert(
-                start_attribute(second),
-                AttributeValue::N("-1000000".into()),
-            );
-        }
-        for minute in [now - now % 60 - 60, now - now % 60] {
-            item.insert(
-                new_sessions_attribute(minute),
-                AttributeValue::N("1000000".into()),
-            );
-        }
-        for i in 0..RECEIPTS_IN_ONE_KB {
-            let receipt = Receipt {
-                at: now,
-                records: 10_000,
-                fingerprint: Fingerprint(u64::MAX),
-            };
-            item.insert(
-                ReceiptKey::of_first_record(&format!("event-{i}")).attribute(),
-                AttributeValue::S(receipt.to_text()),
-            );
-        }
-        let size = item_size(&item);
-        assert!(size <= 1024, "{size} bytes");
-        assert_eq!(write_units(size, size), 1.0);
-        assert_eq!(read_units(size, false), 0.5);
-        let counter: CounterItem = serde_dynamo::from_item(item).expect("maps");
-        assert_eq!(counter.tallies.receipts.len(), RECEIPTS_IN_ONE_KB);
     }
 
     /// The largest figures items: a 128-character stream id, every minute of an hour at
@@ -563,6 +616,7 @@ mod tests {
             through: hour + 3599,
             missed: 0,
             new_sessions: (0..60).map(|m| (hour + 60 * m, 9_999_999)).collect(),
+            new_viewers: (0..60).map(|m| (hour + 60 * m, 9_999_999)).collect(),
         };
         let full = HourItem::empty(stream_id.as_str(), hour).with(&whole);
         let life = LifetimeItem {
@@ -572,6 +626,7 @@ mod tests {
             peak_at: Some(now),
             viewer_seconds: 9_999_999 * 365 * 86_400 - 1,
             sessions_started: 9_999_999 * 365 * 1440,
+            unique_viewers: 9_999_999 * 365 * 1440,
             first_at: Some(now - 365 * 86_400),
             last_at: Some(now),
             missed_seconds: 1_000_000,

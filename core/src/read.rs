@@ -109,6 +109,9 @@ pub struct Summary {
     pub average_viewers: f64,
     /// Sessions started in the minutes over by `through` (a session's row created).
     pub sessions_started: u64,
+    /// Viewers (`userId`) first seen in those minutes: the distinct viewers of the sessions
+    /// started that sent one.
+    pub unique_viewers: u64,
     /// The first and the last second with a viewer.
     pub first_at: Option<i64>,
     pub last_at: Option<i64>,
@@ -136,6 +139,7 @@ impl Summary {
             viewer_minutes: life.viewer_seconds as f64 / 60.0,
             average_viewers: life.average_viewers(),
             sessions_started: life.sessions_started,
+            unique_viewers: life.unique_viewers,
             first_at: life.first_at,
             last_at: life.last_at,
             missed_seconds: life.missed_seconds,

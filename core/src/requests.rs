@@ -7,7 +7,7 @@ use crate::histogram::{CounterRequest, Receipt, ReceiptKey};
 use crate::ids::StreamId;
 use crate::model::{
     HourItem, ItemKey, LifetimeItem, SessionState, bucket_attribute, minute_attributes,
-    new_sessions_attribute, start_attribute,
+    new_sessions_attribute, new_viewers_attribute, start_attribute,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -153,8 +153,47 @@ pub fn session_write_request(
     ))
 }
 
+/// The marker of a viewer (`userId`) first seen with a session of a stream
+/// ([`ItemKey::viewer`]): `SET firstRecord = if_not_exists(firstRecord, :record), seen = :now, expiresAt = :exp`,
+/// with no condition, asking for `ALL_NEW`. The viewer is first seen by the stream record
+/// `record_id` iff the marker's `firstRecord` comes back as `record_id`: a retry of that record finds its
+/// own id (and its counter update's receipt keeps it from counting twice), any other record of
+/// the same viewer (another session, the same session's row created again after it expired, a
+/// record applied at once on another lane) finds the first one's. Every session start of the
+/// viewer keeps the marker for the counters' retention from then (`expires_at`).
+pub fn viewer_marker_request(
+    table: &str,
+    key: &ItemKey,
+    record_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<UpdateRequest, RequestError> {
+    let mut expr = Expression::new(table);
+    let (first, seen, expires) = (
+        expr.name(VIEWER_FIRST_RECORD),
+        expr.name("seen"),
+        expr.name(EXPIRES_AT),
+    );
+    let (record, now, expires_at) = (
+        expr.value(record_id)?,
+        expr.value(&now)?,
+        expr.value(&expires_at)?,
+    );
+    Ok(expr.finish(
+        to_item(key, table, "a viewer marker key")?,
+        format!(
+            "SET {first} = if_not_exists({first}, {record}), {seen} = {now}, {expires} = {expires_at}"
+        ),
+        None,
+    ))
+}
+
+/// The attribute of a viewer marker that names the stream record that first saw the viewer.
+pub const VIEWER_FIRST_RECORD: &str = "firstRecord";
+
 /// One counter request: `SET updatedAt, expiresAt[, r{key} = receipt] ADD b{bucket} delta …,
-/// s{second} delta …, n{minute} count … REMOVE b{bucket} …, s{second} …, n{minute} …, r{old} …`.
+/// s{second} delta …, n{minute} count …, u{minute} count … REMOVE b{bucket} …, s{second} …,
+/// n{minute} …, u{minute} …, r{old} …`.
 /// With a receipt it is conditioned on the receipt's name: empty
 /// (`attribute_not_exists`) for a first delivery, or holding exactly the receipt a redelivery
 /// found there; a request that only removes has no condition (removing is idempotent).
@@ -190,9 +229,14 @@ pub fn counter_request(
         .new_sessions
         .iter()
         .map(|(minute, count)| (new_sessions_attribute(*minute), count));
+    let new_viewers = request
+        .new_viewers
+        .iter()
+        .map(|(minute, count)| (new_viewers_attribute(*minute), count));
     let adds = buckets
         .chain(starts)
         .chain(new_sessions)
+        .chain(new_viewers)
         .map(|(name, delta)| Ok(format!("{} {}", expr.name(&name), expr.value(delta)?)))
         .collect::<Result<Vec<_>, RequestError>>()?;
     if !adds.is_empty() {
@@ -204,6 +248,7 @@ pub fn counter_request(
         .map(|b| bucket_attribute(*b))
         .chain(request.prune_starts.iter().map(|s| start_attribute(*s)))
         .chain((request.prune_new_sessions.iter()).map(|m| new_sessions_attribute(*m)))
+        .chain((request.prune_new_viewers.iter()).map(|m| new_viewers_attribute(*m)))
         .chain(request.remove_receipts.iter().map(|k| k.attribute()));
     let removes: Vec<String> = attributes.map(|a| expr.name(&a)).collect();
     if !removes.is_empty() {
@@ -566,6 +611,7 @@ mod tests {
                     left: bucket(),
                     joined: bucket(),
                     new_session: rng.bool(),
+                    new_viewer: false,
                 }
             })
             .collect()
@@ -589,6 +635,9 @@ mod tests {
                 buckets: (0..rng.i64(0..500)).map(|i| NOW - 9_000 + 5 * i).collect(),
                 starts: (0..rng.i64(0..500)).map(|i| NOW - 600 + i).collect(),
                 new_sessions: (0..rng.i64(0..20))
+                    .map(|i| NOW - NOW % 60 - 60 * i)
+                    .collect(),
+                new_viewers: (0..rng.i64(0..20))
                     .map(|i| NOW - NOW % 60 - 60 * i)
                     .collect(),
                 receipts: Default::default(),
@@ -711,6 +760,40 @@ mod tests {
         assert!(release.within_limits());
     }
 
+    /// The marker sets its first record only if none is there, refreshes the rest, has no
+    /// condition (it is never refused: its answer is what it returns), and names the record, not
+    /// the viewer.
+    #[test]
+    fn a_viewer_marker_keeps_its_first_record_and_refreshes_its_expiry() {
+        let key = ItemKey::viewer(&stream("s"), 8, "ada@example.com");
+        let request =
+            viewer_marker_request("viewers", &key, "record-1", NOW, NOW + 86_400).expect("builds");
+        assert_eq!(
+            request.update,
+            "SET #n0 = if_not_exists(#n0, :v0), #n1 = :v1, #n2 = :v2"
+        );
+        assert_eq!(request.names["#n0"], VIEWER_FIRST_RECORD);
+        assert_eq!(request.names["#n1"], "seen");
+        assert_eq!(request.names["#n2"], EXPIRES_AT);
+        assert_eq!(request.values[":v0"], AttributeValue::S("record-1".into()));
+        assert_eq!(
+            request.values[":v2"],
+            AttributeValue::N((NOW + 86_400).to_string())
+        );
+        assert_eq!(request.condition, None);
+        assert!(request.within_limits());
+        let text = format!("{request:?}");
+        assert!(!text.contains("ada"), "the userId is not sent: {text}");
+        // The key: the viewer's shard of 8 under the stream, a 64-digit hex SHA-256.
+        let partition = crate::ids::SessionPartition::parse(&key.pk).expect("a partition");
+        assert_eq!(partition.stream_id.as_str(), "s");
+        assert!(partition.shard < 8);
+        assert_eq!(key.sk.len(), 64);
+        assert!(key.sk.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(key, ItemKey::viewer(&stream("s"), 8, "ada@example.com"));
+        assert_ne!(key.sk, ItemKey::viewer(&stream("s"), 8, "grace").sk);
+    }
+
     #[test]
     fn figures_writes_set_what_changed_under_the_known_through() {
         use crate::figures::Settled;
@@ -797,6 +880,7 @@ mod tests {
             through: to,
             missed: 0,
             new_sessions: (0..=31).map(|m| (hour + 60 * m, 9_999_999)).collect(),
+            new_viewers: (0..=31).map(|m| (hour + 60 * m, 9_999_999)).collect(),
         };
         let known = HourItem::empty("s".repeat(128).as_str(), hour);
         let next = known.with(&settled);

@@ -11,8 +11,8 @@ use crate::model::{
     SessionState,
 };
 use crate::requests::{
-    Item, UpdateRequest, counter_request, hour_request, lifetime_request, receipt_release_request,
-    session_write_request, to_item,
+    Item, UpdateRequest, VIEWER_FIRST_RECORD, counter_request, hour_request, lifetime_request,
+    receipt_release_request, session_write_request, to_item, viewer_marker_request,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
@@ -110,14 +110,15 @@ pub enum CounterWrite {
     ReceiptHeld(CounterItem),
 }
 
-/// DynamoDB access for livecount's two tables, as the functions use it: session writes, counter
-/// and figures updates, the reads of the read path. Table administration is [`crate::admin::TableAdmin`]'s.
+/// DynamoDB access for livecount's three tables, as the functions use it: session writes, counter
+/// and figures updates, viewer markers, the reads of the read path. Table administration is [`crate::admin::TableAdmin`]'s.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
     updates: Arc<dyn UpdateItems>,
     sessions_table: String,
     counters_table: String,
+    viewers_table: String,
 }
 
 /// What an `UpdateItem` returned: `Ok(item after)` when it applied, `Err(item before)` when its
@@ -191,6 +192,7 @@ impl Store {
             updates,
             sessions_table: config.sessions_table.clone(),
             counters_table: config.counters_table.clone(),
+            viewers_table: config.viewers_table.clone(),
         }
     }
 
@@ -204,6 +206,19 @@ impl Store {
 
     pub fn counters_table(&self) -> &str {
         &self.counters_table
+    }
+
+    pub fn viewers_table(&self) -> &str {
+        &self.viewers_table
+    }
+
+    /// The three tables: sessions, counters, viewers.
+    pub fn tables(&self) -> [&str; 3] {
+        [
+            &self.sessions_table,
+            &self.counters_table,
+            &self.viewers_table,
+        ]
     }
 
     /// Writes a session's newest event under `attribute_not_exists(PK) OR lastTs < :ts OR
@@ -250,6 +265,31 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let request = receipt_release_request(&self.counters_table, stream_id, key, receipt)?;
         Ok(self.send(request, ReturnValue::None).await?.is_ok())
+    }
+
+    /// Marks the viewer `user_id` as seen by the stream record `record_id` of `stream_id` (see
+    /// [`viewer_marker_request`]): whether this record is the one that first saw the viewer, so
+    /// it counts among the stream's unique viewers. `shards` spreads a stream's markers over as
+    /// many keys as its sessions.
+    pub async fn mark_viewer(
+        &self,
+        stream_id: &StreamId,
+        shards: u32,
+        user_id: &str,
+        record_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let table = &self.viewers_table;
+        let key = ItemKey::viewer(stream_id, shards, user_id);
+        let request = viewer_marker_request(table, &key, record_id, now, expires_at)?;
+        let marker = match self.send(request, ReturnValue::AllNew).await? {
+            Ok(item) | Err(item) => item.unwrap_or_default(),
+        };
+        Ok(matches!(
+            marker.get(VIEWER_FIRST_RECORD),
+            Some(AttributeValue::S(first)) if first == record_id
+        ))
     }
 
     /// Publishes a stream's lifetime figures `next` over `known` (see [`lifetime_request`]):

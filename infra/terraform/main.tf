@@ -34,6 +34,7 @@ module "settings" {
   name_prefix                           = var.name_prefix
   sessions_table                        = var.sessions_table
   counters_table                        = var.counters_table
+  viewers_table                         = var.viewers_table
   window_seconds                        = var.window_seconds
   bucket_seconds                        = var.bucket_seconds
   grace_seconds                         = var.grace_seconds
@@ -81,6 +82,7 @@ module "settings" {
     sessions_table_arn           = aws_dynamodb_table.sessions.arn
     sessions_stream_arn          = aws_dynamodb_table.sessions.stream_arn
     counters_table_arn           = aws_dynamodb_table.counters.arn
+    viewers_table_arn            = aws_dynamodb_table.viewers.arn
     events_queue_arn             = aws_sqs_queue.events.arn
     events_queue_name            = aws_sqs_queue.events.name
     dead_letter_queue_arn        = aws_sqs_queue.dead_letter.arn
@@ -185,6 +187,40 @@ resource "aws_dynamodb_table" "counters" {
       read_units_per_second  = 12000
       write_units_per_second = warm_throughput.value
     }
+  }
+
+  deletion_protection_enabled = local.s.deletion_protection
+  tags                        = var.tags
+}
+
+resource "aws_dynamodb_table" "viewers" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key (aws/dynamodb). The data is hashed viewer ids and record ids; a customer managed key would add key-policy management and KMS cost without a matching threat.
+  name         = local.s.viewers_table
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "PK"
+  range_key    = "SK"
+
+  attribute {
+    name = "PK"
+    type = "S"
+  }
+  attribute {
+    name = "SK"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = local.s.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  # A viewer's marker expires counter_ttl_days after their last session start.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
   }
 
   deletion_protection_enabled = local.s.deletion_protection

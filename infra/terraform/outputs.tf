@@ -43,6 +43,11 @@ output "counters_table_name" {
   value       = aws_dynamodb_table.counters.name
 }
 
+output "viewers_table_name" {
+  description = "LIVECOUNT_VIEWERS_TABLE: the viewer markers behind unique viewers (the aggregator's only)."
+  value       = aws_dynamodb_table.viewers.name
+}
+
 output "counters_table_arn" {
   description = "The counters table's ARN, for read-only dashboard policies (dynamodb:GetItem)."
   value       = aws_dynamodb_table.counters.arn

@@ -52,6 +52,12 @@ variable "counters_table" {
   default     = null
 }
 
+variable "viewers_table" {
+  description = "LIVECOUNT_VIEWERS_TABLE: the viewers table's name (the markers that make unique viewers exact). Default \"<name_prefix>-viewers\"."
+  type        = string
+  default     = null
+}
+
 variable "window_seconds" {
   description = "LIVECOUNT_WINDOW_SECONDS (W, 1-3600): a session counts until W seconds after its last watching event. Default 15."
   type        = number
@@ -89,13 +95,13 @@ variable "log_level" {
 }
 
 variable "point_in_time_recovery" {
-  description = "Point-in-time recovery on both tables. Default true."
+  description = "Point-in-time recovery on every table. Default true."
   type        = bool
   default     = null
 }
 
 variable "deletion_protection" {
-  description = "Deletion protection on both tables. Default true."
+  description = "Deletion protection on every table. Default true."
   type        = bool
   default     = null
 }

@@ -1,4 +1,5 @@
-//! The model of AWS the simulation runs livecount against: the two tables with their
+//! The model of AWS the simulation runs livecount against: the sessions and counters tables (its
+//! players send no `userId`, so no viewer marker is written) with their
 //! throughput limits, the sessions table's stream, and the SDK's retries. Every `UpdateItem`
 //! livecount's handlers send arrives here through the store's port,
 //! [`livecount_core::store::UpdateItems`].

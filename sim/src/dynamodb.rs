@@ -242,9 +242,11 @@ mod tests {
                 deltas,
                 starts: Vec::new(),
                 new_sessions: Vec::new(),
+                new_viewers: Vec::new(),
                 prune: vec![900],
                 prune_starts: Vec::new(),
                 prune_new_sessions: Vec::new(),
+                prune_new_viewers: Vec::new(),
                 remove_receipts: Vec::new(),
                 receipt: Some(ReceiptWrite {
                     key: ReceiptKey::of_first_record(&first.to_string()),

@@ -244,9 +244,11 @@ async fn a_week_long_stream_keeps_every_item_within_its_bound() {
                 deltas: vec![(bucket, delta)],
                 starts: vec![(now, delta)],
                 new_sessions: vec![(now - now.rem_euclid(60), delta)],
+                new_viewers: vec![(now - now.rem_euclid(60), delta)],
                 prune: Vec::new(),
                 prune_starts: Vec::new(),
                 prune_new_sessions: Vec::new(),
+                prune_new_viewers: Vec::new(),
                 remove_receipts: Vec::new(),
                 receipt: Some(ReceiptWrite {
                     key: ReceiptKey::of_first_record(&format!("probe-{hour}-{i}")),

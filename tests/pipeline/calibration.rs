@@ -20,7 +20,7 @@ use livecount_core::histogram::{CounterRequest, Fingerprint, Receipt, ReceiptKey
 use livecount_core::model::{HourItem, ItemKey, LifetimeItem, SessionState};
 use livecount_core::requests::{
     Item, UpdateRequest, counter_request, hour_request, lifetime_request, receipt_release_request,
-    session_write_request,
+    session_write_request, viewer_marker_request,
 };
 use livecount_core::store::CounterWrite;
 use livecount_sim::dynamodb::{Table, Written};
@@ -364,7 +364,8 @@ fn counter(
 ) -> CounterRequest {
     let (key, receipt) = receipt(id, now);
     // the small requests carry start seconds (20 s before their buckets) and sessions started
-    // (in the minute before theirs) too, and remove them (sessions started ten minutes before)
+    // and viewers first seen (in the minute before theirs) too, and remove them (those of ten
+    // minutes before)
     let minute = |t: i64| t - t.rem_euclid(60) - 60;
     let (starts, new_sessions) = if deltas.len() <= 2 {
         let starts = deltas.iter().map(|&(b, delta)| (b - 20, delta)).collect();
@@ -388,10 +389,12 @@ fn counter(
     CounterRequest {
         stream_id: livecount_tests::stream(stream),
         starts,
+        new_viewers: new_sessions.clone(),
         new_sessions,
         deltas,
         prune,
         prune_starts,
+        prune_new_viewers: prune_new_sessions.clone(),
         prune_new_sessions,
         remove_receipts: Vec::new(),
         receipt: (id > 0).then_some(ReceiptWrite {
@@ -539,6 +542,10 @@ async fn figures(c: &mut Calibration) {
             .filter(|t| t.rem_euclid(60) == 59)
             .map(|t| (t - 59, viewers))
             .collect(),
+        new_viewers: (from..=to)
+            .filter(|t| t.rem_euclid(60) == 59)
+            .map(|t| (t - 59, viewers))
+            .collect(),
     };
     for stream in ["calib", long.as_str()] {
         let stream_id = livecount_tests::stream(stream);
@@ -597,6 +604,107 @@ async fn figures(c: &mut Calibration) {
     }
 }
 
+/// Viewer markers: the first record's, its retry, another record of the same viewer (which keeps
+/// the first's `firstRecord` and refreshes the rest), on the longest stream id: one write unit
+/// each (the cost docs/design.md states).
+async fn viewers(c: &mut Calibration) {
+    let table = c.p.config.viewers_table.clone();
+    let now = c.p.clock.now_seconds();
+    let long = "s".repeat(128);
+    for stream in ["calib", long.as_str()] {
+        let key = ItemKey::viewer(&livecount_tests::stream(stream), 8, &"u".repeat(256));
+        for (label, record, at) in [
+            ("first", "record-1", now),
+            ("retry", "record-1", now),
+            ("another session", "record-2", now + 60),
+        ] {
+            let request =
+                viewer_marker_request(&table, &key, record, at, at + 3 * 86_400).expect("builds");
+            let written = c
+                .send(&format!("viewer marker: {label}"), request, Meant::Applied)
+                .await;
+            assert_eq!(written.units, 1.0, "viewer marker: {label}: one write unit");
+        }
+    }
+}
+
+/// A viewer counts once per stream: against DynamoDB Local, the marker answers "first" to the
+/// record that first marked the viewer and to its retries (which the counter's receipt keeps
+/// from counting twice), and "not first" to every other record of the viewer, on any stream's
+/// shard; the item holds no `userId`, and stays far within one write unit.
+#[tokio::test]
+async fn a_viewer_marker_answers_first_only_to_the_record_that_first_saw_the_viewer() {
+    let p = Pipeline::new("viewer-markers").await;
+    let now = p.clock.now_seconds();
+    let (launch, other) = (
+        livecount_tests::stream("launch"),
+        livecount_tests::stream("other"),
+    );
+    let mark = |stream: &livecount_core::ids::StreamId, user: &str, record: &str, at: i64| {
+        let (store, stream) = (&p.store, stream.clone());
+        let (user, record) = (user.to_owned(), record.to_owned());
+        async move {
+            store
+                .mark_viewer(&stream, 8, &user, &record, at, at + 86_400)
+                .await
+                .expect("marks")
+        }
+    };
+    assert!(mark(&launch, "ada", "r1", now).await, "the first record");
+    assert!(mark(&launch, "ada", "r1", now + 1).await, "its retry");
+    assert!(
+        !mark(&launch, "ada", "r2", now + 2).await,
+        "another session"
+    );
+    assert!(
+        !mark(&launch, "ada", "r3", now + 3).await,
+        "its row created again"
+    );
+    assert!(
+        mark(&launch, "ada", "r1", now + 4).await,
+        "the first, retried late"
+    );
+    assert!(
+        mark(&launch, "grace", "r2", now + 5).await,
+        "another viewer"
+    );
+    assert!(
+        mark(&other, "ada", "r9", now + 6).await,
+        "the same viewer, another stream"
+    );
+    let key = ItemKey::viewer(&launch, 8, "ada");
+    assert_eq!(key.sk.len(), 64, "a hex SHA-256");
+    let item = p
+        .store
+        .client()
+        .get_item()
+        .table_name(&p.config.viewers_table)
+        .key("PK", AttributeValue::S(key.pk.clone()))
+        .key("SK", AttributeValue::S(key.sk.clone()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("reads")
+        .item
+        .expect("the marker");
+    assert_eq!(
+        item.get("firstRecord"),
+        Some(&AttributeValue::S("r1".into()))
+    );
+    assert_eq!(
+        item.get("expiresAt"),
+        Some(&AttributeValue::N((now + 4 + 86_400).to_string())),
+        "every session start keeps the marker"
+    );
+    assert!(
+        item.values()
+            .all(|v| v.as_s().map_or(true, |s| !s.contains("ada"))),
+        "no userId stored: {item:?}"
+    );
+    assert!(item_size(&item) < 300, "{} bytes", item_size(&item));
+    p.cleanup().await;
+}
+
 /// Every write livecount makes, against DynamoDB Local and the model side by side: same outcome,
 /// same write units, same item, same size; then the same reads at the same cost.
 #[tokio::test]
@@ -605,6 +713,7 @@ async fn the_model_matches_dynamodb_local_item_for_item_and_unit_for_unit() {
     sessions(&mut c).await;
     counters(&mut c).await;
     figures(&mut c).await;
+    viewers(&mut c).await;
     c.compare_reads().await;
     c.p.cleanup().await;
 }

@@ -19,6 +19,8 @@ pub struct Player {
     /// When it leaves on its own: at that tick, with a `stop` unless silent.
     pub leaves: Option<(i64, bool)>,
     pub state: PlayerState,
+    /// The `userId` it sends with every event, if any.
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +52,16 @@ impl Crowd {
                 skew_ms: skews[i as usize],
                 leaves: None,
                 state: PlayerState::Watching,
+                user_id: None,
             })
             .collect();
         Self { players }
     }
 
     /// A deterministic crowd: `streams` x `players` sessions, some joining late, 40 % leaving
-    /// within `ticks`, half of those silently.
+    /// within `ticks`, half of those silently. Players `2k` and `2k + 1` of every stream are one
+    /// viewer (`userId` `user-{k}`, the same in every stream), except every fourth pair, which
+    /// sends none.
     pub fn random(seed: u64, streams: usize, players: usize, ticks: i64) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut crowd = Vec::new();
@@ -75,6 +80,7 @@ impl Crowd {
                     skew_ms: 0,
                     leaves,
                     state: PlayerState::Watching,
+                    user_id: (p / 2 % 4 != 3).then(|| format!("user-{}", p / 2)),
                 });
             }
         }
@@ -92,12 +98,18 @@ impl Crowd {
             .iter_mut()
             .filter_map(|player| {
                 let kind = player.event_at(tick)?;
+                let user = player
+                    .user_id
+                    .clone()
+                    .map_or(serde_json::Value::Null, Into::into);
+                let mut fields = player.breakdown_fields(tick).to_vec();
+                fields.push(("userId", user));
                 Some(crate::event_body_with(
                     &player.stream_id,
                     &player.session_id,
                     kind.as_str(),
                     now_ms + player.skew_ms,
-                    &player.breakdown_fields(tick),
+                    &fields,
                 ))
             })
             .collect()

@@ -79,7 +79,7 @@ pub struct PipelineOptions {
     pub session_shards: u32,
     /// Lambda's `BisectBatchOnFunctionError` in the poller (the deployments leave it off).
     pub bisect_on_error: bool,
-    /// TTL turned on for both tables, as deployed. Tests of fixtures dated in the past turn it
+    /// TTL turned on for every table, as deployed. Tests of fixtures dated in the past turn it
     /// off: DynamoDB Local's sweep runs on the real clock, so it would delete what they write,
     /// whenever it happens to pass.
     pub ttl: bool,
@@ -217,6 +217,7 @@ impl Pipeline {
         let config = Config {
             sessions_table: format!("sessions-{unique}"),
             counters_table: format!("counters-{unique}"),
+            viewers_table: format!("viewers-{unique}"),
             timing: options.timing,
             session_shards: options.session_shards,
             breakdowns: options.breakdowns.clone(),
@@ -250,6 +251,7 @@ impl Pipeline {
             for (table, with_stream) in [
                 (&config.sessions_table, true),
                 (&config.counters_table, false),
+                (&config.viewers_table, false),
             ] {
                 livecount_core::admin::TableAdmin::of(&store)
                     .create_key_table(table, with_stream)
@@ -406,6 +408,10 @@ impl Pipeline {
         assert_eq!(
             summary.sessions_started, expected.sessions_started,
             "stream {stream}: sessions started"
+        );
+        assert_eq!(
+            summary.unique_viewers, expected.unique_viewers,
+            "stream {stream}: unique viewers"
         );
         let first_minute = from - from.rem_euclid(60);
         let rows =

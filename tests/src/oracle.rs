@@ -42,6 +42,9 @@ pub struct Oracle {
     /// Each delivered event's breakdown fields (`device`, `player`, `cdn`, `label`, `country`)
     /// that it carries as strings.
     fields: Vec<HashMap<&'static str, String>>,
+    /// Each session's `userId`, from its first delivered event (a player sends the same one
+    /// with every event of a session).
+    users: HashMap<(String, String), String>,
 }
 
 /// Whether `event` replaces `held` as a session's newest (the rules in the module's doc).
@@ -122,6 +125,9 @@ impl Oracle {
             fields: self.fields.len() - 1,
         };
         let key = (stream, session);
+        if let Some(user) = text("userId").filter(|u| !u.is_empty()) {
+            self.users.entry(key.clone()).or_insert(user);
+        }
         self.log.push((key.clone(), event, recv_ms));
         if self
             .sessions
@@ -188,19 +194,23 @@ impl Oracle {
         // A session starts when its first event creates its row: in the minute of the first
         // delivery (the first write, when deliveries are written in order), counted once that
         // minute is over.
-        let mut first: HashMap<&str, i64> = HashMap::new();
-        for ((stream, session), _, recv_ms) in &self.log {
-            if stream == stream_id {
-                first.entry(session).or_insert(recv_ms.div_euclid(1000));
+        let mut first: HashMap<&(String, String), i64> = HashMap::new();
+        for (key, _, recv_ms) in &self.log {
+            if key.0 == stream_id {
+                first.entry(key).or_insert(recv_ms.div_euclid(1000));
             }
         }
-        for received in first.into_values() {
+        // A viewer is unique once: the distinct `userId`s of the sessions started.
+        let mut users = BTreeSet::new();
+        for (key, received) in first {
             let minute = received - received.rem_euclid(60);
             if minute + 59 <= last {
                 figures.sessions_started += 1;
                 *figures.sessions_by_minute.entry(minute).or_default() += 1;
+                users.extend(self.users.get(key));
             }
         }
+        figures.unique_viewers = users.len() as u64;
         figures
     }
 
@@ -261,4 +271,6 @@ pub struct Figures {
     /// Sessions started in the minutes over by the last second, in all and by minute.
     pub sessions_started: u64,
     pub sessions_by_minute: std::collections::BTreeMap<i64, u64>,
+    /// The distinct `userId`s of those sessions (docs/design.md, "Figures": unique viewers).
+    pub unique_viewers: u64,
 }

@@ -65,7 +65,7 @@ fn shown_viewers(dom: &str, stream: &str) -> Option<u64> {
 
 /// The default five players show as exactly 5 on the dashboard, the number `livecount count`
 /// reads, with the stream's watch time and average and its breakdowns by device and CDN adding
-/// up to 5, and what the edge refused is shown by reason; a screenshot is kept in
+/// up to 5, its sessions started and unique viewers, and what the edge refused is shown by reason; a screenshot is kept in
 /// `target/e2e/dashboard.png`. The app runs in-process, as `livecount dev` builds it.
 #[tokio::test]
 async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
@@ -119,6 +119,14 @@ async fn the_dashboard_shows_the_count_that_livecount_count_reads() {
         "the average on the dashboard: {:?}",
         shown("average")
     );
+    // Sessions started and unique viewers (the simulator's players send `userId`s): numbers,
+    // and never more viewers than sessions.
+    let count = |id: &str| {
+        shown(id)
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("{id} on the dashboard: {:?}", shown(id)))
+    };
+    assert!(count("unique-viewers") <= count("sessions-started"));
 
     // The breakdowns `livecount dev` makes by default: each dimension's bars add up to 5.
     for dimension in ["device", "cdn"] {

@@ -105,6 +105,12 @@ export interface LivecountProps {
   /** `LIVECOUNT_COUNTERS_TABLE`: the counters table's name. @default `${stackName}-counters` */
   readonly countersTable?: string;
   /**
+   * `LIVECOUNT_VIEWERS_TABLE`: the viewers table's name (the markers that make unique viewers
+   * exact: one item per stream and `userId`, written only by the aggregator).
+   * @default `${stackName}-viewers`
+   */
+  readonly viewersTable?: string;
+  /**
    * `LIVECOUNT_DEPLOYMENT`: the `Deployment` dimension of the functions' metrics, so two
    * deployments in one account and region keep their metrics and alarms apart.
    * @default the stack name
@@ -134,11 +140,11 @@ export interface LivecountProps {
   readonly logLevel?: string;
 
   // ---- Tables ------------------------------------------------------------------------------
-  /** Point-in-time recovery on both tables. @default true */
+  /** Point-in-time recovery on every table. @default true */
   readonly pointInTimeRecovery?: boolean;
   /** What happens to the tables when they leave the stack. @default RemovalPolicy.RETAIN */
   readonly removalPolicy?: RemovalPolicy;
-  /** Deletion protection on both tables. @default true */
+  /** Deletion protection on every table. @default true */
   readonly deletionProtection?: boolean;
 
   // ---- Events queue and ingest ----------------------------------------------------------------
@@ -500,7 +506,7 @@ function checkTableName(name: string, value: string): void {
 }
 
 /**
- * Everything livecount needs on AWS: the two tables, the events queue and its DLQ, the ingest,
+ * Everything livecount needs on AWS: the three tables, the events queue and its DLQ, the ingest,
  * aggregate, read and edge functions with one least-privilege role each, the edge's public
  * Function URL, the read Function URL and the badge's CDN, the token secret, log groups, alarms
  * and a dashboard.
@@ -510,6 +516,7 @@ export class Livecount extends Construct {
   public readonly sessions: dynamodb.Table;
   /** One live counter item per stream, read with one GetItem. */
   public readonly counters: dynamodb.Table;
+  public readonly viewers: dynamodb.Table;
   /** Players send their events here. */
   public readonly queue: sqs.Queue;
   /** Events that failed `maxReceiveCount` times (invalid ones among them). */
@@ -554,6 +561,11 @@ export class Livecount extends Construct {
     checkTableName('countersTable', countersTableName);
     if (sessionsTableName === countersTableName) {
       throw new Error('livecount: sessionsTable and countersTable must differ');
+    }
+    const viewersTableName = props.viewersTable ?? `${stackName}-viewers`;
+    checkTableName('viewersTable', viewersTableName);
+    if (viewersTableName === sessionsTableName || viewersTableName === countersTableName) {
+      throw new Error('livecount: viewersTable must differ from sessionsTable and countersTable');
     }
     const config = {
       windowSeconds: props.windowSeconds ?? 15,
@@ -636,6 +648,7 @@ export class Livecount extends Construct {
       LIVECOUNT_DEPLOYMENT: deploymentName,
       LIVECOUNT_SESSIONS_TABLE: sessionsTableName,
       LIVECOUNT_COUNTERS_TABLE: countersTableName,
+      LIVECOUNT_VIEWERS_TABLE: viewersTableName,
       LIVECOUNT_WINDOW_SECONDS: String(config.windowSeconds),
       LIVECOUNT_BUCKET_SECONDS: String(config.bucketSeconds),
       LIVECOUNT_GRACE_SECONDS: String(config.graceSeconds),
@@ -704,7 +717,13 @@ export class Livecount extends Construct {
       // Counters of ended streams expire LIVECOUNT_COUNTER_TTL_DAYS after their last update.
       timeToLiveAttribute: 'expiresAt',
     });
-    for (const table of [this.sessions, this.counters]) {
+    this.viewers = new dynamodb.Table(this, 'ViewersTable', {
+      ...tableDefaults,
+      tableName: viewersTableName,
+      // A viewer's marker expires LIVECOUNT_COUNTER_TTL_DAYS after their last session start.
+      timeToLiveAttribute: 'expiresAt',
+    });
+    for (const table of [this.sessions, this.counters, this.viewers]) {
       addCheckovSkips(table, TABLE_CHECKOV_SKIPS);
       if (!pitr) {
         addCheckovSkips(table, [
@@ -834,6 +853,11 @@ export class Livecount extends Construct {
           sid: 'WriteCounters',
           actions: ['dynamodb:UpdateItem'],
           resources: [this.counters.tableArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'MarkViewers',
+          actions: ['dynamodb:UpdateItem'],
+          resources: [this.viewers.tableArn],
         }),
         new iam.PolicyStatement({
           sid: 'ReadSessionsStream',

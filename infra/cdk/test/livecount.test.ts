@@ -115,6 +115,7 @@ const ENV_DEFAULTS = {
   LIVECOUNT_DEPLOYMENT: 'Test',
   LIVECOUNT_SESSIONS_TABLE: 'Test-sessions',
   LIVECOUNT_COUNTERS_TABLE: 'Test-counters',
+  LIVECOUNT_VIEWERS_TABLE: 'Test-viewers',
   LIVECOUNT_WINDOW_SECONDS: '15',
   LIVECOUNT_BUCKET_SECONDS: '5',
   LIVECOUNT_GRACE_SECONDS: '60',
@@ -150,40 +151,45 @@ describe('tables', () => {
     assert.equal(t.DeletionPolicy, 'Retain');
   });
 
-  it('counters: PK/SK strings, on demand, TTL on expiresAt, no stream, PITR, SSE, deletion protection', () => {
-    const t = resource(DEFAULT, DEFAULT.id(c.counters));
-    assert.deepEqual(t.Properties, {
-      TableName: 'Test-counters',
-      AttributeDefinitions: [
-        { AttributeName: 'PK', AttributeType: 'S' },
-        { AttributeName: 'SK', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'PK', KeyType: 'HASH' },
-        { AttributeName: 'SK', KeyType: 'RANGE' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
-      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-      SSESpecification: { SSEEnabled: true },
-      DeletionProtectionEnabled: true,
-    });
+  it('counters and viewers: PK/SK strings, on demand, TTL on expiresAt, no stream, PITR, SSE, deletion protection', () => {
+    for (const [table, name] of [
+      [c.counters, 'Test-counters'],
+      [c.viewers, 'Test-viewers'],
+    ] as const) {
+      const t = resource(DEFAULT, DEFAULT.id(table));
+      assert.deepEqual(t.Properties, {
+        TableName: name,
+        AttributeDefinitions: [
+          { AttributeName: 'PK', AttributeType: 'S' },
+          { AttributeName: 'SK', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'PK', KeyType: 'HASH' },
+          { AttributeName: 'SK', KeyType: 'RANGE' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true },
+        DeletionProtectionEnabled: true,
+      });
+    }
   });
 
   it('deletion protection can be turned off', () => {
     const s = synth({ deletionProtection: false });
-    for (const table of [s.construct.sessions, s.construct.counters]) {
+    for (const table of [s.construct.sessions, s.construct.counters, s.construct.viewers]) {
       assert.equal(resource(s, s.id(table)).Properties.DeletionProtectionEnabled, false);
     }
   });
 
-  it('exactly two tables', () => {
-    DEFAULT.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+  it('exactly three tables', () => {
+    DEFAULT.template.resourceCountIs('AWS::DynamoDB::Table', 3);
   });
 
-  it('pointInTimeRecovery: false turns PITR off on both tables and records the checkov skip', () => {
+  it('pointInTimeRecovery: false turns PITR off on every table and records the checkov skip', () => {
     const s = synth({ pointInTimeRecovery: false });
-    for (const table of [s.construct.sessions, s.construct.counters]) {
+    for (const table of [s.construct.sessions, s.construct.counters, s.construct.viewers]) {
       const t = resource(s, s.id(table));
       assert.deepEqual(t.Properties.PointInTimeRecoverySpecification, { PointInTimeRecoveryEnabled: false });
       assert.ok(t.Metadata.checkov.skip.some((x: any) => x.id === 'CKV_AWS_28'));
@@ -191,9 +197,16 @@ describe('tables', () => {
   });
 
   it('table names and removal policy follow the props', () => {
-    const s = synth({ sessionsTable: 'live-s', countersTable: 'live-c', removalPolicy: RemovalPolicy.DESTROY });
+    const s = synth({
+      sessionsTable: 'live-s',
+      countersTable: 'live-c',
+      viewersTable: 'live-v',
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     assert.equal(resource(s, s.id(s.construct.sessions)).Properties.TableName, 'live-s');
     assert.equal(resource(s, s.id(s.construct.counters)).Properties.TableName, 'live-c');
+    assert.equal(resource(s, s.id(s.construct.viewers)).Properties.TableName, 'live-v');
+    assert.throws(() => synth({ viewersTable: 'live-c', countersTable: 'live-c' }), /viewersTable must differ/);
     assert.equal(resource(s, s.id(s.construct.sessions)).DeletionPolicy, 'Delete');
   });
 });
@@ -313,6 +326,7 @@ describe('functions', () => {
     const s = synth({
       sessionsTable: 'my-sessions',
       countersTable: 'my-counters',
+      viewersTable: 'my-viewers',
       windowSeconds: 30,
       bucketSeconds: 10,
       graceSeconds: 120,
@@ -326,6 +340,7 @@ describe('functions', () => {
       LIVECOUNT_DEPLOYMENT: 'live-eu',
       LIVECOUNT_SESSIONS_TABLE: 'my-sessions',
       LIVECOUNT_COUNTERS_TABLE: 'my-counters',
+      LIVECOUNT_VIEWERS_TABLE: 'my-viewers',
       LIVECOUNT_WINDOW_SECONDS: '30',
       LIVECOUNT_BUCKET_SECONDS: '10',
       LIVECOUNT_GRACE_SECONDS: '120',
@@ -780,10 +795,11 @@ describe('IAM', () => {
     }
   });
 
-  it('aggregate: its own log group, UpdateItem on the counters table, read the sessions stream, send to the on-failure queue', () => {
+  it('aggregate: its own log group, UpdateItem on the counters and viewers tables, read the sessions stream, send to the on-failure queue', () => {
     assert.deepEqual(inline('aggregate'), [
       logs('aggregate'),
       { Sid: 'WriteCounters', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: getAtt(DEFAULT.id(c.counters), 'Arn') },
+      { Sid: 'MarkViewers', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: getAtt(DEFAULT.id(c.viewers), 'Arn') },
       {
         Sid: 'ReadSessionsStream',
         Effect: 'Allow',
@@ -1304,6 +1320,7 @@ describe('app', () => {
       windowSeconds: '20',
       sessionShards: '64',
       countersTable: 'ctx-counters',
+      viewersTable: 'ctx-viewers',
       signedSessions: 'false',
       badgeCdn: 'false',
       edgeCorsOrigins: 'https://tv.example',
@@ -1325,6 +1342,7 @@ describe('app', () => {
           LIVECOUNT_WINDOW_SECONDS: '20',
           LIVECOUNT_SESSION_SHARDS: '64',
           LIVECOUNT_COUNTERS_TABLE: 'ctx-counters',
+          LIVECOUNT_VIEWERS_TABLE: 'ctx-viewers',
         }),
       },
       ReservedConcurrentExecutions: 5,

@@ -15,6 +15,7 @@ locals {
 
   sessions_table = coalesce(var.sessions_table, "${var.name_prefix}-sessions")
   counters_table = coalesce(var.counters_table, "${var.name_prefix}-counters")
+  viewers_table  = coalesce(var.viewers_table, "${var.name_prefix}-viewers")
 
   # The data's life: past W + B + G after its receive time, no count depends on an event.
   data_life_seconds        = var.window_seconds + var.bucket_seconds + var.grace_seconds
@@ -35,6 +36,7 @@ locals {
     LIVECOUNT_DEPLOYMENT            = var.name_prefix
     LIVECOUNT_SESSIONS_TABLE        = local.sessions_table
     LIVECOUNT_COUNTERS_TABLE        = local.counters_table
+    LIVECOUNT_VIEWERS_TABLE         = local.viewers_table
     LIVECOUNT_WINDOW_SECONDS        = tostring(var.window_seconds)
     LIVECOUNT_BUCKET_SECONDS        = tostring(var.bucket_seconds)
     LIVECOUNT_GRACE_SECONDS         = tostring(var.grace_seconds)
@@ -130,6 +132,12 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:UpdateItem"]
         Resource = local.r.counters_table_arn
+      },
+      {
+        Sid      = "MarkViewers"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = local.r.viewers_table_arn
       },
       {
         Sid      = "ReadSessionsStream"

@@ -119,6 +119,7 @@ output "settings" {
     name_prefix                           = var.name_prefix
     sessions_table                        = local.sessions_table
     counters_table                        = local.counters_table
+    viewers_table                         = local.viewers_table
     point_in_time_recovery                = var.point_in_time_recovery
     deletion_protection                   = var.deletion_protection
     memory_size                           = var.memory_size

@@ -27,6 +27,20 @@ variable "counters_table" {
   }
 }
 
+variable "viewers_table" {
+  description = "LIVECOUNT_VIEWERS_TABLE: the viewers table's name (the markers that make unique viewers exact). Default \"<name_prefix>-viewers\"."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.viewers_table == null ? true : can(regex("^[A-Za-z0-9_.-]{3,255}$", var.viewers_table))
+    error_message = "viewers_table (LIVECOUNT_VIEWERS_TABLE) must be 3-255 characters of [A-Za-z0-9_.-]."
+  }
+  validation {
+    condition     = var.viewers_table == null || (var.viewers_table != var.sessions_table && var.viewers_table != var.counters_table)
+    error_message = "viewers_table must differ from sessions_table and counters_table."
+  }
+}
+
 variable "window_seconds" {
   description = "LIVECOUNT_WINDOW_SECONDS (W): a session counts until W seconds after its last watching event was received."
   type        = number
@@ -112,14 +126,14 @@ variable "name_prefix" {
 # ---- Tables ---------------------------------------------------------------------------------------
 
 variable "point_in_time_recovery" {
-  description = "Point-in-time recovery on both tables."
+  description = "Point-in-time recovery on every table."
   type        = bool
   default     = true
   nullable    = false
 }
 
 variable "deletion_protection" {
-  description = "Deletion protection on both tables."
+  description = "Deletion protection on every table."
   type        = bool
   default     = true
   nullable    = false
@@ -504,6 +518,7 @@ variable "resources" {
     sessions_table_arn           = string
     sessions_stream_arn          = string
     counters_table_arn           = string
+    viewers_table_arn            = string
     events_queue_arn             = string
     events_queue_name            = string
     dead_letter_queue_arn        = string

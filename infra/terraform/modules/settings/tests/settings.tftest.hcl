@@ -6,6 +6,7 @@ variables {
     sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
     sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
     counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+    viewers_table_arn            = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-viewers"
     events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
     events_queue_name            = "livecount-events"
     dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
@@ -46,6 +47,7 @@ run "defaults_are_the_documented_ones" {
       LIVECOUNT_DEPLOYMENT            = "livecount"
       LIVECOUNT_SESSIONS_TABLE        = "livecount-sessions"
       LIVECOUNT_COUNTERS_TABLE        = "livecount-counters"
+      LIVECOUNT_VIEWERS_TABLE         = "livecount-viewers"
       LIVECOUNT_WINDOW_SECONDS        = "15"
       LIVECOUNT_BUCKET_SECONDS        = "5"
       LIVECOUNT_GRACE_SECONDS         = "60"
@@ -129,6 +131,7 @@ run "props_rename_through_to_the_environment_variables" {
   variables {
     sessions_table        = "my-sessions"
     counters_table        = "my-counters"
+    viewers_table         = "my-viewers"
     window_seconds        = 30
     bucket_seconds        = 10
     grace_seconds         = 120
@@ -142,6 +145,7 @@ run "props_rename_through_to_the_environment_variables" {
       LIVECOUNT_DEPLOYMENT            = "livecount"
       LIVECOUNT_SESSIONS_TABLE        = "my-sessions"
       LIVECOUNT_COUNTERS_TABLE        = "my-counters"
+      LIVECOUNT_VIEWERS_TABLE         = "my-viewers"
       LIVECOUNT_WINDOW_SECONDS        = "30"
       LIVECOUNT_BUCKET_SECONDS        = "10"
       LIVECOUNT_GRACE_SECONDS         = "120"
@@ -243,6 +247,12 @@ run "each_role_gets_only_the_actions_its_function_calls" {
         Effect   = "Allow"
         Action   = ["dynamodb:UpdateItem"]
         Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      },
+      {
+        Sid      = "MarkViewers"
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-viewers"
       },
       {
         Sid      = "ReadSessionsStream"
@@ -661,6 +671,15 @@ run "same_tables_are_refused" {
   expect_failures = [var.counters_table]
 }
 
+run "a_viewers_table_named_as_another_is_refused" {
+  command = plan
+  variables {
+    counters_table = "same"
+    viewers_table  = "same"
+  }
+  expect_failures = [var.viewers_table]
+}
+
 run "max_receive_count_0_is_refused" {
   command = plan
   variables { max_receive_count = 0 }
@@ -985,6 +1004,7 @@ run "without_public_edge_there_is_no_edge" {
       sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
       sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
       counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      viewers_table_arn            = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-viewers"
       events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
       events_queue_name            = "livecount-events"
       dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
@@ -1318,6 +1338,7 @@ run "the_shield_without_its_origin_secret_is_an_error" {
       sessions_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions"
       sessions_stream_arn          = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-sessions/stream/2026-01-01T00:00:00.000"
       counters_table_arn           = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-counters"
+      viewers_table_arn            = "arn:aws:dynamodb:eu-west-1:123456789012:table/livecount-viewers"
       events_queue_arn             = "arn:aws:sqs:eu-west-1:123456789012:livecount-events"
       events_queue_name            = "livecount-events"
       dead_letter_queue_arn        = "arn:aws:sqs:eu-west-1:123456789012:livecount-events-dlq"
