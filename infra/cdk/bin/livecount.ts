@@ -21,6 +21,7 @@ const outputs: [string, string, string][] = [
   ['ReadUrl', livecount.readUrl.url, 'GET /api/streams/{id}, GET /api/streams, GET / (IAM: sign with SigV4)'],
   ['SessionsTableName', livecount.sessions.tableName, 'LIVECOUNT_SESSIONS_TABLE'],
   ['CountersTableName', livecount.counters.tableName, 'Dashboards GetItem {PK: streamId, SK: "live"} here'],
+  ['ViewersTableName', livecount.viewers.tableName, 'LIVECOUNT_VIEWERS_TABLE: the markers behind unique viewers'],
   ['DashboardName', livecount.dashboard.dashboardName, 'The CloudWatch dashboard'],
 ];
 if (livecount.badgeUrl) {

@@ -1393,6 +1393,7 @@ describe('app', () => {
       'ReadUrl',
       'SessionsTableName',
       'TokenSecretArn',
+      'ViewersTableName',
     ]);
     const [urlId] = Object.entries(template.Resources as Record<string, any>).find(
       ([, r]) => r.Type === 'AWS::Lambda::Url' && r.Properties.AuthType === 'NONE',
