@@ -30,7 +30,7 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
 use livecount_core::breakdown::{Dimensions, value_moves};
 use livecount_core::figures::{
@@ -345,13 +345,24 @@ impl Aggregator {
             records: records.len(),
             ..AggregateReport::default()
         };
-        let by_stream = self.moves_by_stream(records, &mut report);
-        let outcomes = stream::iter(by_stream)
-            .map(|(stream_id, mut moves)| async move {
-                let outcome = if near(deadline) {
+        let mut by_stream = self.moves_by_stream(records, &mut report);
+        let mut unmarked = self.mark_viewers(&mut by_stream, now).await;
+        let streams = by_stream.into_iter().map(|(stream_id, moves)| {
+            let unmarked = unmarked.remove(&stream_id);
+            (stream_id, moves, unmarked)
+        });
+        let outcomes = stream::iter(streams)
+            .map(|(stream_id, moves, unmarked)| async move {
+                let outcome = if let Some(source) = unmarked {
+                    // Its viewers' markers could not be written: not counted now, retried.
+                    StreamOutcome::Failed(StreamUpdateError {
+                        stream_id: stream_id.clone(),
+                        source,
+                    })
+                } else if near(deadline) {
                     StreamOutcome::Deferred
                 } else {
-                    match self.update_stream(&stream_id, &mut moves, now).await {
+                    match self.update_stream(&stream_id, &moves, now).await {
                         Ok(done) => StreamOutcome::Done(done),
                         Err(error) => StreamOutcome::Failed(error),
                     }
@@ -389,6 +400,66 @@ impl Aggregator {
         report.log();
         livecount_core::metrics::emit("aggregate", &report.metrics());
         report
+    }
+
+    /// Marks the viewers of the batch's moves that create a session's row with a `userId`, before
+    /// any counter update (one `UpdateItem` each, [`Store::mark_viewer`], at most
+    /// `max_concurrent_writes` at once), and sets `new_viewer` on the moves whose record is the
+    /// first to see its viewer. A viewer's later moves in the same batch are not marked: the
+    /// first in batch order is the one that may count. A redelivery of the same records gets the
+    /// same answers (the marker keeps the first record's id), so its runs are cut the same way and
+    /// its receipts keep the viewers it counted from counting twice.
+    ///
+    /// Returns the streams whose markers failed transiently: they are failed for the batch's
+    /// retry, before their counter update. A marker DynamoDB rejects (it will fail the same way
+    /// again) is logged and its viewer left uncounted, so the live count is never held back by
+    /// a figure.
+    async fn mark_viewers(
+        &self,
+        by_stream: &mut BTreeMap<StreamId, StreamMoves>,
+        now: i64,
+    ) -> BTreeMap<StreamId, StoreError> {
+        let mut marks = Vec::new();
+        for (stream_id, moves) in by_stream.iter() {
+            let mut seen = std::collections::HashSet::new();
+            for (i, user) in &moves.viewers {
+                if let Some(m) = moves.sessions.get(*i)
+                    && seen.insert(user.as_str())
+                {
+                    marks.push((stream_id.clone(), *i, user.clone(), m.record_id.clone()));
+                }
+            }
+        }
+        let (shards, expires_at) = (self.config.session_shards, self.config.counter_expiry(now));
+        let answers = stream::iter(marks)
+            .map(|(stream_id, i, user, record)| async move {
+                let answer = self
+                    .store
+                    .mark_viewer(&stream_id, shards, &user, &record, now, expires_at)
+                    .await;
+                (stream_id, i, answer)
+            })
+            .buffer_unordered(self.config.max_concurrent_writes.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut failed = BTreeMap::new();
+        for (stream_id, i, answer) in answers {
+            match answer {
+                Ok(first) => {
+                    let moves = by_stream.get_mut(&stream_id);
+                    if let Some(m) = moves.and_then(|moves| moves.sessions.get_mut(i)) {
+                        m.new_viewer = first;
+                    }
+                }
+                Err(error) if !error.is_retryable() => {
+                    tracing::error!(stream_id = stream_id.as_str(), error = %error_chain(&error), "viewer marker rejected; this viewer is not counted among the unique viewers");
+                }
+                Err(error) => {
+                    failed.entry(stream_id).or_insert(error);
+                }
+            }
+        }
+        failed
     }
 
     /// Removes the receipts of a batch that succeeded; a failure only leaves a receipt for the
@@ -461,10 +532,9 @@ impl Aggregator {
     async fn update_stream(
         &self,
         stream_id: &StreamId,
-        moves: &mut StreamMoves,
+        moves: &StreamMoves,
         now: i64,
     ) -> Result<StreamDone, StreamUpdateError> {
-        self.mark_viewers(stream_id, moves, now).await?;
         let mut done = StreamDone::default();
         // The counter before this invocation's first update of the stream, and after its last.
         let (mut before, mut latest) = (None, None);
@@ -480,50 +550,6 @@ impl Aggregator {
                 .await;
         }
         Ok(done)
-    }
-
-    /// Marks the viewer of every move that creates a session's row with a `userId` (one
-    /// `UpdateItem` each, [`Store::mark_viewer`]), and sets `new_viewer` on the moves whose
-    /// record is the first to see its viewer. A redelivery of the same records gets the same
-    /// answers (the marker keeps the first record's id), so its runs are cut the same way and its
-    /// receipt keeps the viewers it counted from counting twice.
-    async fn mark_viewers(
-        &self,
-        stream_id: &StreamId,
-        moves: &mut StreamMoves,
-        now: i64,
-    ) -> Result<(), StreamUpdateError> {
-        if moves.viewers.is_empty() {
-            return Ok(());
-        }
-        let expires_at = self.config.counter_expiry(now);
-        let shards = self.config.session_shards;
-        let sessions = &moves.sessions;
-        let firsts = stream::iter(&moves.viewers)
-            .filter_map(|(i, user)| {
-                let record = sessions.get(*i).map(|m| m.record_id.as_str());
-                futures::future::ready(record.map(|record| (*i, user, record)))
-            })
-            .map(|(i, user, record)| async move {
-                let first = self
-                    .store
-                    .mark_viewer(stream_id, shards, user, record, now, expires_at)
-                    .await?;
-                Ok::<_, StoreError>((i, first))
-            })
-            .buffer_unordered(self.config.max_concurrent_writes.max(1))
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|source| StreamUpdateError {
-                stream_id: stream_id.clone(),
-                source,
-            })?;
-        for (i, first) in firsts {
-            if let Some(m) = moves.sessions.get_mut(i) {
-                m.new_viewer = first;
-            }
-        }
-        Ok(())
     }
 
     /// Applies one run of a stream's records under its receipt: a first delivery applies them

@@ -14,4 +14,5 @@ mod ingest_rules;
 mod public_edge;
 mod stream_retries;
 mod ttl;
+mod unique_viewers;
 mod unordered_sqs;
