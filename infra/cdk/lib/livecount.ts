@@ -1120,12 +1120,13 @@ export class Livecount extends Construct {
       datapointsToAlarm: 3,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    for (const [key, table] of [
-      ['SessionsTableThrottled', this.sessions],
-      ['CountersTableThrottled', this.counters],
+    for (const [key, table, name] of [
+      ['SessionsTableThrottled', this.sessions, 'sessions'],
+      ['CountersTableThrottled', this.counters, 'counters'],
+      ['ViewersTableThrottled', this.viewers, 'viewers'],
     ] as const) {
       alarm(key, {
-        alarmDescription: `livecount: DynamoDB throttled requests on ${key.startsWith('Sessions') ? 'the sessions' : 'the counters'} table (docs/operations.md)`,
+        alarmDescription: `livecount: DynamoDB throttled requests on the ${name} table (docs/operations.md)`,
         metric: new cloudwatch.MathExpression({
           expression: 'FILL(reads, 0) + FILL(writes, 0)',
           usingMetrics: {

@@ -934,8 +934,9 @@ describe('alarms', () => {
       'SecondsMissed',
       'SessionsTableThrottled',
       'UnreadableRecords',
+      'ViewersTableThrottled',
     ]);
-    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 21);
+    DEFAULT.template.resourceCountIs('AWS::CloudWatch::Alarm', 22);
     for (const [key, a] of Object.entries(c.alarms)) {
       const p = resource(DEFAULT, DEFAULT.id(a)).Properties;
       assert.equal(p.TreatMissingData, key === 'PipelineStalled' ? 'breaching' : 'notBreaching', key);
@@ -1004,6 +1005,7 @@ describe('alarms', () => {
     for (const [key, table] of [
       ['SessionsTableThrottled', c.sessions],
       ['CountersTableThrottled', c.counters],
+      ['ViewersTableThrottled', c.viewers],
     ] as const) {
       const a = alarm(DEFAULT, key);
       assert.equal(expression(a), 'FILL(reads, 0) + FILL(writes, 0)');
@@ -1132,7 +1134,7 @@ describe('alarms', () => {
     const topic = new sns.Topic(stack, 'Topic');
     new Livecount(stack, 'Livecount', { ...codeProps, alarmActions: [new SnsAction(topic)] });
     const alarms = Template.fromStack(stack).findResources('AWS::CloudWatch::Alarm');
-    assert.equal(Object.keys(alarms).length, 21);
+    assert.equal(Object.keys(alarms).length, 22);
     for (const a of Object.values(alarms)) {
       assert.deepEqual(a.Properties.AlarmActions, [ref(stack.getLogicalId(topic.node.defaultChild as CfnElement))]);
     }

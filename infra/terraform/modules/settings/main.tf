@@ -398,7 +398,7 @@ locals {
     })
   }]...)
 
-  table_alarms = { for t, name in { sessions = local.sessions_table, counters = local.counters_table } : "${t}_table_throttled" => merge(local.alarm_defaults, local.math, {
+  table_alarms = { for t, name in { sessions = local.sessions_table, counters = local.counters_table, viewers = local.viewers_table } : "${t}_table_throttled" => merge(local.alarm_defaults, local.math, {
     description = "livecount: DynamoDB throttled requests on the ${t} table (docs/operations.md)"
     expression  = "FILL(reads, 0) + FILL(writes, 0)"
     queries = [

@@ -351,7 +351,7 @@ run "the_documented_alarms" {
       "ingest_errors", "ingest_throttles", "aggregate_errors", "aggregate_throttles", "read_errors", "read_throttles",
       "edge_errors", "edge_throttles", "edge_refusals", "edge_writes_failed",
       "dead_letter_arrivals", "aggregate_failure_arrivals", "aggregate_iterator_age", "events_queue_age",
-      "pipeline_stalled", "sessions_table_throttled", "counters_table_throttled",
+      "pipeline_stalled", "sessions_table_throttled", "counters_table_throttled", "viewers_table_throttled",
       "messages_invalid", "records_not_applied", "unreadable_records", "seconds_missed",
     ])
     error_message = "alarms: ${jsonencode(keys(output.alarms))}"
@@ -405,7 +405,7 @@ run "the_documented_alarms" {
   }
 
   assert {
-    condition = alltrue([for t in ["sessions", "counters"] :
+    condition = alltrue([for t in ["sessions", "counters", "viewers"] :
       output.alarms["${t}_table_throttled"].expression == "FILL(reads, 0) + FILL(writes, 0)" &&
       output.alarms["${t}_table_throttled"].queries[1].metric_name == "WriteThrottleEvents" &&
       output.alarms["${t}_table_throttled"].queries[1].dimensions == { TableName = "livecount-${t}" }
