@@ -93,6 +93,15 @@ fn start_of(stream: &str, session: &str, user: &str, now_ms: i64) -> String {
     event_body_with(stream, session, "start", now_ms, &[("userId", json!(user))])
 }
 
+/// The summary of `id` once every minute so far has settled: 70 s on, a publication made.
+async fn settled_summary(p: &mut Pipeline, id: &str) -> livecount_core::read::Summary {
+    p.clock.advance_ms(70_000);
+    p.publish_history(&[id]).await;
+    livecount_core::read::summary(&p.store, &stream(id), p.clock.now_seconds())
+        .await
+        .expect("summary")
+}
+
 /// Three sessions of one viewer (two in one delivery, one a minute later) and one of another:
 /// 4 sessions started, 2 unique viewers, once every minute has settled.
 #[tokio::test]
@@ -110,11 +119,7 @@ async fn each_viewer_counts_once_however_many_sessions_they_start() {
     let now = p.clock.now_ms();
     p.send([start_of("uv", "s4", "ada", now)]).await;
     p.aggregate().await;
-    p.clock.advance_ms(70_000);
-    p.publish_history(&["uv"]).await;
-    let summary = livecount_core::read::summary(&p.store, &stream("uv"), p.clock.now_seconds())
-        .await
-        .expect("summary");
+    let summary = settled_summary(&mut p, "uv").await;
     assert_eq!(
         (summary.sessions_started, summary.unique_viewers),
         (4, 2),
@@ -174,11 +179,7 @@ async fn rejected_markers_hold_back_neither_the_count_nor_sessions_started() {
         .await
         .expect("count");
     assert_eq!(count.viewers, 2);
-    p.clock.advance_ms(70_000);
-    p.publish_history(&["rej"]).await;
-    let summary = livecount_core::read::summary(&p.store, &stream("rej"), p.clock.now_seconds())
-        .await
-        .expect("summary");
+    let summary = settled_summary(&mut p, "rej").await;
     assert_eq!(
         (summary.sessions_started, summary.unique_viewers),
         (2, 0),
