@@ -41,7 +41,9 @@ use livecount_core::histogram::{
     plan_counter_update, runs,
 };
 use livecount_core::ids::StreamId;
-use livecount_core::model::{CounterItem, HourItem, ItemKey, LifetimeItem, SessionImage};
+use livecount_core::model::{
+    CounterItem, HourItem, ImageViewer, ItemKey, LifetimeItem, SessionImage,
+};
 use livecount_core::store::CounterWrite;
 use livecount_core::{Clock, Config, Store, StoreError, Timing, error_chain};
 use std::collections::{BTreeMap, HashMap};
@@ -1011,10 +1013,12 @@ pub fn read_record(record: &EventRecord, timing: &Timing) -> Result<RecordRead, 
         (None, _) => made,
     };
     let new_session = old.is_none() && new.is_some();
-    let viewer = new
-        .as_ref()
-        .filter(|_| new_session)
-        .and_then(|i| i.user_id.clone());
+    let viewer = match new_session {
+        true => projected::<ImageViewer>(&change.new_image, &ImageViewer::ATTRIBUTES)
+            .ok()
+            .and_then(|v| v.user_id),
+        false => None,
+    };
     let dimensions = |image: &Option<SessionImage>| image.as_ref().map(|i| i.dimensions.clone());
     let (old_dimensions, new_dimensions) = (dimensions(&old), dimensions(&new));
     let left = old

@@ -577,16 +577,11 @@ pub fn plan_counter_update(
         .collect();
     let prune_starts = known.starts.range(..=oldest_read).copied().collect();
     // A minute is pruned once its last second is no longer read.
-    let prune_new_sessions = known
-        .new_sessions
-        .range(..=oldest_read - 59)
-        .copied()
-        .collect();
-    let prune_new_viewers = known
-        .new_viewers
-        .range(..=oldest_read - 59)
-        .copied()
-        .collect();
+    let unread_minutes = |minutes: &BTreeSet<i64>| -> BTreeSet<i64> {
+        minutes.range(..=oldest_read - 59).copied().collect()
+    };
+    let prune_new_sessions = unread_minutes(&known.new_sessions);
+    let prune_new_viewers = unread_minutes(&known.new_viewers);
     let key = ReceiptKey::of_first_record(&first.record_id);
     let stale_receipts = known
         .receipts

@@ -140,19 +140,29 @@ pub struct SessionImage {
     /// Receive time of the row's event (epoch ms): when the row's state began.
     #[serde(default)]
     pub recv_at: Option<i64>,
-    /// The player's `userId`, if it sent one (unique viewers).
-    #[serde(default)]
-    pub user_id: Option<String>,
     /// Its dimensions (the breakdowns move a session between their values).
     #[serde(flatten)]
     pub dimensions: crate::breakdown::Dimensions,
 }
 
+/// The viewer of a session image: read only from the new image of a record that creates a
+/// session's row (unique viewers), so no other record copies it.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageViewer {
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+impl ImageViewer {
+    /// The attribute it reads.
+    pub const ATTRIBUTES: [&'static str; 1] = ["userId"];
+}
+
 impl SessionImage {
     /// The attributes it reads from an image.
-    pub const ATTRIBUTES: [&'static str; 10] = [
-        "PK", "expDate", "watching", "recvAt", "userId", "device", "player", "cdn", "label",
-        "country",
+    pub const ATTRIBUTES: [&'static str; 9] = [
+        "PK", "expDate", "watching", "recvAt", "device", "player", "cdn", "label", "country",
     ];
 
     /// The stream and shard of `PK = "{streamId}#{shard}"`.

@@ -127,20 +127,24 @@ const ENV_DEFAULTS = {
 
 describe('tables', () => {
   const { construct: c } = DEFAULT;
+  // Every table's keys: string PK and SK.
+  const PK_SK_KEYS = {
+    AttributeDefinitions: [
+      { AttributeName: 'PK', AttributeType: 'S' },
+      { AttributeName: 'SK', AttributeType: 'S' },
+    ],
+    KeySchema: [
+      { AttributeName: 'PK', KeyType: 'HASH' },
+      { AttributeName: 'SK', KeyType: 'RANGE' },
+    ],
+  };
 
   it('sessions: PK/SK strings, on demand, TTL on expDate, NEW_AND_OLD_IMAGES stream, PITR, SSE', () => {
     const t = resource(DEFAULT, DEFAULT.id(c.sessions));
     assert.equal(t.Type, 'AWS::DynamoDB::Table');
     assert.deepEqual(t.Properties, {
       TableName: 'Test-sessions',
-      AttributeDefinitions: [
-        { AttributeName: 'PK', AttributeType: 'S' },
-        { AttributeName: 'SK', AttributeType: 'S' },
-      ],
-      KeySchema: [
-        { AttributeName: 'PK', KeyType: 'HASH' },
-        { AttributeName: 'SK', KeyType: 'RANGE' },
-      ],
+      ...PK_SK_KEYS,
       BillingMode: 'PAY_PER_REQUEST',
       TimeToLiveSpecification: { AttributeName: 'expDate', Enabled: true },
       StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
@@ -159,14 +163,7 @@ describe('tables', () => {
       const t = resource(DEFAULT, DEFAULT.id(table));
       assert.deepEqual(t.Properties, {
         TableName: name,
-        AttributeDefinitions: [
-          { AttributeName: 'PK', AttributeType: 'S' },
-          { AttributeName: 'SK', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'PK', KeyType: 'HASH' },
-          { AttributeName: 'SK', KeyType: 'RANGE' },
-        ],
+        ...PK_SK_KEYS,
         BillingMode: 'PAY_PER_REQUEST',
         TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
